@@ -1,0 +1,1 @@
+"""Offline evaluation of calibrators on recorded LLM outputs (no model, no network)."""
