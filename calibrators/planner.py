@@ -1,0 +1,382 @@
+"""The online planner: for each arriving MCQ, which option orders to ask, and what they mean.
+
+One :class:`PermutationPlanner` lives per calibration key. For each question, :meth:`start`
+returns a :class:`QuestionRun`; the caller asks the upstream for every order that
+:meth:`QuestionRun.pending` hands out (concurrently: they are independent), feeds each answer to
+:meth:`QuestionRun.observe`, and repeats until ``pending()`` is empty; :meth:`QuestionRun.result`
+then returns the calibrated answer. The proxy and the offline evaluation drive this same object.
+
+Methods:
+
+- ``none``: one call, the raw answer.
+- ``cyclic`` / ``full``: every cyclic shift / every permutation at once, averaged (baselines).
+- ``pride``: the first ``warmup`` questions of a key, and a fraction ``alpha`` afterwards, ask all
+  cyclic shifts: their per-question priors feed the :class:`PriorEstimator`, and their answer is the
+  cyclic average. Every other question costs one call, debiased by the current prior.
+- ``adaptive`` (ours): as ``pride``, but when a debiased answer is uncertain, ask one more cyclic
+  shift at a time — the one that moves the current favourite to the position the prior favours
+  least — and pool the debiased observations in log space (a product of experts). Stop as soon as
+  the last two observations agree on the answer, or the pooled log-odds margin between the top two
+  options clears a threshold, or every shift was asked. The threshold adapts online so that the
+  mean number of upstream calls per question tracks ``budget`` (capped at ``max_threshold``: past
+  a clear decision, more orders only add noise); a hard guard never lets the running mean exceed
+  the budget once the warm-up is paid for. A question that ends with every shift asked also
+  refreshes the prior at no extra cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from calibrators.permutation import (
+    FloatArray,
+    Perm,
+    PriorEstimator,
+    average_orders,
+    cyclic_permutations,
+    debias,
+    full_permutations,
+    normalise,
+    question_prior,
+    to_original,
+)
+from calibrators.referential import Handling
+
+Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
+Role = Literal["baseline", "warmup", "refresh", "single", "adaptive", "undebiased"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
+
+
+def top2_margin(p: npt.ArrayLike) -> float:
+    s = np.sort(np.asarray(p, dtype=np.float64))
+    return float(s[-1] - s[-2])
+
+
+def _softmax(logits: FloatArray) -> FloatArray:
+    w = np.exp(logits - logits.max())
+    return w / w.sum()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class McqResult:
+    """The calibrated answer to one question, in the original option order."""
+
+    probs: FloatArray  # calibrated distribution over the original options
+    raw_probs: FloatArray  # the first observation (original order), mapped back
+    prior: FloatArray | None  # the position prior that was divided out, if any
+    orders: tuple[Perm, ...]  # every order asked, in the order asked
+    handling: Handling
+    role: Role  # why this question cost what it did
+
+    @property
+    def index(self) -> int:
+        return int(np.argmax(self.probs))
+
+    @property
+    def calls(self) -> int:
+        return len(self.orders)
+
+    @property
+    def margin(self) -> float:
+        return top2_margin(self.probs)
+
+
+class QuestionRun:
+    """One question in flight: hands out orders, takes answers, produces the result."""
+
+    def __init__(
+        self,
+        planner: PermutationPlanner,
+        role: Role,
+        handling: Handling,
+        fixed: tuple[int, ...],
+        first: Sequence[Perm],
+    ) -> None:
+        self._planner = planner
+        self.role: Role = role
+        self.handling: Handling = handling
+        self.fixed = fixed
+        self._cyclic = cyclic_permutations(planner.n, fixed)
+        self._prior = planner.estimator.prior if role in ("single", "adaptive") else None
+        self._asked: list[Perm] = []
+        self._obs: dict[Perm, FloatArray] = {}
+        self._queue: list[Perm] = list(first)
+        self._result: McqResult | None = None
+        self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
+
+    def pending(self) -> tuple[Perm, ...]:
+        """Orders to ask now (may be several, to be asked concurrently); empty when done."""
+        if self._queue:
+            batch = tuple(self._queue)
+            self._queue.clear()
+            self._asked.extend(batch)
+            self._planner._spend(len(batch))
+            return batch
+        if self._result is None and len(self._obs) == len(self._asked):
+            self._finish()
+        return ()
+
+    def observe(self, perm: Perm, probs_displayed: npt.ArrayLike) -> None:
+        """Record the upstream's distribution over displayed IDs for an order it was asked."""
+        perm = tuple(perm)
+        if perm not in self._asked or perm in self._obs:
+            raise ValueError(f"order {perm} was not handed out by pending(), or was observed twice")
+        p = normalise(probs_displayed)
+        if p.shape != (self._planner.n,):
+            raise ValueError(f"distribution has {p.size} entries, expected {self._planner.n}")
+        self._obs[perm] = p
+        if self.role == "adaptive" and len(self._obs) == len(self._asked):
+            nxt = self._planner._next_adaptive(self)
+            if nxt is not None:
+                self._queue.append(nxt)
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None or (
+            not self._queue and len(self._obs) == len(self._asked) and bool(self._asked)
+        )
+
+    def result(self) -> McqResult:
+        """The calibrated answer; valid once ``pending()`` has returned an empty tuple."""
+        if self._result is None:
+            if not self.done:
+                raise RuntimeError("result() before every handed-out order was observed")
+            self._finish()
+        assert self._result is not None
+        return self._result
+
+    # -- internals -------------------------------------------------------------------------
+
+    def debiased_logs(self) -> FloatArray:
+        """(k, n): log of each observation so far, debiased and mapped to original order."""
+        assert self._prior is not None
+        prior = self._prior
+        return np.log(
+            np.stack([to_original(debias(self._obs[perm], prior), perm) for perm in self._asked])
+        )
+
+    def debiased_estimate(self) -> FloatArray:
+        """Normalised geometric mean of the debiased observations so far (original order)."""
+        return _softmax(self.debiased_logs().mean(axis=0))
+
+    def _finish(self) -> None:
+        obs = [(perm, self._obs[perm]) for perm in self._asked]
+        first_perm, first = obs[0]
+        raw = to_original(first, first_perm)
+        probs = self.debiased_estimate() if self._prior is not None else average_orders(obs)
+        self._result = McqResult(
+            probs, raw, self._prior, tuple(self._asked), self.handling, self.role
+        )
+        self._planner._completed(self)
+
+    def all_cyclic_seen(self) -> bool:
+        return all(c in self._obs for c in self._cyclic)
+
+    def cyclic_matrix(self) -> FloatArray:
+        return np.stack([self._obs[c] for c in self._cyclic])
+
+    def unasked_cyclic(self) -> list[Perm]:
+        return [c for c in self._cyclic if c not in self._asked]
+
+
+class PermutationPlanner:
+    """Per-key online state and the policy that decides what each question asks.
+
+    Parameters
+    ----------
+    n: number of options (2..10).
+    method: ``none``, ``pride``, ``cyclic``, ``full`` or ``adaptive``.
+    warmup: how many first questions of the key ask every cyclic order (prior estimation).
+    alpha: after the warm-up, the fraction of questions that ask every cyclic order to keep the
+        prior fresh (spread evenly: every ``1/alpha``-th question, no randomness).
+    budget: ``adaptive`` only — mean upstream calls per question to stay at or under.
+    threshold: ``adaptive`` only — the initial pooled log-odds margin (nats) below which a question
+        gets another order; it then adapts online to the budget (learning rate ``lr``, in nats per
+        extra call of error), between 0 and ``max_threshold`` (4 nats: odds of about 55 to 1).
+    max_count: passed to :class:`PriorEstimator` (None: plain running mean).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        method: Method = "pride",
+        *,
+        warmup: int = 8,
+        alpha: float = 0.02,
+        budget: float = 2.0,
+        threshold: float = 2.0,
+        max_threshold: float = 4.0,
+        lr: float = 0.2,
+        max_count: int | None = None,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {warmup}")
+        if method == "full" and math.factorial(n) > MAX_FULL_ORDERS:
+            raise ValueError(
+                f"full-permutation averaging needs {math.factorial(n)} calls for {n} options; "
+                f"it is offered up to {MAX_FULL_ORDERS} calls (5 options) — use 'cyclic' instead"
+            )
+        if method == "adaptive" and budget < 1.0 + alpha * (n - 1):
+            raise ValueError(
+                f"budget {budget} is below the cost of the prior refresh alone "
+                f"(1 + alpha * (n - 1) = {1.0 + alpha * (n - 1):.2f}); raise it or lower alpha"
+            )
+        self.estimator = PriorEstimator(n, max_count)
+        self.n = n
+        self.method: Method = method
+        self.warmup = warmup
+        self.alpha = alpha
+        self.budget = budget
+        self.threshold = threshold
+        self.max_threshold = max_threshold
+        self.lr = lr
+        # Counters, all persisted: questions started, upstream calls handed out, questions that
+        # counted toward the warm-up, questions after the warm-up (for the refresh schedule).
+        self.started = 0
+        self.spent = 0
+        self.warmed = 0
+        self.after_warmup = 0
+
+    # -- the public surface ----------------------------------------------------------------
+
+    @property
+    def mean_calls(self) -> float:
+        return self.spent / self.started if self.started else 0.0
+
+    def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
+        """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
+        fixed_t = tuple(sorted(set(fixed)))
+        if handling == "permuted" and fixed_t:
+            raise ValueError("fixed positions given but handling is 'permuted'")
+        self.started += 1
+        identity = tuple(range(self.n))
+        if handling == "undebiased" or self.method == "none":
+            role: Role = "undebiased" if handling == "undebiased" else "baseline"
+            return QuestionRun(self, role, handling, fixed_t, [identity])
+        cyclic = cyclic_permutations(self.n, fixed_t)
+        if self.method == "cyclic":
+            return QuestionRun(self, "baseline", handling, fixed_t, cyclic)
+        if self.method == "full":
+            return QuestionRun(
+                self, "baseline", handling, fixed_t, list(full_permutations(self.n, fixed_t))
+            )
+        estimation = self._estimation_role(handling)
+        if estimation is not None:
+            return QuestionRun(self, estimation, handling, fixed_t, cyclic)
+        return QuestionRun(
+            self,
+            "adaptive" if self.method == "adaptive" else "single",
+            handling,
+            fixed_t,
+            [identity],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable state (settings, counters and the prior)."""
+        return {
+            "n": self.n,
+            "method": self.method,
+            "warmup": self.warmup,
+            "alpha": self.alpha,
+            "budget": self.budget,
+            "threshold": self.threshold,
+            "max_threshold": self.max_threshold,
+            "lr": self.lr,
+            "started": self.started,
+            "spent": self.spent,
+            "warmed": self.warmed,
+            "after_warmup": self.after_warmup,
+            "estimator": self.estimator.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PermutationPlanner:
+        est = PriorEstimator.from_dict(d["estimator"])
+        p = cls(
+            int(d["n"]),
+            d["method"],
+            warmup=int(d["warmup"]),
+            alpha=float(d["alpha"]),
+            budget=float(d["budget"]),
+            threshold=float(d["threshold"]),
+            max_threshold=float(d["max_threshold"]),
+            lr=float(d["lr"]),
+            max_count=est.max_count,
+        )
+        p.estimator = est
+        p.started, p.spent = int(d["started"]), int(d["spent"])
+        p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
+        return p
+
+    # -- policy ----------------------------------------------------------------------------
+
+    def _estimation_role(self, handling: Handling) -> Role | None:
+        """'warmup' / 'refresh' when this question should ask every cyclic order, else None."""
+        if self.warmed < self.warmup:
+            # A kept-in-place question cannot estimate the whole prior, but while there is no
+            # prior the cyclic average is still the right answer for it.
+            if handling == "permuted":
+                self.warmed += 1
+            return "warmup"
+        self.after_warmup += 1
+        k = self.after_warmup
+        if math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha):
+            if self.method != "adaptive" or self._affordable(self.n - 1):
+                return "refresh"
+            self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
+        return None
+
+    def _affordable(self, extra_calls: int) -> bool:
+        # Hard guard: the running mean (this question included) never exceeds the budget.
+        return self.spent + extra_calls <= self.budget * self.started + 1e-9
+
+    def _next_adaptive(self, run: QuestionRun) -> Perm | None:
+        logs = run.debiased_logs()
+        remaining = run.unasked_cyclic()
+        if not remaining:
+            return None
+        if len(logs) >= 2 and int(np.argmax(logs[-1])) == int(np.argmax(logs[-2])):
+            return None  # two orders, the favourite at different positions, same answer
+        est = logs.sum(axis=0)
+        if top2_margin(est) >= self.threshold:
+            return None
+        if not self._affordable(1):
+            run.guard_blocked = True
+            return None
+        # Move the current favourite to the position the prior favours least: if it still wins
+        # there, the decision is robust; if it was riding on its position, this exposes it.
+        assert run._prior is not None
+        prior = run._prior
+        top = int(np.argmax(est))
+        return min(remaining, key=lambda perm: prior[perm.index(top)])
+
+    def _spend(self, calls: int) -> None:
+        self.spent += calls
+
+    def _completed(self, run: QuestionRun) -> None:
+        if run.handling == "permuted" and run.all_cyclic_seen():
+            self.estimator.update(question_prior(run.cyclic_matrix()))
+        if run.role == "adaptive" and not run.guard_blocked:
+            # A question the guard cut short says nothing about what the threshold would spend.
+            self._adapt_threshold(len(run._asked) - 1)
+
+    def _adapt_threshold(self, extras: int) -> None:
+        # Stochastic approximation toward the extra-call rate the budget leaves after the
+        # refresh share; the credit term pays back (or spends) what the warm-up left over.
+        credit = self.budget * self.started - self.spent
+        steady = self.budget - 1.0 - self.alpha * (self.n - 1)
+        target = min(max(steady + credit / 50.0, 0.0), float(self.n - 1))
+        step = self.threshold + self.lr * (target - extras)
+        self.threshold = min(max(step, 0.0), self.max_threshold)
