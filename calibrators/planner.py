@@ -200,7 +200,7 @@ class PermutationPlanner:
     budget: ``adaptive`` only — mean upstream calls per question to stay at or under.
     threshold: ``adaptive`` only — the initial pooled log-odds margin (nats) below which a question
         gets another order; it then adapts online to the budget (learning rate ``lr``, in nats per
-        extra call of error), between 0 and ``max_threshold`` (4 nats: odds of about 55 to 1).
+        extra call of error), between 0 and ``max_threshold`` (5 nats: odds of about 150 to 1).
     max_count: passed to :class:`PriorEstimator` (None: plain running mean).
     """
 
@@ -209,11 +209,11 @@ class PermutationPlanner:
         n: int,
         method: Method = "pride",
         *,
-        warmup: int = 8,
+        warmup: int = 4,
         alpha: float = 0.02,
         budget: float = 2.0,
-        threshold: float = 2.0,
-        max_threshold: float = 4.0,
+        threshold: float = 3.0,
+        max_threshold: float = 5.0,
         lr: float = 0.2,
         max_count: int | None = None,
     ) -> None:
@@ -333,7 +333,7 @@ class PermutationPlanner:
         self.after_warmup += 1
         k = self.after_warmup
         if math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha):
-            if self.method != "adaptive" or self._affordable(self.n - 1):
+            if self.method != "adaptive" or self._affordable(self.n):
                 return "refresh"
             self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
         return None

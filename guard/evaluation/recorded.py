@@ -55,7 +55,14 @@ class RecordedFormatError(ValueError):
 def load_recorded(path: str | Path) -> McqRecords | ClassifyRecords:
     """Read a recorded JSONL file and return its arrays; the format is detected from the fields."""
     p = Path(path)
-    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RecordedFormatError(f"{p}:{no}: not a JSON object ({exc.msg})") from exc
     if not rows:
         raise RecordedFormatError(f"{p}: no records")
     first = rows[0]

@@ -1,0 +1,62 @@
+"""The ``calguard`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from guard.evaluation.recorded import RecordedFormatError
+
+
+def _eval_offline(args: argparse.Namespace) -> int:
+    from guard.evaluation.offline import DEFAULT_BUDGETS, default_files, report
+
+    files = [Path(f) for f in args.files] or default_files()
+    budgets = tuple(args.budget) if args.budget else DEFAULT_BUDGETS
+    for i, f in enumerate(files):
+        if i:
+            print()
+        print(report(f, args.seeds, budgets), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calguard", description="Calibrate and guard LLM outputs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser(
+        "eval-offline",
+        help="evaluate every calibration method on recorded LLM outputs (no model, no network)",
+        description=(
+            "Replay recorded LLM output distributions through the calibrators and print one row "
+            "per method. With no FILE, every file in ../shared/data/recorded is evaluated."
+        ),
+    )
+    ev.add_argument("files", nargs="*", metavar="FILE", help="recorded JSONL file(s)")
+    ev.add_argument(
+        "--seeds", type=int, default=20, help="seeded arrival orders for online methods"
+    )
+    ev.add_argument(
+        "--budget",
+        type=float,
+        action="append",
+        help="adaptive budget(s) in calls per question (repeatable; default 1.5, 2, 3)",
+    )
+    ev.set_defaults(func=_eval_offline)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (FileNotFoundError, RecordedFormatError) as exc:
+        print(f"calguard: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""``calguard eval-offline``: every method side by side on recorded LLM outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from guard.evaluation.mcq import evaluate_mcq
+from guard.evaluation.recorded import ClassifyRecords, load_recorded
+from guard.evaluation.table import format_table
+
+DEFAULT_BUDGETS = (1.5, 2.0, 3.0)
+
+
+def default_recorded_dir() -> Path:
+    """``shared/data/recorded`` beside the project checkout (the built-in default input)."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "recorded"
+
+
+def default_files() -> list[Path]:
+    root = default_recorded_dir()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"no FILE given and {root} does not exist: pass a recorded JSONL file "
+            "(the formats of shared/data/recorded)"
+        )
+    return sorted(root.glob("*.jsonl"))
+
+
+def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -> str:
+    rec = load_recorded(path)
+    if isinstance(rec, ClassifyRecords):
+        # Imported here: the classification evaluation is only needed for such files.
+        from guard.evaluation.classify import cold_start, evaluate_classify
+
+        head = f"{path.name}: {len(rec)} inputs, labels {rec.label_words}"
+        parts = [
+            format_table(head, evaluate_classify(rec, seeds)),
+            format_table(
+                "cold start: accuracy over the first requests of a new key", cold_start(rec, seeds)
+            ),
+        ]
+        return "\n\n".join(parts)
+    head = f"{path.name}: {len(rec)} questions, {rec.n_options} options"
+    return format_table(head, evaluate_mcq(rec, seeds, budgets))

@@ -1,0 +1,211 @@
+"""The online planner: what each method asks, and what it makes of the answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from calibrators.permutation import Perm, cyclic_permutations, cyclic_shift, normalise
+from calibrators.planner import McqResult, PermutationPlanner, QuestionRun
+
+
+def prior_only_model(prior: np.ndarray, content: np.ndarray):
+    """A simulated model whose only bias is an ID-position prior."""
+
+    def answer(perm: Perm) -> np.ndarray:
+        return normalise(prior * content[list(perm)])
+
+    return answer
+
+
+def drive(run: QuestionRun, answer) -> McqResult:
+    while batch := run.pending():
+        for perm in batch:
+            run.observe(perm, answer(perm))
+    return run.result()
+
+
+PRIOR = np.array([0.1, 0.5, 0.3, 0.1])
+
+
+def test_none_asks_the_original_order_once() -> None:
+    planner = PermutationPlanner(4, "none")
+    res = drive(planner.start(), prior_only_model(PRIOR, np.array([0.4, 0.2, 0.2, 0.2])))
+    assert res.orders == ((0, 1, 2, 3),)
+    # raw answer: prior * content = [.04, .10, .06, .02] -> B wins although A is best.
+    assert res.index == 1
+    assert res.role == "baseline"
+    assert res.prior is None
+
+
+def test_cyclic_asks_every_shift_at_once_and_averages() -> None:
+    planner = PermutationPlanner(3, "cyclic")
+    run = planner.start()
+    batch = run.pending()
+    assert batch == ((0, 1, 2), (1, 2, 0), (2, 0, 1))
+    # Under shift k the model always puts all mass on displayed position 0, i.e. original
+    # option k: the cyclic average is uniform.
+    for perm in batch:
+        run.observe(perm, [1.0, 0.0, 0.0])
+    assert run.pending() == ()
+    np.testing.assert_allclose(run.result().probs, [1 / 3] * 3, atol=1e-9)
+
+
+def test_full_asks_every_permutation_and_refuses_too_many() -> None:
+    run = PermutationPlanner(3, "full").start()
+    assert len(run.pending()) == 6
+    with pytest.raises(ValueError, match="use 'cyclic'"):
+        PermutationPlanner(6, "full")
+
+
+def test_pride_warms_up_then_debiases_single_calls_exactly() -> None:
+    rng = np.random.default_rng(0)
+    planner = PermutationPlanner(4, "pride", warmup=3, alpha=0.0)
+    for _ in range(3):
+        res = drive(planner.start(), prior_only_model(PRIOR, normalise(rng.random(4))))
+        assert res.role == "warmup"
+        assert res.calls == 4
+    # Three prior-only questions pin the prior exactly.
+    np.testing.assert_allclose(planner.estimator.prior, PRIOR, atol=1e-9)
+    for _ in range(20):
+        content = normalise(rng.random(4) ** 2)
+        res = drive(planner.start(), prior_only_model(PRIOR, content))
+        assert res.calls == 1
+        assert res.role == "single"
+        np.testing.assert_allclose(res.probs, content, atol=1e-9)
+        np.testing.assert_allclose(res.prior, PRIOR, atol=1e-9)
+    assert planner.mean_calls == pytest.approx((3 * 4 + 20) / 23)
+
+
+def test_alpha_refreshes_an_exact_fraction_without_randomness() -> None:
+    planner = PermutationPlanner(4, "pride", warmup=2, alpha=0.25)
+    content = np.array([0.7, 0.1, 0.1, 0.1])
+    roles = [drive(planner.start(), prior_only_model(PRIOR, content)).role for _ in range(14)]
+    assert roles[:2] == ["warmup", "warmup"]
+    # After the warm-up, every 4th question refreshes: 4th, 8th, 12th.
+    assert [i for i, r in enumerate(roles[2:], 1) if r == "refresh"] == [4, 8, 12]
+
+
+def test_adaptive_stops_after_one_call_when_the_debiased_answer_is_clear() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0)
+    drive(planner.start(), prior_only_model(PRIOR, np.array([0.25, 0.25, 0.25, 0.25])))
+    res = drive(planner.start(), prior_only_model(PRIOR, np.array([0.97, 0.01, 0.01, 0.01])))
+    assert res.calls == 1
+    assert res.role == "adaptive"
+    assert res.index == 0
+
+
+def test_adaptive_moves_the_favourite_to_the_least_favoured_position() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+    drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+    run = planner.start()
+    (first,) = run.pending()
+    # After debiasing, option 2 leads narrowly; it sits at position 2 (prior 0.3).
+    run.observe(first, normalise(PRIOR * np.array([0.2, 0.2, 0.35, 0.25])))
+    (second,) = run.pending()
+    # Least-favoured positions are 0 and 3 (prior 0.1); the first shift (in cyclic order) that
+    # puts option 2 at position 0 is k=2: (2, 3, 0, 1).
+    assert second == (2, 3, 0, 1)
+
+
+def test_adaptive_stops_when_two_orders_agree() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+    drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+    # A prior-only model answers consistently, so the second order agrees with the first.
+    res = drive(planner.start(), prior_only_model(PRIOR, np.array([0.2, 0.2, 0.35, 0.25])))
+    assert res.calls == 2
+    assert res.index == 2
+
+
+def test_adaptive_keeps_asking_while_orders_disagree() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+    drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+
+    def contrarian(perm: Perm) -> np.ndarray:
+        # Always prefers whatever is shown at position 3: answers never agree across orders.
+        return normalise(PRIOR * np.array([0.2, 0.2, 0.2, 0.4]))
+
+    res = drive(planner.start(), contrarian)
+    assert res.calls == 4
+    assert sorted(res.orders) == sorted(cyclic_permutations(4))
+
+
+@pytest.mark.parametrize("budget", [1.2, 1.5, 2.0, 3.0])
+def test_adaptive_running_mean_never_exceeds_the_budget_after_warmup(budget: float) -> None:
+    rng = np.random.default_rng(1)
+    planner = PermutationPlanner(4, "adaptive", warmup=4, alpha=0.02, budget=budget)
+    prior = np.array([0.15, 0.4, 0.3, 0.15])
+    means = []
+
+    def noisy_model(content: np.ndarray):
+        def answer(perm: Perm) -> np.ndarray:
+            return normalise(prior * content[list(perm)] * np.exp(rng.normal(0, 0.3, 4)))
+
+        return answer
+
+    for _ in range(400):
+        drive(planner.start(), noisy_model(normalise(rng.random(4))))
+        means.append(planner.mean_calls)
+        assert 0.0 <= planner.threshold <= planner.max_threshold
+    repaid = next(i for i, m in enumerate(means) if m <= budget)
+    assert max(means[repaid:]) <= budget + 1e-9
+    # And it does use what it may: within 10 % of the budget by the end.
+    assert means[-1] >= 1.0 + 0.9 * (min(budget, 2.2) - 1.0)
+
+
+def test_undebiased_question_is_asked_once_in_its_own_order() -> None:
+    planner = PermutationPlanner(4, "adaptive")
+    res = drive(planner.start("undebiased"), prior_only_model(PRIOR, np.full(4, 0.25)))
+    assert res.orders == ((0, 1, 2, 3),)
+    assert res.handling == "undebiased"
+    assert res.role == "undebiased"
+
+
+def test_kept_in_place_option_never_moves() -> None:
+    planner = PermutationPlanner(4, "pride", warmup=1)
+    run = planner.start("kept_in_place", fixed=[3])
+    batch = run.pending()
+    assert batch == tuple(cyclic_shift(4, k, fixed=(3,)) for k in range(3))
+    assert all(perm[3] == 3 for perm in batch)
+    for perm in batch:
+        run.observe(perm, [0.25] * 4)
+    assert run.result().handling == "kept_in_place"
+    # It cannot estimate the whole prior, so it neither counts as warm-up nor updates the prior.
+    assert planner.warmed == 0
+    assert planner.estimator.count == 0
+
+
+def test_protocol_errors_say_what_went_wrong() -> None:
+    planner = PermutationPlanner(4, "pride", warmup=0)
+    run = planner.start()
+    (perm,) = run.pending()
+    with pytest.raises(ValueError, match="not handed out"):
+        run.observe((1, 0, 2, 3), [0.25] * 4)
+    with pytest.raises(RuntimeError, match="before every"):
+        run.result()
+    with pytest.raises(ValueError, match="expected 4"):
+        run.observe(perm, [0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown method"):
+        PermutationPlanner(4, "best")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="below the cost of the prior refresh"):
+        PermutationPlanner(4, "adaptive", budget=1.0, alpha=0.1)
+
+
+@pytest.mark.parametrize("method", ["pride", "adaptive"])
+def test_state_round_trips_through_json_and_continues_identically(method: str) -> None:
+    rng = np.random.default_rng(2)
+    contents = [normalise(rng.random(4) ** 3) for _ in range(60)]
+
+    def run_many(planner: PermutationPlanner, items: list[np.ndarray]) -> list[McqResult]:
+        return [drive(planner.start(), prior_only_model(PRIOR, c)) for c in items]
+
+    a = PermutationPlanner(4, method, warmup=5)  # type: ignore[arg-type]
+    run_many(a, contents[:30])
+    b = PermutationPlanner.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert b.to_dict() == a.to_dict()
+    ra, rb = run_many(a, contents[30:]), run_many(b, contents[30:])
+    assert [r.orders for r in ra] == [r.orders for r in rb]
+    for x, y in zip(ra, rb, strict=True):
+        np.testing.assert_allclose(x.probs, y.probs)
