@@ -17,11 +17,16 @@ def _ints(x: ArrayLike) -> npt.NDArray[np.int64]:
     return np.asarray(x, dtype=np.int64).reshape(-1)
 
 
-def accuracy(pred: ArrayLike, gold: ArrayLike) -> float:
-    """Share of predictions equal to gold, in percent."""
+def _pair(pred: ArrayLike, gold: ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     p, g = _ints(pred), _ints(gold)
     if p.shape != g.shape:
         raise ValueError(f"pred has {p.size} items but gold has {g.size}")
+    return p, g
+
+
+def accuracy(pred: ArrayLike, gold: ArrayLike) -> float:
+    """Share of predictions equal to gold, in percent."""
+    p, g = _pair(pred, gold)
     if p.size == 0:
         raise ValueError("accuracy of an empty set is undefined")
     return float(np.mean(p == g) * 100.0)
@@ -29,7 +34,7 @@ def accuracy(pred: ArrayLike, gold: ArrayLike) -> float:
 
 def recall_per_class(pred: ArrayLike, gold: ArrayLike, n_classes: int) -> npt.NDArray[np.float64]:
     """Recall of each gold class (NaN for a class that never occurs as gold)."""
-    p, g = _ints(pred), _ints(gold)
+    p, g = _pair(pred, gold)
     out = np.full(n_classes, np.nan)
     for c in range(n_classes):
         mask = g == c
@@ -51,7 +56,7 @@ def rstd(pred: ArrayLike, gold: ArrayLike, n_classes: int) -> float:
 def macro_f1(pred: ArrayLike, gold: ArrayLike, n_classes: int) -> float:
     """Unweighted mean of per-class F1, in percent. A class with no support and no
     predictions is left out; one predicted but never gold counts as F1 = 0."""
-    p, g = _ints(pred), _ints(gold)
+    p, g = _pair(pred, gold)
     scores = []
     for c in range(n_classes):
         tp = int(np.sum((p == c) & (g == c)))

@@ -81,13 +81,18 @@ def full_permutations(n: int, fixed: Sequence[int] = ()) -> Iterator[Perm]:
 
 
 def count_full_permutations(n: int, fixed: Sequence[int] = ()) -> int:
+    _check_n(n)
     return math.factorial(len(_movable(n, fixed)))
+
+
+def _check_perm(perm: Sequence[int], n: int) -> None:
+    if len(perm) != n or sorted(perm) != list(range(n)):
+        raise ValueError(f"{tuple(perm)} is not a permutation of {n} options")
 
 
 def apply_permutation(options: Sequence[T], perm: Perm) -> list[T]:
     """The option contents as displayed under ``perm`` (position j shows ``options[perm[j]]``)."""
-    if len(options) != len(perm) or sorted(perm) != list(range(len(perm))):
-        raise ValueError(f"{perm} is not a permutation of {len(options)} options")
+    _check_perm(perm, len(options))
     return [options[i] for i in perm]
 
 
@@ -96,6 +101,7 @@ def to_original(p_displayed: npt.ArrayLike, perm: Perm) -> FloatArray:
     p = np.asarray(p_displayed, dtype=np.float64)
     if p.shape != (len(perm),):
         raise ValueError(f"distribution has shape {p.shape}, expected ({len(perm)},)")
+    _check_perm(perm, len(perm))
     out = np.empty_like(p)
     out[list(perm)] = p
     return out

@@ -34,7 +34,10 @@ def _id_pattern(ids: Sequence[str]) -> re.Pattern[str]:
     # vectors only trips this when the IDs themselves are lower-case letters.
     alt = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
     one = rf"\(?(?<![\w])(?:{alt})(?![\w])\)?"
-    return re.compile(rf"{one}\s*(?:,\s*{one}\s*)*(?:,?\s*(?:and|or|nor|&)\s*){one}")
+    joined = rf"{one}\s*(?:,\s*{one}\s*)*(?:,?\s*(?:and|or|nor|&)\s*){one}"
+    # A single ID named as an exception: "All of the above except C", "any but (B)".
+    excepted = rf"\b(?:except|but not|but|other than|besides|apart from)\s+{one}"
+    return re.compile(rf"{joined}|{excepted}")
 
 
 @dataclass(frozen=True)
