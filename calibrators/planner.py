@@ -105,24 +105,26 @@ class QuestionRun:
         self.handling: Handling = handling
         self.fixed = fixed
         self._cyclic = cyclic_permutations(planner.n, fixed)
-        self._prior = planner.estimator.prior if role in ("single", "adaptive") else None
+        self.prior = planner.estimator.prior if role in ("single", "adaptive") else None
         self._asked: list[Perm] = []
         self._obs: dict[Perm, FloatArray] = {}
         self._queue: list[Perm] = list(first)
         self._result: McqResult | None = None
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
 
+    @property
+    def asked(self) -> tuple[Perm, ...]:
+        """Every order handed out so far, in the order handed out."""
+        return tuple(self._asked)
+
     def pending(self) -> tuple[Perm, ...]:
-        """Orders to ask now (may be several, to be asked concurrently); empty when done."""
-        if self._queue:
-            batch = tuple(self._queue)
-            self._queue.clear()
-            self._asked.extend(batch)
-            self._planner._spend(len(batch))
-            return batch
-        if self._result is None and len(self._obs) == len(self._asked):
-            self._finish()
-        return ()
+        """Orders to ask now (may be several, to be asked concurrently); empty when none are
+        due — then either :attr:`done` is true, or answers to earlier orders are outstanding."""
+        batch = tuple(self._queue)
+        self._queue.clear()
+        self._asked.extend(batch)
+        self._planner._spend(len(batch))
+        return batch
 
     def observe(self, perm: Perm, probs_displayed: npt.ArrayLike) -> None:
         """Record the upstream's distribution over displayed IDs for an order it was asked."""
@@ -133,32 +135,48 @@ class QuestionRun:
         if p.shape != (self._planner.n,):
             raise ValueError(f"distribution has {p.size} entries, expected {self._planner.n}")
         self._obs[perm] = p
-        if self.role == "adaptive" and len(self._obs) == len(self._asked):
-            nxt = self._planner._next_adaptive(self)
-            if nxt is not None:
-                self._queue.append(nxt)
+        self._maybe_extend()
+
+    def drop(self, perm: Perm) -> None:
+        """Give up on an order whose upstream call failed: the answer rests on the others.
+
+        The call still counts toward the budget (it was made). Dropping every order leaves the
+        question without an answer: :meth:`result` then raises.
+        """
+        perm = tuple(perm)
+        if perm not in self._asked or perm in self._obs:
+            raise ValueError(f"order {perm} is not an outstanding order of this question")
+        self._asked.remove(perm)
+        self._maybe_extend()
 
     @property
     def done(self) -> bool:
-        return self._result is not None or (
-            not self._queue and len(self._obs) == len(self._asked) and bool(self._asked)
-        )
+        """Every handed-out order has been answered (or dropped) and nothing more is due."""
+        return not self._queue and len(self._obs) == len(self._asked)
 
     def result(self) -> McqResult:
-        """The calibrated answer; valid once ``pending()`` has returned an empty tuple."""
+        """The calibrated answer, once :attr:`done`; the first call also updates the planner."""
         if self._result is None:
             if not self.done:
                 raise RuntimeError("result() before every handed-out order was observed")
+            if not self._obs:
+                raise RuntimeError("no order of this question was answered")
             self._finish()
         assert self._result is not None
         return self._result
 
     # -- internals -------------------------------------------------------------------------
 
+    def _maybe_extend(self) -> None:
+        if self.role == "adaptive" and self._obs and len(self._obs) == len(self._asked):
+            nxt = self._planner._next_adaptive(self)
+            if nxt is not None:
+                self._queue.append(nxt)
+
     def debiased_logs(self) -> FloatArray:
         """(k, n): log of each observation so far, debiased and mapped to original order."""
-        assert self._prior is not None
-        prior = self._prior
+        prior = self.prior
+        assert prior is not None, "only single/adaptive questions are debiased"
         return np.log(
             np.stack([to_original(debias(self._obs[perm], prior), perm) for perm in self._asked])
         )
@@ -171,10 +189,8 @@ class QuestionRun:
         obs = [(perm, self._obs[perm]) for perm in self._asked]
         first_perm, first = obs[0]
         raw = to_original(first, first_perm)
-        probs = self.debiased_estimate() if self._prior is not None else average_orders(obs)
-        self._result = McqResult(
-            probs, raw, self._prior, tuple(self._asked), self.handling, self.role
-        )
+        probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
+        self._result = McqResult(probs, raw, self.prior, self.asked, self.handling, self.role)
         self._planner._completed(self)
 
     def all_cyclic_seen(self) -> bool:
@@ -357,8 +373,8 @@ class PermutationPlanner:
             return None
         # Move the current favourite to the position the prior favours least: if it still wins
         # there, the decision is robust; if it was riding on its position, this exposes it.
-        assert run._prior is not None
-        prior = run._prior
+        prior = run.prior
+        assert prior is not None
         top = int(np.argmax(est))
         return min(remaining, key=lambda perm: prior[perm.index(top)])
 
@@ -370,7 +386,7 @@ class PermutationPlanner:
             self.estimator.update(question_prior(run.cyclic_matrix()))
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
-            self._adapt_threshold(len(run._asked) - 1)
+            self._adapt_threshold(len(run.asked) - 1)
 
     def _adapt_threshold(self, extras: int) -> None:
         # Stochastic approximation toward the extra-call rate the budget leaves after the

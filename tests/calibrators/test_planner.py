@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from calibrators.permutation import Perm, cyclic_permutations, cyclic_shift, normalise
+from calibrators.permutation import (
+    Perm,
+    cyclic_permutations,
+    cyclic_shift,
+    normalise,
+    to_original,
+)
 from calibrators.planner import McqResult, PermutationPlanner, QuestionRun
 
 
@@ -209,3 +215,31 @@ def test_state_round_trips_through_json_and_continues_identically(method: str) -
     assert [r.orders for r in ra] == [r.orders for r in rb]
     for x, y in zip(ra, rb, strict=True):
         np.testing.assert_allclose(x.probs, y.probs)
+
+
+def test_a_dropped_order_leaves_the_answer_to_the_others_and_still_costs() -> None:
+    planner = PermutationPlanner(4, "cyclic")
+    run = planner.start()
+    batch = run.pending()
+    model = prior_only_model(PRIOR, np.array([0.1, 0.6, 0.2, 0.1]))
+    run.drop(batch[0])
+    for perm in batch[1:]:
+        run.observe(perm, model(perm))
+    res = run.result()
+    assert res.orders == batch[1:]
+    # raw_probs is the first *answered* order, mapped back to the original options.
+    np.testing.assert_allclose(res.raw_probs, to_original(model(batch[1]), batch[1]))
+    assert planner.spent == 4  # the failed call was made
+
+
+def test_dropping_the_first_adaptive_order_ends_the_question_without_an_answer() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=0)
+    run = planner.start()
+    (perm,) = run.pending()
+    run.drop(perm)
+    assert run.done
+    assert run.pending() == ()
+    with pytest.raises(RuntimeError, match="no order of this question was answered"):
+        run.result()
+    with pytest.raises(ValueError, match="not an outstanding order"):
+        run.drop(perm)
