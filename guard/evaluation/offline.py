@@ -13,8 +13,18 @@ DEFAULT_BUDGETS = (1.5, 2.0, 3.0)
 
 
 def default_recorded_dir() -> Path:
-    """``shared/data/recorded`` beside the project checkout (the built-in default input)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "recorded"
+    """``shared/data/recorded`` beside the project checkout (the built-in default input).
+
+    Looked for beside the working directory first (a run from the checkout, whatever the
+    install), then beside the source tree (an editable install run from elsewhere).
+    """
+    rel = Path("shared") / "data" / "recorded"
+    candidates = [
+        Path.cwd().parent / rel,
+        Path.cwd() / rel,
+        Path(__file__).resolve().parents[3] / rel,
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def default_files() -> list[Path]:
