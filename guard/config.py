@@ -1,0 +1,102 @@
+"""Settings: from a YAML file, then environment variables, then command-line flags.
+
+Environment variables are ``CALGUARD_<FIELD>`` (``CALGUARD_UPSTREAM``, ``CALGUARD_UPSTREAM_KEY``,
+``CALGUARD_PORT``, ...). Routes map a client-facing model name to an upstream model and its
+default calibrations; a model with no route goes to the upstream under its own name with the
+default route's settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guard.errors import ConfigError
+
+McqCalibration = Literal["pride", "adaptive", "cyclic", "full", "none"]
+ClassifyCalibration = Literal["batch", "prior-match", "contextual", "domain", "none"]
+JudgeCalibration = Literal["swap", "none"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouteConfig(Strict):
+    upstream_model: str | None = None  # None: the client-facing name
+    provider: Literal["openai", "litellm"] = "openai"
+    mcq: McqCalibration = "pride"
+    classify: ClassifyCalibration = "batch"
+    judge: JudgeCalibration = "swap"
+    budget: float = Field(2.0, ge=1.0)
+    warmup: int = Field(4, ge=0)
+    alpha: float = Field(0.02, ge=0.0, le=1.0)
+    auto_detect: bool = True  # look for MCQ options in the last user message when no guard.task
+
+
+class Settings(Strict):
+    upstream: str | None = None  # base URL of an OpenAI-compatible API, e.g. http://host/v1
+    upstream_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store: str = "sqlite:///calguard.db"
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    retry_max_wait_s: float = Field(20.0, ge=0)
+    max_body_bytes: int = Field(4_000_000, gt=0)
+    top_logprobs: int = Field(20, ge=1, le=20)
+    default_route: RouteConfig = RouteConfig()
+    routes: dict[str, RouteConfig] = {}
+
+    def route(self, model: str) -> tuple[str, RouteConfig]:
+        """(upstream model name, route settings) for a client-facing model name."""
+        route = self.routes.get(model, self.default_route)
+        return route.upstream_model or model, route
+
+    @property
+    def sqlite_path(self) -> Path:
+        prefix = "sqlite:///"
+        if not self.store.startswith(prefix):
+            raise ConfigError(f"store must look like sqlite:///path/to.db, got {self.store!r}")
+        return Path(self.store[len(prefix) :])
+
+
+def _env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = environ.get(f"CALGUARD_{name.upper()}")
+        if value is not None and name not in ("routes", "default_route"):
+            out[name] = value
+    return out
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """File < environment < explicit overrides (CLI flags); ``None`` overrides are ignored."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        data.update(loaded)
+    data.update(_env(os.environ if environ is None else environ))
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings — {problems}") from exc

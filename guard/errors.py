@@ -1,0 +1,88 @@
+"""calguard's errors: one small tree, each rendered as an OpenAI-style error body.
+
+    CalguardError                      500 internal_error
+    ├── InvalidRequestError            400 invalid_request_error   (bad body, bad guard object)
+    ├── NotFoundError                  404 not_found_error         (unknown route or model)
+    ├── RequestTooLargeError           413 invalid_request_error
+    ├── UpstreamError                  502 upstream_error          (after retries; carries status)
+    │   └── UpstreamTimeoutError       504 upstream_timeout
+    └── ConfigError                    (start-up only: a bad config file or setting)
+
+Every error carries what it knows (request id, upstream status, attempts) and a message that says
+what to do about it. ``to_body()`` is the JSON the client receives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CalguardError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.request_id = request_id
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequestError(CalguardError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class NotFoundError(CalguardError):
+    status = 404
+    type = "not_found_error"
+
+
+class RequestTooLargeError(CalguardError):
+    status = 413
+    type = "invalid_request_error"
+
+
+class UpstreamError(CalguardError):
+    status = 502
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        attempts: int = 1,
+        code: str | None = "upstream_failed",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, request_id=request_id)
+        self.upstream_status = upstream_status
+        self.attempts = attempts
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    type = "upstream_timeout"
+
+
+class ConfigError(Exception):
+    """A configuration problem found at start-up; the message names the field to fix."""

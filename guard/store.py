@@ -1,0 +1,94 @@
+"""The store: calibration state per calibration key, in one SQLite file (WAL).
+
+Every change is a read-modify-write inside one ``BEGIN IMMEDIATE`` transaction, so several
+workers on one machine share the state without losing updates, and it survives restarts. The
+flag log joins this store with the policies issue. The interface is small on purpose: a server
+database can implement it for several replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+State = dict[str, Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calibration_state (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated REAL NOT NULL DEFAULT (julianday('now'))
+);
+"""
+
+
+class Store:
+    """SQLite-backed calibration state. Thread-safe; one connection per thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._tx() as db:
+            db.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def load(self, key: str) -> State | None:
+        row = (
+            self._conn()
+            .execute("SELECT state FROM calibration_state WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else dict(json.loads(row[0]))
+
+    def update(self, key: str, fn: Callable[[State | None], tuple[State, T]]) -> T:
+        """Atomically: read the state of ``key``, let ``fn`` return (new state, result), write
+        the new state, and return the result."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, version FROM calibration_state WHERE key = ?", (key,)
+            ).fetchone()
+            state, result = fn(None if row is None else dict(json.loads(row[0])))
+            db.execute(
+                "INSERT INTO calibration_state (key, state, version) VALUES (?, ?, 1) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state, "
+                "version = calibration_state.version + 1, updated = julianday('now')",
+                (key, json.dumps(state, separators=(",", ":"))),
+            )
+            return result
+
+    def keys(self) -> list[str]:
+        rows = self._conn().execute("SELECT key FROM calibration_state ORDER BY key").fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
