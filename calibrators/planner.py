@@ -70,9 +70,10 @@ class McqResult:
     """The calibrated answer to one question, in the original option order."""
 
     probs: FloatArray  # calibrated distribution over the original options
-    raw_probs: FloatArray  # the first observation (original order), mapped back
+    raw_probs: FloatArray  # the first answered observation, mapped back to original order
     prior: FloatArray | None  # the position prior that was divided out, if any
-    orders: tuple[Perm, ...]  # every order asked, in the order asked
+    orders: tuple[Perm, ...]  # the orders answered, in the order asked
+    calls: int  # upstream calls spent, failed (dropped) ones included
     handling: Handling
     role: Role  # why this question cost what it did
 
@@ -81,16 +82,16 @@ class McqResult:
         return int(np.argmax(self.probs))
 
     @property
-    def calls(self) -> int:
-        return len(self.orders)
-
-    @property
     def margin(self) -> float:
         return top2_margin(self.probs)
 
 
 class QuestionRun:
-    """One question in flight: hands out orders, takes answers, produces the result."""
+    """One question in flight: hands out orders, takes answers, produces the result.
+
+    Calls are charged to the planner's budget when they are planned, not when they are handed
+    out, so questions in flight at once cannot spend the same credit twice.
+    """
 
     def __init__(
         self,
@@ -104,18 +105,17 @@ class QuestionRun:
         self.role: Role = role
         self.handling: Handling = handling
         self.fixed = fixed
-        self._cyclic = cyclic_permutations(planner.n, fixed)
         self.prior = planner.estimator.prior if role in ("single", "adaptive") else None
+        self._cyclic = cyclic_permutations(planner.n, fixed)
         self._asked: list[Perm] = []
+        self._dropped: set[Perm] = set()
         self._obs: dict[Perm, FloatArray] = {}
-        self._queue: list[Perm] = list(first)
+        self._queue: list[Perm] = []
         self._result: McqResult | None = None
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
+        self._enqueue(first)
 
-    @property
-    def asked(self) -> tuple[Perm, ...]:
-        """Every order handed out so far, in the order handed out."""
-        return tuple(self._asked)
+    # -- the protocol ----------------------------------------------------------------------
 
     def pending(self) -> tuple[Perm, ...]:
         """Orders to ask now (may be several, to be asked concurrently); empty when none are
@@ -123,14 +123,11 @@ class QuestionRun:
         batch = tuple(self._queue)
         self._queue.clear()
         self._asked.extend(batch)
-        self._planner._spend(len(batch))
         return batch
 
     def observe(self, perm: Perm, probs_displayed: npt.ArrayLike) -> None:
         """Record the upstream's distribution over displayed IDs for an order it was asked."""
-        perm = tuple(perm)
-        if perm not in self._asked or perm in self._obs:
-            raise ValueError(f"order {perm} was not handed out by pending(), or was observed twice")
+        perm = self._outstanding(perm)
         p = normalise(probs_displayed)
         if p.shape != (self._planner.n,):
             raise ValueError(f"distribution has {p.size} entries, expected {self._planner.n}")
@@ -140,19 +137,16 @@ class QuestionRun:
     def drop(self, perm: Perm) -> None:
         """Give up on an order whose upstream call failed: the answer rests on the others.
 
-        The call still counts toward the budget (it was made). Dropping every order leaves the
-        question without an answer: :meth:`result` then raises.
+        The call still counts toward the budget (it was made) and the order is not asked again.
+        Dropping every order leaves the question without an answer: :meth:`result` then raises.
         """
-        perm = tuple(perm)
-        if perm not in self._asked or perm in self._obs:
-            raise ValueError(f"order {perm} is not an outstanding order of this question")
-        self._asked.remove(perm)
+        self._dropped.add(self._outstanding(perm))
         self._maybe_extend()
 
     @property
     def done(self) -> bool:
         """Every handed-out order has been answered (or dropped) and nothing more is due."""
-        return not self._queue and len(self._obs) == len(self._asked)
+        return not self._queue and len(self._obs) + len(self._dropped) == len(self._asked)
 
     def result(self) -> McqResult:
         """The calibrated answer, once :attr:`done`; the first call also updates the planner."""
@@ -165,33 +159,38 @@ class QuestionRun:
         assert self._result is not None
         return self._result
 
-    # -- internals -------------------------------------------------------------------------
+    def rebind(self, planner: PermutationPlanner) -> None:
+        """Continue against another copy of the planner state (e.g. freshly loaded from a
+        store shared by several workers); the run's own progress is kept."""
+        if planner.n != self._planner.n:
+            raise ValueError(f"planner has {planner.n} options, this question {self._planner.n}")
+        self._planner = planner
 
-    def _maybe_extend(self) -> None:
-        if self.role == "adaptive" and self._obs and len(self._obs) == len(self._asked):
-            nxt = self._planner._next_adaptive(self)
-            if nxt is not None:
-                self._queue.append(nxt)
+    # -- what the planner reads ------------------------------------------------------------
+
+    @property
+    def answered(self) -> list[Perm]:
+        """Orders answered so far, in the order asked."""
+        return [p for p in self._asked if p in self._obs]
+
+    @property
+    def calls(self) -> int:
+        return len(self._asked) + len(self._queue)
+
+    def observations(self) -> list[tuple[Perm, FloatArray]]:
+        return [(perm, self._obs[perm]) for perm in self.answered]
 
     def debiased_logs(self) -> FloatArray:
-        """(k, n): log of each observation so far, debiased and mapped to original order."""
+        """(k, n): log of each answered order, debiased and mapped to original order."""
         prior = self.prior
         assert prior is not None, "only single/adaptive questions are debiased"
         return np.log(
-            np.stack([to_original(debias(self._obs[perm], prior), perm) for perm in self._asked])
+            np.stack([to_original(debias(p, prior), perm) for perm, p in self.observations()])
         )
 
     def debiased_estimate(self) -> FloatArray:
         """Normalised geometric mean of the debiased observations so far (original order)."""
         return _softmax(self.debiased_logs().mean(axis=0))
-
-    def _finish(self) -> None:
-        obs = [(perm, self._obs[perm]) for perm in self._asked]
-        first_perm, first = obs[0]
-        raw = to_original(first, first_perm)
-        probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
-        self._result = McqResult(probs, raw, self.prior, self.asked, self.handling, self.role)
-        self._planner._completed(self)
 
     def all_cyclic_seen(self) -> bool:
         return all(c in self._obs for c in self._cyclic)
@@ -200,7 +199,35 @@ class QuestionRun:
         return np.stack([self._obs[c] for c in self._cyclic])
 
     def unasked_cyclic(self) -> list[Perm]:
-        return [c for c in self._cyclic if c not in self._asked]
+        return [c for c in self._cyclic if c not in self._asked and c not in self._queue]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _outstanding(self, perm: Perm) -> Perm:
+        perm = tuple(perm)
+        if perm not in self._asked or perm in self._obs or perm in self._dropped:
+            raise ValueError(f"order {perm} is not an outstanding order of this question")
+        return perm
+
+    def _enqueue(self, perms: Sequence[Perm]) -> None:
+        self._queue.extend(perms)
+        self._planner._spend(len(perms))
+
+    def _maybe_extend(self) -> None:
+        if self.role == "adaptive" and self._obs and self.done:
+            nxt = self._planner._next_adaptive(self)
+            if nxt is not None:
+                self._enqueue([nxt])
+
+    def _finish(self) -> None:
+        obs = self.observations()
+        first_perm, first = obs[0]
+        raw = to_original(first, first_perm)
+        probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
+        self._result = McqResult(
+            probs, raw, self.prior, tuple(self.answered), self.calls, self.handling, self.role
+        )
+        self._planner._completed(self)
 
 
 class PermutationPlanner:
@@ -258,8 +285,8 @@ class PermutationPlanner:
         self.threshold = threshold
         self.max_threshold = max_threshold
         self.lr = lr
-        # Counters, all persisted: questions started, upstream calls handed out, questions that
-        # counted toward the warm-up, questions after the warm-up (for the refresh schedule).
+        # Counters, all persisted: questions started, upstream calls planned, warm-up questions
+        # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
         self.spent = 0
         self.warmed = 0
@@ -341,11 +368,21 @@ class PermutationPlanner:
     def _estimation_role(self, handling: Handling) -> Role | None:
         """'warmup' / 'refresh' when this question should ask every cyclic order, else None."""
         if self.warmed < self.warmup:
-            # A kept-in-place question cannot estimate the whole prior, but while there is no
-            # prior the cyclic average is still the right answer for it.
-            if handling == "permuted":
-                self.warmed += 1
+            # The first questions of a key estimate the prior, whatever the budget says. A
+            # kept-in-place question counts too: it cannot estimate the whole prior, but a key
+            # whose every question has such an option must not stay in warm-up for ever.
+            self.warmed += 1
             return "warmup"
+        if (
+            self.estimator.count == 0
+            and self.warmup > 0
+            and handling == "permuted"
+            and (self.method != "adaptive" or self._affordable(self.n))
+        ):
+            # Still no prior: the warm-up questions are in flight (a burst) or failed.
+            return "warmup"
+        if handling != "permuted":
+            return None  # a refresh needs every option to move
         self.after_warmup += 1
         k = self.after_warmup
         if math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha):
@@ -386,7 +423,7 @@ class PermutationPlanner:
             self.estimator.update(question_prior(run.cyclic_matrix()))
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
-            self._adapt_threshold(len(run.asked) - 1)
+            self._adapt_threshold(run.calls - 1)
 
     def _adapt_threshold(self, extras: int) -> None:
         # Stochastic approximation toward the extra-call rate the budget leaves after the

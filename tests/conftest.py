@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,20 @@ import pytest
 RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "recorded"
 
 
-@pytest.fixture
-def recorded_dir() -> Path:
-    if not RECORDED.is_dir():
-        pytest.skip(
-            f"recorded LLM outputs not found at {RECORDED} (shared/data is not beside the checkout)"
-        )
-    return RECORDED
+def _recorded(name: str = "") -> Path:
+    path = RECORDED / name
+    if not path.exists():
+        pytest.skip(f"{path} not found: shared/data is not beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def recorded() -> Callable[[str], Path]:
+    """``recorded("file.jsonl")`` is that recording's path; the test skips, saying why, when it
+    is absent. ``recorded("")`` is the folder."""
+    return _recorded
+
+
+@pytest.fixture(scope="session")
+def recorded_dir(recorded: Callable[[str], Path]) -> Path:
+    return recorded("")

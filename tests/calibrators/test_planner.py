@@ -178,16 +178,26 @@ def test_kept_in_place_option_never_moves() -> None:
     for perm in batch:
         run.observe(perm, [0.25] * 4)
     assert run.result().handling == "kept_in_place"
-    # It cannot estimate the whole prior, so it neither counts as warm-up nor updates the prior.
-    assert planner.warmed == 0
+    # It cannot estimate the whole prior, so it does not update the prior; it still counts as a
+    # warm-up question, so that a key of such questions does not stay in warm-up for ever.
+    assert planner.warmed == 1
     assert planner.estimator.count == 0
+
+
+def test_a_key_of_kept_in_place_questions_leaves_the_warmup() -> None:
+    planner = PermutationPlanner(4, "pride", warmup=3)
+    roles = []
+    for _ in range(10):
+        run = planner.start("kept_in_place", fixed=[3])
+        roles.append(drive(run, prior_only_model(PRIOR, np.full(4, 0.25))).role)
+    assert roles == ["warmup"] * 3 + ["single"] * 7
 
 
 def test_protocol_errors_say_what_went_wrong() -> None:
     planner = PermutationPlanner(4, "pride", warmup=0)
     run = planner.start()
     (perm,) = run.pending()
-    with pytest.raises(ValueError, match="not handed out"):
+    with pytest.raises(ValueError, match="not an outstanding order"):
         run.observe((1, 0, 2, 3), [0.25] * 4)
     with pytest.raises(RuntimeError, match="before every"):
         run.result()
@@ -227,6 +237,7 @@ def test_a_dropped_order_leaves_the_answer_to_the_others_and_still_costs() -> No
         run.observe(perm, model(perm))
     res = run.result()
     assert res.orders == batch[1:]
+    assert res.calls == 4
     # raw_probs is the first *answered* order, mapped back to the original options.
     np.testing.assert_allclose(res.raw_probs, to_original(model(batch[1]), batch[1]))
     assert planner.spent == 4  # the failed call was made
@@ -243,3 +254,52 @@ def test_dropping_the_first_adaptive_order_ends_the_question_without_an_answer()
         run.result()
     with pytest.raises(ValueError, match="not an outstanding order"):
         run.drop(perm)
+
+
+def test_a_burst_before_any_warmup_finishes_keeps_estimating_the_prior() -> None:
+    # Ten questions arrive before any answer: with no prior yet, PriDe keeps asking every order
+    # rather than "debiasing" with a uniform prior.
+    planner = PermutationPlanner(4, "pride", warmup=2, alpha=0.0)
+    runs = [planner.start() for _ in range(10)]
+    assert [r.role for r in runs] == ["warmup"] * 10
+    model = prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1]))
+    for r in runs:
+        drive(r, model)
+    assert planner.start().role == "single"
+
+
+def test_an_adaptive_burst_is_bounded_by_the_budget() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=2, alpha=0.0, budget=2.0)
+    runs = [planner.start() for _ in range(10)]
+    roles = [r.role for r in runs]
+    assert roles[:2] == ["warmup", "warmup"]
+    assert "adaptive" in roles[2:]  # could not afford to warm up them all
+    assert planner.spent <= 2.0 * planner.started + 2 * (4 - 2)  # only the warm-up debt
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("budget", [1.5, 2.0])
+def test_budget_holds_with_many_questions_in_flight(seed: int, budget: float) -> None:
+    rng = np.random.default_rng(seed)
+    prior = np.array([0.15, 0.4, 0.3, 0.15])
+    planner = PermutationPlanner(4, "adaptive", warmup=3, alpha=0.05, budget=budget)
+    warm_debt = 3 * (4 - budget)
+    in_flight: list[tuple[QuestionRun, np.ndarray, list[Perm]]] = []
+    for step in range(1500):
+        if len(in_flight) < 16 and (step < 1200 and rng.random() < 0.5):
+            run = planner.start()
+            in_flight.append((run, normalise(rng.random(4) ** 2), list(run.pending())))
+        elif in_flight:
+            i = int(rng.integers(len(in_flight)))
+            run, content, outstanding = in_flight[i]
+            perm = outstanding.pop(int(rng.integers(len(outstanding))))
+            noise = np.exp(rng.normal(0, 0.3, 4))
+            run.observe(perm, normalise(prior * content[list(perm)] * noise))
+            outstanding.extend(run.pending())
+            if run.done:
+                run.result()
+                in_flight.pop(i)
+        # Calls are charged when planned, so this holds at every step, in-flight ones included.
+        assert planner.spent <= budget * planner.started + warm_debt + 1e-9
+    assert not in_flight
+    assert planner.mean_calls <= budget + 1e-9

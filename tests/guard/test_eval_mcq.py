@@ -6,6 +6,7 @@ the calibration-core issue. Everything here drives the same PermutationPlanner t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,8 @@ ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 
 
 @pytest.fixture(scope="module")
-def arc() -> McqRecords:
-    from tests.conftest import RECORDED
-
-    if not (RECORDED / ARC).is_file():
-        pytest.skip(f"{RECORDED / ARC} not found (shared/data is not beside the checkout)")
-    rec = load_recorded(RECORDED / ARC)
+def arc(recorded: Callable[[str], Path]) -> McqRecords:
+    rec = load_recorded(recorded(ARC))
     assert isinstance(rec, McqRecords)
     return rec
 
