@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from guard.errors import ConfigError
 from guard.evaluation.recorded import RecordedFormatError
 
 
@@ -19,6 +20,33 @@ def _eval_offline(args: argparse.Namespace) -> int:
         if i:
             print()
         print(report(f, args.seeds, budgets), flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from guard.app import create_app
+    from guard.config import load_settings
+
+    settings = load_settings(
+        args.config,
+        {
+            "upstream": args.upstream,
+            "upstream_key": args.upstream_key,
+            "host": args.host,
+            "port": args.port,
+            "store": args.store,
+        },
+    )
+    if not settings.upstream:
+        print(
+            "calguard: error: no upstream: pass --upstream URL (an OpenAI-compatible base URL, "
+            "e.g. http://127.0.0.1:8000/v1) or set CALGUARD_UPSTREAM",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
@@ -46,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="adaptive budget(s) in calls per question (repeatable; default 1.5, 2, 3)",
     )
     ev.set_defaults(func=_eval_offline)
+    sv = sub.add_parser(
+        "serve",
+        help="run the OpenAI-compatible proxy",
+        description="Run the proxy. Flags override CALGUARD_* environment variables, which "
+        "override the YAML config file.",
+    )
+    sv.add_argument("--upstream", help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    sv.add_argument("--upstream-key", help="API key for the upstream (never logged)")
+    sv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port (default 8080)")
+    sv.add_argument("--config", help="YAML config file (routes, timeouts, defaults)")
+    sv.add_argument("--store", help="sqlite:///path/to/calguard.db (default sqlite:///calguard.db)")
+    sv.set_defaults(func=_serve)
     return parser
 
 
@@ -53,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, RecordedFormatError) as exc:
+    except (FileNotFoundError, RecordedFormatError, ConfigError) as exc:
         print(f"calguard: error: {exc}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,7 @@
     ├── InvalidRequestError            400 invalid_request_error   (bad body, bad guard object)
     ├── NotFoundError                  404 not_found_error         (unknown route or model)
     ├── RequestTooLargeError           413 invalid_request_error
+    ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
     ├── UpstreamError                  502 upstream_error          (after retries; carries status)
     │   └── UpstreamTimeoutError       504 upstream_timeout
     └── ConfigError                    (start-up only: a bad config file or setting)
@@ -86,3 +87,20 @@ class UpstreamTimeoutError(UpstreamError):
 
 class ConfigError(Exception):
     """A configuration problem found at start-up; the message names the field to fix."""
+
+
+class UpstreamRejectedError(CalguardError):
+    """The upstream refused the request (a 4xx other than 429): its status and error body are
+    passed back as they were, since the fix is on the client's side."""
+
+    type = "invalid_request_error"
+
+    def __init__(self, status: int, body: dict[str, Any] | None, message: str) -> None:
+        super().__init__(message, code="upstream_rejected")
+        self.status = status
+        self.body = body
+
+    def to_body(self) -> dict[str, Any]:
+        if self.body is not None and isinstance(self.body.get("error"), dict):
+            return self.body
+        return super().to_body()

@@ -109,3 +109,13 @@ def locate_options(text: str, options: Sequence[str]) -> McqPrompt:
         spans.append((m.start(1), m.end(1)))
         pos = m.end(1)
     return McqPrompt(text, tuple(ids), tuple(spans))
+
+
+def last_user_text(messages: Sequence[object]) -> tuple[int, str] | None:
+    """(index, text) of the last user message whose content is a plain string, or None."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            return (i, content) if isinstance(content, str) else None
+    return None

@@ -16,6 +16,7 @@ meant to back the fake upstream and ``calguard demo`` of the proxy.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,34 @@ class SimulatedMcqModel:
             + logits[list(perm)]
             + rng.normal(0.0, self.order_noise, self.n)
         )
+        return normalise(np.exp(z - z.max()))
+
+    def prior_for(self, n: int) -> npt.NDArray[np.float64]:
+        """The ID-position prior for ``n`` options: ``prior`` itself when it has n entries, else
+        a bias toward the middle positions (as ARC's B and C)."""
+        if n == self.n:
+            return normalise(np.asarray(self.prior, dtype=np.float64))
+        j = np.arange(n)
+        return normalise(1.0 + 0.8 * np.sin(np.pi * (j + 0.5) / n))
+
+    def answer_text(self, qid: int, shown: Sequence[str], gold: str) -> npt.NDArray[np.float64]:
+        """The distribution over displayed IDs when the options ``shown`` are displayed in that
+        order; the option whose text is ``gold`` is the right one. Content noise is tied to the
+        option text, order noise to the order shown, so the answer is the same every time."""
+        n = len(shown)
+        prior = self.prior_for(n)
+        content = np.array(
+            [
+                np.random.default_rng([self.seed, qid, 2, zlib.crc32(t.encode())]).normal(
+                    0.0, self.content_noise
+                )
+                for t in shown
+            ]
+        )
+        content += self.strength * np.array([t == gold for t in shown], dtype=np.float64)
+        order = [zlib.crc32(t.encode()) for t in shown]
+        noise = np.random.default_rng([self.seed, qid, 3, *order]).normal(0.0, self.order_noise, n)
+        z = np.log(prior) + content + noise
         return normalise(np.exp(z - z.max()))
 
     def record(self, n_questions: int) -> McqRecords:

@@ -75,7 +75,7 @@ class _Wait:
 
     def __init__(self, max_wait: float) -> None:
         self.max_wait = max_wait
-        self.backoff = wait_exponential_jitter(initial=0.1, max=max_wait)
+        self.backoff = wait_exponential_jitter(multiplier=0.1, max=max_wait)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -110,12 +110,13 @@ class OpenAIUpstream:
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
+        self._wait = _Wait(max_wait_s)
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts)
             | stop_after_delay(self.timeout_s + self.max_wait_s * self.max_attempts),
-            wait=_Wait(self.max_wait_s),
+            wait=self._wait,
             retry=retry_if_exception(_retryable),
             reraise=True,
         )

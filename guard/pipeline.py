@@ -1,0 +1,169 @@
+"""One request through calguard: parse, pick the task, pass through or calibrate, answer.
+
+The proxy (``guard.app``) and the in-process wrapper (``guard.wrap``) both call
+:meth:`Pipeline.chat`; the upstream behind it is whatever :class:`guard.upstream.Upstream` is
+given (an OpenAI-compatible API, LiteLLM, or a wrapped function).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from guard.config import Settings
+from guard.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
+from guard.mcq_flow import McqOutcome, run_mcq
+from guard.mcq_text import find_options, last_user_text, locate_options
+from guard.metrics import Metrics
+from guard.protocol import check_chat_body, split_guard
+from guard.store import Store
+from guard.upstream import RawResponse, Upstream
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """Send the upstream's answer back as it came (status, bytes, content type)."""
+
+    raw: RawResponse
+
+
+@dataclass(frozen=True)
+class StreamThrough:
+    """Stream the upstream's answer to this body back as its bytes arrive."""
+
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A calguard-built ChatCompletion (dict) with its ``guard`` evidence."""
+
+    completion: dict[str, Any]
+
+
+def new_request_id() -> str:
+    return f"cg-{uuid.uuid4().hex[:16]}"
+
+
+class Pipeline:
+    def __init__(
+        self, settings: Settings, upstream: Upstream, store: Store, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.store = store
+        self.metrics = metrics or Metrics()
+
+    async def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
+        raw = await self.upstream.post("/chat/completions", body)
+        if raw.status >= 400:
+            raise _rejected(raw)
+        try:
+            return raw.json()
+        except ValueError as exc:
+            raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
+
+    async def chat(
+        self, body: dict[str, Any], request_id: str
+    ) -> Passthrough | StreamThrough | Calibrated:
+        """A chat completion request, streaming or not (the caller renders the stream)."""
+        check_chat_body(body)
+        rest, opts = split_guard(body)
+        upstream_model, route = self.settings.route(rest["model"])
+        rest["model"] = upstream_model
+        task = opts.task
+        found = last_user_text(rest["messages"])
+        prompt = None
+        if task in (None, "mcq") and found is not None:
+            text = found[1]
+            if opts.options is not None:
+                try:
+                    prompt = locate_options(text, opts.options)
+                except ValueError as exc:
+                    raise InvalidRequestError(str(exc), param="guard.options") from exc
+            elif task == "mcq" or route.auto_detect:
+                prompt = find_options(text)
+        if task in ("classify", "judge"):
+            raise InvalidRequestError(
+                f"task {task!r} is not served by the proxy yet; send task 'mcq' or 'none'",
+                param="guard.task",
+                code="unsupported_task",
+            )
+        if task == "mcq" and prompt is None:
+            raise InvalidRequestError(
+                "task is 'mcq' but no options were found in the last user message: write them "
+                "one per line as 'A. text' / 'B) text' / '(C) text', or pass guard.options",
+                param="guard.options",
+            )
+        if prompt is None or task == "none" or found is None:
+            self.metrics.inc("calguard_requests_total", help="requests", task="none")
+            if rest.get("stream"):
+                return StreamThrough(rest)
+            self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
+            return Passthrough(await self.upstream.post("/chat/completions", rest))
+        self.metrics.inc("calguard_requests_total", help="requests", task="mcq")
+        outcome = await run_mcq(
+            ask=self._ask,
+            store=self.store,
+            body=rest,
+            msg_index=found[0],
+            prompt=prompt,
+            route=route,
+            opts=opts,
+            upstream_model=upstream_model,
+            top_logprobs=self.settings.top_logprobs,
+        )
+        return Calibrated(mcq_completion(outcome, body["model"], request_id))
+
+
+def _rejected(raw: RawResponse) -> UpstreamRejectedError:
+    try:
+        parsed = json.loads(raw.body)
+    except ValueError:
+        parsed = None
+    body = parsed if isinstance(parsed, dict) else None
+    return UpstreamRejectedError(raw.status, body, f"upstream answered {raw.status}")
+
+
+def _floats(x: Any) -> list[float] | None:
+    return None if x is None else [round(float(v), 6) for v in x]
+
+
+def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[str, Any]:
+    res = o.result
+    answer = o.prompt.ids[res.index]
+    return {
+        "id": o.template.get("id") or f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": o.template.get("created") or int(time.time()),
+        "model": o.template.get("model") or client_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": o.usage or None,
+        "guard": {
+            "task": "mcq",
+            "calibration": o.method,
+            "answer": answer,
+            "index": res.index,
+            "probs": _floats(res.probs),
+            "raw_probs": _floats(res.raw_probs),
+            "prior": _floats(res.prior),
+            "upstream_calls": res.calls,
+            "flags": [],
+            "request_id": request_id,
+            "key": o.key,
+            "handling": res.handling,
+            "role": res.role,
+            "orders": [list(p) for p in res.orders],
+        },
+    }
