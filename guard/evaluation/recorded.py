@@ -27,6 +27,7 @@ class McqRecords:
     probs_cyclic: npt.NDArray[np.float64]  # (Q, n, n)
     gold: npt.NDArray[np.int64]  # (Q,) original option index
     options: list[list[str]]
+    questions: list[str] | None = None  # question texts, when recorded
 
     @property
     def n_options(self) -> int:
@@ -71,7 +72,13 @@ def load_recorded(path: str | Path) -> McqRecords | ClassifyRecords:
         if probs.ndim != 3 or probs.shape[1] != probs.shape[2]:
             raise RecordedFormatError(f"{p}: probs_cyclic must be n x n, got {probs.shape[1:]}")
         gold = np.asarray([ID_LETTERS.index(r["gold"]) for r in rows], dtype=np.int64)
-        return McqRecords(p.stem, probs, gold, [list(r["options"]) for r in rows])
+        return McqRecords(
+            p.stem,
+            probs,
+            gold,
+            [list(r["options"]) for r in rows],
+            [str(r.get("question", "")) for r in rows],
+        )
     if "label_logprobs" in first:
         lp = np.asarray([r["label_logprobs"] for r in rows], dtype=np.float64)
         gold = np.asarray([int(r["label"]) for r in rows], dtype=np.int64)
