@@ -50,6 +50,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from guard.demo import run_demo
+
+    print(run_demo(args.questions), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="calguard", description="Calibrate and guard LLM outputs."
@@ -87,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--config", help="YAML config file (routes, timeouts, defaults)")
     sv.add_argument("--store", help="sqlite:///path/to/calguard.db (default sqlite:///calguard.db)")
     sv.set_defaults(func=_serve)
+    dm = sub.add_parser(
+        "demo",
+        help="a simulated biased model behind the proxy, with and without calibration (no key)",
+    )
+    dm.add_argument("--questions", type=int, default=300, help="MMLU questions to send")
+    dm.set_defaults(func=_demo)
     return parser
 
 
