@@ -59,8 +59,10 @@ def run_demo(n_questions: int = 300, strength: float = 1.5) -> str:
     rows: list[Row] = []
     with serve_in_thread(create_fake_upstream(state)) as up, tempfile.TemporaryDirectory() as d:
         settings = Settings(upstream=f"{up}/v1", store=f"sqlite:///{d}/demo.db")
-        with serve_in_thread(create_app(settings)) as proxy:
-            client = openai.OpenAI(base_url=f"{proxy}/v1", api_key="demo", max_retries=0)
+        with (
+            serve_in_thread(create_app(settings)) as proxy,
+            openai.OpenAI(base_url=f"{proxy}/v1", api_key="demo", max_retries=0) as client,
+        ):
             for method in ("none", "pride", "adaptive", "cyclic"):
                 pred, calls = [], 0
                 for subject, q, opts, _ in questions:

@@ -44,7 +44,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             routes={"alias": RouteConfig(upstream_model="sim-biased-llm", mcq="cyclic")},
         )
         with serve_in_thread(create_app(settings)) as proxy:
-            yield Stack(state, proxy, tmp_path / "calguard.db", f"{up}/v1")
+            st = Stack(state, proxy, tmp_path / "calguard.db", f"{up}/v1")
+            yield st
+            st.client.close()
 
 
 def user(text: str) -> list[dict[str, str]]:
@@ -183,8 +185,10 @@ def test_state_survives_a_restart(stack: Stack) -> None:
         )
     # A second proxy on the same store file (a restart, or another worker) continues the key.
     settings = Settings(upstream=stack.upstream, store=f"sqlite:///{stack.db}")
-    with serve_in_thread(create_app(settings)) as second:
-        c2 = openai.OpenAI(base_url=f"{second}/v1", api_key="test", max_retries=0)
+    with (
+        serve_in_thread(create_app(settings)) as second,
+        openai.OpenAI(base_url=f"{second}/v1", api_key="test", max_retries=0) as c2,
+    ):
         r = c2.chat.completions.create(
             model="m", messages=user(QUESTION), extra_body={"guard": {"calibration": "pride"}}
         )

@@ -38,8 +38,11 @@ def proxy(arc: McqRecords, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with serve_in_thread(create_fake_upstream(state)) as up:
         route = RouteConfig(warmup=4, alpha=0.02, budget=2.0)
         settings = Settings(upstream=f"{up}/v1", store=f"sqlite:///{db}", default_route=route)
-        with serve_in_thread(create_app(settings)) as px:
-            yield openai.OpenAI(base_url=f"{px}/v1", api_key="test", max_retries=0)
+        with (
+            serve_in_thread(create_app(settings)) as px,
+            openai.OpenAI(base_url=f"{px}/v1", api_key="test", max_retries=0) as client,
+        ):
+            yield client
 
 
 @pytest.mark.parametrize("method", ["pride", "adaptive", "cyclic"])
