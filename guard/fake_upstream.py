@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,9 +79,14 @@ class ReplayResponder:
         return None
 
 
+TextResponder = Callable[[str], dict[str, float] | None]
+"""For a non-MCQ prompt: next-token probabilities (token -> p), or None for an echo."""
+
+
 @dataclass
 class FakeUpstreamState:
     responder: McqResponder
+    text_responder: TextResponder | None = None
     logprobs: bool = True
     calls: int = 0
     models: tuple[str, ...] = ("sim-biased-llm",)
@@ -148,6 +153,11 @@ def _answer(state: FakeUpstreamState, body: dict[str, Any]) -> dict[str, Any]:
         p = state.responder(text[: mcq.spans[0][0]], mcq.options)
         if p is not None:
             return _completion(body, _mcq_choices(state, body, mcq.ids, p), state.calls)
+    dist = state.text_responder(text) if state.text_responder and text else None
+    if dist:
+        tokens = list(dist)
+        p = np.array([dist[t] for t in tokens], dtype=np.float64)
+        return _completion(body, _mcq_choices(state, body, tokens, p / p.sum()), state.calls)
     reply = f"echo: {text[:200]}"
     choice = {
         "index": 0,

@@ -10,24 +10,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from calibrators.permutation import Perm
 from calibrators.planner import McqResult, PermutationPlanner, QuestionRun
 from calibrators.referential import check_referential
+from guard.asking import Ask, add_usage, ask_distribution
 from guard.config import RouteConfig
 from guard.errors import CalguardError, InvalidRequestError, UpstreamError
-from guard.extract import distribution_from_logprobs, distribution_from_samples, id_forms
+from guard.extract import id_forms
 from guard.mcq_text import McqPrompt
 from guard.protocol import MCQ_CALIBRATIONS, GuardOptions
 from guard.store import State, Store
-
-Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-SAMPLES = 8  # answers sampled per order when the upstream offers no logprobs
 
 
 @dataclass(frozen=True)
@@ -78,27 +73,6 @@ def _planner(
     return planner
 
 
-async def _ask_order(
-    ask: Ask, body: dict[str, Any], msg_index: int, prompt: McqPrompt, perm: Perm, top_logprobs: int
-) -> tuple[np.ndarray, dict[str, Any]]:
-    messages = list(body["messages"])
-    messages[msg_index] = {**messages[msg_index], "content": prompt.permuted(perm)}
-    ids = {i: id_forms(i) for i in prompt.ids}
-    req = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "n")}
-    req.update(messages=messages, logprobs=True, top_logprobs=top_logprobs)
-    if "max_completion_tokens" not in req:
-        req["max_tokens"] = max(len(i) for i in prompt.ids)
-    resp = await ask(req)
-    p = distribution_from_logprobs(resp["choices"][0], ids) if resp.get("choices") else None
-    if p is None:  # no logprobs on offer: sample answers instead
-        req.pop("logprobs"), req.pop("top_logprobs")
-        req.update(n=SAMPLES, max_tokens=16)
-        resp = await ask(req)
-        texts = [c.get("message", {}).get("content") or "" for c in resp.get("choices", [])]
-        p = distribution_from_samples(texts, prompt.ids)
-    return p, resp
-
-
 async def run_mcq(
     *,
     ask: Ask,
@@ -135,8 +109,12 @@ async def run_mcq(
     usage: dict[str, int] = {}
     errors: list[BaseException] = []
     while batch:
+        ids = {i: id_forms(i) for i in prompt.ids}
         answers = await asyncio.gather(
-            *(_ask_order(ask, body, msg_index, prompt, perm, top_logprobs) for perm in batch),
+            *(
+                ask_distribution(ask, body, msg_index, prompt.permuted(p), ids, top_logprobs)
+                for p in batch
+            ),
             return_exceptions=True,
         )
         for a in answers:
@@ -144,9 +122,7 @@ async def run_mcq(
                 errors.append(a)
                 continue
             template = template or a[1]
-            for k, v in (a[1].get("usage") or {}).items():
-                if isinstance(v, int):
-                    usage[k] = usage.get(k, 0) + v
+            add_usage(usage, a[1])
 
         def step(
             state: State | None, batch: tuple[Perm, ...] = batch, answers: list[Any] = answers

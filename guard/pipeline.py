@@ -13,8 +13,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from guard.classify_flow import run_classify
 from guard.config import Settings
 from guard.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
+from guard.judge_flow import run_judge
 from guard.mcq_flow import McqOutcome, run_mcq
 from guard.mcq_text import find_options, last_user_text, locate_options
 from guard.metrics import Metrics
@@ -88,10 +90,78 @@ class Pipeline:
             elif task == "mcq" or route.auto_detect:
                 prompt = find_options(text)
         if task in ("classify", "judge"):
-            raise InvalidRequestError(
-                f"task {task!r} is not served by the proxy yet; send task 'mcq' or 'none'",
-                param="guard.task",
-                code="unsupported_task",
+            if found is None:
+                raise InvalidRequestError(
+                    f"task {task!r} needs a last user message with text content", param="messages"
+                )
+            self.metrics.inc("calguard_requests_total", help="requests", task=task)
+            idx, text, top = found[0], found[1], self.settings.top_logprobs
+            if task == "classify":
+                c = await run_classify(
+                    ask=self._ask,
+                    store=self.store,
+                    body=rest,
+                    msg_index=idx,
+                    text=text,
+                    opts=opts,
+                    method=opts.calibration or route.classify,
+                    upstream_model=upstream_model,
+                    top_logprobs=top,
+                )
+                return Calibrated(
+                    completion(
+                        c.template,
+                        body["model"],
+                        request_id,
+                        c.label,
+                        c.usage,
+                        {
+                            "task": "classify",
+                            "calibration": c.method,
+                            "answer": c.label,
+                            "index": c.index,
+                            "probs": c.probs,
+                            "raw_probs": c.raw_probs,
+                            "prior": c.prior,
+                            "upstream_calls": c.calls,
+                            "flags": [],
+                            "request_id": request_id,
+                            "key": c.key,
+                        },
+                    )
+                )
+            j = await run_judge(
+                ask=self._ask,
+                body=rest,
+                msg_index=idx,
+                text=text,
+                opts=opts,
+                method=opts.calibration or route.judge,
+                top_logprobs=top,
+            )
+            return Calibrated(
+                completion(
+                    j.template,
+                    body["model"],
+                    request_id,
+                    j.answer,
+                    j.usage,
+                    {
+                        "task": "judge",
+                        "calibration": j.method,
+                        "answer": j.answer,
+                        "index": j.index,
+                        "probs": j.probs,
+                        "raw_probs": j.raw_probs,
+                        "prior": None,
+                        "upstream_calls": j.calls,
+                        "flags": j.flags,
+                        "request_id": request_id,
+                        "consistent": j.consistent,
+                        "order_winners": j.order_winners,
+                        "first_position_rate": j.first_position_rate,
+                    },
+                )
             )
         if task == "mcq" and prompt is None:
             raise InvalidRequestError(
@@ -133,14 +203,20 @@ def _floats(x: Any) -> list[float] | None:
     return None if x is None else [round(float(v), 6) for v in x]
 
 
-def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[str, Any]:
-    res = o.result
-    answer = o.prompt.ids[res.index]
+def completion(
+    template: dict[str, Any],
+    client_model: str,
+    request_id: str,
+    answer: str,
+    usage: dict[str, int],
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    """A ChatCompletion whose message is the calibrated ``answer``, with the evidence attached."""
     return {
-        "id": o.template.get("id") or f"chatcmpl-{request_id}",
+        "id": template.get("id") or f"chatcmpl-{request_id}",
         "object": "chat.completion",
-        "created": o.template.get("created") or int(time.time()),
-        "model": o.template.get("model") or client_model,
+        "created": template.get("created") or int(time.time()),
+        "model": template.get("model") or client_model,
         "choices": [
             {
                 "index": 0,
@@ -149,8 +225,21 @@ def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[st
                 "finish_reason": "stop",
             }
         ],
-        "usage": o.usage or None,
-        "guard": {
+        "usage": usage or None,
+        "guard": evidence,
+    }
+
+
+def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[str, Any]:
+    res = o.result
+    answer = o.prompt.ids[res.index]
+    return completion(
+        o.template,
+        client_model,
+        request_id,
+        answer,
+        o.usage,
+        {
             "task": "mcq",
             "calibration": o.method,
             "answer": answer,
@@ -166,4 +255,4 @@ def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[st
             "role": res.role,
             "orders": [list(p) for p in res.orders],
         },
-    }
+    )
