@@ -192,7 +192,7 @@ def create_app(
         body = await _read_json(request, settings.max_body_bytes)
         out = await holder["p"].chat(body, rid)
         if isinstance(out, StreamThrough):
-            return await _stream_through(holder["p"].upstream, "/chat/completions", out.body, rid)
+            return await _stream_through(out.upstream, "/chat/completions", out.body, rid)
         if isinstance(out, Passthrough):
             return Response(
                 out.raw.body,

@@ -30,6 +30,7 @@ class Strict(BaseModel):
 class RouteConfig(Strict):
     upstream_model: str | None = None  # None: the client-facing name
     provider: Literal["openai", "litellm"] = "openai"
+    api_base: str | None = None  # litellm routes: the provider's base URL, if not its default
     mcq: McqCalibration = "pride"
     classify: ClassifyCalibration = "batch"
     judge: JudgeCalibration = "swap"

@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from guard.asking import Ask
 from guard.classify_flow import run_classify
-from guard.config import Settings
+from guard.config import RouteConfig, Settings
 from guard.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
 from guard.judge_flow import run_judge
 from guard.mcq_flow import McqOutcome, run_mcq
@@ -37,6 +38,7 @@ class StreamThrough:
     """Stream the upstream's answer to this body back as its bytes arrive."""
 
     body: dict[str, Any]
+    upstream: Upstream
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,29 @@ class Pipeline:
         self.upstream = upstream
         self.store = store
         self.metrics = metrics or Metrics()
+        self._litellm: Upstream | None = None
 
-    async def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
+    def upstream_for(self, route: RouteConfig) -> Upstream:
+        """The route's upstream: the OpenAI-compatible client, or LiteLLM for other providers."""
+        if route.provider == "litellm":
+            if self._litellm is None:
+                from guard.litellm_upstream import LiteLLMUpstream
+
+                self._litellm = LiteLLMUpstream(
+                    route.api_base, self.settings.upstream_key, self.settings.timeout_s
+                )
+            return self._litellm
+        return self.upstream
+
+    def _asker(self, upstream: Upstream) -> Ask:
+        async def ask(body: dict[str, Any]) -> dict[str, Any]:
+            return await self._ask(upstream, body)
+
+        return ask
+
+    async def _ask(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
         self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
-        raw = await self.upstream.post("/chat/completions", body)
+        raw = await upstream.post("/chat/completions", body)
         if raw.status >= 400:
             raise _rejected(raw)
         try:
@@ -77,6 +98,8 @@ class Pipeline:
         rest, opts = split_guard(body)
         upstream_model, route = self.settings.route(rest["model"])
         rest["model"] = upstream_model
+        upstream = self.upstream_for(route)
+        ask = self._asker(upstream)
         task = opts.task
         found = last_user_text(rest["messages"])
         prompt = None
@@ -98,7 +121,7 @@ class Pipeline:
             idx, text, top = found[0], found[1], self.settings.top_logprobs
             if task == "classify":
                 c = await run_classify(
-                    ask=self._ask,
+                    ask=ask,
                     store=self.store,
                     body=rest,
                     msg_index=idx,
@@ -131,7 +154,7 @@ class Pipeline:
                     )
                 )
             j = await run_judge(
-                ask=self._ask,
+                ask=ask,
                 body=rest,
                 msg_index=idx,
                 text=text,
@@ -172,12 +195,12 @@ class Pipeline:
         if prompt is None or task == "none" or found is None:
             self.metrics.inc("calguard_requests_total", help="requests", task="none")
             if rest.get("stream"):
-                return StreamThrough(rest)
+                return StreamThrough(rest, upstream)
             self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
-            return Passthrough(await self.upstream.post("/chat/completions", rest))
+            return Passthrough(await upstream.post("/chat/completions", rest))
         self.metrics.inc("calguard_requests_total", help="requests", task="mcq")
         outcome = await run_mcq(
-            ask=self._ask,
+            ask=ask,
             store=self.store,
             body=rest,
             msg_index=found[0],
