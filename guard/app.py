@@ -20,7 +20,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.config import Settings
 from guard.errors import CalguardError, InvalidRequestError, RequestTooLargeError
@@ -113,6 +115,35 @@ async def _stream_through(
     )
 
 
+class RequestIdMiddleware:
+    """Gives every request an id (``x-request-id``, the client's if it sent one), puts it on
+    the response, and times the request. Plain ASGI: no extra task per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = Headers(scope=scope).get("x-request-id") or new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers.append("x-request-id", rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.observe_latency(scope["path"], time.perf_counter() - start)
+
+
 def create_app(
     settings: Settings, upstream: Upstream | None = None, store: Store | None = None
 ) -> FastAPI:
@@ -177,14 +208,7 @@ def create_app(
         err = CalguardError(f"internal error ({type(exc).__name__}); request id {rid}")
         return _error(err, rid)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Any) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or new_request_id()
-        start = time.perf_counter()
-        response: Response = await call_next(request)
-        response.headers.setdefault("x-request-id", request.state.request_id)
-        metrics.observe_latency(request.url.path, time.perf_counter() - start)
-        return response
+    app.add_middleware(RequestIdMiddleware, metrics=metrics)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:

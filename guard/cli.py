@@ -46,7 +46,13 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=args.access_log,
+    )
     return 0
 
 
@@ -93,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, help="port (default 8080)")
     sv.add_argument("--config", help="YAML config file (routes, timeouts, defaults)")
     sv.add_argument("--store", help="sqlite:///path/to/calguard.db (default sqlite:///calguard.db)")
+    sv.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request line (off by default: it costs latency)",
+    )
     sv.set_defaults(func=_serve)
     dm = sub.add_parser(
         "demo",

@@ -22,8 +22,16 @@ def free_port() -> int:
 def serve_in_thread(app: Any, port: int | None = None, timeout_s: float = 20.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1; yields the base URL; stops on exit."""
     port = port or free_port()
+    # The standard asyncio loop whatever else is installed (uvloop comes with litellm[proxy]):
+    # tests then behave the same on every machine.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        loop="asyncio",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,5 +1,10 @@
-"""Upstream clients: OpenAI-compatible endpoints through ``openai.AsyncOpenAI`` (the fast path,
-one shared connection pool), anything else through ``litellm``.
+"""Upstream clients: OpenAI-compatible endpoints over one shared HTTP connection pool (the fast
+path), anything else through ``litellm`` (:mod:`guard.litellm_upstream`).
+
+The fast path speaks to the upstream with the openai SDK's own HTTP transport (``httpx2``), but
+not through the SDK's per-request machinery: profiled under load, building each request there
+cost about as much as the HTTP exchange itself (``bench/proxy_overhead.py``). calguard already has
+the JSON body; it posts those bytes.
 
 Retries (tenacity) cover 429, 5xx, timeouts and dropped connections, honour ``Retry-After``, and
 are bounded in attempts and in total time; then :class:`UpstreamError` (502) or
@@ -15,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx2
-import openai
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -53,14 +57,20 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class _RetryableStatus(Exception):
+    """An upstream answer worth retrying (429, 5xx); carries it for Retry-After."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        super().__init__(f"upstream answered {response.status_code}")
+        self.response = response
+
+
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRY_STATUSES
-    return isinstance(exc, openai.APIConnectionError)
+    return isinstance(exc, _RetryableStatus | httpx2.TransportError)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, _RetryableStatus):
         value = exc.response.headers.get("retry-after")
         if value is not None:
             try:
@@ -95,17 +105,14 @@ class OpenAIUpstream:
         max_attempts: int = 3,
         max_wait_s: float = 20.0,
     ) -> None:
-        # One connection pool for the openai client and for raw streaming pass-through.
+        self.base_url = base_url.rstrip("/")
+        self.headers = {
+            "Authorization": f"Bearer {api_key or 'not-needed'}",
+            "Content-Type": "application/json",
+        }
         self.http = httpx2.AsyncClient(
             limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
             timeout=timeout_s,
-        )
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or "not-needed",
-            timeout=timeout_s,
-            max_retries=0,  # tenacity owns retries, so they are bounded in one place
-            http_client=self.http,
         )
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -122,39 +129,40 @@ class OpenAIUpstream:
         )
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> RawResponse:
+        url = self.base_url + path
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         attempts = 0
         try:
             async for attempt in self._retrying():
                 with attempt:
                     attempts += 1
-                    if method == "GET":
-                        resp = await self.client.get(path, cast_to=httpx2.Response)
-                    else:
-                        resp = await self.client.post(path, body=body, cast_to=httpx2.Response)
+                    resp = await self.http.request(
+                        method, url, content=content, headers=self.headers
+                    )
+                    if resp.status_code in RETRY_STATUSES:
+                        raise _RetryableStatus(resp)
                     return RawResponse(
                         resp.status_code, resp.content, resp.headers.get("content-type", "")
                     )
-        except openai.APIStatusError as exc:
-            if exc.status_code in RETRY_STATUSES:
-                raise UpstreamError(
-                    f"upstream answered {exc.status_code} after {attempts} attempt(s); "
-                    "check the upstream's health or raise max_attempts",
-                    upstream_status=exc.status_code,
-                    attempts=attempts,
-                ) from exc
-            r = exc.response
-            return RawResponse(r.status_code, r.content, r.headers.get("content-type", ""))
-        except openai.APITimeoutError as exc:
+        except _RetryableStatus as exc:
+            status = exc.response.status_code
+            raise UpstreamError(
+                f"upstream answered {status} after {attempts} attempt(s); "
+                "check the upstream's health or raise max_attempts",
+                upstream_status=status,
+                attempts=attempts,
+            ) from exc
+        except httpx2.TimeoutException as exc:
             raise UpstreamTimeoutError(
                 f"upstream did not answer within {self.timeout_s:g} s, {attempts} attempt(s); "
                 "raise timeout_s or check the upstream",
                 attempts=attempts,
                 code="upstream_timeout",
             ) from exc
-        except openai.APIConnectionError as exc:
+        except httpx2.TransportError as exc:
             raise UpstreamError(
-                f"cannot reach the upstream at {self.client.base_url} after {attempts} "
-                f"attempt(s): {exc}",
+                f"cannot reach the upstream at {self.base_url} after {attempts} "
+                f"attempt(s): {exc!r}",
                 attempts=attempts,
                 code="upstream_unreachable",
             ) from exc
@@ -168,10 +176,9 @@ class OpenAIUpstream:
 
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
         """The upstream's response bytes as they arrive (no retry once bytes have flowed)."""
-        url = str(self.client.base_url).rstrip("/") + path
-        headers = {"Authorization": f"Bearer {self.client.api_key}"}
+        url = self.base_url + path
         try:
-            async with self.http.stream("POST", url, json=body, headers=headers) as resp:
+            async with self.http.stream("POST", url, json=body, headers=self.headers) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise UpstreamError(
@@ -189,4 +196,4 @@ class OpenAIUpstream:
             raise UpstreamError(f"upstream stream failed: {exc}") from exc
 
     async def aclose(self) -> None:
-        await self.client.close()
+        await self.http.aclose()
