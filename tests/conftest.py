@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from guard.evaluation.recorded import McqRecords, load_recorded
+
 RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "recorded"
 
 
@@ -27,3 +29,11 @@ def recorded() -> Callable[[str], Path]:
 @pytest.fixture(scope="session")
 def recorded_dir(recorded: Callable[[str], Path]) -> Path:
     return recorded("")
+
+
+@pytest.fixture(scope="session")
+def arc(recorded: Callable[[str], Path]) -> McqRecords:
+    """The recorded ARC-Challenge outputs of Llama-2-13b-chat (skips when absent)."""
+    rec = load_recorded(recorded("arc_0s_Llama-2-13b-chat-hf.jsonl"))
+    assert isinstance(rec, McqRecords)
+    return rec

@@ -6,7 +6,6 @@ the calibration-core issue. Everything here drives the same PermutationPlanner t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,6 @@ from guard.evaluation.mcq import (
 from guard.evaluation.recorded import McqRecords, load_recorded
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
-
-
-@pytest.fixture(scope="module")
-def arc(recorded: Callable[[str], Path]) -> McqRecords:
-    rec = load_recorded(recorded(ARC))
-    assert isinstance(rec, McqRecords)
-    return rec
 
 
 def _mcq_files(recorded: Path) -> list[McqRecords]:

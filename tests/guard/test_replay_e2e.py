@@ -4,8 +4,7 @@ method and arrival order does (within 0.5 point; the same planner makes the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import openai
@@ -15,19 +14,12 @@ from calibrators.planner import PermutationPlanner
 from guard.app import create_app
 from guard.config import RouteConfig, Settings
 from guard.evaluation.mcq import run_order
-from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.evaluation.recorded import McqRecords
 from guard.evaluation.replay import replay_through_proxy
 from guard.fake_upstream import FakeUpstreamState, ReplayResponder, create_fake_upstream
 from guard.servers import serve_in_thread
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
-
-
-@pytest.fixture(scope="module")
-def arc(recorded: Callable[[str], Path]) -> McqRecords:
-    rec = load_recorded(recorded(ARC))
-    assert isinstance(rec, McqRecords)
-    return rec
 
 
 @pytest.fixture(scope="module")
