@@ -22,8 +22,6 @@ from guard.evaluation.mcq import (
 )
 from guard.evaluation.recorded import McqRecords, load_recorded
 
-ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
-
 
 def _mcq_files(recorded: Path) -> list[McqRecords]:
     recs = [load_recorded(p) for p in sorted(recorded.glob("*.jsonl"))]

@@ -19,8 +19,6 @@ from guard.evaluation.replay import replay_through_proxy
 from guard.fake_upstream import FakeUpstreamState, ReplayResponder, create_fake_upstream
 from guard.servers import serve_in_thread
 
-ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
-
 
 @pytest.fixture(scope="module")
 def proxy(arc: McqRecords, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
