@@ -11,9 +11,11 @@ Every error is an OpenAI error body with the right status, and carries ``x-reque
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +27,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.config import Settings
-from guard.errors import CalguardError, InvalidRequestError, RequestTooLargeError
+from guard.errors import (
+    AuthenticationError,
+    CalguardError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestTooLargeError,
+)
 from guard.metrics import Metrics
 from guard.pipeline import Calibrated, Passthrough, Pipeline, StreamThrough, new_request_id
 from guard.store import Store
@@ -210,8 +218,35 @@ def create_app(
 
     app.add_middleware(RequestIdMiddleware, metrics=metrics)
 
+    def authorize(request: Request, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not any(hmac.compare_digest(token, k) for k in keys):
+            raise AuthenticationError(
+                "missing or invalid API key: send 'Authorization: Bearer <key>' with one of "
+                "the proxy's keys"
+                if token == ""
+                else "invalid API key"
+            )
+
+    @app.get("/v1/guard/flags")
+    async def list_flags(
+        request: Request, since: float | None = None, policy: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        if not settings.admin_key:
+            raise NotFoundError("the flag log endpoint is off: set admin_key to enable it")
+        authorize(request, [settings.admin_key])
+        store_ = holder["p"].store
+        rows = await asyncio.to_thread(
+            store_.flags, since=since, policy=policy, limit=max(1, min(limit, 10_000))
+        )
+        return {"object": "list", "data": rows}
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
+        authorize(request, settings.api_keys)
         rid = request.state.request_id
         body = await _read_json(request, settings.max_body_bytes)
         out = await holder["p"].chat(body, rid)
@@ -235,6 +270,7 @@ def create_app(
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
+        authorize(request, settings.api_keys)
         rid = request.state.request_id
         body = await _read_json(request, settings.max_body_bytes)
         if not isinstance(body.get("model"), str):
@@ -253,7 +289,8 @@ def create_app(
         )
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    async def models(request: Request) -> dict[str, Any]:
+        authorize(request, settings.api_keys)
         data: list[dict[str, Any]] = []
         try:
             raw = await holder["p"].upstream.get("/models")

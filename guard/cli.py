@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dm.add_argument("--questions", type=int, default=300, help="MMLU questions to send")
     dm.set_defaults(func=_demo)
+    from guard.flags_cli import add_parser
+
+    add_parser(sub)
     return parser
 
 

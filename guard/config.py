@@ -38,6 +38,8 @@ class RouteConfig(Strict):
     warmup: int = Field(4, ge=0)
     alpha: float = Field(0.02, ge=0.0, le=1.0)
     auto_detect: bool = True  # look for MCQ options in the last user message when no guard.task
+    # Policies run on this route: [{type, params, action}] (see the policies package).
+    policies: list[dict[str, Any]] = []
 
 
 class Settings(Strict):
@@ -51,6 +53,12 @@ class Settings(Strict):
     retry_max_wait_s: float = Field(20.0, ge=0)
     max_body_bytes: int = Field(4_000_000, gt=0)
     top_logprobs: int = Field(20, ge=1, le=20)
+    # Proxy API keys: when any are set, requests need "Authorization: Bearer <one of them>".
+    api_keys: list[str] = []
+    admin_key: str | None = None  # for GET /v1/guard/flags (no key: the endpoint is off)
+    # Streaming fails closed: blocking policies see this many characters ahead of the client,
+    # or the whole answer ("full") before anything is sent.
+    stream_holdback: int | Literal["full"] = 256
     default_route: RouteConfig = RouteConfig()
     routes: dict[str, RouteConfig] = {}
 
@@ -72,7 +80,11 @@ def _env(environ: Mapping[str, str]) -> dict[str, Any]:
     for name in Settings.model_fields:
         value = environ.get(f"CALGUARD_{name.upper()}")
         if value is not None and name not in ("routes", "default_route"):
-            out[name] = value
+            out[name] = (
+                [v.strip() for v in value.split(",") if v.strip()]
+                if (name == "api_keys")
+                else value
+            )
     return out
 
 

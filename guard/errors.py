@@ -2,6 +2,8 @@
 
     CalguardError                      500 internal_error
     ├── InvalidRequestError            400 invalid_request_error   (bad body, bad guard object)
+    ├── PolicyViolationError           400 policy_violation        (a policy blocked it; names it)
+    ├── AuthenticationError            401 invalid_request_error   (missing or wrong API key)
     ├── NotFoundError                  404 not_found_error         (unknown route or model)
     ├── RequestTooLargeError           413 invalid_request_error
     ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
@@ -50,6 +52,27 @@ class CalguardError(Exception):
 class InvalidRequestError(CalguardError):
     status = 400
     type = "invalid_request_error"
+
+
+class PolicyViolationError(CalguardError):
+    status = 400
+    type = "policy_violation"
+
+    def __init__(self, policy: str, reason: str, *, phase: str, request_id: str | None = None):
+        super().__init__(
+            f"blocked by policy '{policy}' on the {phase}: {reason}",
+            code=policy,
+            request_id=request_id,
+        )
+        self.policy = policy
+
+
+class AuthenticationError(CalguardError):
+    status = 401
+    type = "invalid_request_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_api_key")
 
 
 class NotFoundError(CalguardError):

@@ -19,14 +19,27 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 State = dict[str, Any]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calibration_state (
-    key TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated REAL NOT NULL DEFAULT (julianday('now'))
-);
-"""
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS calibration_state (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated REAL NOT NULL DEFAULT (julianday('now'))
+    )""",
+    """CREATE TABLE IF NOT EXISTS flags (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        request_id TEXT NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT NOT NULL,
+        key TEXT,
+        action TEXT NOT NULL,
+        policies TEXT NOT NULL,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS flags_time ON flags (time)",
+)
+FLAG_COLUMNS = ("id", "time", "request_id", "route", "model", "key", "action", "policies")
 
 
 class Store:
@@ -37,7 +50,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._tx() as db:
-            db.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                db.execute(statement)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -82,6 +96,53 @@ class Store:
                 (key, json.dumps(state, separators=(",", ":"))),
             )
             return result
+
+    def add_flag(self, flag: dict[str, Any]) -> int:
+        """Commit one flag record (before the response is sent); returns its id.
+
+        ``flag`` holds time, request_id, route, model, key, action, policies (list) and the
+        rest of the record (request, response, evidence, verdicts), stored as JSON.
+        """
+        columns = {k: flag[k] for k in FLAG_COLUMNS[1:] if k != "policies"}
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO flags (time, request_id, route, model, key, action, policies, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *columns.values(),
+                    ",".join(flag["policies"]),
+                    json.dumps(flag, separators=(",", ":"), default=str),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def flags(
+        self, *, since: float | None = None, policy: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Flag records, oldest first, filtered by time and by policy name."""
+        sql = "SELECT id, record FROM flags WHERE 1=1"
+        args: list[float | str | int] = []
+        if since is not None:
+            sql += " AND time >= ?"
+            args.append(since)
+        if policy is not None:
+            sql += " AND (',' || policies || ',') LIKE ?"
+            args.append(f"%,{policy},%")
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._conn().execute(sql, args).fetchall()
+        return [{"id": r[0], **json.loads(r[1])} for r in rows]
+
+    def flag(self, flag_id: int) -> dict[str, Any] | None:
+        row = (
+            self._conn().execute("SELECT id, record FROM flags WHERE id = ?", (flag_id,)).fetchone()
+        )
+        return None if row is None else {"id": row[0], **json.loads(row[1])}
+
+    def count_flags(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM flags").fetchone()[0])
 
     def keys(self) -> list[str]:
         rows = self._conn().execute("SELECT key FROM calibration_state ORDER BY key").fetchall()
