@@ -76,6 +76,7 @@ class McqResult:
     calls: int  # upstream calls spent, failed (dropped) ones included
     handling: Handling
     role: Role  # why this question cost what it did
+    order_answers: tuple[int, ...] = ()  # each answered order's raw top option (original index)
 
     @property
     def index(self) -> int:
@@ -224,8 +225,16 @@ class QuestionRun:
         first_perm, first = obs[0]
         raw = to_original(first, first_perm)
         probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
+        answers = tuple(int(np.argmax(to_original(p, perm))) for perm, p in obs)
         self._result = McqResult(
-            probs, raw, self.prior, tuple(self.answered), self.calls, self.handling, self.role
+            probs,
+            raw,
+            self.prior,
+            tuple(self.answered),
+            self.calls,
+            self.handling,
+            self.role,
+            answers,
         )
         self._planner._completed(self)
 

@@ -34,9 +34,11 @@ from guard.errors import (
     NotFoundError,
     RequestTooLargeError,
 )
+from guard.guarding import route_policies
 from guard.metrics import Metrics
 from guard.pipeline import Calibrated, Passthrough, Pipeline, StreamThrough, new_request_id
 from guard.store import Store
+from guard.stream_guard import guarded_stream
 from guard.upstream import OpenAIUpstream, Upstream
 
 
@@ -100,9 +102,16 @@ async def _calibrated_stream(completion: dict[str, Any]) -> AsyncIterator[bytes]
 
 
 async def _stream_through(
-    upstream: Upstream, path: str, body: dict[str, Any], request_id: str
+    upstream: Upstream,
+    path: str,
+    body: dict[str, Any],
+    request_id: str,
+    guard: StreamThrough | None = None,
+    holdback: int | None = None,
 ) -> Response:
     gen = upstream.stream(path, body)
+    if guard is not None and guard.policies and guard.checks is not None and guard.log:
+        gen = guarded_stream(gen, guard.policies, guard.checks, guard.log, holdback, request_id)
     try:  # the first chunk decides the status: an upstream failure is still a proper error
         first = await gen.__anext__()
     except StopAsyncIteration:
@@ -158,6 +167,7 @@ def create_app(
     """The proxy app. ``upstream`` / ``store`` default to the settings' (built at start-up)."""
     metrics = Metrics()
     holder: dict[str, Pipeline] = {}
+    policies = route_policies(settings)  # a bad policy spec stops start-up here, named
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,7 +185,7 @@ def create_app(
                 max_wait_s=settings.retry_max_wait_s,
             )
         st = store or Store(settings.sqlite_path)
-        holder["p"] = Pipeline(settings, up, st, metrics)
+        holder["p"] = Pipeline(settings, up, st, metrics, policies)
         try:
             yield
         finally:
@@ -251,7 +261,10 @@ def create_app(
         body = await _read_json(request, settings.max_body_bytes)
         out = await holder["p"].chat(body, rid)
         if isinstance(out, StreamThrough):
-            return await _stream_through(out.upstream, "/chat/completions", out.body, rid)
+            holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
+            return await _stream_through(
+                out.upstream, "/chat/completions", out.body, rid, out, holdback
+            )
         if isinstance(out, Passthrough):
             return Response(
                 out.raw.body,
@@ -260,13 +273,22 @@ def create_app(
                 headers={"x-request-id": rid},
             )
         assert isinstance(out, Calibrated)
+        headers = {"x-request-id": rid}
+        flags = (out.completion.get("guard") or {}).get("flags") or []
+        if flags:
+            headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in flags}))
+            for f in flags:
+                metrics.inc(
+                    "calguard_flags_total",
+                    help="verdicts by policy",
+                    policy=f["policy"],
+                    action=f.get("action", "flag"),
+                )
         if body.get("stream"):
             return StreamingResponse(
-                _calibrated_stream(out.completion),
-                media_type="text/event-stream",
-                headers={"x-request-id": rid},
+                _calibrated_stream(out.completion), media_type="text/event-stream", headers=headers
             )
-        return JSONResponse(out.completion, headers={"x-request-id": rid})
+        return JSONResponse(out.completion, headers=headers)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:

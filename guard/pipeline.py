@@ -7,9 +7,11 @@ given (an OpenAI-compatible API, LiteLLM, or a wrapped function).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +19,15 @@ from guard.asking import Ask
 from guard.classify_flow import run_classify
 from guard.config import RouteConfig, Settings
 from guard.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
+from guard.guarding import Checks, RoutePolicies, record, route_policies, violation
 from guard.judge_flow import run_judge
 from guard.mcq_flow import McqOutcome, run_mcq
 from guard.mcq_text import find_options, last_user_text, locate_options
 from guard.metrics import Metrics
-from guard.protocol import check_chat_body, split_guard
+from guard.protocol import GuardOptions, check_chat_body, split_guard
 from guard.store import Store
 from guard.upstream import RawResponse, Upstream
+from policies import Context, Policy
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,14 @@ class Passthrough:
 
 @dataclass(frozen=True)
 class StreamThrough:
-    """Stream the upstream's answer to this body back as its bytes arrive."""
+    """Stream the upstream's answer to this body back as its bytes arrive; with response
+    policies, through the hold-back guard (:mod:`guard.stream_guard`)."""
 
     body: dict[str, Any]
     upstream: Upstream
+    policies: Sequence[Policy] = ()
+    checks: Checks | None = None
+    log: Callable[..., Awaitable[int | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,23 @@ def new_request_id() -> str:
 
 class Pipeline:
     def __init__(
-        self, settings: Settings, upstream: Upstream, store: Store, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        store: Store,
+        metrics: Metrics | None = None,
+        policies: Mapping[str, RoutePolicies] | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.store = store
         self.metrics = metrics or Metrics()
         self._litellm: Upstream | None = None
+        if policies is None:
+            policies = route_policies(settings)
+        self.policies = dict(policies)
+        self.default_policies = self.policies.pop("", RoutePolicies())
+        self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         """The route's upstream: the OpenAI-compatible client, or LiteLLM for other providers."""
@@ -93,11 +111,102 @@ class Pipeline:
     async def chat(
         self, body: dict[str, Any], request_id: str
     ) -> Passthrough | StreamThrough | Calibrated:
-        """A chat completion request, streaming or not (the caller renders the stream)."""
+        """A chat completion request, streaming or not (the caller renders the stream):
+        prompt-side policies, then the task, then response-side policies and the flag log."""
         check_chat_body(body)
         rest, opts = split_guard(body)
-        upstream_model, route = self.settings.route(rest["model"])
+        client_model = rest["model"]
+        upstream_model, route = self.settings.route(client_model)
         rest["model"] = upstream_model
+        pol = self.policies.get(client_model, self.default_policies)
+        checks = Checks()
+        log = functools.partial(
+            record,
+            self.store,
+            checks,
+            request_id=request_id,
+            route=client_model,
+            model=upstream_model,
+            request=body,
+        )
+        found = last_user_text(rest["messages"])
+        if pol.prompt and found is not None:
+            ctx = Context("prompt", found[1], model=client_model)
+            text, block = checks.run(pol.prompt, ctx)
+            if block is not None:
+                err = violation(block, "prompt", request_id)
+                await log(key=None, response=err.to_body())
+                raise err
+            if text != found[1]:  # redacted before it reaches the upstream
+                messages = list(rest["messages"])
+                messages[found[0]] = {**messages[found[0]], "content": text}
+                rest["messages"] = messages
+        out = await self._dispatch(body, rest, opts, route, upstream_model, request_id)
+        if isinstance(out, StreamThrough):
+            if pol.response or checks.verdicts:
+                return StreamThrough(out.body, out.upstream, pol.response, checks, log)
+            return out
+        if not (pol.response or checks.verdicts or _own_flags(out)):
+            return out
+        return await self._check_response(out, pol.response, checks, log, request_id)
+
+    async def _check_response(
+        self,
+        out: Passthrough | Calibrated,
+        response_policies: Sequence[Policy],
+        checks: Checks,
+        log: Callable[..., Awaitable[int | None]],
+        request_id: str,
+    ) -> Passthrough | Calibrated:
+        if isinstance(out, Passthrough):
+            if out.raw.status != 200:
+                return out
+            try:
+                completion = out.raw.json()
+            except ValueError:
+                return out
+        else:
+            completion = out.completion
+        evidence = completion.get("guard")
+        key = evidence.get("key") if evidence else None
+        if evidence:
+            checks.extra_flags += list(evidence.get("flags") or [])
+        choices = completion.get("choices") or [{}]
+        message = choices[0].get("message") or {}
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        prior = evidence.get("prior") if evidence else None
+        ctx = Context(
+            "response",
+            text,
+            model=str(completion.get("model", "")),
+            evidence=evidence,
+            previous_prior=self._last_prior.get(key or ""),
+        )
+        if key and prior is not None:
+            self._last_prior[key] = prior
+        new_text, block = checks.run(response_policies, ctx)
+        if block is not None:
+            err = violation(block, "response", request_id)
+            await log(key=key, response={**err.to_body(), "withheld": completion})
+            raise err
+        if new_text != text:
+            choices[0]["message"] = {**message, "content": new_text}
+        if checks.flags:
+            guard = completion.setdefault("guard", {"request_id": request_id})
+            guard["flags"] = checks.flags
+            await log(key=key, response=completion)  # committed before the response is sent
+        return Calibrated(completion)
+
+    async def _dispatch(
+        self,
+        body: dict[str, Any],
+        rest: dict[str, Any],
+        opts: GuardOptions,
+        route: RouteConfig,
+        upstream_model: str,
+        request_id: str,
+    ) -> Passthrough | StreamThrough | Calibrated:
         upstream = self.upstream_for(route)
         ask = self._asker(upstream)
         task = opts.task
@@ -213,6 +322,11 @@ class Pipeline:
         return Calibrated(mcq_completion(outcome, body["model"], request_id))
 
 
+def _own_flags(out: Passthrough | StreamThrough | Calibrated) -> bool:
+    """A calibrated answer that flagged itself (a judge's order-inconsistent verdict)."""
+    return isinstance(out, Calibrated) and bool((out.completion.get("guard") or {}).get("flags"))
+
+
 def _rejected(raw: RawResponse) -> UpstreamRejectedError:
     try:
         parsed = json.loads(raw.body)
@@ -277,5 +391,6 @@ def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[st
             "handling": res.handling,
             "role": res.role,
             "orders": [list(p) for p in res.orders],
+            "order_answers": list(res.order_answers),
         },
     )
