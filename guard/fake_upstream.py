@@ -112,7 +112,11 @@ def _completion(body: dict[str, Any], choices: list[dict[str, Any]], n: int) -> 
 
 
 def _mcq_choices(
-    state: FakeUpstreamState, body: dict[str, Any], ids: Sequence[str], p: FloatArray
+    state: FakeUpstreamState,
+    body: dict[str, Any],
+    ids: Sequence[str],
+    p: FloatArray,
+    answer_text: str = "The answer is ({}).",
 ) -> list[dict[str, Any]]:
     want_logprobs = bool(body.get("logprobs")) and state.logprobs
     if want_logprobs:
@@ -136,7 +140,7 @@ def _mcq_choices(
     return [
         {
             "index": i,
-            "message": {"role": "assistant", "content": f"The answer is ({ids[j]})."},
+            "message": {"role": "assistant", "content": answer_text.format(ids[j])},
             "logprobs": None,
             "finish_reason": "stop",
         }
@@ -157,7 +161,9 @@ def _answer(state: FakeUpstreamState, body: dict[str, Any]) -> dict[str, Any]:
     if dist:
         tokens = list(dist)
         p = np.array([dist[t] for t in tokens], dtype=np.float64)
-        return _completion(body, _mcq_choices(state, body, tokens, p / p.sum()), state.calls)
+        # Free text: a sampled answer is the token itself, not "The answer is (X).".
+        choices = _mcq_choices(state, body, tokens, p / p.sum(), answer_text="{}")
+        return _completion(body, choices, state.calls)
     reply = f"echo: {text[:200]}"
     choice = {
         "index": 0,

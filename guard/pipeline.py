@@ -192,6 +192,8 @@ class Pipeline:
             raise err
         if new_text != text:
             choices[0]["message"] = {**message, "content": new_text}
+        elif not checks.flags and isinstance(out, Passthrough):
+            return out  # nothing found: the upstream's bytes go out untouched
         if checks.flags:
             guard = completion.setdefault("guard", {"request_id": request_id})
             guard["flags"] = checks.flags
