@@ -94,3 +94,24 @@ def test_a_typo_in_the_config_names_the_field(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "routes.m.mcqq" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [("{type: pi}", "pi"), ("{type: pii, params: {kindz: [email]}}", "kindz")],
+)
+def test_an_unknown_policy_type_or_parameter_stops_start_up(
+    tmp_path: Path, policy: str, named: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"upstream: http://127.0.0.1:9/v1\ndefault_route:\n  policies: [{policy}]\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert named in out.stderr
+    assert "default_route.policies[0]" in out.stderr
