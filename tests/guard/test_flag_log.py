@@ -6,9 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from guard.config import RouteConfig, Settings
 from guard.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.servers import free_port, serve_in_thread
 from guard.store import Store
+from tests.guard.serve_process import calguard_serve
 
 FLAGGED = [{"type": "max_length", "params": {"max_chars": 5}, "action": "flag", "on": "response"}]
 
@@ -154,20 +152,7 @@ def test_sigkill_under_load_loses_no_acknowledged_record(upstream: str, tmp_path
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):  # bounded wait for start-up
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with calguard_serve(config, port, env) as (url, proc):
 
         async def load_then_kill() -> list[str]:
             task = asyncio.create_task(_fire(url, 2000, 50))
@@ -179,9 +164,6 @@ def test_sigkill_under_load_loses_no_acknowledged_record(upstream: str, tmp_path
             return await task
 
         acknowledged = asyncio.run(load_then_kill())
-    finally:
-        proc.kill()
-        proc.wait(10)
     assert 0 < len(acknowledged) < 2000  # it really died mid-load
     recorded = {f["request_id"] for f in Store(db).flags()}
     missing = set(acknowledged) - recorded

@@ -6,16 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from guard.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.servers import free_port, serve_in_thread
+from tests.guard.serve_process import calguard_serve
 
 QUESTION = "Question: Which is 2 + 2?\nOptions:\nA. three\nB. four\nC. five\nD. six\nAnswer:"
 
@@ -31,29 +30,8 @@ def served(tmp_path: Path) -> Iterator[str]:
             "routes:\n  mcq-model:\n    upstream_model: sim-biased-llm\n    mcq: cyclic\n"
         )
         env = {**os.environ, "CALGUARD_UPSTREAM": f"{up}/v1", "CALGUARD_UPSTREAM_KEY": "sk-x"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):  # bounded: up to 20 s for the process to start
-                if proc.poll() is not None:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"calguard serve exited early: {out[-2000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with calguard_serve(config, port, env) as (url, _):
             yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            if proc.stdout:
-                proc.stdout.close()
 
 
 def test_calguard_serve_answers_the_openai_client(served: str) -> None:
