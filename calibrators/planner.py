@@ -82,10 +82,6 @@ class McqResult:
     def index(self) -> int:
         return int(np.argmax(self.probs))
 
-    @property
-    def margin(self) -> float:
-        return top2_margin(self.probs)
-
 
 class QuestionRun:
     """One question in flight: hands out orders, takes answers, produces the result.

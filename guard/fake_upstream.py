@@ -111,7 +111,7 @@ def _completion(body: dict[str, Any], choices: list[dict[str, Any]], n: int) -> 
     }
 
 
-def _mcq_choices(
+def _choices(
     state: FakeUpstreamState,
     body: dict[str, Any],
     ids: Sequence[str],
@@ -156,13 +156,13 @@ def _answer(state: FakeUpstreamState, body: dict[str, Any]) -> dict[str, Any]:
     if mcq is not None:
         p = state.responder(text[: mcq.spans[0][0]], mcq.options)
         if p is not None:
-            return _completion(body, _mcq_choices(state, body, mcq.ids, p), state.calls)
+            return _completion(body, _choices(state, body, mcq.ids, p), state.calls)
     dist = state.text_responder(text) if state.text_responder and text else None
     if dist:
         tokens = list(dist)
         p = np.array([dist[t] for t in tokens], dtype=np.float64)
         # Free text: a sampled answer is the token itself, not "The answer is (X).".
-        choices = _mcq_choices(state, body, tokens, p / p.sum(), answer_text="{}")
+        choices = _choices(state, body, tokens, p / p.sum(), answer_text="{}")
         return _completion(body, choices, state.calls)
     reply = f"echo: {text[:200]}"
     choice = {

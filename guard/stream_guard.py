@@ -72,12 +72,10 @@ async def guarded_stream(
             yield await blocked(verdict)
             return
         if holdback is not None:
-            safe = len(text) - holdback
-            while (
-                pending
-                and (pending[0][1] <= safe or not _delta_text(pending[0][0]))
-                and (pending[0][1] <= max(safe, 0))
-            ):
+            # An event goes out once all text up to its end is ``holdback`` characters behind
+            # the checked text (events with no text before any text, e.g. the role, at once).
+            safe = max(len(text) - holdback, 0)
+            while pending and pending[0][1] <= safe:
                 yield pending.pop(0)[0]
     if buf.strip():
         text += _delta_text(buf)
