@@ -110,6 +110,9 @@ class QuestionRun:
         self._queue: list[Perm] = []
         self._result: McqResult | None = None
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
+        # What planning this question did to the planner's schedule counters, so that another
+        # copy of the state can account for it (:meth:`PermutationPlanner.adopt`).
+        self.counted: dict[str, int] = {}
         self._enqueue(first)
 
     # -- the protocol ----------------------------------------------------------------------
@@ -164,6 +167,10 @@ class QuestionRun:
         self._planner = planner
 
     # -- what the planner reads ------------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        return self._planner.n
 
     @property
     def answered(self) -> list[Perm]:
@@ -308,6 +315,33 @@ class PermutationPlanner:
         fixed_t = tuple(sorted(set(fixed)))
         if handling == "permuted" and fixed_t:
             raise ValueError("fixed positions given but handling is 'permuted'")
+        before = (self.warmed, self.after_warmup)
+        run = self._plan(handling, fixed_t)
+        run.counted = {
+            "warmed": self.warmed - before[0],
+            "after_warmup": self.after_warmup - before[1],
+        }
+        return run
+
+    def adopt(self, run: QuestionRun) -> None:
+        """Account, on this copy of the key's state, for a finished question that was planned
+        and run against another copy (an in-process snapshot, another worker's).
+
+        On a copy of the state as it was before ``run`` started, this yields exactly the state
+        that ``start()`` and ``run.result()`` left on the copy the run was bound to. A store
+        therefore needs one transaction per question: plan on a cached snapshot, ask, then
+        read, adopt and write.
+        """
+        if run.n != self.n:
+            raise ValueError(f"planner has {self.n} options, this question {run.n}")
+        run.result()  # finished, on its own copy
+        self.started += 1
+        self.spent += run.calls
+        self.warmed += run.counted.get("warmed", 0)
+        self.after_warmup += run.counted.get("after_warmup", 0)
+        self._completed(run)
+
+    def _plan(self, handling: Handling, fixed_t: tuple[int, ...]) -> QuestionRun:
         self.started += 1
         identity = tuple(range(self.n))
         if handling == "undebiased" or self.method == "none":

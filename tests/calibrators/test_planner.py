@@ -303,3 +303,29 @@ def test_budget_holds_with_many_questions_in_flight(seed: int, budget: float) ->
         assert planner.spent <= budget * planner.started + warm_debt + 1e-9
     assert not in_flight
     assert planner.mean_calls <= budget + 1e-9
+
+
+@pytest.mark.parametrize("method", ["none", "pride", "cyclic", "adaptive"])
+def test_adopting_a_finished_run_on_a_snapshot_equals_running_it_there(method: str) -> None:
+    """The store's one-transaction path: plan on a cached copy, then adopt on the stored copy."""
+    rng = np.random.default_rng(3)
+    live = PermutationPlanner(4, method, warmup=3, alpha=0.2, budget=2.0)
+    for q in range(40):
+        stored = PermutationPlanner.from_dict(json.loads(json.dumps(live.to_dict())))
+        content = rng.dirichlet(np.ones(4) * 0.7)
+        handling, fixed = ("kept", (3,)) if q % 9 == 4 else ("permuted", ())
+        run = live.start(handling, fixed)
+        drive(run, prior_only_model(PRIOR, content))
+        stored.adopt(run)
+        assert stored.to_dict() == live.to_dict(), q
+
+
+def test_adopt_accounts_for_a_run_of_another_copy_once() -> None:
+    a = PermutationPlanner(4, "pride", warmup=2)
+    b = PermutationPlanner.from_dict(a.to_dict())
+    run = a.start()
+    drive(run, prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1])))
+    b.adopt(run)
+    assert (b.started, b.spent, b.warmed, b.estimator.count) == (1, 4, 1, 1)
+    with pytest.raises(ValueError, match="options"):
+        PermutationPlanner(3).adopt(run)
