@@ -313,7 +313,7 @@ def test_adopting_a_finished_run_on_a_snapshot_equals_running_it_there(method: s
     for q in range(40):
         stored = PermutationPlanner.from_dict(json.loads(json.dumps(live.to_dict())))
         content = rng.dirichlet(np.ones(4) * 0.7)
-        handling, fixed = ("kept", (3,)) if q % 9 == 4 else ("permuted", ())
+        handling, fixed = ("kept_in_place", (3,)) if q % 9 == 4 else ("permuted", ())
         run = live.start(handling, fixed)
         drive(run, prior_only_model(PRIOR, content))
         stored.adopt(run)
