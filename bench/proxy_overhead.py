@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from guard.servers import free_port
+from guard.testing.servers import free_port
 
 QUESTION = "Question: Which is 2 + 2?\nOptions:\nA. three\nB. four\nC. five\nD. six\nAnswer:"
 

@@ -12,7 +12,7 @@ import argparse
 
 from guard.evaluation.mcq import evaluate_mcq
 from guard.evaluation.table import format_table
-from guard.simulated import SimulatedMcqModel
+from guard.testing.simulated import SimulatedMcqModel
 
 
 def main() -> None:

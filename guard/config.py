@@ -1,26 +1,24 @@
 """Settings: from a YAML file, then environment variables, then command-line flags.
 
 Environment variables are ``CALGUARD_<FIELD>`` (``CALGUARD_UPSTREAM``, ``CALGUARD_UPSTREAM_KEY``,
-``CALGUARD_PORT``, ...). Routes map a client-facing model name to an upstream model and its
-default calibrations; a model with no route goes to the upstream under its own name with the
-default route's settings.
+``CALGUARD_PORT``, ...; ``CALGUARD_ROUTES`` and ``CALGUARD_DEFAULT_ROUTE`` take JSON). Routes map a
+client-facing model name to an upstream model and its default calibrations; a model with no route
+goes to the upstream under its own name with the default route's settings.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from guard.calibrations import check_calibration
 from guard.errors import ConfigError
-
-McqCalibration = Literal["pride", "adaptive", "cyclic", "full", "none"]
-ClassifyCalibration = Literal["batch", "prior-match", "contextual", "domain", "none"]
-JudgeCalibration = Literal["swap", "none"]
 
 
 class Strict(BaseModel):
@@ -29,17 +27,25 @@ class Strict(BaseModel):
 
 class RouteConfig(Strict):
     upstream_model: str | None = None  # None: the client-facing name
-    provider: Literal["openai", "litellm"] = "openai"
-    api_base: str | None = None  # litellm routes: the provider's base URL, if not its default
-    mcq: McqCalibration = "pride"
-    classify: ClassifyCalibration = "batch"
-    judge: JudgeCalibration = "swap"
+    provider: str = "openai"  # an upstream name (guard.upstreams): openai, litellm, ...
+    # The provider's base URL and key for this route. An openai route without api_base uses
+    # the settings' upstream and upstream_key; no other route is ever sent upstream_key.
+    api_base: str | None = None
+    api_key: str | None = None
+    mcq: str = "pride"
+    classify: str = "batch"
+    judge: str = "swap"
     budget: float = Field(2.0, ge=1.0)
-    warmup: int = Field(4, ge=0)
-    alpha: float = Field(0.02, ge=0.0, le=1.0)
+    warmup: int | None = Field(None, ge=0)  # None: the planner's default
+    alpha: float | None = Field(None, ge=0.0, le=1.0)  # None: the planner's default
     auto_detect: bool = True  # look for MCQ options in the last user message when no guard.task
     # Policies run on this route: [{type, params, action}] (see the policies package).
     policies: list[dict[str, Any]] = []
+
+    @field_validator("mcq", "classify", "judge")
+    @classmethod
+    def _known_calibration(cls, value: str, info: Any) -> str:
+        return check_calibration(info.field_name, value)
 
 
 class Settings(Strict):
@@ -67,24 +73,26 @@ class Settings(Strict):
         route = self.routes.get(model, self.default_route)
         return route.upstream_model or model, route
 
-    @property
-    def sqlite_path(self) -> Path:
-        prefix = "sqlite:///"
-        if not self.store.startswith(prefix):
-            raise ConfigError(f"store must look like sqlite:///path/to.db, got {self.store!r}")
-        return Path(self.store[len(prefix) :])
+    def named_routes(self) -> dict[str, RouteConfig]:
+        """Every route by the name it has in the config; the default route as 'default_route'."""
+        return {**self.routes, "default_route": self.default_route}
 
 
 def _env(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = environ.get(f"CALGUARD_{name.upper()}")
-        if value is not None and name not in ("routes", "default_route"):
-            out[name] = (
-                [v.strip() for v in value.split(",") if v.strip()]
-                if (name == "api_keys")
-                else value
-            )
+        if value is None:
+            continue
+        if name in ("routes", "default_route"):
+            try:
+                out[name] = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"CALGUARD_{name.upper()} must be JSON: {exc}") from exc
+        elif name == "api_keys":
+            out[name] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            out[name] = value
     return out
 
 

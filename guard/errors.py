@@ -9,7 +9,8 @@
     ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
     ├── UpstreamError                  502 upstream_error          (after retries; carries status)
     │   └── UpstreamTimeoutError       504 upstream_timeout
-    └── ConfigError                    (start-up only: a bad config file or setting)
+    └── ConfigError                    500 config_error            (a bad config file or
+                                                                    setting: stops start-up)
 
 Every error carries what it knows (request id, upstream status, attempts) and a message that says
 what to do about it. ``to_body()`` is the JSON the client receives.
@@ -108,8 +109,10 @@ class UpstreamTimeoutError(UpstreamError):
     type = "upstream_timeout"
 
 
-class ConfigError(Exception):
+class ConfigError(CalguardError):
     """A configuration problem found at start-up; the message names the field to fix."""
+
+    type = "config_error"
 
 
 class UpstreamRejectedError(CalguardError):

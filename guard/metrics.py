@@ -1,43 +1,38 @@
-"""Prometheus text metrics, kept in process (no dependency): counters and latency sums."""
+"""Prometheus metrics (prometheus_client), one registry per app.
+
+Label sets are bounded: endpoints are labelled by route template (``/v1/models/{model}``), never
+by the raw path, and anything unmatched is ``other``; policy and task names come from the
+config, error types from :mod:`guard.errors`. prometheus_client escapes label values.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-Labels = tuple[tuple[str, str], ...]
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self._help: dict[str, tuple[str, str]] = {}
-
-    def inc(
-        self, name: str, value: float = 1.0, help: str = "", kind: str = "counter", **labels: str
-    ) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._counters[name][key] += value
-            self._help.setdefault(name, (help, kind))
-
-    def observe_latency(self, endpoint: str, seconds: float) -> None:
-        self.inc(
-            "calguard_request_seconds_sum", seconds, "request latency", "counter", endpoint=endpoint
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "calguard_requests", "requests through the pipeline, by task", ["task"], registry=r
         )
-        self.inc(
-            "calguard_request_seconds_count", 1.0, "requests timed", "counter", endpoint=endpoint
+        self.upstream_calls = Counter(
+            "calguard_upstream_calls", "HTTP calls made to upstreams", registry=r
+        )
+        self.flags = Counter(
+            "calguard_flags", "verdicts by policy and action", ["policy", "action"], registry=r
+        )
+        self.errors = Counter("calguard_errors", "error replies by type", ["type"], registry=r)
+        self.latency = Histogram(
+            "calguard_request_seconds",
+            "request latency by endpoint (route template)",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
         )
 
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for name in sorted(self._counters):
-                help_text, kind = self._help.get(name, ("", "counter"))
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                for labels, value in sorted(self._counters[name].items()):
-                    lab = ",".join(f'{k}="{v}"' for k, v in labels)
-                    lines.append(f"{name}{{{lab}}} {value:g}" if lab else f"{name} {value:g}")
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

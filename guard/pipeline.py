@@ -1,332 +1,350 @@
-"""One request through calguard: parse, pick the task, pass through or calibrate, answer.
+"""One request through calguard, top to bottom, into a finished :class:`~guard.reply.Reply`:
 
-The proxy (``guard.app``) and the in-process wrapper (``guard.wrap``) both call
-:meth:`Pipeline.chat`; the upstream behind it is whatever :class:`guard.upstream.Upstream` is
-given (an OpenAI-compatible API, LiteLLM, or a wrapped function).
+    parse      the body and its ``guard`` object; the route, its upstream and its policies
+    prompt     prompt-side policies on every text of the request (block / redact / flag)
+    task       a calibrated task (mcq, classify, judge) or a pass-through to the upstream
+    response   response-side policies on every choice (whole, or on the stream as it flows)
+    log        one flag record for anything flagged, committed before the reply goes out
+    reply      the body or stream to send, or an OpenAI-style error
+
+Every text endpoint goes through :meth:`Pipeline.handle` and both faces (the server,
+:mod:`guard.server`, and the in-process client, :mod:`guard.client`) only render its reply, so
+no policy can be skipped by choosing another endpoint or another face.
 """
 
 from __future__ import annotations
 
-import functools
+import copy
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from guard.asking import Ask
-from guard.classify_flow import run_classify
+from guard import sse
+from guard.checks import Checks, RoutePolicies, record, route_policies
 from guard.config import RouteConfig, Settings
-from guard.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
-from guard.guarding import Checks, RoutePolicies, record, route_policies, violation
-from guard.judge_flow import run_judge
-from guard.mcq_flow import McqOutcome, run_mcq
-from guard.mcq_text import find_options, last_user_text, locate_options
+from guard.endpoints import CHAT, Endpoint
+from guard.errors import (
+    CalguardError,
+    InvalidRequestError,
+    PolicyViolationError,
+    UpstreamError,
+    UpstreamRejectedError,
+)
 from guard.metrics import Metrics
-from guard.protocol import GuardOptions, check_chat_body, split_guard
+from guard.reply import Evidence, Reply, chunks, completion
+from guard.request import (
+    AutoOptions,
+    GuardOptions,
+    check_chat_body,
+    check_completion_body,
+    split_guard,
+)
 from guard.store import Store
-from guard.upstream import RawResponse, Upstream
-from policies import Context, Policy
-
-
-@dataclass(frozen=True)
-class Passthrough:
-    """Send the upstream's answer back as it came (status, bytes, content type)."""
-
-    raw: RawResponse
-
-
-@dataclass(frozen=True)
-class StreamThrough:
-    """Stream the upstream's answer to this body back as its bytes arrive; with response
-    policies, through the hold-back guard (:mod:`guard.stream_guard`)."""
-
-    body: dict[str, Any]
-    upstream: Upstream
-    policies: Sequence[Policy] = ()
-    checks: Checks | None = None
-    log: Callable[..., Awaitable[int | None]] | None = None
-
-
-@dataclass(frozen=True)
-class Calibrated:
-    """A calguard-built ChatCompletion (dict) with its ``guard`` evidence."""
-
-    completion: dict[str, Any]
+from guard.stream_checks import checked_stream
+from guard.tasks import TASKS, Job
+from guard.tasks.prompt_text import find_options, last_user_text
+from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
 
 
 def new_request_id() -> str:
     return f"cg-{uuid.uuid4().hex[:16]}"
 
 
+@dataclass
+class _Request:
+    """One request as the pipeline carries it from step to step."""
+
+    endpoint: Endpoint
+    request_id: str
+    body: dict[str, Any]  # as it goes upstream: no guard, the upstream model, redactions made
+    opts: GuardOptions
+    client_model: str
+    upstream_model: str
+    route: RouteConfig
+    route_name: str
+    policies: RoutePolicies
+    checks: Checks
+    headers: dict[str, str]
+
+    async def log(self, store: Store, key: str | None, response: Any) -> None:
+        await record(
+            store,
+            self.checks,
+            route=self.client_model,
+            model=self.upstream_model,
+            key=key,
+            request=self.body,
+            response=response,
+        )
+
+
 class Pipeline:
+    """The request path. ``upstream`` replaces the settings' upstream (tests, the wrapper)."""
+
     def __init__(
         self,
         settings: Settings,
-        upstream: Upstream,
         store: Store,
+        *,
+        upstream: Upstream | None = None,
         metrics: Metrics | None = None,
-        policies: Mapping[str, RoutePolicies] | None = None,
+        policies: dict[str, RoutePolicies] | None = None,
     ) -> None:
         self.settings = settings
-        self.upstream = upstream
         self.store = store
         self.metrics = metrics or Metrics()
-        self._litellm: Upstream | None = None
-        if policies is None:
-            policies = route_policies(settings)
-        self.policies = dict(policies)
-        self.default_policies = self.policies.pop("", RoutePolicies())
+        policies = dict(route_policies(settings) if policies is None else policies)
+        self.default_policies = policies.pop("", RoutePolicies())
+        self.policies = policies
+        self._given = upstream
+        self._upstreams: dict[tuple[str, str | None, str | None], Upstream] = {}
+        self._cache: dict[Any, Any] = {}  # the tasks' per-key state snapshots
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
+        self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
+
+    # -- upstreams -----------------------------------------------------------------------------
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
-        """The route's upstream: the OpenAI-compatible client, or LiteLLM for other providers."""
-        if route.provider == "litellm":
-            if self._litellm is None:
-                from guard.litellm_upstream import LiteLLMUpstream
-
-                self._litellm = LiteLLMUpstream(
-                    route.api_base, self.settings.upstream_key, self.settings.timeout_s
+        """The route's upstream: its own provider, base URL and key. Only an openai route
+        without its own ``api_base`` goes to the settings' upstream with ``upstream_key``."""
+        own = route.provider != "openai" or route.api_base is not None
+        if not own and self._given is not None:
+            return self._given
+        ident = (route.provider, route.api_base, route.api_key if own else None)
+        up = self._upstreams.get(ident)
+        if up is None:
+            s = self.settings
+            up = build_upstream(
+                UpstreamSpec(
+                    provider=route.provider,
+                    base_url=route.api_base if own else s.upstream,
+                    api_key=route.api_key if own else s.upstream_key,
+                    timeout_s=s.timeout_s,
+                    max_attempts=s.max_attempts,
+                    max_wait_s=s.retry_max_wait_s,
                 )
-            return self._litellm
-        return self.upstream
+            )
+            self._upstreams[ident] = up
+        return up
 
-    def _asker(self, upstream: Upstream) -> Ask:
-        async def ask(body: dict[str, Any]) -> dict[str, Any]:
-            return await self._ask(upstream, body)
+    @property
+    def default_upstream(self) -> Upstream:
+        return self.upstream_for(self.settings.default_route)
 
-        return ask
+    async def aclose(self) -> None:
+        for up in self._upstreams.values():
+            await up.aclose()
+        self._upstreams.clear()
 
-    async def _ask(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
-        self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
-        raw = await upstream.post("/chat/completions", body)
-        if raw.status >= 400:
-            raise _rejected(raw)
+    # -- the request path ----------------------------------------------------------------------
+
+    async def handle(self, endpoint: Endpoint, body: dict[str, Any], request_id: str) -> Reply:
+        """One request on ``endpoint``, finished: checked, logged, ready to render."""
+        headers = {"x-request-id": request_id}
         try:
-            return raw.json()
-        except ValueError as exc:
-            raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
+            req = self._parse(endpoint, body, request_id, headers)
+            await self._prompt_checks(req)
+            if (job := self._task(req)) is not None:
+                return await self._calibrated(req, job)
+            return await self._passthrough(req)
+        except CalguardError as exc:
+            exc.request_id = exc.request_id or request_id
+            self.metrics.errors.labels(exc.type).inc()
+            return Reply.of_error(exc, headers)
 
-    async def chat(
-        self, body: dict[str, Any], request_id: str
-    ) -> Passthrough | StreamThrough | Calibrated:
-        """A chat completion request, streaming or not (the caller renders the stream):
-        prompt-side policies, then the task, then response-side policies and the flag log."""
-        check_chat_body(body)
+    def _parse(
+        self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
+    ) -> _Request:
+        (check_chat_body if endpoint is CHAT else check_completion_body)(body)
         rest, opts = split_guard(body)
         client_model = rest["model"]
         upstream_model, route = self.settings.route(client_model)
         rest["model"] = upstream_model
-        pol = self.policies.get(client_model, self.default_policies)
-        checks = Checks()
-        log = functools.partial(
-            record,
-            self.store,
-            checks,
-            request_id=request_id,
-            route=client_model,
-            model=upstream_model,
-            request=body,
+        named = client_model in self.settings.routes
+        return _Request(
+            endpoint,
+            request_id,
+            rest,
+            opts,
+            client_model,
+            upstream_model,
+            route,
+            client_model if named else "",
+            self.policies.get(client_model, self.default_policies),
+            Checks(request_id),
+            headers,
         )
-        found = last_user_text(rest["messages"])
-        if pol.prompt and found is not None:
-            ctx = Context("prompt", found[1], model=client_model)
-            text, block = checks.run(pol.prompt, ctx)
-            if block is not None:
-                err = violation(block, "prompt", request_id)
-                await log(key=None, response=err.to_body())
-                raise err
-            if text != found[1]:  # redacted before it reaches the upstream
-                messages = list(rest["messages"])
-                messages[found[0]] = {**messages[found[0]], "content": text}
-                rest["messages"] = messages
-        out = await self._dispatch(body, rest, opts, route, upstream_model, request_id)
-        if isinstance(out, StreamThrough):
-            if pol.response or checks.verdicts:
-                return StreamThrough(out.body, out.upstream, pol.response, checks, log)
-            return out
-        if not (pol.response or checks.verdicts or _own_flags(out)):
-            return out
-        return await self._check_response(out, pol.response, checks, log, request_id)
 
-    async def _check_response(
-        self,
-        out: Passthrough | Calibrated,
-        response_policies: Sequence[Policy],
-        checks: Checks,
-        log: Callable[..., Awaitable[int | None]],
-        request_id: str,
-    ) -> Passthrough | Calibrated:
-        if isinstance(out, Passthrough):
-            if out.raw.status != 200:
-                return out
-            try:
-                completion = out.raw.json()
-            except ValueError:
-                return out
-        else:
-            completion = out.completion
-        evidence = completion.get("guard")
-        key = evidence.get("key") if evidence else None
-        if evidence:
-            checks.extra_flags += list(evidence.get("flags") or [])
-        choices = completion.get("choices") or [{}]
-        message = choices[0].get("message") or {}
-        content = message.get("content")
-        text = content if isinstance(content, str) else ""
-        prior = evidence.get("prior") if evidence else None
-        ctx = Context(
-            "response",
-            text,
-            model=str(completion.get("model", "")),
-            evidence=evidence,
-            previous_prior=self._last_prior.get(key or ""),
-        )
-        if key and prior is not None:
-            self._last_prior[key] = prior
-        new_text, block = checks.run(response_policies, ctx)
-        if block is not None:
-            err = violation(block, "response", request_id)
-            await log(key=key, response={**err.to_body(), "withheld": completion})
-            raise err
-        if new_text != text:
-            choices[0]["message"] = {**message, "content": new_text}
-        elif not checks.flags and isinstance(out, Passthrough):
-            return out  # nothing found: the upstream's bytes go out untouched
-        if checks.flags:
-            guard = completion.setdefault("guard", {"request_id": request_id})
-            guard["flags"] = checks.flags
-            await log(key=key, response=completion)  # committed before the response is sent
-        return Calibrated(completion)
+    async def _prompt_checks(self, req: _Request) -> None:
+        if not req.policies.prompt:
+            return
+        req.body = copy.deepcopy(req.body)  # redactions rewrite nested texts
+        try:
+            req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
+        except PolicyViolationError as err:
+            await req.log(self.store, None, err.to_body())
+            self._count_flags(req)
+            raise
 
-    async def _dispatch(
-        self,
-        body: dict[str, Any],
-        rest: dict[str, Any],
-        opts: GuardOptions,
-        route: RouteConfig,
-        upstream_model: str,
-        request_id: str,
-    ) -> Passthrough | StreamThrough | Calibrated:
-        upstream = self.upstream_for(route)
-        ask = self._asker(upstream)
+    def _task(self, req: _Request) -> Job | None:
+        """The calibrated task this request asks for (or the route detects), or None."""
+        opts, body = req.opts, req.body
         task = opts.task
-        found = last_user_text(rest["messages"])
-        prompt = None
-        if task in (None, "mcq") and found is not None:
-            text = found[1]
-            if opts.options is not None:
-                try:
-                    prompt = locate_options(text, opts.options)
-                except ValueError as exc:
-                    raise InvalidRequestError(str(exc), param="guard.options") from exc
-            elif task == "mcq" or route.auto_detect:
-                prompt = find_options(text)
-        if task in ("classify", "judge"):
-            if found is None:
+        if task == "none" or (task is None and not isinstance(opts, AutoOptions)):
+            return None
+        if not req.endpoint.tasks:
+            if task is not None:
                 raise InvalidRequestError(
-                    f"task {task!r} needs a last user message with text content", param="messages"
+                    f"task {task!r} is served on /v1/chat/completions only", param="guard.task"
                 )
-            self.metrics.inc("calguard_requests_total", help="requests", task=task)
-            idx, text, top = found[0], found[1], self.settings.top_logprobs
-            if task == "classify":
-                c = await run_classify(
-                    ask=ask,
-                    store=self.store,
-                    body=rest,
-                    msg_index=idx,
-                    text=text,
-                    opts=opts,
-                    method=opts.calibration or route.classify,
-                    upstream_model=upstream_model,
-                    top_logprobs=top,
-                )
-                return Calibrated(
-                    completion(
-                        c.template,
-                        body["model"],
-                        request_id,
-                        c.label,
-                        c.usage,
-                        {
-                            "task": "classify",
-                            "calibration": c.method,
-                            "answer": c.label,
-                            "index": c.index,
-                            "probs": c.probs,
-                            "raw_probs": c.raw_probs,
-                            "prior": c.prior,
-                            "upstream_calls": c.calls,
-                            "flags": [],
-                            "request_id": request_id,
-                            "key": c.key,
-                        },
-                    )
-                )
-            j = await run_judge(
-                ask=ask,
-                body=rest,
-                msg_index=idx,
-                text=text,
-                opts=opts,
-                method=opts.calibration or route.judge,
-                top_logprobs=top,
-            )
-            return Calibrated(
-                completion(
-                    j.template,
-                    body["model"],
-                    request_id,
-                    j.answer,
-                    j.usage,
-                    {
-                        "task": "judge",
-                        "calibration": j.method,
-                        "answer": j.answer,
-                        "index": j.index,
-                        "probs": j.probs,
-                        "raw_probs": j.raw_probs,
-                        "prior": None,
-                        "upstream_calls": j.calls,
-                        "flags": j.flags,
-                        "request_id": request_id,
-                        "consistent": j.consistent,
-                        "order_winners": j.order_winners,
-                        "first_position_rate": j.first_position_rate,
-                    },
-                )
-            )
-        if task == "mcq" and prompt is None:
+            return None
+        found = last_user_text(body["messages"])
+        detected = None
+        if task is None:
+            assert isinstance(opts, AutoOptions)
+            if found is not None and opts.options is None and req.route.auto_detect:
+                detected = find_options(found[1])
+            if detected is None and opts.options is None:
+                return None
+            task = "mcq"
+        if found is None:
             raise InvalidRequestError(
-                "task is 'mcq' but no options were found in the last user message: write them "
-                "one per line as 'A. text' / 'B) text' / '(C) text', or pass guard.options",
-                param="guard.options",
+                f"task {task!r} needs a last user message with text content", param="messages"
             )
-        if prompt is None or task == "none" or found is None:
-            self.metrics.inc("calguard_requests_total", help="requests", task="none")
-            if rest.get("stream"):
-                return StreamThrough(rest, upstream)
-            self.metrics.inc("calguard_upstream_calls_total", help="upstream calls made")
-            return Passthrough(await upstream.post("/chat/completions", rest))
-        self.metrics.inc("calguard_requests_total", help="requests", task="mcq")
-        outcome = await run_mcq(
-            ask=ask,
+        return Job(
+            ask=self._asker(self.upstream_for(req.route)),
             store=self.store,
-            body=rest,
+            body=body,
             msg_index=found[0],
-            prompt=prompt,
-            route=route,
+            text=found[1],
             opts=opts,
-            upstream_model=upstream_model,
+            route=req.route,
+            upstream_model=req.upstream_model,
             top_logprobs=self.settings.top_logprobs,
+            cache=self._cache,
+            detected=detected,
         )
-        return Calibrated(mcq_completion(outcome, body["model"], request_id))
+
+    async def _calibrated(self, req: _Request, job: Job) -> Reply:
+        task = "mcq" if isinstance(job.opts, AutoOptions) else str(job.opts.task)
+        self.metrics.requests.labels(task).inc()
+        out = await TASKS[task](job)
+        evidence: Evidence = {**out.evidence, "request_id": req.request_id}  # type: ignore[typeddict-item]
+        done = completion(
+            out.template, req.client_model, req.request_id, out.answer, out.usage, evidence
+        )
+        req.checks.extra_flags += list(evidence.get("flags") or [])
+        await self._answer_checks(req, done, evidence)
+        if req.body.get("stream"):
+            usage = bool((req.body.get("stream_options") or {}).get("include_usage"))
+            return Reply.of_stream(chunks(done, usage), req.headers)
+        return Reply.of_json(done, req.headers)
+
+    async def _passthrough(self, req: _Request) -> Reply:
+        self.metrics.requests.labels("none").inc()
+        upstream = self.upstream_for(req.route)
+        path = req.endpoint.path
+        if req.body.get("stream"):
+            self.metrics.upstream_calls.inc()
+            stream = upstream.stream(path, req.body)
+            if req.policies.response:
+
+                async def log(response: Any) -> None:
+                    await req.log(self.store, None, response)
+                    self._count_flags(req)
+
+                stream = checked_stream(
+                    stream, req.policies.response, req.checks, req.endpoint, log, self.holdback
+                )
+            elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
+                await req.log(self.store, None, {"stream": True})
+                self._flag_headers(req)
+            return await _started(stream, req.headers)
+        self.metrics.upstream_calls.inc()
+        raw = await upstream.post(path, req.body)
+        if raw.status != 200 or not (req.policies.response or req.checks.flags):
+            return Reply.of_raw(raw, req.headers)
+        try:
+            done = raw.json()
+        except ValueError:
+            return Reply.of_raw(raw, req.headers)
+        changed = await self._answer_checks(req, done, None)
+        if not changed and not req.checks.flags:
+            return Reply.of_raw(raw, req.headers)  # nothing found: the upstream's bytes go out
+        return Reply.of_json(done, req.headers)
+
+    async def _answer_checks(
+        self, req: _Request, done: dict[str, Any], evidence: Evidence | None
+    ) -> bool:
+        """Response-side policies on a whole answer, then the flag record; True if it changed."""
+        key = evidence.get("key") if evidence else None
+        prior = evidence.get("prior") if evidence else None
+        changed = False
+        if req.policies.response:
+            try:
+                changed = req.checks.answer(
+                    req.policies.response,
+                    done,
+                    req.endpoint,
+                    evidence=evidence,
+                    previous_prior=self._last_prior.get(key or ""),
+                )
+            except PolicyViolationError as err:
+                await req.log(self.store, key, {**err.to_body(), "withheld": done})
+                self._count_flags(req)
+                raise
+            finally:
+                if key and prior is not None:
+                    self._last_prior[key] = prior
+        if req.checks.flags:
+            guard = done.setdefault("guard", {"request_id": req.request_id})
+            guard["flags"] = req.checks.flags
+            await req.log(self.store, key, done)  # committed before the reply goes out
+            self._flag_headers(req)
+        return changed
+
+    def _flag_headers(self, req: _Request) -> None:
+        flags = req.checks.flags
+        req.headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in flags}))
+        self._count_flags(req)
+
+    def _count_flags(self, req: _Request) -> None:
+        for f in req.checks.flags:
+            self.metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
+
+    def _asker(self, upstream: Upstream) -> Any:
+        async def ask(body: dict[str, Any]) -> dict[str, Any]:
+            self.metrics.upstream_calls.inc()
+            raw = await upstream.post(CHAT.path, body)
+            if raw.status >= 400:
+                raise _rejected(raw)
+            try:
+                return raw.json()
+            except ValueError as exc:
+                raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
+
+        return ask
 
 
-def _own_flags(out: Passthrough | StreamThrough | Calibrated) -> bool:
-    """A calibrated answer that flagged itself (a judge's order-inconsistent verdict)."""
-    return isinstance(out, Calibrated) and bool((out.completion.get("guard") or {}).get("flags"))
+async def _started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+    """A stream whose first chunk has arrived: an upstream failure before it is a proper error
+    reply; one after it is said in-band, as an SSE error event."""
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = b""
+
+    async def relay() -> AsyncIterator[bytes]:
+        yield first
+        try:
+            async for chunk in stream:
+                yield chunk
+        except CalguardError as exc:
+            yield sse.encode(exc.to_body())
+
+    return Reply.of_stream(relay(), headers)
 
 
 def _rejected(raw: RawResponse) -> UpstreamRejectedError:
@@ -336,63 +354,3 @@ def _rejected(raw: RawResponse) -> UpstreamRejectedError:
         parsed = None
     body = parsed if isinstance(parsed, dict) else None
     return UpstreamRejectedError(raw.status, body, f"upstream answered {raw.status}")
-
-
-def _floats(x: Any) -> list[float] | None:
-    return None if x is None else [round(float(v), 6) for v in x]
-
-
-def completion(
-    template: dict[str, Any],
-    client_model: str,
-    request_id: str,
-    answer: str,
-    usage: dict[str, int],
-    evidence: dict[str, Any],
-) -> dict[str, Any]:
-    """A ChatCompletion whose message is the calibrated ``answer``, with the evidence attached."""
-    return {
-        "id": template.get("id") or f"chatcmpl-{request_id}",
-        "object": "chat.completion",
-        "created": template.get("created") or int(time.time()),
-        "model": template.get("model") or client_model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": usage or None,
-        "guard": evidence,
-    }
-
-
-def mcq_completion(o: McqOutcome, client_model: str, request_id: str) -> dict[str, Any]:
-    res = o.result
-    answer = o.prompt.ids[res.index]
-    return completion(
-        o.template,
-        client_model,
-        request_id,
-        answer,
-        o.usage,
-        {
-            "task": "mcq",
-            "calibration": o.method,
-            "answer": answer,
-            "index": res.index,
-            "probs": _floats(res.probs),
-            "raw_probs": _floats(res.raw_probs),
-            "prior": _floats(res.prior),
-            "upstream_calls": res.calls,
-            "flags": [],
-            "request_id": request_id,
-            "key": o.key,
-            "handling": res.handling,
-            "role": res.role,
-            "orders": [list(p) for p in res.orders],
-            "order_answers": list(res.order_answers),
-        },
-    )

@@ -6,7 +6,7 @@ import numpy as np
 
 from calibrators.metrics import accuracy
 from calibrators.permutation import cyclic_shift, question_prior
-from guard.simulated import SimulatedMcqModel
+from guard.testing.simulated import SimulatedMcqModel
 
 
 def test_same_question_same_order_same_answer() -> None:

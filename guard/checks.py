@@ -1,0 +1,214 @@
+"""Policies in the request path: which run where, what their verdicts do, and the flag record.
+
+A route's ``policies`` are ``[{type, params, action, on}]``; ``on`` is ``prompt``, ``response`` or
+``both`` (default). Prompt-side policies see every text of the request (every message, every text
+part, a completion's prompt); response-side ones every choice of the answer. On each side: BLOCK
+stops the request with a ``policy_violation`` error, a redacting verdict rewrites the text, FLAG
+lets it through with the verdicts attached. Every request with a non-PASS verdict gets one flag
+record, committed before the response is sent. Streams: :mod:`guard.stream_checks`.
+
+Custom policies: a :class:`policies.registry.BuiltinPolicy` subclass registered with
+``policies.registry.register``, or named in the ``calguard.policies`` entry point group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from guard.config import RouteConfig, Settings
+from guard.endpoints import Endpoint
+from guard.errors import ConfigError, PolicyViolationError
+from guard.store import Store
+from policies import (
+    Action,
+    Context,
+    Policy,
+    PolicyConfigError,
+    Verdict,
+    build_policy,
+    decide,
+    run_policies,
+)
+from policies.registry import POLICY_TYPES, register
+
+PHASES = ("prompt", "response", "both")
+
+
+@dataclass(frozen=True)
+class RoutePolicies:
+    prompt: tuple[Policy, ...] = ()
+    response: tuple[Policy, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.prompt or self.response)
+
+
+def load_policy_plugins() -> None:
+    """Register the policies named in the ``calguard.policies`` entry point group."""
+    for ep in entry_points(group="calguard.policies"):
+        cls = ep.load()
+        if POLICY_TYPES.get(getattr(cls, "name", "")) is not cls:
+            register(cls)
+
+
+def build_route_policies(where: str, route: RouteConfig) -> RoutePolicies:
+    """The route's policies, built once at start-up; a bad spec stops start-up, named."""
+    prompt: list[Policy] = []
+    response: list[Policy] = []
+    for i, spec in enumerate(route.policies):
+        at = f"{where}.policies[{i}]"
+        on = spec.get("on", "both")
+        if on not in PHASES:
+            raise ConfigError(f"{at}.on: {on!r} is not one of {', '.join(PHASES)}")
+        try:
+            policy = build_policy({k: v for k, v in spec.items() if k != "on"})
+        except PolicyConfigError as exc:
+            raise ConfigError(f"{at}: {exc}") from exc
+        if on in ("prompt", "both"):
+            prompt.append(policy)
+        if on in ("response", "both"):
+            response.append(policy)
+    return RoutePolicies(tuple(prompt), tuple(response))
+
+
+def route_policies(settings: Settings) -> dict[str, RoutePolicies]:
+    """Every route's policies by client-facing model name; the default route's under ""."""
+    load_policy_plugins()
+    out = {
+        name: build_route_policies(f"routes.{name}", route)
+        for name, route in settings.routes.items()
+    }
+    out[""] = build_route_policies("default_route", settings.default_route)
+    return out
+
+
+_SECRETS: Policy | None = None
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` with every string run through the ``secrets`` policy's redaction (for the log)."""
+    global _SECRETS
+    if _SECRETS is None:
+        _SECRETS = build_policy({"type": "secrets", "action": "redact"})
+    if isinstance(value, str):
+        v = _SECRETS.check(Context("response", value))
+        return v.redacted if v.redacted is not None else value
+    if isinstance(value, Mapping):
+        return {k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
+def violation(verdict: Verdict, phase: str, request_id: str) -> PolicyViolationError:
+    return PolicyViolationError(
+        verdict.policy, verdict.reason or "policy hit", phase=phase, request_id=request_id
+    )
+
+
+@dataclass
+class Checks:
+    """The verdicts of one request so far, by side, and what they did."""
+
+    request_id: str
+    prompt_verdicts: list[Verdict] = field(default_factory=list)
+    response_verdicts: list[Verdict] = field(default_factory=list)
+    extra_flags: list[dict[str, Any]] = field(default_factory=list)  # e.g. a judge's own flag
+
+    def run(self, policies: Sequence[Policy], ctx: Context) -> tuple[str, Verdict | None]:
+        """(the text after redactions, the blocking verdict if any)."""
+        if not policies:
+            return ctx.text, None
+        verdicts = [v for v in run_policies(policies, ctx) if v.action != Action.PASS]
+        (self.prompt_verdicts if ctx.phase == "prompt" else self.response_verdicts).extend(verdicts)
+        blocking = next((v for v in verdicts if v.action == Action.BLOCK), None)
+        redacted = [v.redacted for v in verdicts if v.redacted is not None]
+        return (redacted[-1] if redacted else ctx.text), blocking
+
+    def prompt(
+        self, policies: Sequence[Policy], body: dict[str, Any], endpoint: Endpoint, model: str
+    ) -> None:
+        """Check every text of the request; redactions rewrite ``body`` in place; a block
+        raises :class:`PolicyViolationError`."""
+        for text, put in list(endpoint.prompt_slots(body)):
+            new, block = self.run(policies, Context("prompt", text, model=model))
+            if block is not None:
+                raise violation(block, "prompt", self.request_id)
+            if new != text:
+                put(new)
+
+    def answer(
+        self,
+        policies: Sequence[Policy],
+        completion: dict[str, Any],
+        endpoint: Endpoint,
+        *,
+        evidence: Mapping[str, Any] | None = None,
+        previous_prior: Sequence[float] | None = None,
+    ) -> bool:
+        """Check every choice of an answer; redactions rewrite ``completion`` in place (True
+        when one did); a block raises :class:`PolicyViolationError`."""
+        changed = False
+        for text, put in list(endpoint.answers(completion)):
+            ctx = Context(
+                "response",
+                text,
+                model=str(completion.get("model", "")),
+                evidence=evidence,
+                previous_prior=previous_prior,
+            )
+            new, block = self.run(policies, ctx)
+            if block is not None:
+                raise violation(block, "response", self.request_id)
+            if new != text:
+                put(new)
+                changed = True
+        return changed
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return self.prompt_verdicts + self.response_verdicts
+
+    @property
+    def flags(self) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in self.verdicts] + self.extra_flags
+
+    @property
+    def action(self) -> str:
+        if self.extra_flags and not self.verdicts:
+            return "flag"
+        return decide(self.verdicts).name.lower()
+
+
+async def record(
+    store: Store,
+    checks: Checks,
+    *,
+    route: str,
+    model: str,
+    key: str | None,
+    request: Mapping[str, Any],
+    response: Any,
+) -> int | None:
+    """Commit the flag record of this request (if anything was flagged) before it is answered.
+    ``request`` is the body as it went upstream (after prompt-side redaction)."""
+    if not checks.flags:
+        return None
+    flag = {
+        "time": time.time(),
+        "request_id": checks.request_id,
+        "route": route,
+        "model": model,
+        "key": key,
+        "action": checks.action,
+        "policies": sorted({f["policy"] for f in checks.flags}),
+        "verdicts": checks.flags,
+        "request": redact_secrets(request),
+        "response": redact_secrets(response),
+    }
+    return await asyncio.to_thread(store.add_flag, flag)

@@ -1,0 +1,98 @@
+"""``calguard flags list | show ID | export --format jsonl|csv``: the flag log from the store."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from guard.config import load_settings
+from guard.store import open_store
+
+CSV_COLUMNS = ("id", "time", "request_id", "route", "model", "key", "action", "policies", "reasons")
+
+
+def _since(value: str | None) -> float | None:
+    """A unix time, an ISO date/time, or a duration back from now (``90s``, ``15m``, ``2h``,
+    ``7d``)."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise SystemExit(
+            f"calguard: error: --since {value!r}: use a unix time, an ISO date, "
+            "or a duration like 15m / 2h / 7d"
+        ) from exc
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _row(flag: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **{k: flag.get(k) for k in CSV_COLUMNS[:-2]},
+        "time": datetime.fromtimestamp(flag["time"], UTC).isoformat(timespec="seconds"),
+        "policies": ",".join(flag.get("policies", [])),
+        "reasons": " | ".join(v.get("reason", "") for v in flag.get("verdicts", [])),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, {"store": args.store})
+    store = open_store(settings.store)
+    if args.flags_command == "show":
+        flag = store.flag(args.id)
+        if flag is None:
+            print(f"calguard: error: no flag record {args.id}", file=sys.stderr)
+            return 1
+        print(json.dumps(flag, indent=2, default=str))
+        return 0
+    rows = store.flags(
+        since=_since(args.since), policy=args.policy, limit=getattr(args, "limit", None)
+    )
+    if args.flags_command == "list":
+        for f in rows:
+            r = _row(f)
+            print(
+                f"{r['id']:>6}  {r['time']}  {r['action']:<5}  {r['policies']:<24}  "
+                f"{r['model']}  {r['reasons'][:80]}"
+            )
+        print(f"{len(rows)} record(s)", file=sys.stderr)
+        return 0
+    if args.format == "jsonl":
+        for f in rows:
+            sys.stdout.write(json.dumps(f, default=str) + "\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_row(f) for f in rows)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    fl = sub.add_parser("flags", help="the flag log: list, show, export")
+    fsub = fl.add_subparsers(dest="flags_command", required=True)
+    for name in ("list", "show", "export"):
+        p = fsub.add_parser(name)
+        p.add_argument("--store", help="sqlite:///path/to/calguard.db (default: config/env)")
+        p.add_argument("--config", help="YAML config file")
+        if name == "show":
+            p.add_argument("id", type=int)
+            continue
+        p.add_argument("--since", help="unix time, ISO date, or a duration like 15m / 7d")
+        p.add_argument("--policy", help="only records with a verdict of this policy")
+        if name == "list":
+            p.add_argument("--limit", type=int, default=100)
+        else:
+            p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    fl.set_defaults(func=run)

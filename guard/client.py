@@ -1,0 +1,255 @@
+"""The pipeline in-process: ``guard.wrap(client)`` and ``@guard.calibrated``.
+
+Both run the same :class:`guard.pipeline.Pipeline` as the proxy (same calibration, same policies,
+same ``guard`` evidence, same store), with the wrapped client or function as the upstream, and
+render its reply as the OpenAI SDK's objects (:mod:`guard.rendering`)::
+
+    client = guard.wrap(OpenAI())            # or AsyncOpenAI(); everything else is delegated
+    r = client.chat.completions.create(model=..., messages=..., guard={"calibration": "pride"})
+    r.model_extra["guard"]["answer"]
+    raw = client.chat.completions.with_raw_response.create(...)   # raw.headers, raw.parse()
+
+    @guard.calibrated                         # bare, or @guard.calibrated(calibration="cyclic")
+    def ask(messages, **kw) -> str: ...       # returns text or a ChatCompletion; sync or async
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import openai
+from openai.types import Completion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel
+
+from guard.config import RouteConfig, Settings
+from guard.endpoints import CHAT, COMPLETIONS, Endpoint
+from guard.pipeline import Pipeline, new_request_id
+from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, parse
+from guard.reply import Reply
+from guard.store import Store, open_store
+from guard.upstreams.function import FunctionUpstream, accepted
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The SDK's per-call request options: they go to the wrapped client's calls, not in the body.
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "timeout")
+_options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "options", default=None
+)
+
+
+def _pipeline(
+    functions: dict[str, Callable[..., Any]],
+    is_async: bool,
+    store: str | Store,
+    route: RouteConfig | None,
+) -> Pipeline:
+    st = open_store(store) if isinstance(store, str) else store
+    settings = Settings(default_route=route or RouteConfig())
+    return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async))
+
+
+def _with_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` called with the request options of the call being served."""
+
+    @functools.wraps(fn)
+    def call(**kwargs: Any) -> Any:
+        return fn(**kwargs, **(_options.get() or {}))
+
+    return call
+
+
+def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the request body: keyword arguments with ``extra_body`` merged in, the request options)."""
+    body = {k: v for k, v in kwargs.items() if k not in REQUEST_OPTIONS}
+    body.update(body.pop("extra_body", None) or {})
+    options = {k: kwargs[k] for k in REQUEST_OPTIONS if kwargs.get(k) is not None}
+    return body, options
+
+
+class _Create:
+    """``create`` of one endpoint, through the pipeline; ``raw`` for ``with_raw_response``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        endpoint: Endpoint,
+        kinds: tuple[type[BaseModel], type[BaseModel]],
+        is_async: bool,
+        portal: Portal,
+        raw: bool = False,
+    ) -> None:
+        self._pipeline = pipeline
+        self._endpoint = endpoint
+        self._kinds = kinds
+        self._async = is_async
+        self._portal = portal
+        self._raw = raw
+
+    async def _reply(self, kwargs: dict[str, Any]) -> Reply:
+        body, options = _split(kwargs)
+        _options.set(options)
+        return await self._pipeline.handle(self._endpoint, body, new_request_id())
+
+    def _render(self, reply: Reply) -> Any:
+        if reply.stream is not None:
+            out: Any = (
+                AsyncReplyStream(reply, self._kinds[1])
+                if self._async
+                else ReplyStream(reply, self._kinds[1], self._portal)
+            )
+        else:
+            out = parse(reply, self._kinds[0]) if not self._raw or reply.error else None
+        if self._raw:
+            if reply.error is not None:
+                raise reply.error
+            if out is None:
+                out = parse(reply, self._kinds[0])
+            return RawReply(reply, out)
+        return out
+
+    def create(self, **kwargs: Any) -> Any:
+        if self._async:
+
+            async def go() -> Any:
+                return self._render(await self._reply(kwargs))
+
+            return go()
+        return self._render(self._portal.call(self._reply(kwargs)))
+
+
+class _Resource:
+    def __init__(self, make: Callable[[bool], _Create]) -> None:
+        self._create = make(False)
+        self.with_raw_response = make(True)
+
+    def create(self, **kwargs: Any) -> Any:
+        return self._create.create(**kwargs)
+
+
+class _Chat:
+    def __init__(self, completions: _Resource) -> None:
+        self.completions = completions
+
+
+class WrappedClient:
+    """A client whose ``chat.completions`` and ``completions`` run calguard's pipeline (policies
+    included, whatever the endpoint); everything else is the client's own."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        store: str | Store = "sqlite:///calguard.db",
+        route: RouteConfig | None = None,
+    ) -> None:
+        self._client = client
+        chat_create = client.chat.completions.create
+        # openai decorates its methods, which hides coroutine functions: ask the client's type.
+        is_async = isinstance(client, openai.AsyncOpenAI) or inspect.iscoroutinefunction(
+            chat_create
+        )
+        functions = {CHAT.path: _with_options(chat_create)}
+        legacy = getattr(getattr(client, "completions", None), "create", None)
+        if legacy is not None:
+            functions[COMPLETIONS.path] = _with_options(legacy)
+        self._portal = Portal()
+        pipeline = _pipeline(functions, is_async, store, route)
+
+        def make(endpoint: Endpoint, kinds: tuple[type[BaseModel], type[BaseModel]]) -> _Resource:
+            return _Resource(
+                lambda raw: _Create(pipeline, endpoint, kinds, is_async, self._portal, raw)
+            )
+
+        self.chat = _Chat(make(CHAT, (ChatCompletion, ChatCompletionChunk)))
+        self.completions = make(COMPLETIONS, (Completion, Completion))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def wrap(
+    client: T, *, store: str | Store = "sqlite:///calguard.db", route: RouteConfig | None = None
+) -> T:
+    """Wrap an ``OpenAI`` or ``AsyncOpenAI`` client; its type is kept for the caller's sake."""
+    return WrappedClient(client, store=store, route=route)  # type: ignore[return-value]
+
+
+@overload
+def calibrated(fn: F) -> F: ...
+@overload
+def calibrated(
+    *, store: str | Store = ..., route: RouteConfig | None = ..., **guard: Any
+) -> Callable[[F], F]: ...
+
+
+def calibrated(
+    fn: Any = None,
+    *,
+    store: str | Store = "sqlite:///calguard.db",
+    route: RouteConfig | None = None,
+    **guard: Any,
+) -> Any:
+    """Calibrate a function ``fn(messages, **kwargs)`` that returns text or a ChatCompletion.
+
+    ``guard`` keyword arguments become the request's ``guard`` object (``calibration="pride"``,
+    ``task="mcq"``, ...). The decorated function returns what ``fn`` returns: the calibrated
+    answer as text, or a ChatCompletion carrying the ``guard`` evidence.
+    """
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        returns_text: list[bool] = []
+        is_async = inspect.iscoroutinefunction(f)
+
+        async def upstream_call(**body: Any) -> Any:
+            kwargs = accepted(f, body)
+            kwargs.pop("extra_body", None)
+            out = await f(**kwargs) if is_async else await _in_thread(f, kwargs)
+            returns_text.append(isinstance(out, str))
+            return out
+
+        pipeline = _pipeline({CHAT.path: upstream_call}, True, store, route)
+        portal = Portal()
+
+        async def run(messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
+            body = {
+                "model": kwargs.pop("model", "local"),
+                "messages": messages,
+                **kwargs,
+                "guard": {**guard, **kwargs.pop("guard", {})},
+            }
+            reply = await pipeline.handle(CHAT, body, new_request_id())
+            if reply.error is not None:
+                raise reply.error
+            if returns_text and returns_text[-1]:
+                return json.loads(reply.body)["choices"][0]["message"]["content"]
+            return parse(reply, ChatCompletion)
+
+        if is_async:
+
+            @functools.wraps(f)
+            async def async_wrapper(messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+                return await run(messages, kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(f)
+        def sync_wrapper(messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+            return portal.call(run(messages, kwargs))
+
+        return sync_wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+async def _in_thread(f: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(f, **kwargs)

@@ -1,0 +1,155 @@
+"""The pipeline's reply as the OpenAI SDK's objects, for the in-process face (:mod:`guard.client`).
+
+A non-stream reply becomes the SDK's model (the upstream's own object when calguard changed
+nothing), a stream becomes an iterator of chunks (sync or async, closable, a context manager like
+the SDK's ``Stream``), an error reply raises calguard's error, and an error event inside a stream
+raises ``openai.APIError`` as the SDK does. ``with_raw_response`` gets a :class:`RawReply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import httpx2 as httpx
+import openai
+from pydantic import BaseModel, ValidationError
+
+from guard import sse
+from guard.reply import Reply
+
+T = TypeVar("T")
+
+
+class Portal:
+    """An event loop in a daemon thread: sync code runs the async pipeline through it, also
+    step by step (a stream) and also when the caller's own thread runs a loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, daemon=True, name="calguard").start()
+                self._loop = loop
+            return self._loop
+
+    def call(self, coro: Coroutine[Any, Any, T] | Any) -> T:
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        return fut.result()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+def model_of(kind: type[BaseModel], data: Any) -> Any:
+    try:
+        return kind.model_validate(data)
+    except ValidationError:  # as lenient as the SDK with what upstreams send
+        return kind.model_construct(**data) if isinstance(data, dict) else data
+
+
+def parse(reply: Reply, kind: type[BaseModel]) -> Any:
+    """A finished non-stream reply as an SDK object; an error reply raises."""
+    if reply.error is not None:
+        raise reply.error
+    if reply.raw is not None and reply.raw.obj is not None:
+        return reply.raw.obj  # calguard changed nothing: the upstream's own object
+    return model_of(kind, json.loads(reply.body))
+
+
+def _chunk(event: sse.Event, kind: type[BaseModel]) -> Any:
+    data = event.json()
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        raise openai.APIError(
+            str(err.get("message") or "stream error"),
+            httpx.Request("POST", "http://calguard.invalid/"),
+            body=err,
+        )
+    return None if data is None else model_of(kind, data)
+
+
+class AsyncReplyStream:
+    def __init__(self, reply: Reply, kind: type[BaseModel]) -> None:
+        assert reply.stream is not None
+        self._stream = reply.stream
+        self._kind = kind
+        self.headers = reply.headers
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for event in sse.aevents(self._stream):
+            if event.done:
+                break
+            item = _chunk(event, self._kind)
+            if item is not None:
+                yield item
+
+    async def close(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> AsyncReplyStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class ReplyStream:
+    """A sync view of a reply's stream, pulled through the portal one chunk at a time."""
+
+    def __init__(self, reply: Reply, kind: type[BaseModel], portal: Portal) -> None:
+        self._inner = AsyncReplyStream(reply, kind)
+        self._it = self._inner.__aiter__()
+        self._portal = portal
+        self.headers = reply.headers
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._portal.call(self._it.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        self._portal.call(self._inner.close())
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RawReply:
+    """What ``with_raw_response.create(...)`` returns, as the SDK's raw response does:
+    ``headers``, ``status_code``, ``content``, ``text``, ``json()`` and ``parse()``."""
+
+    def __init__(self, reply: Reply, parsed: Any) -> None:
+        self.headers = httpx.Headers(reply.headers)
+        self.status_code = reply.status
+        self.content = reply.body
+        self._parsed = parsed
+        self.http_response = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def parse(self) -> Any:
+        return self._parsed

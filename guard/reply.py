@@ -1,0 +1,128 @@
+"""What the pipeline hands back: a finished :class:`Reply`, and the builders of its bodies.
+
+A reply is already checked and logged; the faces only render it: the server writes its status,
+headers and bytes (or stream), the in-process client parses them into the OpenAI SDK's objects
+(or raises ``error``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from guard import sse
+from guard.errors import CalguardError
+from guard.upstreams.base import RawResponse
+
+JSON = "application/json"
+SSE = "text/event-stream"
+
+
+class Evidence(TypedDict, total=False):
+    """The ``guard`` object of a calibrated reply (and the ``flags`` of a flagged one)."""
+
+    task: str
+    calibration: str
+    answer: str
+    index: int | None
+    probs: list[float] | None
+    raw_probs: list[float] | None
+    prior: list[float] | None
+    upstream_calls: int
+    flags: list[dict[str, Any]]
+    request_id: str
+    key: str | None
+    handling: str
+    role: str
+    orders: list[list[int]]
+    order_answers: list[int]
+    consistent: bool
+    order_winners: list[int | None]
+    first_position_rate: float
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    media_type: str = JSON
+    error: CalguardError | None = None  # calguard's own error (the in-process face raises it)
+    raw: RawResponse | None = None  # the upstream's answer, when the body is exactly its bytes
+
+    @classmethod
+    def of_error(cls, exc: CalguardError, headers: dict[str, str]) -> Reply:
+        return cls(exc.status, headers, json.dumps(exc.to_body()).encode(), error=exc)
+
+    @classmethod
+    def of_json(cls, obj: Any, headers: dict[str, str]) -> Reply:
+        return cls(200, headers, json.dumps(obj, separators=(",", ":")).encode())
+
+    @classmethod
+    def of_raw(cls, raw: RawResponse, headers: dict[str, str]) -> Reply:
+        return cls(raw.status, headers, raw.body, media_type=raw.content_type or JSON, raw=raw)
+
+    @classmethod
+    def of_stream(cls, stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+        return cls(200, headers, stream=stream, media_type=SSE)
+
+
+def completion(
+    template: dict[str, Any],
+    client_model: str,
+    request_id: str,
+    answer: str,
+    usage: dict[str, int],
+    evidence: Evidence | dict[str, Any],
+) -> dict[str, Any]:
+    """A ChatCompletion whose message is the calibrated ``answer``, with the evidence attached;
+    id, created, model and fingerprint come from the first upstream response."""
+    out = {
+        "id": template.get("id") or f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": template.get("created") or int(time.time()),
+        "model": template.get("model") or client_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage or None,
+        "guard": evidence,
+    }
+    for k in ("system_fingerprint", "service_tier"):
+        if template.get(k) is not None:
+            out[k] = template[k]
+    return out
+
+
+async def chunks(completion: dict[str, Any], include_usage: bool = False) -> AsyncIterator[bytes]:
+    """A calguard-built completion as a stream: the answer, then the finish with the evidence."""
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+    }
+    content = completion["choices"][0]["message"]["content"]
+    delta = {"role": "assistant", "content": content}
+    yield sse.encode(
+        {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
+    )
+    yield sse.encode(
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+            "guard": completion["guard"],
+        }
+    )
+    if include_usage:
+        yield sse.encode({**base, "choices": [], "usage": completion.get("usage")})
+    yield sse.DONE

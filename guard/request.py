@@ -1,0 +1,173 @@
+"""The request side of the contract: body checks and the optional ``guard`` object.
+
+``guard`` is a union keyed on ``task`` (the OpenAI SDK sends it with ``extra_body={"guard":
+{...}}``): ``mcq``, ``classify``, ``judge``, ``none``, or absent (the route may auto-detect a
+multiple-choice question). Calibration names are checked against
+:mod:`guard.calibrations`. Everything else in an OpenAI body passes through untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from guard.calibrations import check_calibration, check_task
+from guard.errors import InvalidRequestError
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calibration: str | None = None
+    key: str | None = None  # an explicit calibration key
+
+    @model_validator(mode="after")
+    def _known_calibration(self) -> _Options:
+        if self.calibration is not None:
+            try:
+                check_calibration(self.calibration_task, self.calibration)
+            except ValueError as exc:
+                raise ValueError(f"calibration: {exc}") from None
+        return self
+
+    @property
+    def calibration_task(self) -> str:
+        return "mcq"
+
+
+class McqOptions(_Options):
+    task: Literal["mcq"] = "mcq"
+    options: list[str] | None = Field(None, min_length=2, max_length=10)  # as shown, in order
+    budget: float | None = Field(None, ge=1.0)  # adaptive: mean calls per question, this request
+
+
+class AutoOptions(McqOptions):
+    """No task: a route with ``auto_detect`` looks for a multiple-choice question."""
+
+    task: None = None  # type: ignore[assignment]
+
+
+class ClassifyOptions(_Options):
+    task: Literal["classify"] = "classify"
+    labels: list[str] | None = Field(None, min_length=2)
+    input: str | None = None  # the part of the prompt that is the test input (enables probes)
+
+    @property
+    def calibration_task(self) -> str:
+        return "classify"
+
+
+class JudgeOptions(_Options):
+    task: Literal["judge"] = "judge"
+    candidates: list[str] | None = Field(None, min_length=2, max_length=10)
+    labels: list[str] | None = Field(None, min_length=2)  # the verdict IDs, if not A, B, ...
+
+    @property
+    def calibration_task(self) -> str:
+        return "judge"
+
+
+class NoTask(_Options):
+    task: Literal["none"] = "none"
+
+
+GuardOptions = McqOptions | ClassifyOptions | JudgeOptions | NoTask
+
+
+def _tag(value: Any) -> str:
+    task = value.get("task") if isinstance(value, dict) else getattr(value, "task", None)
+    return "auto" if task is None else str(task)
+
+
+_GUARD: TypeAdapter[GuardOptions] = TypeAdapter(
+    Annotated[
+        Annotated[AutoOptions, Tag("auto")]
+        | Annotated[McqOptions, Tag("mcq")]
+        | Annotated[ClassifyOptions, Tag("classify")]
+        | Annotated[JudgeOptions, Tag("judge")]
+        | Annotated[NoTask, Tag("none")],
+        Discriminator(_tag),
+    ]
+)
+
+
+def parse_guard(raw: Any) -> GuardOptions:
+    """The ``guard`` object, validated; errors name the field (``guard.options``)."""
+    if raw is None:
+        return AutoOptions()
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("guard must be an object", param="guard")
+    task = raw.get("task")
+    if task is not None:
+        try:
+            check_task(task if isinstance(task, str) else repr(task))
+        except ValueError as exc:
+            raise InvalidRequestError(
+                f"guard.task: {exc}", param="guard.task", code="invalid_guard"
+            ) from None
+    try:
+        return _GUARD.validate_python(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"][1:]]  # the first item is the union's tag
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc and msg.startswith("calibration: "):
+            loc, msg = ["calibration"], msg.removeprefix("calibration: ")
+        where = ".".join(["guard", *loc])
+        raise InvalidRequestError(f"{where}: {msg}", param=where, code="invalid_guard") from exc
+
+
+def split_guard(body: dict[str, Any]) -> tuple[dict[str, Any], GuardOptions]:
+    """The body without ``guard``, and the parsed ``guard`` object (defaults when absent)."""
+    opts = parse_guard(body.get("guard"))
+    return {k: v for k, v in body.items() if k != "guard"}, opts
+
+
+def check_model(body: dict[str, Any]) -> None:
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequestError("'model' is required and must be a string", param="model")
+
+
+def check_chat_body(body: dict[str, Any]) -> None:
+    """The minimum a chat completion body needs; the upstream checks the rest."""
+    check_model(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError(
+            "'messages' is required and must be a non-empty array", param="messages"
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InvalidRequestError(
+                f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]"
+            )
+
+
+def check_completion_body(body: dict[str, Any]) -> None:
+    check_model(body)
+    if "prompt" not in body:
+        raise InvalidRequestError("'prompt' is required", param="prompt")
+
+
+__all__ = [
+    "AutoOptions",
+    "ClassifyOptions",
+    "GuardOptions",
+    "JudgeOptions",
+    "McqOptions",
+    "NoTask",
+    "check_chat_body",
+    "check_completion_body",
+    "parse_guard",
+    "split_guard",
+]

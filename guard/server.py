@@ -1,0 +1,240 @@
+"""The OpenAI-compatible proxy (FastAPI). Routes read the request, hand it to the pipeline
+(:mod:`guard.pipeline`) and render its reply; nothing else happens here.
+
+    POST /v1/chat/completions   through the pipeline (stream and non-stream)
+    POST /v1/completions        through the pipeline (stream and non-stream)
+    GET  /v1/models             the upstream's models plus the configured routes
+    GET  /v1/guard/flags        the flag log (admin key)
+    GET  /healthz               liveness
+    GET  /metrics               Prometheus text
+
+Every error is an OpenAI error body with the right status, and carries ``x-request-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from guard.checks import route_policies
+from guard.config import Settings
+from guard.endpoints import CHAT, COMPLETIONS, Endpoint
+from guard.errors import (
+    AuthenticationError,
+    CalguardError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestTooLargeError,
+)
+from guard.metrics import CONTENT_TYPE, Metrics
+from guard.pipeline import Pipeline, new_request_id
+from guard.reply import Reply
+from guard.store import Store, open_store
+from guard.upstreams import Upstream
+
+
+def _error(exc: CalguardError, request_id: str) -> JSONResponse:
+    return JSONResponse(exc.to_body(), status_code=exc.status, headers={"x-request-id": request_id})
+
+
+def render(reply: Reply) -> Response:
+    """The pipeline's reply as an HTTP response, as it is."""
+    if reply.stream is not None:
+        return StreamingResponse(
+            reply.stream, reply.status, headers=reply.headers, media_type=reply.media_type
+        )
+    return Response(reply.body, reply.status, headers=reply.headers, media_type=reply.media_type)
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"could not parse the request body as JSON: {exc}", code="invalid_json"
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    return body
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (``x-request-id``, the client's if it sent one), puts it on
+    the response, and times the request by route template. Plain ASGI: no extra task."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = Headers(scope=scope).get("x-request-id") or new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers.append("x-request-id", rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "other"
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+def _authorize(request: Request, keys: Sequence[str]) -> None:
+    if not keys:
+        return
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    token_b = token.encode("utf-8", "surrogateescape")
+    if not any(hmac.compare_digest(token_b, k.encode()) for k in keys):
+        raise AuthenticationError(
+            "missing or invalid API key: send 'Authorization: Bearer <key>' with one of "
+            "the proxy's keys"
+            if token == ""
+            else "invalid API key"
+        )
+
+
+def create_app(
+    settings: Settings, upstream: Upstream | None = None, store: Store | None = None
+) -> FastAPI:
+    """The proxy app. ``upstream`` / ``store`` default to the settings' (built at start-up)."""
+    metrics = Metrics()
+    holder: dict[str, Pipeline] = {}
+    policies = route_policies(settings)  # a bad policy spec stops start-up here, named
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        st = store or open_store(settings.store)
+        pipeline = Pipeline(settings, st, upstream=upstream, metrics=metrics, policies=policies)
+        pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
+        holder["p"] = pipeline
+        try:
+            yield
+        finally:
+            await pipeline.aclose()
+            if store is None:
+                st.close()
+
+    app = FastAPI(title="calguard", lifespan=lifespan)
+
+    def rid_of(request: Request) -> str:
+        return getattr(request.state, "request_id", None) or new_request_id()
+
+    @app.exception_handler(CalguardError)
+    async def on_calguard_error(request: Request, exc: CalguardError) -> JSONResponse:
+        metrics.errors.labels(exc.type).inc()
+        return _error(exc, rid_of(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        body = {
+            "error": {
+                "message": f"{request.method} {request.url.path}: {exc.detail}",
+                "type": kind,
+                "param": None,
+                "code": None,
+            }
+        }
+        return JSONResponse(
+            body, status_code=exc.status_code, headers={"x-request-id": rid_of(request)}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in err.get("loc", ())[1:]) or None
+        msg = f"{where}: {err.get('msg', 'invalid value')}" if where else "invalid request"
+        return _error(InvalidRequestError(msg, param=where), rid_of(request))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = rid_of(request)
+        err = CalguardError(f"internal error ({type(exc).__name__}); request id {rid}")
+        return _error(err, rid)
+
+    app.add_middleware(RequestIdMiddleware, metrics=metrics)
+
+    async def through(endpoint: Endpoint, request: Request) -> Response:
+        _authorize(request, settings.api_keys)
+        body = await _read_json(request, settings.max_body_bytes)
+        return render(await holder["p"].handle(endpoint, body, request.state.request_id))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await through(CHAT, request)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await through(COMPLETIONS, request)
+
+    @app.get("/v1/guard/flags")
+    async def list_flags(
+        request: Request, since: float | None = None, policy: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        if not settings.admin_key:
+            raise NotFoundError("the flag log endpoint is off: set admin_key to enable it")
+        _authorize(request, [settings.admin_key])
+        store_ = holder["p"].store
+        rows = await asyncio.to_thread(
+            store_.flags, since=since, policy=policy, limit=max(1, min(limit, 10_000))
+        )
+        return {"object": "list", "data": rows}
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        _authorize(request, settings.api_keys)
+        data: list[dict[str, Any]] = []
+        try:
+            raw = await holder["p"].default_upstream.get("/models")
+            if raw.status == 200:
+                data = list(raw.json().get("data", []))
+        except (CalguardError, ValueError):
+            data = []  # the routes below are still served
+        known = {m.get("id") for m in data}
+        data += [
+            {"id": name, "object": "model", "created": 0, "owned_by": "calguard"}
+            for name in settings.routes
+            if name not in known
+        ]
+        return {"object": "list", "data": data}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return app

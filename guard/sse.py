@@ -1,0 +1,103 @@
+"""Server-sent events: the one place calguard reads and writes them.
+
+The OpenAI streaming format is SSE: events separated by a blank line, each with one or more
+``data:`` lines (joined with ``\\n``, as the SSE specification says), ending with
+``data: [DONE]``. :class:`EventReader` is incremental: feed it bytes as they arrive and it returns
+the complete events, each with its raw bytes (to relay untouched) and its parsed JSON data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+DONE = b"data: [DONE]\n\n"
+
+
+def encode(obj: Any) -> bytes:
+    """One SSE event whose data is ``obj`` as compact JSON."""
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+@dataclass(frozen=True)
+class Event:
+    raw: bytes  # the event as received, separator included: relay it unchanged
+    data: str | None  # the joined data lines, or None for an event without data (a comment)
+
+    @property
+    def done(self) -> bool:
+        return self.data == "[DONE]"
+
+    def json(self) -> Any:
+        """The parsed data, or None when it is absent, ``[DONE]`` or not JSON."""
+        if self.data is None or self.done:
+            return None
+        try:
+            return json.loads(self.data)
+        except ValueError:
+            return None
+
+
+def _parse(raw: bytes) -> Event:
+    lines = []
+    for line in raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            lines.append(value[1:] if value.startswith(b" ") else value)
+    data = b"\n".join(lines).decode("utf-8", "replace") if lines else None
+    return Event(raw, data)
+
+
+class EventReader:
+    """Incremental SSE parser: ``feed(bytes) -> [Event]``; ``close() -> [Event]`` for the rest."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._buf += chunk
+        events: list[Event] = []
+        while True:
+            cut = _boundary(self._buf)
+            if cut is None:
+                return events
+            raw, self._buf = self._buf[:cut], self._buf[cut:]
+            events.append(_parse(raw))
+
+    def close(self) -> list[Event]:
+        """What is left after the last separator (a stream cut short), as one event."""
+        rest, self._buf = self._buf, b""
+        return [_parse(rest)] if rest.strip() else []
+
+    @property
+    def pending(self) -> bytes:
+        return self._buf
+
+
+def _boundary(buf: bytes) -> int | None:
+    """End (exclusive) of the first complete event in ``buf``, separator included."""
+    best: int | None = None
+    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        at = buf.find(sep)
+        if at >= 0 and (best is None or at + len(sep) < best):
+            best = at + len(sep)
+    return best
+
+
+async def aevents(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:
+    """The events of a byte stream."""
+    reader = EventReader()
+    async for chunk in chunks:
+        for event in reader.feed(chunk):
+            yield event
+    for event in reader.close():
+        yield event
+
+
+def events(chunks: Iterator[bytes] | list[bytes]) -> Iterator[Event]:
+    reader = EventReader()
+    for chunk in chunks:
+        yield from reader.feed(chunk)
+    yield from reader.close()

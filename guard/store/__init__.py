@@ -1,0 +1,66 @@
+"""Stores by URL: ``sqlite:///path/to.db`` ships; add a scheme with :func:`register_store` or the
+``calguard.stores`` entry point group (a callable taking the URL and returning a
+:class:`~guard.store.base.Store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from guard.errors import ConfigError
+from guard.store.base import FLAG_COLUMNS, State, Store
+from guard.store.sqlite import SQLiteStore
+
+StoreFactory = Callable[[str], Store]
+
+STORES: dict[str, StoreFactory] = {}
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Serve ``scheme://...`` store URLs with ``factory(url)``."""
+    STORES[scheme] = factory
+
+
+def _sqlite(url: str) -> Store:
+    return SQLiteStore(sqlite_path(url))
+
+
+def sqlite_path(url: str) -> Path:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ConfigError(
+            f"store {url!r}: a SQLite store is written sqlite:///path/to.db "
+            "(sqlite:////abs/path.db for an absolute path)"
+        )
+    return Path(url[len(prefix) :])
+
+
+register_store("sqlite", _sqlite)
+
+
+def open_store(url: str) -> Store:
+    """The store a URL names; an unknown scheme stops start-up with the ones known."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in STORES:
+        for ep in entry_points(group="calguard.stores"):
+            if ep.name == scheme:
+                register_store(scheme, ep.load())
+    if scheme not in STORES:
+        raise ConfigError(
+            f"store {url!r}: unknown store; use one of "
+            + ", ".join(f"{s}://..." for s in sorted(STORES))
+        )
+    return STORES[scheme](url)
+
+
+__all__ = [
+    "FLAG_COLUMNS",
+    "STORES",
+    "SQLiteStore",
+    "State",
+    "Store",
+    "open_store",
+    "register_store",
+    "sqlite_path",
+]

@@ -1,0 +1,115 @@
+"""One upstream question and the distribution over a set of answers (option IDs, label words,
+candidate IDs) read back from its response.
+
+From logprobs: the first generated position whose top_logprobs hold any form of any ID is read;
+token variants count for their ID ("B", " B", "(B", "B)", "B."), and an ID missing from the top-k
+is bounded by the smallest logprob returned (:func:`calibrators.label_scores.label_scores`).
+Without logprobs: sampled answers are parsed ("B", "(B)", "The answer is B.") and counted, with
+add-half smoothing so that no option gets probability zero.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from calibrators.label_scores import label_scores
+
+FloatArray = npt.NDArray[np.float64]
+Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+SAMPLES = 8  # answers sampled when the upstream offers no logprobs
+
+
+def id_forms(ident: str) -> tuple[str, ...]:
+    """Tokens that stand for an option ID."""
+    core = (ident, f"({ident}", f"{ident})", f"{ident}.", f"({ident})", f"{ident}:")
+    return tuple(dict.fromkeys(f for c in core for f in (c, " " + c)))
+
+
+def _positions(choice: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
+    lp = choice.get("logprobs") or {}
+    content = lp.get("content")
+    if content:  # chat completions
+        return [
+            [(t["token"], float(t["logprob"])) for t in pos.get("top_logprobs") or []]
+            for pos in content
+        ]
+    top = lp.get("top_logprobs")  # legacy completions: a list of {token: logprob}
+    if top:
+        return [[(k, float(v)) for k, v in pos.items()] for pos in top if pos]
+    return []
+
+
+def distribution_from_logprobs(
+    choice: Mapping[str, Any], labels: Mapping[str, Sequence[str]]
+) -> FloatArray | None:
+    """Normalised distribution over ``labels`` (label -> its token forms), or None when the
+    response carries no logprobs that mention any label."""
+    owner = {f: i for i, forms in enumerate(labels.values()) for f in forms}
+    for pairs in _positions(choice):
+        if any(tok in owner for tok, _ in pairs):
+            scores = label_scores(pairs, dict(labels)).logprobs
+            p = np.exp(scores - scores.max())
+            return p / p.sum()  # type: ignore[no-any-return]
+    return None
+
+
+def parse_answer(text: str, ids: Sequence[str]) -> int | None:
+    """The option a free-text answer names, or None: "B", "(B)", "B.", "The answer is (B)."."""
+    alt = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    t = text.strip()
+    m = re.fullmatch(rf"\(?({alt})\)?[.):]?", t)
+    if m is None:
+        m = re.search(rf"answer(?: is|:)?\s*(?:option\s*)?\(?({alt})\)?(?![\w])", t, re.IGNORECASE)
+    if m is None:
+        m = re.match(rf"\(?({alt})\)?(?:[.):]|\s|$)", t)
+    return list(ids).index(m.group(1)) if m else None
+
+
+def distribution_from_samples(texts: Sequence[str], ids: Sequence[str]) -> FloatArray:
+    """Answer frequencies over ``ids`` with add-half smoothing (unparseable answers ignored)."""
+    counts = np.full(len(ids), 0.5)
+    for t in texts:
+        i = parse_answer(t, ids)
+        if i is not None:
+            counts[i] += 1.0
+    return counts / counts.sum()  # type: ignore[no-any-return]
+
+
+async def ask_distribution(
+    ask: Ask,
+    body: dict[str, Any],
+    msg_index: int,
+    content: str,
+    forms: Mapping[str, Sequence[str]],
+    top_logprobs: int,
+) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
+    """(distribution over ``forms``' keys, the upstream response) for ``content`` as the message
+    at ``msg_index``. Logprobs first; without them, ``SAMPLES`` sampled answers, parsed."""
+    messages = list(body["messages"])
+    messages[msg_index] = {**messages[msg_index], "content": content}
+    req = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "n")}
+    req.update(messages=messages, logprobs=True, top_logprobs=top_logprobs)
+    if "max_completion_tokens" not in req:
+        req["max_tokens"] = 2
+    resp = await ask(req)
+    choices = resp.get("choices") or []
+    p = distribution_from_logprobs(choices[0], forms) if choices else None
+    if p is None:
+        req.pop("logprobs")
+        req.pop("top_logprobs")
+        req.update(n=SAMPLES, max_tokens=16)
+        resp = await ask(req)
+        texts = [c.get("message", {}).get("content") or "" for c in resp.get("choices", [])]
+        p = distribution_from_samples(texts, list(forms))
+    return p, resp
+
+
+def add_usage(total: dict[str, int], resp: Mapping[str, Any]) -> None:
+    for k, v in (resp.get("usage") or {}).items():
+        if isinstance(v, int):
+            total[k] = total.get(k, 0) + v

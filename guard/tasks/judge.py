@@ -1,0 +1,97 @@
+"""A calibrated judge request: ask with the candidates in every order (position swap), map each
+verdict back to the original candidates, aggregate (balanced position calibration), and flag a
+verdict that changed with the order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from calibrators.position import aggregate_scores, judge_orders
+from guard.errors import InvalidRequestError, UpstreamError
+from guard.request import JudgeOptions
+from guard.tasks.distribution import add_usage, ask_distribution, id_forms
+from guard.tasks.job import Job, Outcome
+from guard.tasks.prompt_text import LETTERS, McqPrompt
+
+
+def locate_candidates(text: str, candidates: list[str], ids: list[str]) -> McqPrompt:
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for i, cand in enumerate(candidates):
+        at = text.find(cand, pos)
+        if at < 0 or not cand:
+            raise InvalidRequestError(
+                f"candidate {i} is not in the last user message (after the previous one); "
+                "guard.candidates must be the responses exactly as shown, in order",
+                param="guard.candidates",
+            )
+        spans.append((at, at + len(cand)))
+        pos = at + len(cand)
+    return McqPrompt(text, tuple(ids), tuple(spans))
+
+
+async def run(job: Job) -> Outcome:
+    opts = job.opts
+    assert isinstance(opts, JudgeOptions)
+    ask, body, msg_index, text = job.ask, job.body, job.msg_index, job.text
+    method = opts.calibration or job.route.judge
+    top_logprobs = job.top_logprobs
+    cands = opts.candidates
+    if not cands:
+        raise InvalidRequestError(
+            "task 'judge' needs guard.candidates (the responses compared)", param="guard.candidates"
+        )
+    k = len(cands)
+    ids = list(opts.labels or LETTERS[:k])
+    if len(ids) != k:
+        raise InvalidRequestError(
+            f"guard.labels names {len(ids)} verdict IDs for {k} candidates", param="guard.labels"
+        )
+    if len(set(ids)) != k:
+        raise InvalidRequestError("guard.labels must be distinct", param="guard.labels")
+    prompt = locate_candidates(text, cands, ids)
+    orders = judge_orders(k) if method == "swap" else [tuple(range(k))]
+    forms = {i: id_forms(i) for i in ids}
+    answers = await asyncio.gather(
+        *(
+            ask_distribution(ask, body, msg_index, prompt.permuted(o), forms, top_logprobs)
+            for o in orders
+        ),
+        return_exceptions=True,
+    )
+    ok = [(o, a) for o, a in zip(orders, answers, strict=True) if not isinstance(a, BaseException)]
+    if not ok:
+        first = answers[0]
+        raise first if isinstance(first, Exception) else UpstreamError("no judge call succeeded")
+    usage: dict[str, int] = {}
+    for _, (_, resp) in ok:
+        add_usage(usage, resp)
+    res = aggregate_scores([(o, a[0]) for o, a in ok], normalise_each=True)
+    raw = ok[0][1][0]
+    flags = []
+    if not res.consistent:
+        flags.append(
+            {
+                "policy": "order_consistency",
+                "action": "flag",
+                "score": 1.0,
+                "reason": f"the verdict changed with the order of the candidates: "
+                f"{[ids[w] if w is not None else 'tie' for w in res.order_winners]}",
+            }
+        )
+    answer = ids[res.winner] if res.winner is not None else "tie"
+    evidence = {
+        "task": "judge",
+        "calibration": method,
+        "answer": answer,
+        "index": res.winner,
+        "probs": [round(float(x), 6) for x in res.scores],
+        "raw_probs": [round(float(x), 6) for x in raw],
+        "prior": None,
+        "upstream_calls": len(orders),
+        "flags": flags,
+        "consistent": res.consistent,
+        "order_winners": list(res.order_winners),
+        "first_position_rate": res.first_position_rate,
+    }
+    return Outcome(answer, evidence, ok[0][1][1], usage)

@@ -1,0 +1,168 @@
+"""A calibrated multiple-choice request: plan orders, ask the upstream, calibrate, answer.
+
+The planner state of a calibration key lives in the store; this process keeps a snapshot of it
+per key and plans each question on that snapshot. When the question is answered, one store
+transaction reads the key's state, adopts the question into it
+(:meth:`calibrators.planner.PermutationPlanner.adopt`) and writes it back: one round trip per
+question, and several workers share a key without losing updates. The orders of one step are
+asked concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+from calibrators.planner import PermutationPlanner, QuestionRun
+from calibrators.referential import check_referential
+from guard.errors import CalguardError, InvalidRequestError, UpstreamError
+from guard.request import McqOptions
+from guard.store import State
+from guard.tasks.distribution import add_usage, ask_distribution, id_forms
+from guard.tasks.job import Job, Outcome
+from guard.tasks.prompt_text import McqPrompt, find_options, locate_options
+
+
+def calibration_key(
+    upstream_model: str, body: dict[str, Any], msg_index: int, prompt: McqPrompt
+) -> str:
+    """(upstream model, task, n, ID style, template fingerprint). The fingerprint covers what
+    stays the same across questions of one template: the system and earlier messages' roles,
+    the system text, how option lines are written, and the text after the options."""
+    messages = body["messages"]
+    system = [m.get("content") for m in messages[:msg_index] if m.get("role") == "system"]
+    text = prompt.text
+    line_starts = [text[text.rfind("\n", 0, a) + 1 : a] for a, _ in prompt.spans]
+    tail = text[prompt.spans[-1][1] :]
+    fp = hashlib.sha1(
+        json.dumps(
+            [system, [m.get("role") for m in messages[:msg_index]], line_starts, tail]
+        ).encode()
+    ).hexdigest()[:12]
+    return f"{upstream_model}|mcq|{prompt.n}|{prompt.id_style}|{fp}"
+
+
+def _prompt(job: Job, opts: McqOptions) -> McqPrompt:
+    if opts.options is not None:
+        try:
+            return locate_options(job.text, opts.options)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), param="guard.options") from exc
+    found = job.detected if isinstance(job.detected, McqPrompt) else find_options(job.text)
+    if found is None:
+        raise InvalidRequestError(
+            "task is 'mcq' but no options were found in the last user message: write them "
+            "one per line as 'A. text' / 'B) text' / '(C) text', or pass guard.options",
+            param="guard.options",
+        )
+    return found
+
+
+def _new_planner(job: Job, method: str, n: int) -> PermutationPlanner:
+    kwargs: dict[str, Any] = {"budget": job.route.budget}
+    if job.route.warmup is not None:
+        kwargs["warmup"] = job.route.warmup
+    if job.route.alpha is not None:
+        kwargs["alpha"] = job.route.alpha
+    return PermutationPlanner(n, method, **kwargs)  # type: ignore[arg-type]
+
+
+def _stored(job: Job, state: State | None, method: str, n: int) -> PermutationPlanner:
+    saved = (state or {}).get(method)
+    return PermutationPlanner.from_dict(saved) if saved else _new_planner(job, method, n)
+
+
+async def _snapshot(job: Job, key: str, method: str, n: int) -> PermutationPlanner:
+    planner: PermutationPlanner | None = job.cache.get((key, method))
+    if planner is None:
+        state = await asyncio.to_thread(job.store.load, key)
+        planner = _stored(job, state, method, n)
+        job.cache[(key, method)] = planner
+    if planner.n != n:
+        raise InvalidRequestError(
+            f"calibration key {key!r} is for questions with {planner.n} options; this one has "
+            f"{n}: use another guard.key",
+            param="guard.key",
+        )
+    return planner
+
+
+async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> tuple[Any, dict[str, int]]:
+    ids = {i: id_forms(i) for i in prompt.ids}
+    template: dict[str, Any] | None = None
+    usage: dict[str, int] = {}
+    errors: list[BaseException] = []
+    while batch := run.pending():
+        answers = await asyncio.gather(
+            *(
+                ask_distribution(
+                    job.ask, job.body, job.msg_index, prompt.permuted(p), ids, job.top_logprobs
+                )
+                for p in batch
+            ),
+            return_exceptions=True,
+        )
+        for perm, a in zip(batch, answers, strict=True):
+            if isinstance(a, BaseException):
+                errors.append(a)
+                run.drop(perm)
+                continue
+            template = template or a[1]
+            add_usage(usage, a[1])
+            run.observe(perm, a[0])
+    if template is None:
+        first = errors[0] if errors else None
+        if isinstance(first, CalguardError):
+            raise first
+        raise UpstreamError(f"no upstream call for this question succeeded: {first!r}")
+    return template, usage
+
+
+async def run(job: Job) -> Outcome:
+    opts = job.opts
+    assert isinstance(opts, McqOptions)
+    method = opts.calibration or job.route.mcq
+    prompt = _prompt(job, opts)
+    ref = check_referential(prompt.options, prompt.ids)
+    key = opts.key or calibration_key(job.upstream_model, job.body, job.msg_index, prompt)
+    try:
+        planner = await _snapshot(job, key, method, prompt.n)
+        if opts.budget is not None and opts.budget != planner.budget:
+            planner = PermutationPlanner.from_dict(planner.to_dict())  # this request only
+            planner.budget = opts.budget
+        question = planner.start(ref.handling, ref.fixed)
+    except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
+        raise InvalidRequestError(str(exc), param="guard.calibration") from exc
+    template, usage = await _ask_all(job, question, prompt)
+    res = question.result()
+
+    def finish(state: State | None) -> tuple[State, PermutationPlanner]:
+        fresh = _stored(job, state, method, prompt.n)
+        fresh.adopt(question)
+        return {**(state or {}), method: fresh.to_dict()}, fresh
+
+    job.cache[(key, method)] = await asyncio.to_thread(job.store.update, key, finish)
+    answer = prompt.ids[res.index]
+    evidence = {
+        "task": "mcq",
+        "calibration": method,
+        "answer": answer,
+        "index": res.index,
+        "probs": floats(res.probs),
+        "raw_probs": floats(res.raw_probs),
+        "prior": floats(res.prior),
+        "upstream_calls": res.calls,
+        "flags": [],
+        "key": key,
+        "handling": res.handling,
+        "role": res.role,
+        "orders": [list(p) for p in res.orders],
+        "order_answers": list(res.order_answers),
+    }
+    return Outcome(answer, evidence, template, usage)
+
+
+def floats(x: Any) -> list[float] | None:
+    return None if x is None else [round(float(v), 6) for v in x]

@@ -1,0 +1,74 @@
+"""Upstreams by provider name: ``openai`` (the fast path) and ``litellm`` (the breadth path).
+
+A route's ``provider`` picks one; :func:`register_upstream` (or the ``calguard.upstreams`` entry
+point group) adds another: a callable taking an :class:`UpstreamSpec` and returning an
+:class:`Upstream`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from guard.errors import ConfigError
+from guard.upstreams.base import RawResponse, Upstream, UpstreamSpec
+
+UpstreamFactory = Callable[[UpstreamSpec], Upstream]
+
+UPSTREAMS: dict[str, UpstreamFactory] = {}
+
+
+def register_upstream(provider: str, factory: UpstreamFactory) -> None:
+    UPSTREAMS[provider] = factory
+
+
+def _openai(spec: UpstreamSpec) -> Upstream:
+    from guard.upstreams.openai import OpenAIUpstream
+
+    if not spec.base_url:
+        raise ConfigError("no upstream configured: pass --upstream URL or set CALGUARD_UPSTREAM")
+    return OpenAIUpstream(
+        spec.base_url,
+        spec.api_key,
+        timeout_s=spec.timeout_s,
+        max_attempts=spec.max_attempts,
+        max_wait_s=spec.max_wait_s,
+    )
+
+
+def _litellm(spec: UpstreamSpec) -> Upstream:
+    from guard.upstreams.litellm import LiteLLMUpstream
+
+    return LiteLLMUpstream(spec.base_url, spec.api_key, spec.timeout_s)
+
+
+register_upstream("openai", _openai)
+register_upstream("litellm", _litellm)
+
+
+def known_providers() -> list[str]:
+    names = set(UPSTREAMS) | {ep.name for ep in entry_points(group="calguard.upstreams")}
+    return sorted(names)
+
+
+def build_upstream(spec: UpstreamSpec) -> Upstream:
+    if spec.provider not in UPSTREAMS:
+        for ep in entry_points(group="calguard.upstreams"):
+            if ep.name == spec.provider:
+                register_upstream(ep.name, ep.load())
+    if spec.provider not in UPSTREAMS:
+        raise ConfigError(
+            f"provider {spec.provider!r} is unknown; use one of {', '.join(known_providers())}"
+        )
+    return UPSTREAMS[spec.provider](spec)
+
+
+__all__ = [
+    "UPSTREAMS",
+    "RawResponse",
+    "Upstream",
+    "UpstreamSpec",
+    "build_upstream",
+    "known_providers",
+    "register_upstream",
+]

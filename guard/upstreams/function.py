@@ -1,0 +1,115 @@
+"""The ``function`` upstream: Python callables in-process (the wrapped client's ``create``
+methods, or a decorated function), so :mod:`guard.client` runs the same pipeline as the proxy.
+
+A call's keyword arguments are the request body: the ones the callable does not name go in
+``extra_body`` when it takes that (the OpenAI SDK's methods do), else are dropped. Exceptions
+raised by the callable (``openai.BadRequestError``, ...) reach the caller unchanged, as they would
+without calguard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from guard import sse
+from guard.upstreams.base import RawResponse
+
+_END = object()
+
+
+def accepted(fn: Callable[..., Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` as keyword arguments for ``fn``: all of it if ``fn`` takes ``**kwargs``; else the
+    names it takes, the rest in ``extra_body`` if it takes that."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(body)
+    out = {k: v for k, v in body.items() if k in params}
+    extra = {k: v for k, v in body.items() if k not in params}
+    if extra and "extra_body" in params:
+        out["extra_body"] = {**(out.get("extra_body") or {}), **extra}
+    return out
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A completion as a JSON-able dict: from an SDK object, a dict, or plain text."""
+    if hasattr(value, "model_dump"):
+        return dict(value.model_dump(mode="json", exclude_unset=True))
+    if isinstance(value, dict):
+        return value
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "local",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": str(value)},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+
+
+class FunctionUpstream:
+    """Callables by path (``{"/chat/completions": create, ...}``). A sync callable runs in a
+    thread, so the orders of one question are still asked at once."""
+
+    def __init__(self, functions: Mapping[str, Callable[..., Any]], is_async: bool) -> None:
+        self.functions = dict(functions)
+        self.is_async = is_async
+
+    def _fn(self, path: str) -> Callable[..., Any]:
+        fn = self.functions.get(path)
+        if fn is None:
+            raise LookupError(f"{path} is not served by this wrapped client")
+        return fn
+
+    async def _call(self, path: str, body: Mapping[str, Any]) -> Any:
+        fn = self._fn(path)
+        kwargs = accepted(fn, body)
+        if self.is_async:
+            return await fn(**kwargs)
+        return await asyncio.to_thread(fn, **kwargs)
+
+    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
+        n = int(body.get("n") or 1)
+        obj = await self._call(path, body)
+        first = as_dict(obj)
+        choices = list(first.get("choices") or [])
+        if len(choices) < n:  # a function that answers once per call is asked once per sample
+            while len(choices) < n:
+                more = as_dict(await self._call(path, {k: v for k, v in body.items() if k != "n"}))
+                choices += [{**c, "index": len(choices)} for c in more.get("choices") or []]
+            first["choices"] = choices
+            obj = None
+        return RawResponse(200, json.dumps(first).encode(), "application/json", obj=obj)
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        chunks = await self._call(path, {**body, "stream": True})
+        try:
+            if self.is_async:
+                async for chunk in chunks:
+                    yield sse.encode(as_dict(chunk))
+            else:
+                it = iter(chunks)
+                while (chunk := await asyncio.to_thread(next, it, _END)) is not _END:
+                    yield sse.encode(as_dict(chunk))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+        yield sse.DONE
+
+    async def get(self, path: str) -> RawResponse:
+        return RawResponse(404, b'{"error": {"message": "not served"}}', "application/json")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,98 @@
+"""The ``litellm`` upstream: any provider LiteLLM speaks (the breadth path; the OpenAI-compatible
+fast path is :class:`guard.upstreams.openai.OpenAIUpstream`).
+
+A route with ``provider: litellm`` sends its calls through ``litellm.acompletion``; the model
+name is LiteLLM's (``anthropic/claude-...``, ``openai/...``, ``ollama/...``). LiteLLM's own
+retries are off: errors map to the same calguard errors as the fast path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from guard.errors import UpstreamError, UpstreamTimeoutError
+from guard.upstreams.base import RawResponse
+
+
+class LiteLLMUpstream:
+    def __init__(
+        self, api_base: str | None = None, api_key: str | None = None, timeout_s: float = 60.0
+    ) -> None:
+        # The cost map is otherwise fetched from the network at import time.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        self._litellm = litellm
+        self.api_base = api_base
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
+        kw = dict(body)
+        if self.api_base:
+            kw.setdefault("api_base", self.api_base)
+        if self.api_key:
+            kw.setdefault("api_key", self.api_key)
+        kw.setdefault("timeout", self.timeout_s)
+        kw["num_retries"] = 0
+        return kw
+
+    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
+        if path != "/chat/completions":
+            return RawResponse(
+                404,
+                json.dumps(
+                    {
+                        "error": {
+                            "message": f"{path} is not served through LiteLLM",
+                            "type": "not_found_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
+                ).encode(),
+                "application/json",
+            )
+        try:
+            resp = await self._litellm.acompletion(**self._kwargs(body))
+        # LiteLLM's exceptions subclass openai's, which are typed and stable.
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"LiteLLM upstream timed out: {exc}", code="upstream_timeout"
+            ) from exc
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if 400 <= status < 500 and status != 429:
+                body_ = {
+                    "error": {
+                        "message": str(exc),
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                return RawResponse(status, json.dumps(body_).encode(), "application/json")
+            raise UpstreamError(f"LiteLLM upstream failed: {exc}", upstream_status=status) from exc
+        except Exception as exc:  # litellm raises many kinds; none may crash the proxy
+            raise UpstreamError(f"LiteLLM upstream failed: {exc}") from exc
+        return RawResponse(200, resp.model_dump_json().encode(), "application/json")
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        try:
+            chunks = await self._litellm.acompletion(**self._kwargs({**body, "stream": True}))
+            async for chunk in chunks:
+                yield f"data: {chunk.model_dump_json()}\n\n".encode()
+        except Exception as exc:
+            raise UpstreamError(f"LiteLLM stream failed: {exc}") from exc
+        yield b"data: [DONE]\n\n"
+
+    async def get(self, path: str) -> RawResponse:
+        return RawResponse(200, b'{"object": "list", "data": []}', "application/json")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,170 @@
+"""The flag log: API keys, the CLI, and nothing acknowledged is lost — under load and SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from guard.cli import main
+from guard.config import RouteConfig, Settings
+from guard.server import create_app
+from guard.store import SQLiteStore as Store
+from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
+from guard.testing.servers import free_port, serve_in_thread
+from tests.e2e.serve_process import calguard_serve
+
+FLAGGED = [{"type": "max_length", "params": {"max_chars": 5}, "action": "flag", "on": "response"}]
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with serve_in_thread(create_fake_upstream(FakeUpstreamState(SimulatedResponder()))) as up:
+        yield f"{up}/v1"
+
+
+def _settings(upstream: str, db: Path, **kw: object) -> Settings:
+    return Settings(
+        upstream=upstream,
+        store=f"sqlite:///{db}",
+        default_route=RouteConfig(policies=FLAGGED),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def test_api_keys_are_required_when_configured(upstream: str, tmp_path: Path) -> None:
+    with serve_in_thread(
+        create_app(_settings(upstream, tmp_path / "a.db", api_keys=["k1"]))
+    ) as url:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(f"{url}/v1/chat/completions", json=body)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "invalid_api_key"
+        with (
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0) as c,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            c.chat.completions.create(model="m", messages=body["messages"])  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=f"{url}/v1", api_key="k1", max_retries=0) as c:
+            assert c.chat.completions.create(model="m", messages=body["messages"])  # type: ignore[arg-type]
+        assert httpx.get(f"{url}/healthz").status_code == 200  # health stays open
+
+
+def test_cli_lists_shows_and_exports(
+    upstream: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "c.db"
+    with serve_in_thread(create_app(_settings(upstream, db))) as url:
+        for text in ("first one", "second one", "ok"):
+            httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": text}]},
+            )
+    store = f"sqlite:///{db}"
+    assert main(["flags", "list", "--store", store]) == 0
+    out = capsys.readouterr()
+    assert out.out.count("max_length") == 3  # every echo is longer than 5 characters
+    assert "3 record(s)" in out.err
+    assert main(["flags", "show", "1", "--store", store]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["request"]["messages"][0]["content"] == "first one"
+    assert (
+        main(
+            [
+                "flags",
+                "export",
+                "--format",
+                "jsonl",
+                "--policy",
+                "max_length",
+                "--since",
+                "1h",
+                "--store",
+                store,
+            ]
+        )
+        == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert main(["flags", "export", "--format", "csv", "--policy", "pii", "--store", store]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "id,time,request_id,route,model,key,action,policies,reasons"
+    ]
+    assert main(["flags", "show", "99", "--store", store]) == 1
+
+
+async def _fire(url: str, n: int, concurrency: int) -> list[str]:
+    """``n`` flagged requests, ``concurrency`` at a time; the ids of those answered 200."""
+    ok: list[str] = []
+    sem = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def one(i: int) -> None:
+            async with sem:
+                rid = f"load-{i}"
+                try:
+                    r = await client.post(
+                        f"{url}/v1/chat/completions",
+                        headers={"x-request-id": rid},
+                        json={"model": "m", "messages": [{"role": "user", "content": f"q {i}"}]},
+                    )
+                except httpx.HTTPError:
+                    return  # the proxy died under us: this one was never acknowledged
+                if r.status_code == 200 and r.headers.get("x-calguard-flags") == "max_length":
+                    ok.append(rid)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return ok
+
+
+def test_a_thousand_flags_at_concurrency_50_make_a_thousand_records(
+    upstream: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "load.db"
+    with serve_in_thread(create_app(_settings(upstream, db))) as url:
+        acknowledged = asyncio.run(_fire(url, 1000, 50))
+    assert len(acknowledged) == 1000
+    store = Store(db)
+    assert store.count_flags() == 1000
+    assert {f["request_id"] for f in store.flags()} == set(acknowledged)
+
+
+def test_sigkill_under_load_loses_no_acknowledged_record(upstream: str, tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "upstream": upstream,
+                "port": port,
+                "store": f"sqlite:///{db}",
+                "default_route": {"policies": FLAGGED},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
+    with calguard_serve(config, port, env) as (url, proc):
+
+        async def load_then_kill() -> list[str]:
+            task = asyncio.create_task(_fire(url, 2000, 50))
+            for _ in range(300):  # kill once a few hundred records are in, at most 30 s
+                await asyncio.sleep(0.1)
+                if Store(db).count_flags() >= 300:
+                    break
+            proc.send_signal(signal.SIGKILL)
+            return await task
+
+        acknowledged = asyncio.run(load_then_kill())
+    assert 0 < len(acknowledged) < 2000  # it really died mid-load
+    recorded = {f["request_id"] for f in Store(db).flags()}
+    missing = set(acknowledged) - recorded
+    assert not missing, f"{len(missing)} acknowledged requests have no record"
