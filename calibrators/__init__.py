@@ -8,14 +8,12 @@ from calibrators.label_prior import (
     BatchCalibrator,
     PriorMatch,
     PriorMatcher,
-    WordPool,
     apply_prior,
     batch_prior,
     log_normalise,
     prior_match,
     probe_prior,
     probe_prompts,
-    random_word_strings,
 )
 from calibrators.label_scores import (
     LabelScores,
@@ -54,6 +52,7 @@ from calibrators.position import (
     judge_orders,
 )
 from calibrators.referential import ReferentialCheck, check_referential
+from calibrators.word_pool import WordPool, random_word_strings
 
 __all__ = [
     "CONTENT_FREE",

@@ -22,12 +22,12 @@ import numpy as np
 
 from calibrators.label_prior import (
     CONTENT_FREE,
-    WordPool,
     apply_prior,
     probe_prior,
     probe_prompts,
 )
 from calibrators.label_scores import surface_forms
+from calibrators.word_pool import WordPool
 from guard.calibrations import CALIBRATIONS
 from guard.errors import InvalidRequestError
 from guard.request import ClassifyOptions

@@ -11,15 +11,14 @@ from calibrators.label_prior import (
     CONTENT_FREE,
     BatchCalibrator,
     PriorMatcher,
-    WordPool,
     apply_prior,
     batch_prior,
     log_normalise,
     prior_match,
     probe_prior,
     probe_prompts,
-    random_word_strings,
 )
+from calibrators.word_pool import WordPool, random_word_strings
 
 log = np.log
 

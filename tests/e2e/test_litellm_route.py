@@ -66,9 +66,10 @@ def test_litellm_routes_keep_their_own_base_and_key_and_never_get_the_upstream_k
     """Defect: two litellm routes shared the first one's api_base, and the OpenAI upstream key
     went to every LiteLLM provider."""
     one, two = FakeUpstreamState(SimulatedResponder()), FakeUpstreamState(SimulatedResponder())
-    with serve_in_thread(create_fake_upstream(one)) as a, serve_in_thread(
-        create_fake_upstream(two)
-    ) as b:
+    with (
+        serve_in_thread(create_fake_upstream(one)) as a,
+        serve_in_thread(create_fake_upstream(two)) as b,
+    ):
         routes = {
             "first": RouteConfig(
                 provider="litellm", upstream_model="openai/m", api_base=f"{a}/v1", api_key="ka"
