@@ -1,6 +1,6 @@
 """How many questions of the shared datasets have options that refer to other options.
 
-    python -m bench.referential_counts
+    python -m bench.referential_counts [DATA]     # DATA: the shared data folder (../shared/data)
 
 Counts per dataset: ``permuted`` (every option may move), ``kept_in_place`` ("All of the
 above" stays put) and ``undebiased`` (an option names other IDs, e.g. "Both A and B").
@@ -9,15 +9,15 @@ above" stays put) and ``undebiased`` (an option names other IDs, e.g. "Both A an
 from __future__ import annotations
 
 import csv
+import sys
 from collections import Counter
 from pathlib import Path
 
 from calibrators.referential import check_referential
-from guard.evaluation.offline import default_recorded_dir
 
 
 def main() -> None:
-    datasets = default_recorded_dir().parent / "datasets"
+    datasets = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data") / "datasets"
     groups = {
         "MMLU test": sorted((datasets / "mmlu" / "test").glob("*.csv")),
         "ARC-Challenge test": [datasets / "arc" / "arc_test.csv"],

@@ -54,7 +54,7 @@ def registered() -> Iterator[str]:
     register_calibration("classify", name, _Uniform)
     yield name
     CALIBRATIONS["classify"].pop(name, None)
-    assert CALIBRATIONS == before
+    assert before == CALIBRATIONS
 
 
 def test_mcq_names_are_the_planners_methods() -> None:
@@ -81,7 +81,11 @@ def test_every_builtin_name_checks(task: str, names: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("task", "typo", "suggestion"),
-    [("mcq", "cyclc", "cyclic"), ("classify", "prior_match", "prior-match"), ("judge", "swp", "swap")],
+    [
+        ("mcq", "cyclc", "cyclic"),
+        ("classify", "prior_match", "prior-match"),
+        ("judge", "swp", "swap"),
+    ],
 )
 def test_unknown_name_suggests_the_closest_and_lists_all(
     task: str, typo: str, suggestion: str
@@ -99,7 +103,7 @@ def test_a_name_of_another_task_is_not_accepted() -> None:
 
 
 def test_no_suggestion_when_nothing_is_close() -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="is not a calibration") as info:
         check_calibration("judge", "zzzzzzzz")
     assert "did you mean" not in str(info.value)
 
