@@ -152,3 +152,22 @@ def test_each_separator_ends_an_event_and_is_part_of_raw(sep: bytes) -> None:
     assert event.raw == b"data: x" + sep
     assert event.data == "x"
     assert reader.pending == b"data: y"
+
+
+def test_a_multibyte_character_split_across_chunks() -> None:
+    raw = 'data: {"text": "caf\u00e9"}\n\n'.encode()
+    cut = raw.index(b"caf") + 4  # between the two bytes of the e-acute
+    reader = EventReader()
+    assert reader.feed(raw[:cut]) == []
+    [event] = reader.feed(raw[cut:])
+    assert event.json() == {"text": "caf\u00e9"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: _boundary does not see LF followed by CRLF (a blank line in SSE) as the end "
+    "of an event, so two events are read as one whose data is not JSON",
+)
+def test_lf_then_crlf_ends_an_event() -> None:
+    events = EventReader().feed(b'data: {"a": 1}\n\r\ndata: {"a": 2}\n\n')
+    assert [e.json() for e in events] == [{"a": 1}, {"a": 2}]

@@ -304,3 +304,14 @@ def test_a_word_cut_at_a_token_boundary_is_not_a_whole_word_match() -> None:
     chunks = [delta("You are an ass"), delta("istant."), sse.DONE]
     run = Stream(chunks, [policy], holdback=256).run()
     assert b"".join(run.out) == b"".join(chunks)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: events separated by LF + CRLF are parsed as one event whose data is not JSON "
+    "(guard.sse._boundary), so their text is relayed unchecked: the stream fails open",
+)
+def test_text_in_events_the_reader_merges_is_still_checked() -> None:
+    first = delta("the ")[: -len(b"\n")] + b"\r\n"  # ends with LF then CRLF: a blank line
+    run = Stream([first + delta("secret"), sse.DONE], [denylist("secret")], holdback=0).run()
+    assert run.last["error"]["code"] == "denylist"

@@ -64,6 +64,13 @@ def test_the_last_run_wins() -> None:
     assert found.options == ["sun", "moon", "star"]
 
 
+def test_the_last_run_wins_when_a_stray_option_line_follows_it() -> None:
+    text = "A. cat\nB. dog\n\n1. sun\n2. moon\n\nA. not an option list\n"
+    found = find_options(text)
+    assert found is not None
+    assert found.options == ["sun", "moon"]
+
+
 def test_a_single_option_line_after_a_run_does_not_replace_it() -> None:
     found = find_options("A. cat\nB. dog\nText.\nA. lonely\n")
     assert found is not None
