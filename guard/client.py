@@ -29,9 +29,9 @@ from pydantic import BaseModel
 
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, COMPLETIONS, Endpoint
-from guard.pipeline import Pipeline, new_request_id
+from guard.pipeline import Pipeline
 from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, parse
-from guard.reply import Reply
+from guard.reply import Reply, new_request_id
 from guard.store import Store, open_store
 from guard.upstreams.function import FunctionUpstream, accepted
 

@@ -62,6 +62,11 @@ class Settings(Strict):
     top_logprobs: int = Field(20, ge=1, le=20)
     # Proxy API keys: when any are set, requests need "Authorization: Bearer <one of them>".
     api_keys: list[str] = []
+    # With no upstream_key and no api_keys: pass the client's own Authorization upstream.
+    forward_client_key: bool = False
+    # Other paths under /v1 (files, batches, stored completions, ...) pass through untouched;
+    # a list of glob patterns (e.g. ["/files*", "/models*"]) restricts them to those.
+    passthrough_paths: list[str] | None = None
     admin_key: str | None = None  # for GET /v1/guard/flags (no key: the endpoint is off)
     # Streaming fails closed: blocking policies see this many characters ahead of the client,
     # or the whole answer ("full") before anything is sent.

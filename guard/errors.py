@@ -125,6 +125,7 @@ class UpstreamRejectedError(CalguardError):
         super().__init__(message, code="upstream_rejected")
         self.status = status
         self.body = body
+        self.headers: dict[str, str] = {}  # the upstream's, passed on (Retry-After, ...)
 
     def to_body(self) -> dict[str, Any]:
         if self.body is not None and isinstance(self.body.get("error"), dict):

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from guard import sse
@@ -46,10 +45,7 @@ from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
-
-
-def new_request_id() -> str:
-    return f"cg-{uuid.uuid4().hex[:16]}"
+from guard.upstreams.headers import forward_headers, passed_headers
 
 
 @dataclass
@@ -66,7 +62,9 @@ class _Request:
     route_name: str
     policies: RoutePolicies
     checks: Checks
-    headers: dict[str, str]
+    headers: dict[str, str]  # the reply's
+    forward: dict[str, str] = field(default_factory=dict)  # the client's, passed on
+    query: str = ""
 
     async def log(self, store: Store, key: str | None, response: Any) -> None:
         await record(
@@ -140,11 +138,21 @@ class Pipeline:
 
     # -- the request path ----------------------------------------------------------------------
 
-    async def handle(self, endpoint: Endpoint, body: dict[str, Any], request_id: str) -> Reply:
-        """One request on ``endpoint``, finished: checked, logged, ready to render."""
-        headers = {"x-request-id": request_id}
+    async def handle(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        request_id: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        query: str = "",
+    ) -> Reply:
+        """One request on ``endpoint``, finished: checked, logged, ready to render.
+        ``headers`` are the client's headers to pass on, ``query`` its query string."""
+        out = {"x-calguard-request-id": request_id}
         try:
-            req = self._parse(endpoint, body, request_id, headers)
+            req = self._parse(endpoint, body, request_id, out)
+            req.forward, req.query = forward_headers(headers or {}, self.settings), query
             await self._prompt_checks(req)
             if (job := self._task(req)) is not None:
                 return await self._calibrated(req, job)
@@ -152,7 +160,7 @@ class Pipeline:
         except CalguardError as exc:
             exc.request_id = exc.request_id or request_id
             self.metrics.errors.labels(exc.type).inc()
-            return Reply.of_error(exc, headers)
+            return Reply.of_error(exc, out)
 
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
@@ -214,7 +222,7 @@ class Pipeline:
                 f"task {task!r} needs a last user message with text content", param="messages"
             )
         return Job(
-            ask=self._asker(self.upstream_for(req.route)),
+            ask=self._asker(self.upstream_for(req.route), req),
             store=self.store,
             body=body,
             msg_index=found[0],
@@ -248,7 +256,12 @@ class Pipeline:
         path = req.endpoint.path
         if req.body.get("stream"):
             self.metrics.upstream_calls.inc()
-            stream = upstream.stream(path, req.body)
+            opened = await upstream.stream(path, req.body, headers=req.forward, query=req.query)
+            req.headers.update(passed_headers(opened.headers))
+            if opened.status >= 400:  # the upstream's own error, as it said it
+                body = await opened.read()
+                return Reply(opened.status, req.headers, body, media_type=opened.content_type)
+            stream = opened.chunks
             if req.policies.response:
 
                 async def log(response: Any) -> None:
@@ -263,7 +276,8 @@ class Pipeline:
                 self._flag_headers(req)
             return await _started(stream, req.headers)
         self.metrics.upstream_calls.inc()
-        raw = await upstream.post(path, req.body)
+        raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
+        req.headers.update(passed_headers(raw.headers))
         if raw.status != 200 or not (req.policies.response or req.checks.flags):
             return Reply.of_raw(raw, req.headers)
         try:
@@ -314,10 +328,10 @@ class Pipeline:
         for f in req.checks.flags:
             self.metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
 
-    def _asker(self, upstream: Upstream) -> Any:
+    def _asker(self, upstream: Upstream, req: _Request) -> Any:
         async def ask(body: dict[str, Any]) -> dict[str, Any]:
             self.metrics.upstream_calls.inc()
-            raw = await upstream.post(CHAT.path, body)
+            raw = await upstream.post(CHAT.path, body, headers=req.forward, query=req.query)
             if raw.status >= 400:
                 raise _rejected(raw)
             try:
@@ -353,4 +367,6 @@ def _rejected(raw: RawResponse) -> UpstreamRejectedError:
     except ValueError:
         parsed = None
     body = parsed if isinstance(parsed, dict) else None
-    return UpstreamRejectedError(raw.status, body, f"upstream answered {raw.status}")
+    err = UpstreamRejectedError(raw.status, body, f"upstream answered {raw.status}")
+    err.headers = passed_headers(raw.headers)
+    return err

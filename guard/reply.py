@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -44,6 +45,10 @@ class Evidence(TypedDict, total=False):
     first_position_rate: float
 
 
+def new_request_id() -> str:
+    return f"cg-{uuid.uuid4().hex[:16]}"
+
+
 @dataclass
 class Reply:
     status: int
@@ -56,6 +61,7 @@ class Reply:
 
     @classmethod
     def of_error(cls, exc: CalguardError, headers: dict[str, str]) -> Reply:
+        headers = {**getattr(exc, "headers", {}), **headers}
         return cls(exc.status, headers, json.dumps(exc.to_body()).encode(), error=exc)
 
     @classmethod

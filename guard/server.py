@@ -39,8 +39,9 @@ from guard.errors import (
     RequestTooLargeError,
 )
 from guard.metrics import CONTENT_TYPE, Metrics
-from guard.pipeline import Pipeline, new_request_id
-from guard.reply import Reply
+from guard.pipeline import Pipeline
+from guard.relay import Relay
+from guard.reply import Reply, new_request_id
 from guard.store import Store, open_store
 from guard.upstreams import Upstream
 
@@ -58,15 +59,22 @@ def render(reply: Reply) -> Response:
     return Response(reply.body, reply.status, headers=reply.headers, media_type=reply.media_type)
 
 
-async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
-    raw = b""
+    parts: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+    return b"".join(parts)
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+    raw = await _read_body(request, limit)
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -130,14 +138,15 @@ def create_app(
     """The proxy app. ``upstream`` / ``store`` default to the settings' (built at start-up)."""
     metrics = Metrics()
     holder: dict[str, Pipeline] = {}
+    relay: dict[str, Relay] = {}
     policies = route_policies(settings)  # a bad policy spec stops start-up here, named
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st = store or open_store(settings.store)
         pipeline = Pipeline(settings, st, upstream=upstream, metrics=metrics, policies=policies)
-        pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
         holder["p"] = pipeline
+        relay["r"] = Relay(settings, pipeline.default_upstream, metrics)  # names a missing one
         try:
             yield
         finally:
@@ -188,7 +197,14 @@ def create_app(
     async def through(endpoint: Endpoint, request: Request) -> Response:
         _authorize(request, settings.api_keys)
         body = await _read_json(request, settings.max_body_bytes)
-        return render(await holder["p"].handle(endpoint, body, request.state.request_id))
+        reply = await holder["p"].handle(
+            endpoint,
+            body,
+            request.state.request_id,
+            headers=request.headers,
+            query=request.url.query,
+        )
+        return render(reply)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -212,22 +228,14 @@ def create_app(
         return {"object": "list", "data": rows}
 
     @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
+    async def models(request: Request) -> Response:
         _authorize(request, settings.api_keys)
-        data: list[dict[str, Any]] = []
-        try:
-            raw = await holder["p"].default_upstream.get("/models")
-            if raw.status == 200:
-                data = list(raw.json().get("data", []))
-        except (CalguardError, ValueError):
-            data = []  # the routes below are still served
-        known = {m.get("id") for m in data}
-        data += [
-            {"id": name, "object": "model", "created": 0, "owned_by": "calguard"}
-            for name in settings.routes
-            if name not in known
-        ]
-        return {"object": "list", "data": data}
+        return render(await relay["r"].models(request.headers, request.url.query))
+
+    @app.get("/v1/models/{model:path}")
+    async def model(request: Request, model: str) -> Response:
+        _authorize(request, settings.api_keys)
+        return render(await relay["r"].model(model, request.headers, request.url.query))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -236,5 +244,16 @@ def create_app(
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def other(request: Request, path: str) -> Response:
+        """Every other path under /v1 (stored completions, files, batches, ...), untouched."""
+        _authorize(request, settings.api_keys)
+        content = await _read_body(request, settings.max_body_bytes)
+        reply = await relay["r"].forward(
+            request.method, f"/{path}", content, request.headers, request.url.query,
+            request.state.request_id,
+        )  # fmt: skip
+        return render(reply)
 
     return app

@@ -9,6 +9,7 @@ the complete events, each with its raw bytes (to relay untouched) and its parsed
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -76,14 +77,14 @@ class EventReader:
         return self._buf
 
 
+# A blank line: two line ends in a row, each CRLF, LF or CR (a CR not followed by LF).
+_BLANK = re.compile(rb"(?:\r\n|\r(?=[^\n])|\n)(?:\r\n|\r(?=[^\n])|\n)")
+
+
 def _boundary(buf: bytes) -> int | None:
     """End (exclusive) of the first complete event in ``buf``, separator included."""
-    best: int | None = None
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        at = buf.find(sep)
-        if at >= 0 and (best is None or at + len(sep) < best):
-            best = at + len(sep)
-    return best
+    m = _BLANK.search(buf)
+    return None if m is None else m.end()
 
 
 async def aevents(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:

@@ -21,9 +21,19 @@ from policies import Action, Context, Policy, Verdict, run_policies
 Log = Callable[[Any], Awaitable[Any]]
 
 
+MAX_WORD = 64  # a tail longer than this without a space is checked as it stands
+
+
+def settled(text: str) -> int:
+    """How much of a streamed text the next delta cannot change the reading of: up to its last
+    whitespace (a word cut at a token boundary, "ass" + "istant", is not yet a word)."""
+    cut = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+    return len(text) if len(text) - cut > MAX_WORD else cut
+
+
 def _stops(policies: Sequence[Policy], texts: dict[int, str]) -> Verdict | None:
     for text in texts.values():
-        for v in run_policies(policies, Context("response", text)):
+        for v in run_policies(policies, Context("response", text[: settled(text)])):
             if v.action == Action.BLOCK or v.redacted is not None:
                 return v
     return None
@@ -66,7 +76,7 @@ async def checked_stream(
             return
         if holdback is not None:
             while pending and all(
-                len(texts[i]) - end >= holdback for i, end in pending[0][1].items()
+                settled(texts[i]) - end >= holdback for i, end in pending[0][1].items()
             ):
                 yield pending.pop(0)[0]
     for event in reader.close():

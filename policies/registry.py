@@ -102,6 +102,11 @@ def register(cls: T) -> T:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Forget the policy registered as ``name`` (a plugin unloaded, a test cleaning up)."""
+    _TYPES.pop(name, None)
+
+
 def _describe(kind: str, cls: type[BuiltinPolicy[Any]], err: ValidationError) -> str:
     # Name fields as the config spells them (json_schema's `schema` is an alias).
     fields = cls.params_model.model_fields

@@ -125,8 +125,8 @@ class SQLiteStore:
             sql += " AND time >= ?"
             args.append(since)
         if policy is not None:
-            sql += " AND (',' || policies || ',') LIKE ?"
-            args.append(f"%,{policy},%")
+            sql += " AND instr(',' || policies || ',', ?) > 0"  # exact name: no wildcards
+            args.append(f",{policy},")
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"

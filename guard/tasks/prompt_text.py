@@ -18,7 +18,7 @@ from calibrators.permutation import Perm, apply_permutation
 
 _ID = r"[A-J]|10|[1-9]"
 _LINE = re.compile(
-    rf"^[ \t]*(?:\((?P<p>{_ID})\)|(?P<d>{_ID})[.):])[ \t]+(?P<text>\S[^\n]*?)[ \t]*$",
+    rf"^[ \t]*(?:\((?P<p>{_ID})\)|(?P<d>{_ID})[.):])[ \t]+(?P<text>\S[^\n]*?)[ \t\r]*$",
     re.MULTILINE,
 )
 LETTERS = "ABCDEFGHIJ"
@@ -96,16 +96,26 @@ def locate_options(text: str, options: Sequence[str]) -> McqPrompt:
     found = find_options(text)
     if found is not None and found.options == [o.strip() for o in options]:
         return found
-    ids = _expected_ids("A", len(options))
+    letters = _locate(text, options, _expected_ids("A", len(options)))
+    if isinstance(letters, McqPrompt):
+        return letters
+    numbers = _locate(text, options, _expected_ids("1", len(options)))
+    if isinstance(numbers, McqPrompt):
+        return numbers
+    raise ValueError(
+        f"{letters} is not in the last user message after its ID; "
+        "guard.options must be the option texts exactly as shown"
+    )
+
+
+def _locate(text: str, options: Sequence[str], ids: list[str]) -> McqPrompt | str:
+    """The prompt with ``options`` after ``ids`` in order, or which option is missing."""
     spans: list[tuple[int, int]] = []
     pos = 0
     for ident, opt in zip(ids, options, strict=True):
         m = re.compile(rf"(?:\(?{ident}[.):]?\)?)[ \t]*({re.escape(opt)})").search(text, pos)
         if m is None:
-            raise ValueError(
-                f"option {ident} ({opt!r}) is not in the last user message after its ID; "
-                "guard.options must be the option texts exactly as shown"
-            )
+            return f"option {ident} ({opt!r})"
         spans.append((m.start(1), m.end(1)))
         pos = m.end(1)
     return McqPrompt(text, tuple(ids), tuple(spans))

@@ -31,14 +31,49 @@ class RawResponse:
         return data
 
 
-class Upstream(Protocol):
-    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
-        """POST ``body`` to ``path`` (``/chat/completions``, ``/completions``); retried inside.
-        An answer that is not 2xx comes back as it is; a failure past the retries raises
-        :class:`guard.errors.UpstreamError`."""
+@dataclass(frozen=True)
+class RawStream:
+    """A streaming answer whose status and headers have arrived; ``chunks`` are its bytes
+    (decompressed). A status >= 400 carries the upstream's error body in ``chunks``."""
 
-    def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        """The SSE bytes of a streaming request, as they arrive."""
+    status: int
+    headers: Mapping[str, str]
+    content_type: str
+    chunks: AsyncIterator[bytes]
+
+    async def read(self) -> bytes:
+        return b"".join([c async for c in self.chunks])
+
+
+Headers = Mapping[str, str]
+
+
+class Upstream(Protocol):
+    """``headers`` are the client's headers to pass on (``OpenAI-Organization``, ...) and
+    ``query`` its query string (``api-version=...``), both optional."""
+
+    async def post(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawResponse:
+        """POST ``body`` to ``path`` (``/chat/completions``, ...); retried inside as the OpenAI
+        SDK retries. Any answer comes back as it is, the last one when retries ran out; a
+        failure to get one raises :class:`guard.errors.UpstreamError`."""
+
+    async def stream(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawStream:
+        """A streaming request, retried until its status arrives; its bytes as they come."""
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawResponse:
+        """Any other request under ``/v1`` (stored completions, files, ...), as it is."""
 
     async def get(self, path: str) -> RawResponse: ...
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from guard import sse
-from guard.upstreams.base import RawResponse
+from guard.upstreams.base import Headers, RawResponse, RawStream
 
 _END = object()
 
@@ -77,7 +77,9 @@ class FunctionUpstream:
             return await fn(**kwargs)
         return await asyncio.to_thread(fn, **kwargs)
 
-    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
+    async def post(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawResponse:
         n = int(body.get("n") or 1)
         obj = await self._call(path, body)
         first = as_dict(obj)
@@ -85,13 +87,22 @@ class FunctionUpstream:
         if len(choices) < n:  # a function that answers once per call is asked once per sample
             while len(choices) < n:
                 more = as_dict(await self._call(path, {k: v for k, v in body.items() if k != "n"}))
-                choices += [{**c, "index": len(choices)} for c in more.get("choices") or []]
-            first["choices"] = choices
+                extra = list(more.get("choices") or [])
+                if not extra:
+                    break
+                for c in extra[: n - len(choices)]:
+                    choices.append({**c, "index": len(choices)})
+            first = {**first, "choices": choices}  # never the callable's own dict
             obj = None
         return RawResponse(200, json.dumps(first).encode(), "application/json", obj=obj)
 
-    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def stream(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawStream:
         chunks = await self._call(path, {**body, "stream": True})
+        return RawStream(200, {}, "text/event-stream", self._chunks(chunks))
+
+    async def _chunks(self, chunks: Any) -> AsyncIterator[bytes]:
         try:
             if self.is_async:
                 async for chunk in chunks:
@@ -107,6 +118,17 @@ class FunctionUpstream:
                 if inspect.isawaitable(result):
                     await result
         yield sse.DONE
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawResponse:
+        return await self.get(path)
 
     async def get(self, path: str) -> RawResponse:
         return RawResponse(404, b'{"error": {"message": "not served"}}', "application/json")

@@ -16,7 +16,7 @@ from typing import Any
 import openai
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
-from guard.upstreams.base import RawResponse
+from guard.upstreams.base import Headers, RawResponse, RawStream
 
 
 class LiteLLMUpstream:
@@ -42,22 +42,11 @@ class LiteLLMUpstream:
         kw["num_retries"] = 0
         return kw
 
-    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
+    async def post(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawResponse:
         if path != "/chat/completions":
-            return RawResponse(
-                404,
-                json.dumps(
-                    {
-                        "error": {
-                            "message": f"{path} is not served through LiteLLM",
-                            "type": "not_found_error",
-                            "param": None,
-                            "code": None,
-                        }
-                    }
-                ).encode(),
-                "application/json",
-            )
+            return _not_served(path)
         try:
             resp = await self._litellm.acompletion(**self._kwargs(body))
         # LiteLLM's exceptions subclass openai's, which are typed and stable.
@@ -82,7 +71,15 @@ class LiteLLMUpstream:
             raise UpstreamError(f"LiteLLM upstream failed: {exc}") from exc
         return RawResponse(200, resp.model_dump_json().encode(), "application/json")
 
-    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def stream(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawStream:
+        if path != "/chat/completions":
+            raw = _not_served(path)
+            return RawStream(raw.status, {}, raw.content_type, _one(raw.body))
+        return RawStream(200, {}, "text/event-stream", self._chunks(body))
+
+    async def _chunks(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
         try:
             chunks = await self._litellm.acompletion(**self._kwargs({**body, "stream": True}))
             async for chunk in chunks:
@@ -91,8 +88,35 @@ class LiteLLMUpstream:
             raise UpstreamError(f"LiteLLM stream failed: {exc}") from exc
         yield b"data: [DONE]\n\n"
 
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawResponse:
+        return _not_served(path)
+
     async def get(self, path: str) -> RawResponse:
         return RawResponse(200, b'{"object": "list", "data": []}', "application/json")
 
     async def aclose(self) -> None:
         return None
+
+
+def _not_served(path: str) -> RawResponse:
+    body = {
+        "error": {
+            "message": f"{path} is not served through LiteLLM",
+            "type": "not_found_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return RawResponse(404, json.dumps(body).encode(), "application/json")
+
+
+async def _one(body: bytes) -> AsyncIterator[bytes]:
+    yield body

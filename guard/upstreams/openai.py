@@ -6,17 +6,19 @@ the JSON body and posts those bytes. Profiled under load (``bench/proxy_overhead
 each request in the SDK cost about as much as the HTTP exchange, and httpx's connection pool
 scans every pooled connection on every request (a cost that grows with concurrency).
 
-Retries (tenacity) cover 429, 5xx, timeouts and dropped connections, honour ``Retry-After``, and
-are bounded in attempts and in total time; then :class:`UpstreamError` (502) or
-:class:`UpstreamTimeoutError` (504). A 4xx other than 429 is the client's problem: it is passed
-back as the upstream said it (status and body), not retried. Compressed bodies are decompressed.
+Retries (tenacity) follow the OpenAI SDK: 408, 409, 429 and 5xx (unless the upstream says
+``x-should-retry: false``; always when it says ``true``), dropped connections and timeouts,
+honouring ``Retry-After``, bounded in attempts and in total time. When they run out, the last
+answer goes back as it was (a 429 stays a 429 with its ``Retry-After``); only when no answer came
+at all is it :class:`UpstreamError` (502) or :class:`UpstreamTimeoutError` (504). Streams are
+retried the same way until their status arrives. Compressed bodies are decompressed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -30,13 +32,20 @@ from tenacity import (
 )
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
-from guard.upstreams.base import RawResponse
+from guard.upstreams.base import Headers, RawResponse, RawStream
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+def should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    """The OpenAI SDK's rule: the upstream's ``x-should-retry`` if it says, else 408, 409, 429
+    and 5xx."""
+    said = headers.get("x-should-retry", "").lower()
+    if said in ("true", "false"):
+        return said == "true"
+    return status in (408, 409, 429) or status >= 500
 
 
 class _RetryableStatus(Exception):
-    """An upstream answer worth retrying (429, 5xx); carries it for Retry-After."""
+    """An upstream answer worth retrying; carries it for Retry-After and for the last word."""
 
     def __init__(self, response: RawResponse) -> None:
         super().__init__(f"upstream answered {response.status}")
@@ -71,6 +80,10 @@ class _Wait:
         return min(after, self.max_wait) if after is not None else self.backoff(state)
 
 
+def _headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
+    return {k.lower(): v for k, v in resp.headers.items()}
+
+
 class OpenAIUpstream:
     """An OpenAI-compatible API at ``base_url`` (e.g. ``http://host:8000/v1``)."""
 
@@ -84,15 +97,25 @@ class OpenAIUpstream:
         max_wait_s: float = 20.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.headers = {
-            "Authorization": f"Bearer {api_key or 'not-needed'}",
-            "Content-Type": "application/json",
-        }
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self._wait = _Wait(max_wait_s)
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the event loop that serves requests.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None or self._session.closed
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
@@ -103,50 +126,42 @@ class OpenAIUpstream:
             reraise=True,
         )
 
-    def _http(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the event loop that serves requests.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
-                headers=self.headers,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    def _url(self, path: str, query: str) -> str:
+        return self.base_url + path + (f"?{query}" if query else "")
 
-    @property
-    def closed(self) -> bool:
-        return self._session is None or self._session.closed
+    def _request_headers(self, headers: Headers | None, json_body: bool) -> dict[str, str]:
+        out = dict(headers or {})
+        if self.headers:  # calguard's own key wins over anything forwarded
+            out = {k: v for k, v in out.items() if k.lower() != "authorization"}
+            out.update(self.headers)
+        if json_body:
+            out["Content-Type"] = "application/json"
+        return out
 
-    async def _once(self, method: str, url: str, content: bytes | None) -> RawResponse:
+    async def _once(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str]
+    ) -> RawResponse:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with self._http().request(method, url, data=content, timeout=timeout) as resp:
+        async with self._http().request(
+            method, url, data=content, headers=headers, timeout=timeout
+        ) as resp:
             raw = RawResponse(
-                resp.status,
-                await resp.read(),
-                resp.headers.get("content-type", ""),
-                {k.lower(): v for k, v in resp.headers.items()},
+                resp.status, await resp.read(), resp.headers.get("content-type", ""), _headers(resp)
             )
-        if raw.status in RETRY_STATUSES:
+        if should_retry(raw.status, raw.headers):
             raise _RetryableStatus(raw)
         return raw
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> RawResponse:
-        url = self.base_url + path
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+    async def _retried(self, what: Any) -> Any:
+        """``what()`` under the retry policy; the last answer once retries run out."""
         attempts = 0
         try:
             async for attempt in self._retrying():
                 with attempt:
                     attempts += 1
-                    return await self._once(method, url, content)
+                    return await what()
         except _RetryableStatus as exc:
-            status = exc.response.status
-            raise UpstreamError(
-                f"upstream answered {status} after {attempts} attempt(s); "
-                "check the upstream's health or raise max_attempts",
-                upstream_status=status,
-                attempts=attempts,
-            ) from exc
+            return exc.response
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"upstream did not answer within {self.timeout_s:g} s, {attempts} attempt(s); "
@@ -157,42 +172,91 @@ class OpenAIUpstream:
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 f"cannot reach the upstream at {self.base_url} after {attempts} "
-                f"attempt(s): {exc!r}",
+                f"attempt(s): {type(exc).__name__}",
                 attempts=attempts,
                 code="upstream_unreachable",
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
-        return await self._call("POST", path, body)
+    async def post(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawResponse:
+        content = json.dumps(body, separators=(",", ":")).encode()
+        h = self._request_headers(headers, True)
+        url = self._url(path, query)
+        result: RawResponse = await self._retried(lambda: self._once("POST", url, content, h))
+        return result
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawResponse:
+        h = self._request_headers(headers, False)
+        url = self._url(path, query)
+        result: RawResponse = await self._retried(lambda: self._once(method, url, content, h))
+        return result
 
     async def get(self, path: str) -> RawResponse:
-        return await self._call("GET", path, None)
+        return await self.forward("GET", path)
 
-    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        """The upstream's response bytes as they arrive, decompressed (no retry once bytes have
-        flowed). ``timeout_s`` bounds each wait for bytes, not the whole stream."""
-        url = self.base_url + path
+    async def stream(
+        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+    ) -> RawStream:
+        """Retried until the status arrives; then the bytes as they come (no retry once they
+        flow). ``timeout_s`` bounds each wait for bytes, not the whole stream."""
         content = json.dumps(body, separators=(",", ":")).encode()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s,
-                                        sock_read=self.timeout_s)  # fmt: skip
+        h = self._request_headers(headers, True)
+        url = self._url(path, query)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+        )
+
+        async def open_() -> RawStream:
+            resp = await self._http().post(url, data=content, headers=h, timeout=timeout)
+            if resp.status >= 400:
+                raw = RawResponse(
+                    resp.status, await resp.read(), resp.headers.get("content-type", ""),
+                    _headers(resp),
+                )  # fmt: skip
+                resp.release()
+                if should_retry(raw.status, raw.headers):
+                    raise _RetryableStatus(raw)
+                return RawStream(raw.status, raw.headers, raw.content_type, _once_bytes(raw.body))
+            return RawStream(
+                resp.status,
+                _headers(resp),
+                resp.headers.get("content-type", ""),
+                self._chunks(resp),
+            )
+
+        out = await self._retried(open_)
+        if isinstance(out, RawResponse):  # retries ran out on an error status
+            return RawStream(out.status, out.headers, out.content_type, _once_bytes(out.body))
+        assert isinstance(out, RawStream)
+        return out
+
+    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:
-            async with self._http().post(url, data=content, timeout=timeout) as resp:
-                if resp.status >= 400:
-                    text = (await resp.read()).decode("utf-8", "replace")
-                    raise UpstreamError(
-                        f"upstream answered {resp.status} to a streaming request: {text[:500]}",
-                        upstream_status=resp.status,
-                    )
-                async for chunk in resp.content.iter_any():
-                    yield chunk
+            async for chunk in resp.content.iter_any():
+                yield chunk
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"upstream stream timed out after {self.timeout_s:g} s", code="upstream_timeout"
             ) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream stream failed: {exc}") from exc
+            raise UpstreamError(f"upstream stream failed: {type(exc).__name__}") from exc
+        finally:
+            resp.release()
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _once_bytes(body: bytes) -> AsyncIterator[bytes]:
+    yield body

@@ -196,7 +196,7 @@ def test_with_raw_response_on_the_wrapper(wrapped: Any) -> None:
     )
     assert raw.status_code == 200
     assert raw.headers["x-calguard-flags"] == "regex"
-    assert raw.headers["x-request-id"].startswith("cg-")
+    assert raw.headers["x-calguard-request-id"].startswith("cg-")
     assert raw.parse().choices[0].message.content == "[REDACTED]"
     assert raw.json()["guard"]["flags"][0]["policy"] == "regex"
 

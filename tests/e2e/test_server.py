@@ -269,12 +269,20 @@ def test_openai_client_raises_typed_errors(stack: Stack) -> None:
 
 
 def test_unknown_path_and_method(stack: Stack) -> None:
-    r = httpx.get(f"{stack.url}/v1/nope")
+    r = httpx.get(f"{stack.url}/nope")  # not under /v1: calguard's own 404
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "not_found_error"
-    r = httpx.get(f"{stack.url}/v1/chat/completions")
+    r = httpx.delete(f"{stack.url}/healthz")
     assert r.status_code == 405
     assert "error" in r.json()
+
+
+def test_other_v1_paths_pass_through_as_the_upstream_answers(stack: Stack) -> None:
+    r = httpx.get(f"{stack.url}/v1/nope?x=1")  # the fake has no such path: its own 404
+    assert r.status_code == 404
+    assert r.json() == {"detail": "Not Found"}
+    r = httpx.get(f"{stack.url}/v1/chat/completions")  # stored completions: the upstream's word
+    assert r.status_code == 405
 
 
 def test_body_over_the_limit_is_413(stack: Stack) -> None:
@@ -284,12 +292,12 @@ def test_body_over_the_limit_is_413(stack: Stack) -> None:
     assert r.json()["error"]["message"].startswith("request body")
 
 
-def test_upstream_5xx_is_retried_then_502(stack: Stack) -> None:
+def test_upstream_5xx_is_retried_then_passed_back_as_it_was(stack: Stack) -> None:
     stack.state.faults[:] = [(500, {})] * 3
     with pytest.raises(openai.APIStatusError) as exc:
         stack.client.chat.completions.create(model="m", messages=user("hi"))
-    assert exc.value.status_code == 502
-    assert exc.value.body["type"] == "upstream_error"  # type: ignore[index]
+    assert exc.value.status_code == 500
+    assert exc.value.body["message"] == "injected 500"  # type: ignore[index]
     assert not stack.state.faults  # all three attempts were made
 
 
@@ -331,4 +339,4 @@ def test_models_health_and_metrics(stack: Stack) -> None:
     )
     text = httpx.get(f"{stack.url}/metrics").text
     assert 'calguard_requests_total{task="mcq"} 1' in text
-    assert "calguard_upstream_calls_total 4" in text
+    assert "calguard_upstream_calls_total 5.0" in text  # the model list, then 4 orders

@@ -137,7 +137,7 @@ def test_a_response_block_stops_before_the_blocked_text(holdback: int | None) ->
     released = run.texts
     assert "secret" not in "".join(released)
     if holdback == 4:
-        assert released == ["", "Hello "]  # "there. " was fewer than 4 characters behind
+        assert released == ["", "Hello ", "there. "]  # text before the word may go out
     else:
         assert released == []
     error = run.last["error"]
@@ -145,11 +145,12 @@ def test_a_response_block_stops_before_the_blocked_text(holdback: int | None) ->
     assert error["code"] == "denylist"
     assert "on the response (stream)" in error["message"]
     assert sse.DONE not in run.out
-    # The upstream is not read past the chunk that completed the word.
-    assert [c for kind, c in run.trace if kind == "in"] == BLOCKED[:4]
+    # A word is read once the text after it settles it ("secret" + "ive" is another word): the
+    # upstream is read one chunk past the one that completed it, and no further.
+    assert [c for kind, c in run.trace if kind == "in"] == BLOCKED[:5]
     [logged] = run.logs
     assert logged["error"] == error
-    assert logged["withheld"] == {0: "Hello there. The secret"}
+    assert logged["withheld"] == {0: "Hello there. The secret is 42."}
     [verdict] = run.checks.response_verdicts
     assert (verdict.policy, verdict.action) == ("denylist", Action.BLOCK)
 
@@ -184,7 +185,7 @@ def test_a_flagging_policy_lets_the_stream_through_and_logs_it_once() -> None:
 
 
 def test_holdback_releases_events_only_holdback_characters_behind() -> None:
-    chunks = [delta("abc"), delta("defg"), delta("hi"), delta("jklmn"), sse.DONE]
+    chunks = [delta("ab "), delta("def "), delta("h "), delta("jklm "), sse.DONE]
     run = Stream(chunks, holdback=5).run()
     a, b, c, d, done = chunks
     # Lengths after each chunk: 3, 7, 9, 14. An event is released once the text after it is
@@ -221,16 +222,16 @@ def test_a_block_in_the_second_choice_stops_the_stream() -> None:
     chunks = [delta("fine text ", 0), delta("the ", 1), delta("secret", 1), delta("more", 0)]
     run = Stream([*chunks, sse.DONE], [denylist("secret")], holdback=3).run()
     assert run.last["error"]["code"] == "denylist"
-    assert run.logs[0]["withheld"] == {0: "fine text ", 1: "the secret"}
+    assert run.logs[0]["withheld"] == {0: "fine text more", 1: "the secret"}
     assert "secret" not in "".join(run.texts)
 
 
 def test_holdback_is_counted_per_choice() -> None:
     """Choice 1's event waits for choice 1's own text, however long choice 0 gets; and events
     are released in order, so what follows it waits too."""
-    one = delta("x", 1)
-    zero = [delta("aaaaaaaaaa", 0), delta("bbbbbbbbbb", 0), delta("cccccccccc", 0)]
-    chunks = [one, *zero, delta("yyyy", 1), sse.DONE]
+    one = delta("x ", 1)
+    zero = [delta("aaaaaaaaa ", 0), delta("bbbbbbbbb ", 0), delta("ccccccccc ", 0)]
+    chunks = [one, *zero, delta("yyyy ", 1), sse.DONE]
     run = Stream(chunks, holdback=4).run()
     outs = [c for kind, c in run.trace if kind == "out"]
     assert outs == chunks  # all, in order
@@ -292,11 +293,6 @@ def test_the_completion_endpoint_streams_text_deltas() -> None:
     assert logs[0]["withheld"] == {0: "a secret"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mid-stream checks see a word cut at a token boundary as a whole word, so "
-    "'ass' + 'istant' is blocked on a stream though the full answer passes",
-)
 def test_a_word_cut_at_a_token_boundary_is_not_a_whole_word_match() -> None:
     policy = denylist("ass")
     full = "You are an assistant."
@@ -306,11 +302,6 @@ def test_a_word_cut_at_a_token_boundary_is_not_a_whole_word_match() -> None:
     assert b"".join(run.out) == b"".join(chunks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: events separated by LF + CRLF are parsed as one event whose data is not JSON "
-    "(guard.sse._boundary), so their text is relayed unchecked: the stream fails open",
-)
 def test_text_in_events_the_reader_merges_is_still_checked() -> None:
     first = delta("the ")[: -len(b"\n")] + b"\r\n"  # ends with LF then CRLF: a blank line
     run = Stream([first + delta("secret"), sse.DONE], [denylist("secret")], holdback=0).run()

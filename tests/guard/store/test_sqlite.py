@@ -216,11 +216,6 @@ def test_flags_are_oldest_first_and_filtered(store: SQLiteStore) -> None:
     assert store.flags(since=10.0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: flags(policy=...) filters with SQL LIKE without escaping: '_' and '%' in the "
-    "name are wildcards",
-)
 def test_policy_filter_matches_the_name_literally(store: SQLiteStore) -> None:
     store.add_flag(_flag(1.0, ["max-length"]))
     store.add_flag(_flag(2.0, ["max_length"]))

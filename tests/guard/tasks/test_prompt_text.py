@@ -101,10 +101,6 @@ def test_a_run_stops_at_the_first_non_consecutive_id() -> None:
     assert found.ids == ("A", "B")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: find_options keeps the '\\r' of CRLF line endings in each option's text",
-)
 def test_crlf_line_endings_are_not_part_of_the_options() -> None:
     found = find_options("Q?\r\nA. x\r\nB. y\r\n")
     assert found is not None
@@ -165,10 +161,6 @@ def test_locate_options_rejects_options_out_of_order() -> None:
         locate_options("A) cat B) dog", ["dog", "cat"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: locate_options only looks for letter IDs; inline numbered options are rejected",
-)
 def test_locate_options_finds_inline_numbered_options() -> None:
     located = locate_options("Pick one: 1) cat 2) dog", ["cat", "dog"])
     assert located.options == ["cat", "dog"]

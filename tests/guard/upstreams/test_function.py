@@ -131,11 +131,6 @@ def test_n_samples_from_a_callable_that_honours_n_is_one_call() -> None:
     assert resp.obj is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FunctionUpstream.post tops up n with every choice of each extra call, all "
-    "given the same index: n=3 from a callable answering 2 choices gives 4, indices 0,1,2,2",
-)
 def test_n_samples_from_a_callable_that_answers_two_choices() -> None:
     def create(**kwargs: Any) -> dict[str, Any]:
         return _completion("x", n=2)
@@ -145,11 +140,6 @@ def test_n_samples_from_a_callable_that_answers_two_choices() -> None:
     assert [c["index"] for c in resp.json()["choices"]] == [0, 1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FunctionUpstream.post writes the topped-up choices into the dict the callable "
-    "returned, so a callable returning a shared dict answers later n=1 calls with n choices",
-)
 def test_topping_up_n_does_not_change_the_callables_dict() -> None:
     shared = _completion("same")
 
@@ -189,8 +179,10 @@ def _chunk(text: str) -> dict[str, Any]:
     }
 
 
-async def _collect(stream: AsyncIterator[bytes]) -> list[bytes]:
-    return [chunk async for chunk in stream]
+async def _collect(opening: Any) -> list[bytes]:
+    opened = await opening
+    assert (opened.status, opened.content_type) == (200, "text/event-stream")
+    return [chunk async for chunk in opened.chunks]
 
 
 def test_stream_with_a_sync_iterator() -> None:

@@ -1,0 +1,73 @@
+"""Everything under ``/v1`` that is not a text endpoint: the model list (the upstream's, plus
+the routes calguard serves) and every other path (stored completions, files, batches, ...),
+passed through untouched unless the ``passthrough_paths`` allow-list says no."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from guard.config import Settings
+from guard.errors import CalguardError, NotFoundError
+from guard.metrics import Metrics
+from guard.reply import Reply, new_request_id
+from guard.upstreams import Upstream
+from guard.upstreams.headers import forward_headers, passed_headers
+
+
+class Relay:
+    def __init__(self, settings: Settings, upstream: Upstream, metrics: Metrics) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.metrics = metrics
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        query: str,
+        request_id: str,
+    ) -> Reply:
+        """Any other path under /v1, passed through untouched (unless the allow-list says no)."""
+        out = {"x-calguard-request-id": request_id}
+        allowed = self.settings.passthrough_paths
+        if allowed is not None and not any(fnmatch.fnmatchcase(path, p) for p in allowed):
+            err = NotFoundError(f"{method} /v1{path} is not passed through by this proxy")
+            return Reply.of_error(err, out)
+        keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
+        keep.update(forward_headers(headers, self.settings))
+        try:
+            raw = await self.upstream.forward(
+                method, path, content=content or None, headers=keep, query=query
+            )
+        except CalguardError as exc:
+            return Reply.of_error(exc, out)
+        self.metrics.upstream_calls.inc()
+        return Reply.of_raw(raw, {**passed_headers(raw.headers), **out})
+
+    async def models(self, headers: Mapping[str, str], query: str) -> Reply:
+        """The upstream's model list as it said it, plus the routes calguard serves."""
+        reply = await self.forward("GET", "/models", b"", headers, query, new_request_id())
+        if reply.status != 200 or not self.settings.routes:
+            return reply
+        try:
+            listed = json.loads(reply.body)
+            data = listed["data"]
+        except (ValueError, KeyError, TypeError):
+            return reply
+        known = {m.get("id") for m in data if isinstance(m, dict)}
+        data += [_route_model(name) for name in self.settings.routes if name not in known]
+        return Reply.of_json(listed, {k: v for k, v in reply.headers.items()})
+
+    async def model(self, model: str, headers: Mapping[str, str], query: str) -> Reply:
+        if model in self.settings.routes:
+            return Reply.of_json(_route_model(model), {})
+        return await self.forward("GET", f"/models/{model}", b"", headers, query, new_request_id())
+
+
+def _route_model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "calguard"}
