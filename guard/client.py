@@ -23,12 +23,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 import openai
-from openai.types import Completion
+from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel
+from openai.types.responses import Response, ResponseStreamEvent
 
 from guard.config import RouteConfig, Settings
-from guard.endpoints import CHAT, COMPLETIONS, Endpoint
+from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.pipeline import Pipeline
 from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, parse
 from guard.reply import Reply, new_request_id
@@ -81,7 +81,7 @@ class _Create:
         self,
         pipeline: Pipeline,
         endpoint: Endpoint,
-        kinds: tuple[type[BaseModel], type[BaseModel]],
+        kinds: tuple[Any, Any],
         is_async: bool,
         portal: Portal,
         raw: bool = False,
@@ -140,8 +140,9 @@ class _Chat:
 
 
 class WrappedClient:
-    """A client whose ``chat.completions`` and ``completions`` run calguard's pipeline (policies
-    included, whatever the endpoint); everything else is the client's own."""
+    """A client whose text endpoints (``chat.completions``, ``completions``, ``responses``,
+    ``embeddings``) run calguard's pipeline, policies included whatever the endpoint;
+    everything else is the client's own."""
 
     def __init__(
         self,
@@ -157,19 +158,23 @@ class WrappedClient:
             chat_create
         )
         functions = {CHAT.path: _with_options(chat_create)}
-        legacy = getattr(getattr(client, "completions", None), "create", None)
-        if legacy is not None:
-            functions[COMPLETIONS.path] = _with_options(legacy)
+        for endpoint, name in ((COMPLETIONS, "completions"), (RESPONSES, "responses"),
+                               (EMBEDDINGS, "embeddings")):  # fmt: skip
+            create = getattr(getattr(client, name, None), "create", None)
+            if create is not None:
+                functions[endpoint.path] = _with_options(create)
         self._portal = Portal()
         pipeline = _pipeline(functions, is_async, store, route)
 
-        def make(endpoint: Endpoint, kinds: tuple[type[BaseModel], type[BaseModel]]) -> _Resource:
+        def make(endpoint: Endpoint, kinds: tuple[Any, Any]) -> _Resource:
             return _Resource(
                 lambda raw: _Create(pipeline, endpoint, kinds, is_async, self._portal, raw)
             )
 
         self.chat = _Chat(make(CHAT, (ChatCompletion, ChatCompletionChunk)))
         self.completions = make(COMPLETIONS, (Completion, Completion))
+        self.responses = make(RESPONSES, (Response, ResponseStreamEvent))
+        self.embeddings = make(EMBEDDINGS, (CreateEmbeddingResponse, CreateEmbeddingResponse))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

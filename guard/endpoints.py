@@ -69,35 +69,115 @@ def _completion_delta(choice: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
+def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
+    if isinstance(body.get("instructions"), str):
+        yield body["instructions"], _setter(body, "instructions")
+    items = body.get("input")
+    if isinstance(items, str):
+        yield items, _setter(body, "input")
+        return
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            yield content, _setter(item, "content")
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    yield part["text"], _setter(part, "text")
+        if isinstance(item.get("output"), str):  # a tool's output fed back
+            yield item["output"], _setter(item, "output")
+
+
+def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
+    value = body.get("input")
+    if isinstance(value, str):
+        yield value, _setter(body, "input")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                yield v, _setter(value, i)
+
+
+def _choices(answer: Callable[[dict[str, Any]], Slot | None]) -> Callable[..., Iterator[Slot]]:
+    def slots(completion: dict[str, Any]) -> Iterator[Slot]:
+        for choice in completion.get("choices") or []:
+            if isinstance(choice, dict) and (slot := answer(choice)) is not None:
+                yield slot
+
+    return slots
+
+
+def _choice_deltas(text: Callable[[dict[str, Any]], str]) -> Callable[..., Iterator[Delta]]:
+    def deltas(chunk: dict[str, Any]) -> Iterator[Delta]:
+        for choice in chunk.get("choices") or []:
+            if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                yield (index if isinstance(index, int) else 0), text(choice)
+
+    return deltas
+
+
+def _responses_answer(response: dict[str, Any]) -> Iterator[Slot]:
+    for item in response.get("output") or []:
+        for part in (item.get("content") or []) if isinstance(item, dict) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"], _setter(part, "text")
+
+
+def _responses_deltas(event: dict[str, Any]) -> Iterator[Delta]:
+    if event.get("type") == "response.output_text.delta" and isinstance(event.get("delta"), str):
+        index = event.get("output_index", 0)
+        yield (index if isinstance(index, int) else 0), event["delta"]
+
+
+def _nothing(_: dict[str, Any]) -> Iterator[Any]:
+    return iter(())
+
+
+Delta = tuple[int, str]
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
     path: str  # under /v1, as sent upstream
     prompt_slots: Callable[[dict[str, Any]], Iterator[Slot]]
-    answer_slot: Callable[[dict[str, Any]], Slot | None]
-    delta_text: Callable[[dict[str, Any]], str]
-    tasks: bool  # calibrated tasks are served here
+    answer_slots: Callable[[dict[str, Any]], Iterator[Slot]]
+    delta_texts: Callable[[dict[str, Any]], Iterator[Delta]]
+    tasks: bool = False  # calibrated tasks are served here
+    required: str = "model"  # a body field it cannot do without, besides model
 
     def answers(self, completion: dict[str, Any]) -> Iterator[Slot]:
-        for choice in completion.get("choices") or []:
-            if isinstance(choice, dict):
-                slot = self.answer_slot(choice)
-                if slot is not None:
-                    yield slot
+        """Each text of an answer (each choice, each output part), rewritable."""
+        return self.answer_slots(completion) if isinstance(completion, dict) else iter(())
 
-    def deltas(self, chunk: Any) -> Iterator[tuple[int, str]]:
-        """(choice index, text) of each choice in one streamed chunk."""
-        if not isinstance(chunk, dict):
-            return
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict):
-                index = choice.get("index", 0)
-                yield (index if isinstance(index, int) else 0), self.delta_text(choice)
+    def deltas(self, chunk: Any) -> Iterator[Delta]:
+        """(choice or output index, text) of each text in one streamed event."""
+        return self.delta_texts(chunk) if isinstance(chunk, dict) else iter(())
 
 
 CHAT = Endpoint(
-    "chat.completions", "/chat/completions", _chat_prompt, _chat_answer, _chat_delta, True
+    "chat.completions",
+    "/chat/completions",
+    _chat_prompt,
+    _choices(_chat_answer),
+    _choice_deltas(_chat_delta),
+    tasks=True,
+    required="messages",
 )
 COMPLETIONS = Endpoint(
-    "completions", "/completions", _completion_prompt, _completion_answer, _completion_delta, False
+    "completions",
+    "/completions",
+    _completion_prompt,
+    _choices(_completion_answer),
+    _choice_deltas(_completion_delta),
+    required="prompt",
+)
+RESPONSES = Endpoint(
+    "responses", "/responses", _responses_prompt, _responses_answer, _responses_deltas
+)
+EMBEDDINGS = Endpoint(
+    "embeddings", "/embeddings", _embeddings_prompt, _nothing, _nothing, required="input"
 )

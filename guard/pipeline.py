@@ -36,8 +36,8 @@ from guard.reply import Evidence, Reply, chunks, completion
 from guard.request import (
     AutoOptions,
     GuardOptions,
+    check_body,
     check_chat_body,
-    check_completion_body,
     split_guard,
 )
 from guard.store import Store
@@ -165,7 +165,10 @@ class Pipeline:
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
     ) -> _Request:
-        (check_chat_body if endpoint is CHAT else check_completion_body)(body)
+        if endpoint is CHAT:
+            check_chat_body(body)
+        else:
+            check_body(body, endpoint.required)
         rest, opts = split_guard(body)
         client_model = rest["model"]
         upstream_model, route = self.settings.route(client_model)

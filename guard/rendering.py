@@ -9,6 +9,7 @@ raises ``openai.APIError`` as the SDK does. ``with_raw_response`` gets a :class:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from guard import sse
 from guard.reply import Reply
@@ -52,14 +53,22 @@ class Portal:
                 self._loop = None
 
 
-def model_of(kind: type[BaseModel], data: Any) -> Any:
+@functools.lru_cache(maxsize=32)
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def model_of(kind: Any, data: Any) -> Any:
+    """``data`` as the SDK's ``kind`` (a model or a union of them, e.g. a stream event)."""
     try:
-        return kind.model_validate(data)
+        return _adapter(kind).validate_python(data)
     except ValidationError:  # as lenient as the SDK with what upstreams send
-        return kind.model_construct(**data) if isinstance(data, dict) else data
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and isinstance(data, dict):
+            return kind.model_construct(**data)
+        return data
 
 
-def parse(reply: Reply, kind: type[BaseModel]) -> Any:
+def parse(reply: Reply, kind: Any) -> Any:
     """A finished non-stream reply as an SDK object; an error reply raises."""
     if reply.error is not None:
         raise reply.error
@@ -68,7 +77,7 @@ def parse(reply: Reply, kind: type[BaseModel]) -> Any:
     return model_of(kind, json.loads(reply.body))
 
 
-def _chunk(event: sse.Event, kind: type[BaseModel]) -> Any:
+def _chunk(event: sse.Event, kind: Any) -> Any:
     data = event.json()
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
@@ -81,7 +90,7 @@ def _chunk(event: sse.Event, kind: type[BaseModel]) -> Any:
 
 
 class AsyncReplyStream:
-    def __init__(self, reply: Reply, kind: type[BaseModel]) -> None:
+    def __init__(self, reply: Reply, kind: Any) -> None:
         assert reply.stream is not None
         self._stream = reply.stream
         self._kind = kind
@@ -110,7 +119,7 @@ class AsyncReplyStream:
 class ReplyStream:
     """A sync view of a reply's stream, pulled through the portal one chunk at a time."""
 
-    def __init__(self, reply: Reply, kind: type[BaseModel], portal: Portal) -> None:
+    def __init__(self, reply: Reply, kind: Any, portal: Portal) -> None:
         self._inner = AsyncReplyStream(reply, kind)
         self._it = self._inner.__aiter__()
         self._portal = portal

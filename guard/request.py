@@ -153,10 +153,11 @@ def check_chat_body(body: dict[str, Any]) -> None:
             )
 
 
-def check_completion_body(body: dict[str, Any]) -> None:
+def check_body(body: dict[str, Any], required: str) -> None:
+    """The minimum any other endpoint's body needs: a model and its ``required`` field."""
     check_model(body)
-    if "prompt" not in body:
-        raise InvalidRequestError("'prompt' is required", param="prompt")
+    if required != "model" and required not in body:
+        raise InvalidRequestError(f"'{required}' is required", param=required)
 
 
 __all__ = [
@@ -166,8 +167,8 @@ __all__ = [
     "JudgeOptions",
     "McqOptions",
     "NoTask",
+    "check_body",
     "check_chat_body",
-    "check_completion_body",
     "parse_guard",
     "split_guard",
 ]

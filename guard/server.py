@@ -3,6 +3,9 @@
 
     POST /v1/chat/completions   through the pipeline (stream and non-stream)
     POST /v1/completions        through the pipeline (stream and non-stream)
+    POST /v1/responses          through the pipeline (stream and non-stream)
+    POST /v1/embeddings         through the pipeline (policies on the input)
+    *    /v1/...                any other path: relayed untouched (guard.relay)
     GET  /v1/models             the upstream's models plus the configured routes
     GET  /v1/guard/flags        the flag log (admin key)
     GET  /healthz               liveness
@@ -30,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.checks import route_policies
 from guard.config import Settings
-from guard.endpoints import CHAT, COMPLETIONS, Endpoint
+from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.errors import (
     AuthenticationError,
     CalguardError,
@@ -213,6 +216,14 @@ def create_app(
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         return await through(COMPLETIONS, request)
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        return await through(RESPONSES, request)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        return await through(EMBEDDINGS, request)
 
     @app.get("/v1/guard/flags")
     async def list_flags(

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from calibrators.permutation import cyclic_shift
 from guard.evaluation.recorded import McqRecords
 from guard.tasks.prompt_text import find_options, last_user_text
+from guard.testing.fake_endpoints import WireMiddleware, add_endpoints, injected, record
 from guard.testing.simulated import SimulatedMcqModel
 
 FloatArray = npt.NDArray[np.float64]
@@ -95,6 +96,10 @@ class FakeUpstreamState:
     last_body: bytes = b""  # the exact bytes of the last non-streamed reply
     requests: list[dict[str, Any]] = field(default_factory=list)  # every body received
     headers: list[dict[str, str]] = field(default_factory=list)  # their headers, lower-case
+    queries: list[str] = field(default_factory=list)  # their query strings
+    # On the wire: headers added to every answer; gzip-compress every answer (streams too).
+    response_headers: dict[str, str] = field(default_factory=dict)
+    gzip: bool = False
 
 
 def _lp(p: float) -> float:
@@ -205,61 +210,24 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         if state.faults:
-            status, headers = state.faults.pop(0)
-            body = {
-                "error": {
-                    "message": f"injected {status}",
-                    "type": "fake",
-                    "param": None,
-                    "code": None,
-                }
-            }
-            return JSONResponse(body, status_code=status, headers=headers)
+            return injected(state)
         body = await request.json()
-        state.requests.append(body)
-        state.headers.append(dict(request.headers))
+        record(state, request, body)
         completion = _answer(state, body)
         if body.get("stream"):
             return StreamingResponse(_sse(completion), media_type="text/event-stream")
         state.last_body = json.dumps(completion).encode()
         return Response(state.last_body, media_type="application/json")
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        body = await request.json()
-        state.requests.append(body)
-        state.headers.append(dict(request.headers))
-        prompt = body.get("prompt")
-        text = "echo: " + (prompt if isinstance(prompt, str) else json.dumps(prompt))
-        done = {
-            "id": "cmpl-fake",
-            "object": "text_completion",
-            "created": 1_700_000_000,
-            "model": body.get("model", "sim-biased-llm"),
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        }
-        if body.get("stream"):
-            pieces = [text[i : i + 8] for i in range(0, len(text), 8)]
-
-            async def events() -> AsyncIterator[bytes]:
-                for piece in pieces:
-                    chunk = {**done, "choices": [{**done["choices"][0], "text": piece}]}
-                    yield f"data: {json.dumps(chunk)}\n\n".encode()
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        state.last_body = json.dumps(done).encode()
-        return Response(state.last_body, media_type="application/json")
-
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "calguard-fake"}
-                for m in state.models
-            ],
-        }
+    async def models() -> Response:
+        if state.faults:
+            return injected(state)
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "calguard-fake"}
+            for m in state.models
+        ]
+        return JSONResponse({"object": "list", "data": data})
 
-    return app
+    add_endpoints(app, state)
+    return WireMiddleware(app, state)  # type: ignore[return-value]

@@ -13,8 +13,8 @@ from guard.request import (
     JudgeOptions,
     McqOptions,
     NoTask,
+    check_body,
     check_chat_body,
-    check_completion_body,
     parse_guard,
     split_guard,
 )
@@ -173,11 +173,11 @@ def test_check_chat_body_accepts_a_minimal_body() -> None:
     check_chat_body({"model": "m", "messages": [{"role": "user"}]})
 
 
-def test_check_completion_body() -> None:
-    check_completion_body({"model": "m", "prompt": ""})
+def test_check_body() -> None:
+    check_body({"model": "m", "prompt": ""}, "prompt")
     with pytest.raises(InvalidRequestError) as info:
-        check_completion_body({"model": "m"})
+        check_body({"model": "m"}, "prompt")
     assert info.value.param == "prompt"
     with pytest.raises(InvalidRequestError) as info:
-        check_completion_body({"prompt": "x"})
+        check_body({"prompt": "x"}, "prompt")
     assert info.value.param == "model"

@@ -1,0 +1,173 @@
+"""The fake upstream's other endpoints (completions, responses, embeddings), its fault
+injection, and its wire: extra response headers and gzip (streams too), as real providers
+send them. A test aid, never a real model."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from guard.testing.fake_upstream import FakeUpstreamState
+
+
+def injected(state: FakeUpstreamState) -> Response:
+    """The next injected fault: (status, headers), with an OpenAI-style error body that echoes
+    the request's Authorization when ``echo_auth`` is in the headers (a leaky upstream)."""
+    status, headers = state.faults.pop(0)
+    body = {"error": {"message": f"injected {status}", "type": "fake", "param": None, "code": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def record(state: FakeUpstreamState, request: Request, body: dict[str, Any]) -> None:
+    state.requests.append(body)
+    state.headers.append(dict(request.headers))
+    state.queries.append(request.url.query)
+
+
+def _echo(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if isinstance(value, list):
+        parts = []
+        for v in value:
+            if isinstance(v, dict):
+                c = v.get("content")
+                parts.append(c if isinstance(c, str) else json.dumps(c))
+            else:
+                parts.append(v if isinstance(v, str) else json.dumps(v))
+        value = " ".join(parts)
+    return "echo: " + (value if isinstance(value, str) else json.dumps(value))
+
+
+def _pieces(text: str) -> list[str]:
+    return [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
+
+
+def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        if state.faults:
+            return injected(state)
+        body = await request.json()
+        record(state, request, body)
+        text = _echo(body, "prompt")
+        done = {
+            "id": "cmpl-fake",
+            "object": "text_completion",
+            "created": 1_700_000_000,
+            "model": body.get("model", "sim-biased-llm"),
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[bytes]:
+                for piece in _pieces(text):
+                    chunk = {**done, "choices": [{**done["choices"][0], "text": piece}]}
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        state.last_body = json.dumps(done).encode()
+        return Response(state.last_body, media_type="application/json")
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        if state.faults:
+            return injected(state)
+        body = await request.json()
+        record(state, request, body)
+        text = _echo(body, "input")
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant"}
+        done = {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": 1_700_000_000,
+            "status": "completed",
+            "model": body.get("model", "sim-biased-llm"),
+            "output": [{**item, "content": [part]}],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[bytes]:
+                n = 0
+                for piece in _pieces(text):
+                    n += 1
+                    ev = {"type": "response.output_text.delta", "item_id": "msg_1",
+                          "output_index": 0, "content_index": 0, "delta": piece,
+                          "sequence_number": n, "logprobs": []}  # fmt: skip
+                    yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+                ev = {"type": "response.completed", "response": done, "sequence_number": n + 1}
+                yield f"event: response.completed\ndata: {json.dumps(ev)}\n\n".encode()
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        state.last_body = json.dumps(done).encode()
+        return Response(state.last_body, media_type="application/json")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        if state.faults:
+            return injected(state)
+        body = await request.json()
+        record(state, request, body)
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(str(x))), 1.0, 0.0]}
+            for i, x in enumerate(items)
+        ]
+        done = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
+        state.last_body = json.dumps(done).encode()
+        return Response(state.last_body, media_type="application/json")
+
+
+class WireMiddleware:
+    """Adds ``state.response_headers`` to every answer and, with ``state.gzip``, compresses it
+    (a stream chunk by chunk, flushed, so it still streams)."""
+
+    def __init__(self, app: ASGIApp, state: FakeUpstreamState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        z = zlib.compressobj(wbits=31) if self.state.gzip else None
+
+        async def wire(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in self.state.response_headers.items():
+                    headers[k] = v
+                if z is not None:
+                    del headers["content-length"]
+                    headers["content-encoding"] = "gzip"
+            elif message["type"] == "http.response.body" and z is not None:
+                data = z.compress(message.get("body", b""))
+                more = message.get("more_body", False)
+                data += z.flush(zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
+                message = {**message, "body": data}
+            await send(message)
+
+        await self.app(scope, receive, wire)
+
+    @property
+    def routes(self) -> Any:  # the wrapped app's, for callers that look
+        return getattr(self.app, "routes", [])
