@@ -148,6 +148,8 @@ def main() -> None:
                 "--port",
                 str(up_port),
                 "--no-access-log",
+                "--timeout-keep-alive",
+                "65",
                 "--log-level",
                 "warning",
             ],

@@ -21,6 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guard.calibrations import check_calibration
 from guard.errors import ConfigError
 
+# How long calguard keeps an idle keep-alive connection open. It must be longer than the idle
+# expiry of its clients' connection pools: httpx, and so the openai SDK, reuse an idle connection
+# for up to 5 s, exactly uvicorn's default ``timeout_keep_alive``. With equal timeouts a client
+# can send a request on a connection at the instant the server closes it as idle; the request is
+# then never read, the kernel answers with a reset, and the client gets a ``ReadError``.
+KEEP_ALIVE_S = 65
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

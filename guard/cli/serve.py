@@ -10,7 +10,7 @@ from typing import Any
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from guard.config import load_settings
+    from guard.config import KEEP_ALIVE_S, load_settings
     from guard.server import create_app
 
     settings = load_settings(
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="info",
         access_log=args.access_log,
+        timeout_keep_alive=KEEP_ALIVE_S,  # longer than clients' pools keep idle connections
     )
     return 0
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from guard.config import KEEP_ALIVE_S
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -32,6 +34,7 @@ def serve_in_thread(app: Any, port: int | None = None, timeout_s: float = 20.0) 
         lifespan="on",
         access_log=False,
         loop="asyncio",
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

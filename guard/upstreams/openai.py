@@ -108,7 +108,9 @@ class OpenAIUpstream:
         # Created on first use, inside the event loop that serves requests.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+                # An idle connection is retired before a server with the usual 5 s keep-alive
+                # (uvicorn's default) closes it: reusing one it is closing drops the request.
+                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300, keepalive_timeout=4),
                 skip_auto_headers=("User-Agent",),
             )
         return self._session
