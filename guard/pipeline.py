@@ -224,8 +224,8 @@ class Pipeline:
             raise InvalidRequestError(
                 f"task {task!r} needs a last user message with text content", param="messages"
             )
-        return Job(
-            ask=self._asker(self.upstream_for(req.route), req),
+        job = Job(
+            ask=_unset,
             store=self.store,
             body=body,
             msg_index=found[0],
@@ -237,6 +237,8 @@ class Pipeline:
             cache=self._cache,
             detected=detected,
         )
+        job.ask = self._asker(self.upstream_for(req.route), req, job)
+        return job
 
     async def _calibrated(self, req: _Request, job: Job) -> Reply:
         task = "mcq" if isinstance(job.opts, AutoOptions) else str(job.opts.task)
@@ -331,16 +333,21 @@ class Pipeline:
         for f in req.checks.flags:
             self.metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
 
-    def _asker(self, upstream: Upstream, req: _Request) -> Any:
+    def _asker(self, upstream: Upstream, req: _Request, job: Job) -> Any:
         async def ask(body: dict[str, Any]) -> dict[str, Any]:
             self.metrics.upstream_calls.inc()
+            job.calls += 1
             raw = await upstream.post(CHAT.path, body, headers=req.forward, query=req.query)
             if raw.status >= 400:
                 raise _rejected(raw)
             try:
-                return raw.json()
+                resp = raw.json()
             except ValueError as exc:
                 raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
+            for k, v in (resp.get("usage") or {}).items():
+                if isinstance(v, int):
+                    job.usage[k] = job.usage.get(k, 0) + v
+            return resp
 
         return ask
 
@@ -362,6 +369,10 @@ async def _started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Rep
             yield sse.encode(exc.to_body())
 
     return Reply.of_stream(relay(), headers)
+
+
+async def _unset(body: dict[str, Any]) -> dict[str, Any]:
+    raise AssertionError("the job's asker is set right after the job is made")
 
 
 def _rejected(raw: RawResponse) -> UpstreamRejectedError:

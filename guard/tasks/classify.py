@@ -32,7 +32,6 @@ from guard.calibrations import CALIBRATIONS
 from guard.errors import InvalidRequestError
 from guard.request import ClassifyOptions
 from guard.store import State
-from guard.tasks.distribution import add_usage, ask_distribution
 from guard.tasks.job import Job, Outcome
 
 DOMAIN_REFRESH = 50
@@ -50,9 +49,8 @@ def classify_key(
 async def run(job: Job) -> Outcome:
     opts = job.opts
     assert isinstance(opts, ClassifyOptions)
-    ask, store, body, msg_index, text = job.ask, job.store, job.body, job.msg_index, job.text
+    store, body, text = job.store, job.body, job.text
     method = opts.calibration or job.route.classify
-    top_logprobs = job.top_logprobs
     labels = opts.labels
     if not labels:
         raise InvalidRequestError(
@@ -68,11 +66,8 @@ async def run(job: Job) -> Outcome:
         )
     forms = {w: surface_forms(w) for w in labels}
     key = opts.key or classify_key(job.upstream_model, labels, body, text, opts.input)
-    usage: dict[str, int] = {}
-    p, template = await ask_distribution(ask, body, msg_index, text, forms, top_logprobs)
-    add_usage(usage, template)
+    p, template = await job.distribution(text, forms)
     raw = np.log(np.maximum(p, 1e-12))
-    calls = 1
     state = await asyncio.to_thread(store.load, key) or {}
     log_prior: np.ndarray | None = None
 
@@ -89,12 +84,7 @@ async def run(job: Job) -> Outcome:
                 pool.add(opts.input)
                 strings = pool.probes(np.random.default_rng(seen))
                 probes = probe_prompts(text, opts.input, strings)
-            answers = await asyncio.gather(
-                *(ask_distribution(ask, body, msg_index, pr, forms, top_logprobs) for pr in probes)
-            )
-            calls += len(answers)
-            for _, resp in answers:
-                add_usage(usage, resp)
+            answers = await asyncio.gather(*(job.distribution(pr, forms) for pr in probes))
             log_prior = probe_prior(np.log(np.maximum([a[0] for a in answers], 1e-12)))
         else:
             log_prior = np.asarray(cached)
@@ -143,8 +133,8 @@ async def run(job: Job) -> Outcome:
         "probs": [round(float(x), 6) for x in probs],
         "raw_probs": [round(float(x), 6) for x in p],
         "prior": None if log_prior is None else [round(float(x), 6) for x in np.exp(log_prior)],
-        "upstream_calls": calls,
+        "upstream_calls": job.calls,
         "flags": [],
         "key": key,
     }
-    return Outcome(labels[index], evidence, template, usage)
+    return Outcome(labels[index], evidence, template, job.usage)

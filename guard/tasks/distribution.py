@@ -10,6 +10,7 @@ add-half smoothing so that no option gets probability zero.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibrators.label_scores import label_scores
+from guard.errors import UpstreamRejectedError
 
 FloatArray = npt.NDArray[np.float64]
 Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -80,6 +82,12 @@ def distribution_from_samples(texts: Sequence[str], ids: Sequence[str]) -> Float
     return counts / counts.sum()  # type: ignore[no-any-return]
 
 
+def refuses_logprobs(exc: UpstreamRejectedError) -> bool:
+    """An upstream's error that says it does not do logprobs (llama.cpp without logits_all
+    answers 500 "logprobs is not supported"; others 400 or 422)."""
+    return exc.status in (400, 404, 422, 500, 501) and "logprob" in json.dumps(exc.body).lower()
+
+
 async def ask_distribution(
     ask: Ask,
     body: dict[str, Any],
@@ -87,26 +95,46 @@ async def ask_distribution(
     content: str,
     forms: Mapping[str, Sequence[str]],
     top_logprobs: int,
+    *,
+    logprobs: bool = True,
+    on_refusal: Callable[[], None] | None = None,
 ) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
     """(distribution over ``forms``' keys, the upstream response) for ``content`` as the message
-    at ``msg_index``. Logprobs first; without them, ``SAMPLES`` sampled answers, parsed."""
+    at ``msg_index``. Logprobs first (unless ``logprobs`` is off); without them, ``SAMPLES``
+    sampled answers, parsed. An upstream that refuses logprobs gets sampled at once (and
+    ``on_refusal`` is told, so the caller can stop asking); one that ignores ``n`` is asked
+    again, up to ``SAMPLES`` calls, until it has given ``SAMPLES`` answers."""
     messages = list(body["messages"])
     messages[msg_index] = {**messages[msg_index], "content": content}
     req = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "n")}
-    req.update(messages=messages, logprobs=True, top_logprobs=top_logprobs)
+    req["messages"] = messages
     if "max_completion_tokens" not in req:
         req["max_tokens"] = 2
-    resp = await ask(req)
-    choices = resp.get("choices") or []
-    p = distribution_from_logprobs(choices[0], forms) if choices else None
-    if p is None:
-        req.pop("logprobs")
-        req.pop("top_logprobs")
-        req.update(n=SAMPLES, max_tokens=16)
+    if logprobs:
+        try:
+            resp = await ask({**req, "logprobs": True, "top_logprobs": top_logprobs})
+        except UpstreamRejectedError as exc:
+            if not refuses_logprobs(exc):
+                raise
+            if on_refusal is not None:
+                on_refusal()
+        else:
+            choices = resp.get("choices") or []
+            p = distribution_from_logprobs(choices[0], forms) if choices else None
+            if p is not None:
+                return p, resp
+    req.update(n=SAMPLES, max_tokens=16)
+    texts: list[str] = []
+    first: dict[str, Any] | None = None
+    for _ in range(SAMPLES):
         resp = await ask(req)
-        texts = [c.get("message", {}).get("content") or "" for c in resp.get("choices", [])]
-        p = distribution_from_samples(texts, list(forms))
-    return p, resp
+        first = first or resp
+        got = [c.get("message", {}).get("content") or "" for c in resp.get("choices") or []]
+        texts += got
+        if len(texts) >= SAMPLES or not got:
+            break
+    assert first is not None
+    return distribution_from_samples(texts[:SAMPLES], list(forms)), first
 
 
 def add_usage(total: dict[str, int], resp: Mapping[str, Any]) -> None:

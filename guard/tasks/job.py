@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from guard.config import RouteConfig
 from guard.request import GuardOptions
 from guard.store import Store
-from guard.tasks.distribution import Ask
+from guard.tasks.distribution import Ask, ask_distribution
 
 
 @dataclass
@@ -27,6 +31,25 @@ class Job:
     top_logprobs: int
     cache: dict[Any, Any] = field(default_factory=dict)  # per-process state by key (the task's)
     detected: Any = None  # what the auto-detection found (an McqPrompt)
+    calls: int = 0  # every HTTP call made upstream for this request
+    usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
+
+    async def distribution(
+        self, content: str, forms: Mapping[str, Sequence[str]]
+    ) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
+        """The upstream's distribution over ``forms`` with ``content`` as the last user message;
+        an upstream model that refused logprobs once is sampled from then on."""
+        refused = ("refuses-logprobs", self.upstream_model)
+        return await ask_distribution(
+            self.ask,
+            self.body,
+            self.msg_index,
+            content,
+            forms,
+            self.top_logprobs,
+            logprobs=not self.cache.get(refused),
+            on_refusal=lambda: self.cache.__setitem__(refused, True),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import asyncio
 from calibrators.position import aggregate_scores, judge_orders
 from guard.errors import InvalidRequestError, UpstreamError
 from guard.request import JudgeOptions
-from guard.tasks.distribution import add_usage, ask_distribution, id_forms
+from guard.tasks.distribution import id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import LETTERS, McqPrompt
 
@@ -33,9 +33,8 @@ def locate_candidates(text: str, candidates: list[str], ids: list[str]) -> McqPr
 async def run(job: Job) -> Outcome:
     opts = job.opts
     assert isinstance(opts, JudgeOptions)
-    ask, body, msg_index, text = job.ask, job.body, job.msg_index, job.text
+    text = job.text
     method = opts.calibration or job.route.judge
-    top_logprobs = job.top_logprobs
     cands = opts.candidates
     if not cands:
         raise InvalidRequestError(
@@ -53,19 +52,13 @@ async def run(job: Job) -> Outcome:
     orders = judge_orders(k) if method == "swap" else [tuple(range(k))]
     forms = {i: id_forms(i) for i in ids}
     answers = await asyncio.gather(
-        *(
-            ask_distribution(ask, body, msg_index, prompt.permuted(o), forms, top_logprobs)
-            for o in orders
-        ),
+        *(job.distribution(prompt.permuted(o), forms) for o in orders),
         return_exceptions=True,
     )
     ok = [(o, a) for o, a in zip(orders, answers, strict=True) if not isinstance(a, BaseException)]
     if not ok:
         first = answers[0]
         raise first if isinstance(first, Exception) else UpstreamError("no judge call succeeded")
-    usage: dict[str, int] = {}
-    for _, (_, resp) in ok:
-        add_usage(usage, resp)
     res = aggregate_scores([(o, a[0]) for o, a in ok], normalise_each=True)
     raw = ok[0][1][0]
     flags = []
@@ -88,10 +81,10 @@ async def run(job: Job) -> Outcome:
         "probs": [round(float(x), 6) for x in res.scores],
         "raw_probs": [round(float(x), 6) for x in raw],
         "prior": None,
-        "upstream_calls": len(orders),
+        "upstream_calls": job.calls,
         "flags": flags,
         "consistent": res.consistent,
         "order_winners": list(res.order_winners),
         "first_position_rate": res.first_position_rate,
     }
-    return Outcome(answer, evidence, ok[0][1][1], usage)
+    return Outcome(answer, evidence, ok[0][1][1], job.usage)

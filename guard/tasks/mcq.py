@@ -20,7 +20,7 @@ from calibrators.referential import check_referential
 from guard.errors import CalguardError, InvalidRequestError, UpstreamError
 from guard.request import McqOptions
 from guard.store import State
-from guard.tasks.distribution import add_usage, ask_distribution, id_forms
+from guard.tasks.distribution import id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import McqPrompt, find_options, locate_options
 
@@ -89,19 +89,13 @@ async def _snapshot(job: Job, key: str, method: str, n: int) -> PermutationPlann
     return planner
 
 
-async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> tuple[Any, dict[str, int]]:
+async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, Any]:
     ids = {i: id_forms(i) for i in prompt.ids}
     template: dict[str, Any] | None = None
-    usage: dict[str, int] = {}
     errors: list[BaseException] = []
     while batch := run.pending():
         answers = await asyncio.gather(
-            *(
-                ask_distribution(
-                    job.ask, job.body, job.msg_index, prompt.permuted(p), ids, job.top_logprobs
-                )
-                for p in batch
-            ),
+            *(job.distribution(prompt.permuted(p), ids) for p in batch),
             return_exceptions=True,
         )
         for perm, a in zip(batch, answers, strict=True):
@@ -110,14 +104,13 @@ async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> tuple[Any, 
                 run.drop(perm)
                 continue
             template = template or a[1]
-            add_usage(usage, a[1])
             run.observe(perm, a[0])
     if template is None:
         first = errors[0] if errors else None
         if isinstance(first, CalguardError):
             raise first
         raise UpstreamError(f"no upstream call for this question succeeded: {first!r}")
-    return template, usage
+    return template
 
 
 async def run(job: Job) -> Outcome:
@@ -135,7 +128,7 @@ async def run(job: Job) -> Outcome:
         question = planner.start(ref.handling, ref.fixed)
     except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
         raise InvalidRequestError(str(exc), param="guard.calibration") from exc
-    template, usage = await _ask_all(job, question, prompt)
+    template = await _ask_all(job, question, prompt)
     res = question.result()
 
     def finish(state: State | None) -> tuple[State, PermutationPlanner]:
@@ -153,7 +146,7 @@ async def run(job: Job) -> Outcome:
         "probs": floats(res.probs),
         "raw_probs": floats(res.raw_probs),
         "prior": floats(res.prior),
-        "upstream_calls": res.calls,
+        "upstream_calls": job.calls,  # every HTTP call, a refused logprob attempt included
         "flags": [],
         "key": key,
         "handling": res.handling,
@@ -161,7 +154,7 @@ async def run(job: Job) -> Outcome:
         "orders": [list(p) for p in res.orders],
         "order_answers": list(res.order_answers),
     }
-    return Outcome(answer, evidence, template, usage)
+    return Outcome(answer, evidence, template, job.usage)
 
 
 def floats(x: Any) -> list[float] | None:

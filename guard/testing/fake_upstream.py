@@ -89,6 +89,8 @@ class FakeUpstreamState:
     responder: McqResponder
     text_responder: TextResponder | None = None
     logprobs: bool = True
+    refuse_logprobs: bool = False  # answer 500 "logprobs is not supported" (llama.cpp's way)
+    ignore_n: bool = False  # one choice whatever n says (llama.cpp's way)
     calls: int = 0
     models: tuple[str, ...] = ("sim-biased-llm",)
     # Fault injection: the next len(faults) requests answer with these statuses.
@@ -139,7 +141,7 @@ def _choices(
         msg = {"role": "assistant", "content": best}
         return [{"index": 0, "message": msg, "logprobs": logprobs, "finish_reason": "stop"}]
     # No logprobs on offer: sample answers, seeded by the prompt so a retry repeats itself.
-    n = int(body.get("n") or 1)
+    n = 1 if state.ignore_n else int(body.get("n") or 1)
     seed = _h(json.dumps(body.get("messages"), sort_keys=True)) + state.calls
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(ids), size=n, p=p / p.sum())
@@ -213,6 +215,10 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
             return injected(state)
         body = await request.json()
         record(state, request, body)
+        if state.refuse_logprobs and body.get("logprobs"):
+            err = {"error": {"code": 500, "message": "logprobs is not supported",
+                             "type": "server_error"}}  # fmt: skip
+            return JSONResponse(err, status_code=500)
         completion = _answer(state, body)
         if body.get("stream"):
             return StreamingResponse(_sse(completion), media_type="text/event-stream")

@@ -35,12 +35,15 @@ from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
 
 
-def should_retry(status: int, headers: Mapping[str, str]) -> bool:
+def should_retry(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
     """The OpenAI SDK's rule: the upstream's ``x-should-retry`` if it says, else 408, 409, 429
-    and 5xx."""
+    and 5xx — but not a 5xx that says the request is not supported (llama.cpp answers 500
+    "logprobs is not supported"): asking again gets the same answer."""
     said = headers.get("x-should-retry", "").lower()
     if said in ("true", "false"):
         return said == "true"
+    if status >= 500 and b"not supported" in body[:2000].lower():
+        return False
     return status in (408, 409, 429) or status >= 500
 
 
@@ -150,7 +153,7 @@ class OpenAIUpstream:
             raw = RawResponse(
                 resp.status, await resp.read(), resp.headers.get("content-type", ""), _headers(resp)
             )
-        if should_retry(raw.status, raw.headers):
+        if should_retry(raw.status, raw.headers, raw.body):
             raise _RetryableStatus(raw)
         return raw
 
@@ -226,7 +229,7 @@ class OpenAIUpstream:
                     _headers(resp),
                 )  # fmt: skip
                 resp.release()
-                if should_retry(raw.status, raw.headers):
+                if should_retry(raw.status, raw.headers, raw.body):
                     raise _RetryableStatus(raw)
                 return RawStream(raw.status, raw.headers, raw.content_type, _once_bytes(raw.body))
             return RawStream(

@@ -195,3 +195,30 @@ def test_the_clients_own_key_is_forwarded_only_when_asked(tmp_path: Path) -> Non
             ):
                 c.chat.completions.create(model="m", messages=user("hi"))
             assert state.headers[-1].get("authorization") == expected
+
+
+def test_an_upstream_that_refuses_logprobs_is_sampled_once_and_remembered(tmp_path: Path) -> None:
+    """llama.cpp without logits_all answers 500 'logprobs is not supported' and ignores n:
+    calguard must not retry the refusal, must sample instead (repeating calls until it has its
+    samples), remember the refusal for the model, and count every HTTP call."""
+    state = FakeUpstreamState(SimulatedResponder(), refuse_logprobs=True, ignore_n=True)
+    with serve_in_thread(create_fake_upstream(state)) as up:
+        settings = Settings(
+            upstream=f"{up}/v1", store=f"sqlite:///{tmp_path / 'r.db'}", max_attempts=3
+        )
+        with (
+            serve_in_thread(create_app(settings)) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            guard = {"guard": {"calibration": "none"}}
+            r = client.chat.completions.create(model="m", messages=user(QUESTION), extra_body=guard)
+            g = (r.model_extra or {})["guard"]
+            assert r.choices[0].message.content in "ABCD"
+            assert g["upstream_calls"] == 1 + 8  # the refused logprob call, then 8 single samples
+            assert len(state.requests) == 9  # the refusal was not retried
+            assert sum(1 for b in state.requests if b.get("logprobs")) == 1
+            probs = g["raw_probs"]
+            assert max(probs) > 0.3  # eight real samples, not one sample smoothed into ties
+            r = client.chat.completions.create(model="m", messages=user(QUESTION), extra_body=guard)
+            assert (r.model_extra or {})["guard"]["upstream_calls"] == 8  # remembered
+            assert sum(1 for b in state.requests if b.get("logprobs")) == 1
