@@ -2,14 +2,15 @@
 
     python -m bench.proxy_overhead [--requests 2000] [--seconds 20]
 
-Processes, all on 127.0.0.1: a zero-latency upstream (``bench.zero_upstream``), ``calguard
-serve`` in front of it, and the LiteLLM proxy (``litellm --config``, offline with
-LITELLM_LOCAL_MODEL_COST_MAP=True) in front of it. The load comes from this process (aiohttp:
+Processes, all on 127.0.0.1: a zero-latency upstream (``bench.zero_upstream``), and in front of
+it ``calguard serve``, a bare FastAPI + aiohttp forwarding hop (``bench.bare_hop``: the limit
+row, what no Python proxy on this stack beats) and the LiteLLM proxy (``litellm --config``,
+offline with LITELLM_LOCAL_MODEL_COST_MAP=True). The load comes from this process (aiohttp:
 httpx's async client saturates the cores first), at concurrency 1 and 32, against: the upstream
-directly, calguard pass-through, calguard MCQ with PriDe (after the key's warm-up: one upstream
-call each), and LiteLLM. Each cell is bounded in requests and in seconds. Everything shares the
-machine's cores, load generator included: compare the rows with each other, not with other
-machines.
+directly, the bare hop, calguard pass-through, calguard MCQ with PriDe (after the key's warm-up:
+one upstream call each), and LiteLLM. Each cell is bounded in requests and in seconds.
+Everything shares the machine's cores, load generator included: compare the rows with each
+other, not with other machines.
 
 Needs ``pip install 'litellm[proxy]'`` (not a test dependency).
 """
@@ -119,7 +120,7 @@ def main() -> None:
     args = ap.parse_args()
     py = sys.executable
     bindir = Path(py).parent
-    up_port, cg_port, ll_port = free_port(), free_port(), free_port()
+    up_port, cg_port, ll_port, hop_port = free_port(), free_port(), free_port(), free_port()
     tmp = Path(tempfile.mkdtemp())
     (tmp / "litellm.yaml").write_text(
         "model_list:\n  - model_name: sim\n    litellm_params:\n      model: openai/sim\n"
@@ -170,6 +171,23 @@ def main() -> None:
         ) as calguard,
         process(
             [
+                py,
+                "-m",
+                "uvicorn",
+                "bench.bare_hop:app",
+                "--port",
+                str(hop_port),
+                "--no-access-log",
+                "--timeout-keep-alive",
+                "65",
+                "--log-level",
+                "warning",
+            ],
+            hop_port,
+            {"UPSTREAM": f"http://127.0.0.1:{up_port}/v1"},
+        ) as hop,
+        process(
+            [
                 str(bindir / "litellm"),
                 "--config",
                 str(tmp / "litellm.yaml"),
@@ -186,6 +204,7 @@ def main() -> None:
             httpx.post(f"{calguard}/v1/chat/completions", json=mcq, timeout=30)
         targets = [
             ("direct (upstream)", upstream, plain, {}),
+            ("bare FastAPI+aiohttp hop (limit)", hop, plain, {}),
             ("calguard pass-through", calguard, plain, {}),
             ("calguard MCQ-PriDe", calguard, mcq, {}),
             ("LiteLLM proxy", litellm, plain, {"Authorization": f"Bearer {master}"}),
@@ -226,6 +245,13 @@ def main() -> None:
                 f"concurrency {conc}: {name}: added p50 = {over:.2f} x LiteLLM's; "
                 f"throughput = {cg[2] / ll[2]:.1f} x LiteLLM's"
             )
+        hop_r = results[("bare FastAPI+aiohttp hop (limit)", conc)]
+        cg = results[("calguard pass-through", conc)]
+        print(
+            f"concurrency {conc}: calguard pass-through vs the bare hop: added p50 "
+            f"{(cg[0] - base) / max(hop_r[0] - base, 1e-9):.2f} x; throughput "
+            f"{hop_r[2] / cg[2]:.2f} x below it"
+        )
 
 
 if __name__ == "__main__":
