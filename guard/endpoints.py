@@ -26,23 +26,33 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     for m in body.get("messages") or []:
         if not isinstance(m, dict):
             continue
-        content = m.get("content")
-        if isinstance(content, str):
-            yield content, _setter(m, "content")
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    yield part["text"], _setter(part, "text")
+        yield from _content(m)
+
+
+def _content(message: dict[str, Any]) -> Iterator[Slot]:
+    """A message's text: its string content, or each text part of its content list."""
+    content = message.get("content")
+    if isinstance(content, str):
+        yield content, _setter(message, "content")
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part["text"], _setter(part, "text")
+
+
+def _strings(body: dict[str, Any], field: str) -> Iterator[Slot]:
+    """A field that is a string or a list of strings (a prompt, an embeddings input)."""
+    value = body.get(field)
+    if isinstance(value, str):
+        yield value, _setter(body, field)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                yield v, _setter(value, i)
 
 
 def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        yield prompt, _setter(body, "prompt")
-    elif isinstance(prompt, list):
-        for i, p in enumerate(prompt):
-            if isinstance(p, str):
-                yield p, _setter(prompt, i)
+    return _strings(body, "prompt")
 
 
 def _chat_answer(choice: dict[str, Any]) -> Slot | None:
@@ -79,25 +89,13 @@ def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
-        content = item.get("content")
-        if isinstance(content, str):
-            yield content, _setter(item, "content")
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    yield part["text"], _setter(part, "text")
+        yield from _content(item)
         if isinstance(item.get("output"), str):  # a tool's output fed back
             yield item["output"], _setter(item, "output")
 
 
 def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    value = body.get("input")
-    if isinstance(value, str):
-        yield value, _setter(body, "input")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, str):
-                yield v, _setter(value, i)
+    return _strings(body, "input")
 
 
 def _choices(answer: Callable[[dict[str, Any]], Slot | None]) -> Callable[..., Iterator[Slot]]:
