@@ -194,6 +194,7 @@ async def record(
     key: str | None,
     request: Mapping[str, Any],
     response: Any,
+    scrub: Any = None,
 ) -> int | None:
     """Commit the flag record of this request (if anything was flagged) before it is answered.
     ``request`` is the body as it went upstream (after prompt-side redaction)."""
@@ -208,7 +209,7 @@ async def record(
         "action": checks.action,
         "policies": sorted({f["policy"] for f in checks.flags}),
         "verdicts": checks.flags,
-        "request": redact_secrets(request),
-        "response": redact_secrets(response),
+        "request": redact_secrets(scrub.value(request) if scrub else request),
+        "response": redact_secrets(scrub.value(response) if scrub else response),
     }
     return await asyncio.to_thread(store.add_flag, flag)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard import sse
 from guard.checks import Checks, RoutePolicies, record, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, Endpoint
@@ -32,7 +32,7 @@ from guard.errors import (
     UpstreamRejectedError,
 )
 from guard.metrics import Metrics
-from guard.reply import Evidence, Reply, chunks, completion
+from guard.reply import Evidence, Reply, chunks, completion, scrubbed, started
 from guard.request import (
     AutoOptions,
     GuardOptions,
@@ -40,12 +40,15 @@ from guard.request import (
     check_chat_body,
     split_guard,
 )
+from guard.scrub import Scrubber
 from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
 from guard.upstreams.headers import forward_headers, passed_headers
+
+log = logging.getLogger("calguard")
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _Request:
     headers: dict[str, str]  # the reply's
     forward: dict[str, str] = field(default_factory=dict)  # the client's, passed on
     query: str = ""
+    scrub: Scrubber | None = None
 
     async def log(self, store: Store, key: str | None, response: Any) -> None:
         await record(
@@ -75,6 +79,7 @@ class _Request:
             key=key,
             request=self.body,
             response=response,
+            scrub=self.scrub,
         )
 
 
@@ -101,6 +106,10 @@ class Pipeline:
         self._cache: dict[Any, Any] = {}  # the tasks' per-key state snapshots
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
+        self.scrub = Scrubber(
+            [settings.upstream_key, settings.admin_key, *settings.api_keys]
+            + [r.api_key for r in settings.named_routes().values()]
+        )
 
     # -- upstreams -----------------------------------------------------------------------------
 
@@ -153,14 +162,19 @@ class Pipeline:
         try:
             req = self._parse(endpoint, body, request_id, out)
             req.forward, req.query = forward_headers(headers or {}, self.settings), query
+            req.scrub = self.scrub
             await self._prompt_checks(req)
             if (job := self._task(req)) is not None:
-                return await self._calibrated(req, job)
-            return await self._passthrough(req)
+                reply = await self._calibrated(req, job)
+            else:
+                reply = await self._passthrough(req)
         except CalguardError as exc:
             exc.request_id = exc.request_id or request_id
             self.metrics.errors.labels(exc.type).inc()
-            return Reply.of_error(exc, out)
+            if isinstance(exc, UpstreamError | UpstreamRejectedError):
+                log.warning("request %s: %s", request_id, self.scrub.text(str(exc)))
+            reply = Reply.of_error(exc, out)
+        return scrubbed(reply, self.scrub)
 
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
@@ -279,7 +293,7 @@ class Pipeline:
             elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
                 await req.log(self.store, None, {"stream": True})
                 self._flag_headers(req)
-            return await _started(stream, req.headers)
+            return await started(stream, req.headers)
         self.metrics.upstream_calls.inc()
         raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
         req.headers.update(passed_headers(raw.headers))
@@ -350,25 +364,6 @@ class Pipeline:
             return resp
 
         return ask
-
-
-async def _started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
-    """A stream whose first chunk has arrived: an upstream failure before it is a proper error
-    reply; one after it is said in-band, as an SSE error event."""
-    try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = b""
-
-    async def relay() -> AsyncIterator[bytes]:
-        yield first
-        try:
-            async for chunk in stream:
-                yield chunk
-        except CalguardError as exc:
-            yield sse.encode(exc.to_body())
-
-    return Reply.of_stream(relay(), headers)
 
 
 async def _unset(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,16 +12,20 @@ from typing import Any
 from guard.config import Settings
 from guard.errors import CalguardError, NotFoundError
 from guard.metrics import Metrics
-from guard.reply import Reply, new_request_id
+from guard.reply import Reply, new_request_id, scrubbed
+from guard.scrub import Scrubber
 from guard.upstreams import Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 
 
 class Relay:
-    def __init__(self, settings: Settings, upstream: Upstream, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, upstream: Upstream, metrics: Metrics, scrub: Scrubber
+    ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.metrics = metrics
+        self.scrub = scrub
 
     async def forward(
         self,
@@ -47,7 +51,7 @@ class Relay:
         except CalguardError as exc:
             return Reply.of_error(exc, out)
         self.metrics.upstream_calls.inc()
-        return Reply.of_raw(raw, {**passed_headers(raw.headers), **out})
+        return scrubbed(Reply.of_raw(raw, {**passed_headers(raw.headers), **out}), self.scrub)
 
     async def models(self, headers: Mapping[str, str], query: str) -> Reply:
         """The upstream's model list as it said it, plus the routes calguard serves."""

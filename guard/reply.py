@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from guard import sse
 from guard.errors import CalguardError
+from guard.scrub import Scrubber
 from guard.upstreams.base import RawResponse
 
 JSON = "application/json"
@@ -132,3 +133,38 @@ async def chunks(completion: dict[str, Any], include_usage: bool = False) -> Asy
     if include_usage:
         yield sse.encode({**base, "choices": [], "usage": completion.get("usage")})
     yield sse.DONE
+
+
+def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
+    """The reply with calguard's own keys replaced wherever they appear."""
+    if not scrub:
+        return reply
+    reply.headers = scrub.headers(reply.headers)
+    if reply.stream is not None:
+        reply.stream = scrub.stream(reply.stream)
+    elif scrub.data(reply.body) != reply.body:
+        reply.body, reply.raw = scrub.data(reply.body), None  # no longer the upstream's bytes
+    return reply
+
+
+async def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+    """A stream whose first chunk has arrived: an upstream failure before it is a proper error
+    reply; one after it is said in-band, as an SSE error event."""
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = b""
+
+    async def relay() -> AsyncIterator[bytes]:
+        yield first
+        tail = first[-2:]
+        try:
+            async for chunk in stream:
+                yield chunk
+                tail = (tail + chunk)[-2:]
+        except CalguardError as exc:
+            # A stream cut inside an event: end that event first, so the error is its own.
+            cut = b"" if tail in (b"", b"\n\n") or tail.endswith(b"\r\r") else b"\n\n"
+            yield cut + sse.encode(exc.to_body())
+
+    return Reply.of_stream(relay(), headers)

@@ -149,7 +149,7 @@ def create_app(
         st = store or open_store(settings.store)
         pipeline = Pipeline(settings, st, upstream=upstream, metrics=metrics, policies=policies)
         holder["p"] = pipeline
-        relay["r"] = Relay(settings, pipeline.default_upstream, metrics)  # names a missing one
+        relay["r"] = Relay(settings, pipeline.default_upstream, metrics, pipeline.scrub)
         try:
             yield
         finally:

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
     from guard.testing.fake_upstream import FakeUpstreamState
 
 
-def injected(state: FakeUpstreamState) -> Response:
-    """The next injected fault: (status, headers), with an OpenAI-style error body that echoes
-    the request's Authorization when ``echo_auth`` is in the headers (a leaky upstream)."""
+def injected(state: FakeUpstreamState, request: Request) -> Response:
+    """The next injected fault: (status, headers), with an OpenAI-style error body. With
+    ``x-echo-auth`` among the fault's headers, the message echoes the request's Authorization
+    header (a leaky upstream) and the fault's headers carry it too."""
     status, headers = state.faults.pop(0)
-    body = {"error": {"message": f"injected {status}", "type": "fake", "param": None, "code": None}}
+    message = f"injected {status}"
+    if "x-echo-auth" in headers:
+        auth = request.headers.get("authorization", "")
+        message += f" for {auth}"
+        headers = {**headers, "x-echo-auth": auth}
+    body = {"error": {"message": message, "type": "fake", "param": None, "code": None}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -54,7 +60,7 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         if state.faults:
-            return injected(state)
+            return injected(state, request)
         body = await request.json()
         record(state, request, body)
         text = _echo(body, "prompt")
@@ -81,7 +87,7 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
         if state.faults:
-            return injected(state)
+            return injected(state, request)
         body = await request.json()
         record(state, request, body)
         text = _echo(body, "input")
@@ -118,7 +124,7 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         if state.faults:
-            return injected(state)
+            return injected(state, request)
         body = await request.json()
         record(state, request, body)
         inputs = body.get("input")

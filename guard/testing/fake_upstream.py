@@ -212,7 +212,7 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         if state.faults:
-            return injected(state)
+            return injected(state, request)
         body = await request.json()
         record(state, request, body)
         if state.refuse_logprobs and body.get("logprobs"):
@@ -226,9 +226,9 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
         return Response(state.last_body, media_type="application/json")
 
     @app.get("/v1/models")
-    async def models() -> Response:
+    async def models(request: Request) -> Response:
         if state.faults:
-            return injected(state)
+            return injected(state, request)
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "calguard-fake"}
             for m in state.models

@@ -1,0 +1,69 @@
+"""Calguard's own secrets never leave it: the upstream keys and the proxy's keys are replaced in
+every reply body, header, stream event, error, flag record and log line it emits.
+
+An upstream that echoes the ``Authorization`` header it got (in an error body, a streamed
+error) would otherwise hand the upstream key to every client. Bodies are scanned as bytes for
+each key (a fast substring search); streams event by event, so a key is never split across
+the pieces that are checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from guard import sse
+
+MASK = "[REDACTED]"
+MIN_LENGTH = 8  # shorter "keys" (test values like "k") would mask ordinary text
+
+
+class Scrubber:
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        keys = sorted({s for s in secrets if s and len(s) >= MIN_LENGTH}, key=len, reverse=True)
+        self.keys = keys
+        self._bytes = [(k.encode(), MASK.encode()) for k in keys]
+        # A key inside JSON may come back escaped (a "/" as "\/", non-ASCII as \uXXXX).
+        self._bytes += [
+            (json.dumps(k)[1:-1].encode(), MASK.encode()) for k in keys if json.dumps(k)[1:-1] != k
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def data(self, data: bytes) -> bytes:
+        for key, mask in self._bytes:
+            if key in data:
+                data = data.replace(key, mask)
+        return data
+
+    def text(self, text: str) -> str:
+        for key in self.keys:
+            if key in text:
+                text = text.replace(key, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Any JSON-like value with every string scrubbed."""
+        if not self.keys:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {k: self.text(v) for k, v in headers.items()}
+
+    async def stream(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A stream re-cut into whole SSE events, each scrubbed."""
+        reader = sse.EventReader()
+        async for chunk in chunks:
+            for event in reader.feed(chunk):
+                yield self.data(event.raw)
+        for event in reader.close():
+            yield self.data(event.raw)
