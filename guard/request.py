@@ -8,6 +8,7 @@ multiple-choice question). Calibration names are checked against
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -127,6 +128,56 @@ def parse_guard(raw: Any) -> GuardOptions:
         raise InvalidRequestError(f"{where}: {msg}", param=where, code="invalid_guard") from exc
 
 
+MAX_DEPTH = 64  # JSON nesting: OpenAI bodies need a handful of levels
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, strictly: no NaN/Infinity, no lone surrogates, no
+    nesting deeper than :data:`MAX_DEPTH`; anything else is an :class:`InvalidRequestError`."""
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequestError(
+            f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json"
+        ) from None
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise InvalidRequestError(
+            f"could not parse the request body as JSON: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    _check_value(body, 0, b"\\ud" in raw.lower())
+    return body
+
+
+def _check_value(value: Any, depth: int, surrogates: bool) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidRequestError(
+            f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json"
+        )
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if surrogates:
+                _check_value(k, depth + 1, surrogates)
+            _check_value(v, depth + 1, surrogates)
+    elif isinstance(value, list):
+        for v in value:
+            _check_value(v, depth + 1, surrogates)
+    elif surrogates and isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                "the request body holds a lone surrogate (an unpaired \\ud800-\\udfff escape): "
+                "it is not text",
+                code="invalid_json",
+            ) from None
+
+
 def split_guard(body: dict[str, Any]) -> tuple[dict[str, Any], GuardOptions]:
     """The body without ``guard``, and the parsed ``guard`` object (defaults when absent)."""
     opts = parse_guard(body.get("guard"))
@@ -170,5 +221,6 @@ __all__ = [
     "check_body",
     "check_chat_body",
     "parse_guard",
+    "parse_json",
     "split_guard",
 ]

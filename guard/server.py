@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -45,6 +44,7 @@ from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline
 from guard.relay import Relay
 from guard.reply import Reply, new_request_id
+from guard.request import parse_json
 from guard.store import Store, open_store
 from guard.upstreams import Upstream
 
@@ -77,16 +77,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
-    raw = await _read_body(request, limit)
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequestError(
-            f"could not parse the request body as JSON: {exc}", code="invalid_json"
-        ) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError("the request body must be a JSON object")
-    return body
+    return parse_json(await _read_body(request, limit))
 
 
 class RequestIdMiddleware:

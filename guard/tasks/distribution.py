@@ -11,8 +11,9 @@ add-half smoothing so that no option gets probability zero.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,17 +33,37 @@ def id_forms(ident: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for c in core for f in (c, " " + c)))
 
 
+def _finite(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[str, float]]:
+    """(token, logprob) pairs an upstream sent, without the malformed ones (NaN, missing)."""
+    out = []
+    for tok, lp in pairs:
+        try:
+            value = float(lp)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(tok, str) and math.isfinite(value) and value <= 0.0:
+            out.append((tok, value))
+    return out
+
+
 def _positions(choice: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
     lp = choice.get("logprobs") or {}
+    if not isinstance(lp, Mapping):
+        return []
     content = lp.get("content")
-    if content:  # chat completions
+    if isinstance(content, list) and content:  # chat completions
         return [
-            [(t["token"], float(t["logprob"])) for t in pos.get("top_logprobs") or []]
+            _finite(
+                (t.get("token"), t.get("logprob"))
+                for t in pos.get("top_logprobs") or []
+                if isinstance(t, Mapping)
+            )
             for pos in content
+            if isinstance(pos, Mapping)
         ]
     top = lp.get("top_logprobs")  # legacy completions: a list of {token: logprob}
-    if top:
-        return [[(k, float(v)) for k, v in pos.items()] for pos in top if pos]
+    if isinstance(top, list) and top:
+        return [_finite(pos.items()) for pos in top if isinstance(pos, Mapping) and pos]
     return []
 
 
@@ -80,6 +101,12 @@ def distribution_from_samples(texts: Sequence[str], ids: Sequence[str]) -> Float
         if i is not None:
             counts[i] += 1.0
     return counts / counts.sum()  # type: ignore[no-any-return]
+
+
+def _text(choice: Mapping[str, Any]) -> str:
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return content if isinstance(content, str) else ""
 
 
 def refuses_logprobs(exc: UpstreamRejectedError) -> bool:
@@ -120,7 +147,12 @@ async def ask_distribution(
                 on_refusal()
         else:
             choices = resp.get("choices") or []
-            p = distribution_from_logprobs(choices[0], forms) if choices else None
+            first_choice = choices[0] if isinstance(choices, list) and choices else None
+            p = (
+                distribution_from_logprobs(first_choice, forms)
+                if isinstance(first_choice, Mapping)
+                else None
+            )
             if p is not None:
                 return p, resp
     req.update(n=SAMPLES, max_tokens=16)
@@ -129,7 +161,7 @@ async def ask_distribution(
     for _ in range(SAMPLES):
         resp = await ask(req)
         first = first or resp
-        got = [c.get("message", {}).get("content") or "" for c in resp.get("choices") or []]
+        got = [_text(c) for c in resp.get("choices") or [] if isinstance(c, Mapping)]
         texts += got
         if len(texts) >= SAMPLES or not got:
             break
