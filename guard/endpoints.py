@@ -55,28 +55,43 @@ def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     return _strings(body, "prompt")
 
 
-def _chat_answer(choice: dict[str, Any]) -> Slot | None:
+def _tool_arguments(calls: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, function) of each tool call whose arguments are a string."""
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            index = call.get("index", i)
+            yield (index if isinstance(index, int) else i), fn
+
+
+def _chat_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     message = choice.get("message")
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
-        return message["content"], _setter(message, "content")
-    return None
+    if not isinstance(message, dict):
+        return
+    if isinstance(message.get("content"), str):
+        yield message["content"], _setter(message, "content")
+    for _, fn in _tool_arguments(message.get("tool_calls")):  # a tool call's arguments are text
+        yield fn["arguments"], _setter(fn, "arguments")
 
 
-def _completion_answer(choice: dict[str, Any]) -> Slot | None:
+def _completion_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     if isinstance(choice.get("text"), str):
-        return choice["text"], _setter(choice, "text")
-    return None
+        yield choice["text"], _setter(choice, "text")
 
 
-def _chat_delta(choice: dict[str, Any]) -> str:
+def _chat_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
     delta = choice.get("delta")
-    content = delta.get("content") if isinstance(delta, dict) else None
-    return content if isinstance(content, str) else ""
+    if not isinstance(delta, dict):
+        return
+    content = delta.get("content")
+    yield "", content if isinstance(content, str) else ""
+    for i, fn in _tool_arguments(delta.get("tool_calls")):
+        yield f".tool_calls[{i}]", fn["arguments"]
 
 
-def _completion_delta(choice: dict[str, Any]) -> str:
+def _completion_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
     text = choice.get("text")
-    return text if isinstance(text, str) else ""
+    yield "", text if isinstance(text, str) else ""
 
 
 def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
@@ -98,21 +113,28 @@ def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     return _strings(body, "input")
 
 
-def _choices(answer: Callable[[dict[str, Any]], Slot | None]) -> Callable[..., Iterator[Slot]]:
+def _choices(answer: Callable[[dict[str, Any]], Iterator[Slot]]) -> Callable[..., Iterator[Slot]]:
     def slots(completion: dict[str, Any]) -> Iterator[Slot]:
         for choice in completion.get("choices") or []:
-            if isinstance(choice, dict) and (slot := answer(choice)) is not None:
-                yield slot
+            if isinstance(choice, dict):
+                yield from answer(choice)
 
     return slots
 
 
-def _choice_deltas(text: Callable[[dict[str, Any]], str]) -> Callable[..., Iterator[Delta]]:
+def _choice_deltas(
+    texts: Callable[[dict[str, Any]], Iterator[tuple[str, str]]],
+) -> Callable[..., Iterator[Delta]]:
+    """Each choice's streamed texts, keyed by choice index (its content) or by
+    ``"<index>.tool_calls[<i>]"`` (a tool call's arguments): each is checked on its own."""
+
     def deltas(chunk: dict[str, Any]) -> Iterator[Delta]:
         for choice in chunk.get("choices") or []:
             if isinstance(choice, dict):
                 index = choice.get("index", 0)
-                yield (index if isinstance(index, int) else 0), text(choice)
+                index = index if isinstance(index, int) else 0
+                for part, text in texts(choice):
+                    yield (f"{index}{part}" if part else index), text
 
     return deltas
 
@@ -134,7 +156,7 @@ def _nothing(_: dict[str, Any]) -> Iterator[Any]:
     return iter(())
 
 
-Delta = tuple[int, str]
+Delta = tuple[int | str, str]  # (a choice's index, or a tool call's key; its text)
 
 
 @dataclass(frozen=True)

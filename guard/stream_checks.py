@@ -31,7 +31,7 @@ def settled(text: str) -> int:
     return len(text) if len(text) - cut > MAX_WORD else cut
 
 
-def _stops(policies: Sequence[Policy], texts: dict[int, str]) -> Verdict | None:
+def _stops(policies: Sequence[Policy], texts: dict[int | str, str]) -> Verdict | None:
     for text in texts.values():
         for v in run_policies(policies, Context("response", text[: settled(text)])):
             if v.action == Action.BLOCK or v.redacted is not None:
@@ -50,11 +50,11 @@ async def checked_stream(
     """The upstream's stream, released as the policies allow; ``log(response)`` commits the
     flag record (before the rest is released, or with the block)."""
     reader = sse.EventReader()
-    texts: dict[int, str] = {}
-    pending: list[tuple[bytes, dict[int, int]]] = []  # (event, {choice: its length after it})
+    texts: dict[int | str, str] = {}
+    pending: list[tuple[bytes, dict[int | str, int]]] = []  # (event, {choice: its length after it})
 
     def take(event: sse.Event) -> None:
-        ends: dict[int, int] = {}
+        ends: dict[int | str, int] = {}
         for index, text in endpoint.deltas(event.json()):
             texts[index] = texts.get(index, "") + text
             ends[index] = len(texts[index])
