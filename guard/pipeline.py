@@ -44,8 +44,28 @@ from guard.request import (
 from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
+from guard.tasks.detection import detect_mcq
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
+
+# A guard object setting any of these without a task asks to calibrate a multiple-choice question.
+_MCQ_FIELDS = frozenset({"calibration", "options", "budget", "key"})
+MAX_ID_TOKENS = 16  # a request allowing more tokens than this wants more than an option ID
+
+
+def wants_more_than_an_id(body: dict[str, Any]) -> bool:
+    """True if the request asks for something an option ID cannot be: tools or functions, a
+    ``response_format``, several choices, or room for more than a few tokens. Such a request
+    is calibrated only when ``guard.task`` says so."""
+    fmt = body.get("response_format")
+    limits = [body.get("max_tokens"), body.get("max_completion_tokens")]
+    return bool(
+        body.get("tools")
+        or body.get("functions")
+        or (fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"))
+        or (isinstance(body.get("n"), int) and body["n"] > 1)
+        or any(isinstance(v, int) and v > MAX_ID_TOKENS for v in limits)
+    )
 
 
 def new_request_id() -> str:
@@ -189,10 +209,16 @@ class Pipeline:
             raise
 
     def _task(self, req: _Request) -> Job | None:
-        """The calibrated task this request asks for (or the route detects), or None."""
+        """The calibrated task this request asks for (or the route detects), or None.
+
+        ``guard.task`` is an order. Without it, a ``guard`` object that sets ``calibration``,
+        ``options``, ``budget`` or ``key`` asks to calibrate an MCQ (options parsed from the
+        prompt when not given; none found: pass-through); no such object, only a route with
+        ``auto_detect`` looks, with the precise detector. Neither calibrates a request that
+        wants more than an option ID (:func:`wants_more_than_an_id`)."""
         opts, body = req.opts, req.body
         task = opts.task
-        if task == "none" or (task is None and not isinstance(opts, AutoOptions)):
+        if task == "none":
             return None
         if not req.endpoint.tasks:
             if task is not None:
@@ -204,10 +230,14 @@ class Pipeline:
         detected = None
         if task is None:
             assert isinstance(opts, AutoOptions)
-            if found is not None and opts.options is None and req.route.auto_detect:
-                detected = find_options(found[1])
-            if detected is None and opts.options is None:
+            asked = bool(opts.model_fields_set & _MCQ_FIELDS)
+            if wants_more_than_an_id(body) or not (asked or req.route.auto_detect):
                 return None
+            if opts.options is None:
+                if found is not None:
+                    detected = (find_options if asked else detect_mcq)(found[1])
+                if detected is None:
+                    return None
             task = "mcq"
         if found is None:
             raise InvalidRequestError(
