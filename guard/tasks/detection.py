@@ -36,16 +36,14 @@ _F = re.IGNORECASE
 
 # The tail asks for the answer itself: an answer slot, or "answer / respond with the letter ...".
 _STRONG_TAIL = re.compile(
-    r"^(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+|your\s+)?(?:answer|choice|option)"
-    r"(?:\s+is)?\s*[:\uff1a\-]?\s*[(\[]?$"
-    r"|\b(?:answer|respond|reply|choose|select|pick|output|return|give|write)\b[^.?!]*"
+    r"^(?:(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+|your\s+)?(?:answer|choice|option)"
+    r"(?:\s+is)?|A)\s*[:\uff1a\-]?\s*[(\[]?$"
+    r"|\b(?:answer|respond|reply|choose|select|pick|output|return)\b[^.?!]*"
     r"\b(?:letter|option|choice|number|correct\s+answer|[A-J](?:,|\s+or)\s+[A-J])\b",
     _F,
 )
-# An instruction or a question about choosing one option.
-_CHOICE_WORDS = re.compile(
-    r"\b(?:answer|respond|reply|choose|select|pick|letter|option|choice|correct|which)\b", _F
-)
+# A question about choosing one option, after the options ("Which one is correct?").
+_WHICH_QUESTION = re.compile(r"\bwhich\b[^.!]*\?$", _F)
 _STEM_CUES = re.compile(
     r"\bwhich\s+(?:of\s+the\s+(?:following|these|options|choices|answers|above|below|statements)"
     r"|one\b|option\b|answer\b|choice\b|statement\b)"
@@ -75,7 +73,9 @@ _PROSE = re.compile(
     r"|\bmore\s+(?:polite|politely|formal|formally|concise|professional|casual|friendly)\b"
     r"|\bpolitely\b|\bin\s+(?:french|spanish|german|italian|portuguese|japanese|chinese|english)\b"
     r"|\b(?:a|one|two|three|few|short)\s+(?:sentences?|paragraphs?)\b|\bwords?\s+or\s+less\b"
-    r"|\bbullet\s*points?\b|\bas\s+(?:a\s+)?(?:json|table|list|markdown)\b",
+    r"|\bbullet\s*points?\b|\bjson\b|\bmarkdown\b|\bas\s+(?:a\s+)?(?:table|list)\b"
+    r"|\ball\s+that\s+apply\b|\bmore\s+than\s+one\b|\ball\s+(?:the\s+)?(?:items|ones|numbers)\b"
+    r"|\b(?:two|three|four|several)\s+(?:of\s+(?:these|them|the)|options|answers|choices)\b",
     _F,
 )
 # Verbs that, opening a sentence, ask for something other than one option's ID.
@@ -96,15 +96,26 @@ _OPENERS = (
     r"\s+(?:you\s+)?to\s+|help\s+me\s+|let'?s\s+|go\s+ahead\s+and\s+)*"
 )
 _IMPERATIVE = re.compile(rf"^\W*{_OPENERS}(?:{_PROSE_VERBS})\b", _F)
-# A question line that is a request or asks for an opinion, not for one of the options.
-_REQUEST_QUESTION = re.compile(
-    r"^\W*(?:(?:can|could|would|will)\s+you|do\s+you\s+(?:mind|think|have)|any\s+"
-    r"|how\s+(?:do|can|should|would)\s+(?:i|we|you)\b|what\s+(?:should|can|do)\s+(?:i|we)\b"
-    r"|is\s+(?:this|it|there)\b|are\s+(?:these|there)\b|does\s+(?:this|it)\b|thoughts\b"
-    r"|what(?:'s|\s+is)\s+(?:wrong|missing|your)|anything\b|did\s+i\b|should\s+i\b)",
+# A request to the model for something other than choosing ("can you review ...").
+_REQUEST = re.compile(
+    r"\b(?:can|could|would|will)\s+you\s+(?:please\s+)?"
+    r"(?!answer\b|choose\b|pick\b|select\b|solve\b|tell\s+me\s+which\b)\w+"
+    r"|\bplease\s+(?!answer\b|choose\b|pick\b|select\b|solve\b|identify\b)\w+"
+    r"|\bdo\s+you\s+(?:think|mind|have|know)\b|\byou\s+think\b|\bwould\s+you\b"
+    r"|\bhelp\s+me\b|\blet'?s\b|\bnot\s+just\s+the\s+(?:letter|answer)\b|\bworked\s+solution\b",
     _F,
 )
-_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+")
+# Someone talking about their own things: a list of theirs, not a question put to the model.
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|our|us)\b", _F)
+_SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b", _F)
+# A bare question before the options: it asks about the world, not about "these" items.
+_PLAIN_QUESTION = re.compile(
+    r"^(?:which|what|who|whom|whose|where|when|why|how|is|are|was|were|do|does|did|can|could"
+    r"|should|would|will|has|have|had|in|on|at|for|of|to|by|according|after|before|during)\b",
+    _F,
+)
+_DEICTIC = re.compile(r"\b(?:these|this|those|here|list|above|below)\b", _F)
+_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+|,\s+")
 
 
 def detect_mcq(text: str) -> McqPrompt | None:
@@ -118,38 +129,52 @@ def detect_mcq(text: str) -> McqPrompt | None:
     tail = text[found.spans[-1][1] :].strip()
     if not re.search(r"\w", head) or len(tail) > MAX_TAIL_CHARS or _asks_for_prose(tail):
         return None
-    if _STRONG_TAIL.search(tail):
+    if _STRONG_TAIL.search(tail) and not _FIRST_PERSON.search(tail):
         # The prompt ends by asking for the option: only a preamble's instructions can veto.
-        return None if _asks_for_prose(_preamble(head)) else found
-    if tail and not _CHOICE_WORDS.search(tail):
+        pre = _preamble(head)
+        vetoed = _asks_for_prose(pre) or _REQUEST.search(pre) or _FIRST_PERSON.search(pre)
+        return None if vetoed else found
+    # No answer slot at the end: the whole prompt must read as a plain question.
+    asks_which = _STEM_CUES.search(tail) or _WHICH_QUESTION.search(tail)
+    if (tail and not asks_which) or _talks(tail):
         return None  # something else follows the list
     if any(len(o) > MAX_OPTION_CHARS for o in found.options):
         return None
     labels = list(_QUESTION_LABEL.finditer(head))
-    if _asks_for_prose(head[: labels[-1].start()] if labels else head):
+    instructions = head[: labels[-1].start()] if labels else head
+    if _asks_for_prose(instructions) or _talks(instructions):
         return None
     return found if tail or _stem_asks_for_an_option(head) else None
 
 
+def _talks(text: str) -> bool:
+    return bool(_REQUEST.search(text) or _FIRST_PERSON.search(text) or _SECOND_PERSON.search(text))
+
+
 def _preamble(head: str) -> str:
-    """What a prompt says before its question: the text before a "Question:" label, or a first
-    line that introduces what follows ("Translate to French:")."""
+    """What a prompt says before its question: the text before a "Question:" label, or the first
+    line of a stem of several lines ("Translate to French:")."""
     labels = list(_QUESTION_LABEL.finditer(head))
     if labels:
         return head[: labels[-1].start()]
-    lines = head.strip().splitlines()
-    return lines[0] if len(lines) > 1 and lines[0].rstrip().endswith(":") else ""
+    lines = [ln for ln in head.strip().splitlines() if ln.strip()]
+    return lines[0] if len(lines) > 1 else ""
 
 
 def _stem_asks_for_an_option(head: str) -> bool:
     if _STEM_CUES.search(head) or _HEADER.search(head) or _QUESTION_LABEL.search(head):
         return True
     lines = [ln.strip() for ln in head.strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    return last.endswith("?") and not _REQUEST_QUESTION.match(last)
+    question = re.split(r"(?<=[.!?])\s+", lines[-1])[-1] if lines else ""
+    return (
+        question.endswith("?")
+        and bool(_PLAIN_QUESTION.match(question))
+        and not _DEICTIC.search(question)
+    )
 
 
 def _asks_for_prose(text: str) -> bool:
     if not text or _PROSE.search(text):
         return bool(text)
-    return any(_IMPERATIVE.match(s) for s in _SENTENCES.split(text) if s)
+    sentences = re.split(r"(?<=[.!?:;])\s+|\n+", text)
+    return any(_IMPERATIVE.match(s) and not _STRONG_TAIL.search(s) for s in sentences if s)
