@@ -1,26 +1,32 @@
 """Is this prompt a multiple-choice question to be answered with an option ID?
 
-Only a route with ``auto_detect: true`` asks (an explicit ``guard`` object never does). Many
-ordinary prompts contain a numbered or lettered list — plans, recipes, agendas, "translate
-these", "explain why each option is wrong" — and answering one of them with "1" is a hijack, so
-the detector says yes only when the text reads as a question put to the model for one option:
+Only a route with ``auto_detect: true`` asks (a ``guard`` object that asks for calibration is
+taken at its word). Many ordinary prompts contain a numbered or lettered list — plans, recipes,
+agendas, "translate these", "explain why each option is wrong" — and answering one of them with
+"1" is a hijack, so the detector says yes only when the text reads as a question put to the
+model for one option. It finds the last run of 2-10 option lines
+(:func:`~guard.tasks.prompt_text.find_options`) and a stem before them, then:
 
-    stem       some text before the options (the question or the instruction)
-    options    2-10 consecutive option lines (:func:`~guard.tasks.prompt_text.find_options`)
-    tail       nothing after the options, or only an answer cue ("Answer:", "Answer with the
-               letter of the correct option.", "Which one is correct?")
-    cue        the tail is an answer cue, or the stem asks for one option ("Which of the
-               following", "multiple choice", "Choose the correct answer", an "Options:" header,
-               "Question:", or the line before the options is a question that is not a request
-               such as "Can you ...?")
-    no veto    nothing in the stem's instructions or the tail asks for prose: explain, why, step
-               by step, for each option, rewrite, translate, rank, summarise, review, ...
+    answer slot   the text after the options asks for the option ("Answer:", "The answer is",
+                  "Answer with the letter of the correct option.", "Respond with only the
+                  letter."): an MCQ unless its preamble — what comes before a "Question:" label,
+                  or the first line of a stem of several lines ("Translate this quiz to
+                  German:") — gives another instruction, makes a request ("can you review
+                  ...") or talks about the writer's own things ("my quiz").
+    otherwise     the whole prompt must read as a plain question: nothing after the options
+                  but a "which ...?" question; no instruction that asks for prose (explain,
+                  why, step by step, for each option, select all that apply; sentences opening
+                  with rewrite, translate, rank, summarise, review, ...), no request, no first
+                  or second person outside a labelled question; options of at most
+                  MAX_OPTION_CHARS; and a stem that asks for one option ("Which of the
+                  following", "multiple choice", "Choose the correct answer", an "Options:"
+                  header, a "Question:" label, or a plain question line about the world such as
+                  "What is the capital of France?" — not "What do these words mean?").
 
 The question itself may contain any word ("Which of the following best *describes* ..."), so
-prose verbs veto only where they give an instruction: at the start of a sentence, maybe after
-"please" / "can you". The corpus in ``tests/data/ordinary_prompts.jsonl`` and the MMLU, ARC and
-CommonsenseQA questions in ``../shared/data`` measure both sides
-(``tests/guard/tasks/test_detection.py``).
+with an answer slot only the preamble is read for vetoes. The corpus in
+``tests/data/ordinary_prompts.jsonl`` and the MMLU, ARC and CommonsenseQA questions in
+``../shared/data`` measure both sides (``tests/guard/tasks/test_detection.py``).
 """
 
 from __future__ import annotations
@@ -115,7 +121,7 @@ _PLAIN_QUESTION = re.compile(
     _F,
 )
 _DEICTIC = re.compile(r"\b(?:these|this|those|here|list|above|below)\b", _F)
-_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+|,\s+")
+_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
 
 def detect_mcq(text: str) -> McqPrompt | None:
@@ -176,5 +182,6 @@ def _stem_asks_for_an_option(head: str) -> bool:
 def _asks_for_prose(text: str) -> bool:
     if not text or _PROSE.search(text):
         return bool(text)
-    sentences = re.split(r"(?<=[.!?:;])\s+|\n+", text)
-    return any(_IMPERATIVE.match(s) and not _STRONG_TAIL.search(s) for s in sentences if s)
+    return any(
+        _IMPERATIVE.match(s) and not _STRONG_TAIL.search(s) for s in _SENTENCES.split(text) if s
+    )
