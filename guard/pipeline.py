@@ -230,7 +230,7 @@ class Pipeline:
         detected = None
         if task is None:
             assert isinstance(opts, AutoOptions)
-            asked = bool(opts.model_fields_set & _MCQ_FIELDS)
+            asked = any(getattr(opts, f) is not None for f in _MCQ_FIELDS)
             if wants_more_than_an_id(body) or not (asked or req.route.auto_detect):
                 return None
             if opts.options is None:

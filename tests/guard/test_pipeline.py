@@ -140,3 +140,10 @@ def test_never_calibrated_unless_the_task_says_so(
 )
 def test_wants_more_than_an_id(extra: dict[str, Any], wants: bool) -> None:
     assert wants_more_than_an_id({"model": "m", "messages": [], **extra}) is wants
+
+
+def test_a_guard_object_naming_nothing_is_not_a_request_to_calibrate(tmp_path: Path) -> None:
+    body = {"messages": user(MCQ), "guard": {"calibration": None}}
+    out, up = handle(tmp_path, body, auto_detect=False)
+    assert "guard" not in out
+    assert len(up.bodies) == 1
