@@ -48,25 +48,6 @@ from guard.tasks.detection import detect_mcq
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
 
-# A guard object setting any of these without a task asks to calibrate a multiple-choice question.
-_MCQ_FIELDS = frozenset({"calibration", "options", "budget", "key"})
-MAX_ID_TOKENS = 16  # a request allowing more tokens than this wants more than an option ID
-
-
-def wants_more_than_an_id(body: dict[str, Any]) -> bool:
-    """True if the request asks for something an option ID cannot be: tools or functions, a
-    ``response_format``, several choices, or room for more than a few tokens. Such a request
-    is calibrated only when ``guard.task`` says so."""
-    fmt = body.get("response_format")
-    limits = [body.get("max_tokens"), body.get("max_completion_tokens")]
-    return bool(
-        body.get("tools")
-        or body.get("functions")
-        or (fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"))
-        or (isinstance(body.get("n"), int) and body["n"] > 1)
-        or any(isinstance(v, int) and v > MAX_ID_TOKENS for v in limits)
-    )
-
 
 def new_request_id() -> str:
     return f"cg-{uuid.uuid4().hex[:16]}"
@@ -356,6 +337,26 @@ class Pipeline:
                 raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
 
         return ask
+
+
+# A guard object setting any of these without a task asks to calibrate a multiple-choice question.
+_MCQ_FIELDS = frozenset({"calibration", "options", "budget", "key"})
+MAX_ID_TOKENS = 16  # a request allowing more tokens than this wants more than an option ID
+
+
+def wants_more_than_an_id(body: dict[str, Any]) -> bool:
+    """True if the request asks for something an option ID cannot be: tools or functions, a
+    ``response_format``, several choices, or room for more than a few tokens. Such a request
+    is calibrated only when ``guard.task`` says so."""
+    fmt = body.get("response_format")
+    limits = [body.get("max_tokens"), body.get("max_completion_tokens")]
+    return bool(
+        body.get("tools")
+        or body.get("functions")
+        or (fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"))
+        or (isinstance(body.get("n"), int) and body["n"] > 1)
+        or any(isinstance(v, int) and v > MAX_ID_TOKENS for v in limits)
+    )
 
 
 async def _started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
