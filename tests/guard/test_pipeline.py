@@ -21,12 +21,13 @@ MCQ = "Question: Which is 2 + 2?\nA. three\nB. four\nC. five\nD. six\nAnswer:"
 
 
 class Recorder:
-    """An upstream that answers "B" with logprobs over A-D and keeps every body it was sent."""
+    """An upstream that answers "B" with logprobs over A-D and keeps every body it was sent
+    (headers and query, which newer pipelines pass as keywords, are ignored)."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
 
-    async def post(self, path: str, body: dict[str, Any]) -> RawResponse:
+    async def post(self, path: str, body: dict[str, Any], **_: Any) -> RawResponse:
         self.bodies.append(body)
         top = [
             {"token": t, "logprob": lp, "bytes": None}
@@ -49,11 +50,11 @@ class Recorder:
         }
         return RawResponse(200, json.dumps(done).encode(), "application/json")
 
-    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def stream(self, path: str, body: dict[str, Any], **_: Any) -> AsyncIterator[bytes]:
         raise AssertionError("not streamed here")
         yield b""  # pragma: no cover
 
-    async def get(self, path: str) -> RawResponse:
+    async def get(self, path: str, **_: Any) -> RawResponse:
         return RawResponse(404, b"{}", "application/json")
 
     async def aclose(self) -> None:
