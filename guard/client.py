@@ -206,7 +206,9 @@ def calibrated(
 
     ``guard`` keyword arguments become the request's ``guard`` object (``calibration="pride"``,
     ``task="mcq"``, ...). The decorated function returns what ``fn`` returns: the calibrated
-    answer as text, or a ChatCompletion carrying the ``guard`` evidence.
+    answer as text, or a ChatCompletion carrying the ``guard`` evidence. Without ``route``, the
+    function's route has ``auto_detect`` on: a multiple-choice question is calibrated even
+    when no ``guard`` argument is given.
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,7 +222,9 @@ def calibrated(
             returns_text.append(isinstance(out, str))
             return out
 
-        pipeline = _pipeline({CHAT.path: upstream_call}, True, store, route)
+        # A function declared calibrated detects MCQs even without guard arguments.
+        own = route or RouteConfig(auto_detect=True)
+        pipeline = _pipeline({CHAT.path: upstream_call}, True, store, own)
         portal = Portal()
 
         async def run(messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:

@@ -46,7 +46,7 @@ class RouteConfig(Strict):
     budget: float = Field(2.0, ge=1.0)
     warmup: int | None = Field(None, ge=0)  # None: the planner's default
     alpha: float | None = Field(None, ge=0.0, le=1.0)  # None: the planner's default
-    auto_detect: bool = True  # look for MCQ options in the last user message when no guard.task
+    auto_detect: bool = False  # opt-in: look for an MCQ in the last user message when no guard
     # Policies run on this route: [{type, params, action}] (see the policies package).
     policies: list[dict[str, Any]] = []
 

@@ -44,6 +44,7 @@ from guard.scrub import Scrubber
 from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
+from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
 from guard.upstreams.headers import forward_headers, passed_headers
@@ -214,10 +215,16 @@ class Pipeline:
             raise
 
     def _task(self, req: _Request) -> Job | None:
-        """The calibrated task this request asks for (or the route detects), or None."""
+        """The calibrated task this request asks for (or the route detects), or None.
+
+        ``guard.task`` is an order. Without it, a ``guard`` object that sets ``calibration``,
+        ``options``, ``budget`` or ``key`` asks to calibrate an MCQ (options parsed from the
+        prompt when not given; none found: pass-through); no such object, only a route with
+        ``auto_detect`` looks, with the precise detector. Neither calibrates a request that
+        wants more than an option ID (:func:`wants_more_than_an_id`)."""
         opts, body = req.opts, req.body
         task = opts.task
-        if task == "none" or (task is None and not isinstance(opts, AutoOptions)):
+        if task == "none":
             return None
         if not req.endpoint.tasks:
             if task is not None:
@@ -229,10 +236,14 @@ class Pipeline:
         detected = None
         if task is None:
             assert isinstance(opts, AutoOptions)
-            if found is not None and opts.options is None and req.route.auto_detect:
-                detected = find_options(found[1])
-            if detected is None and opts.options is None:
+            asked = any(getattr(opts, f) is not None for f in MCQ_FIELDS)
+            if wants_more_than_an_id(body) or not (asked or req.route.auto_detect):
                 return None
+            if opts.options is None:
+                if found is not None:
+                    detected = (find_options if asked else detect_mcq)(found[1])
+                if detected is None:
+                    return None
             task = "mcq"
         if found is None:
             raise InvalidRequestError(

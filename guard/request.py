@@ -1,9 +1,10 @@
 """The request side of the contract: body checks and the optional ``guard`` object.
 
 ``guard`` is a union keyed on ``task`` (the OpenAI SDK sends it with ``extra_body={"guard":
-{...}}``): ``mcq``, ``classify``, ``judge``, ``none``, or absent (the route may auto-detect a
-multiple-choice question). Calibration names are checked against
-:mod:`guard.calibrations`. Everything else in an OpenAI body passes through untouched.
+{...}}``): ``mcq``, ``classify``, ``judge``, ``none``, or absent (an MCQ when the object sets
+MCQ fields; otherwise a route with ``auto_detect`` may detect one). Calibration names are
+checked against :mod:`guard.calibrations`. Everything else in an OpenAI body passes through
+untouched.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class McqOptions(_Options):
 
 
 class AutoOptions(McqOptions):
-    """No task: a route with ``auto_detect`` looks for a multiple-choice question."""
+    """No task. Setting ``calibration``, ``options``, ``budget`` or ``key`` asks to calibrate a
+    multiple-choice question; with none of them, only a route with ``auto_detect`` looks for
+    one (:mod:`guard.tasks.detection`)."""
 
     task: None = None  # type: ignore[assignment]
 

@@ -28,6 +28,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         config.write_text(
             f"port: {port}\nstore: sqlite:///{tmp_path / 'cg.db'}\n"
             "routes:\n  mcq-model:\n    upstream_model: sim-biased-llm\n    mcq: cyclic\n"
+            "    auto_detect: true\n"
         )
         env = {**os.environ, "CALGUARD_UPSTREAM": f"{up}/v1", "CALGUARD_UPSTREAM_KEY": "sk-x"}
         with calguard_serve(config, port, env) as (url, _):

@@ -41,7 +41,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             store=f"sqlite:///{tmp_path / 'calguard.db'}",
             max_attempts=3,
             retry_max_wait_s=0.05,
-            routes={"alias": RouteConfig(upstream_model="sim-biased-llm", mcq="cyclic")},
+            routes={
+                "alias": RouteConfig(
+                    upstream_model="sim-biased-llm", mcq="cyclic", auto_detect=True
+                )
+            },
         )
         with serve_in_thread(create_app(settings)) as proxy:
             st = Stack(state, proxy, tmp_path / "calguard.db", f"{up}/v1")
