@@ -49,6 +49,7 @@ from calibrators.permutation import (
 from calibrators.referential import Handling
 
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
+Design = Literal["balanced", "far", "adversarial"]
 Role = Literal["baseline", "warmup", "refresh", "single", "adaptive", "undebiased"]
 METHODS: tuple[str, ...] = get_args(Method)
 
@@ -102,7 +103,7 @@ class QuestionRun:
         self.role: Role = role
         self.handling: Handling = handling
         self.fixed = fixed
-        self.prior = planner.estimator.prior if role in ("single", "adaptive") else None
+        self.prior = planner.current_prior() if role in ("single", "adaptive") else None
         self._cyclic = cyclic_permutations(planner.n, fixed)
         self._asked: list[Perm] = []
         self._dropped: set[Perm] = set()
@@ -271,6 +272,9 @@ class PermutationPlanner:
         max_threshold: float = 5.0,
         lr: float = 0.2,
         max_count: int | None = None,
+        max_warmup: int = 24,
+        prior_confidence: float = 0.8,
+        design: Design = "balanced",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -297,6 +301,13 @@ class PermutationPlanner:
         self.threshold = threshold
         self.max_threshold = max_threshold
         self.lr = lr
+        self.max_warmup = max(max_warmup, warmup)
+        self.prior_confidence = prior_confidence
+        self.design: Design = design
+        # Spread of the per-question priors (centred logs, Welford): how sure the key's prior is.
+        self.lp_count = 0
+        self.lp_mean = np.zeros(n)
+        self.lp_m2 = np.zeros(n)
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
@@ -309,6 +320,29 @@ class PermutationPlanner:
     @property
     def mean_calls(self) -> float:
         return self.spent / self.started if self.started else 0.0
+
+    def prior_reliability(self) -> float:
+        """How much of the learned prior to trust, in [0, 1] (``adaptive``).
+
+        James-Stein style: 1 - (sampling variance of the mean log prior) / (its squared size).
+        A strong, consistent ID bias is trusted after a few questions; a weak one seen through
+        noisy questions (a near-random model) stays shrunk toward uniform until the evidence
+        piles up. State stored before this was tracked is trusted fully, as it was then.
+        """
+        k = self.lp_count
+        if k != self.estimator.count or k < 2:
+            return 1.0
+        var = float(self.lp_m2.sum()) / (k - 1) / k
+        size = float(np.sum(self.lp_mean**2))
+        return max(0.0, 1.0 - var / size) if size > 0 else 0.0
+
+    def current_prior(self) -> FloatArray:
+        """The prior a question planned now divides out: the estimate, shrunk toward uniform
+        by :meth:`prior_reliability` for ``adaptive``."""
+        prior = self.estimator.prior
+        if self.method != "adaptive":
+            return prior
+        return normalise(prior ** self.prior_reliability())
 
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
@@ -381,6 +415,14 @@ class PermutationPlanner:
             "warmed": self.warmed,
             "after_warmup": self.after_warmup,
             "estimator": self.estimator.to_dict(),
+            "max_warmup": self.max_warmup,
+            "prior_confidence": self.prior_confidence,
+            "design": self.design,
+            "log_prior": {
+                "count": self.lp_count,
+                "mean": [float(x) for x in self.lp_mean],
+                "m2": [float(x) for x in self.lp_m2],
+            },
         }
 
     @classmethod
@@ -396,8 +438,17 @@ class PermutationPlanner:
             max_threshold=float(d["max_threshold"]),
             lr=float(d["lr"]),
             max_count=est.max_count,
+            # Stored before these settings existed: the behaviour of that time.
+            max_warmup=int(d.get("max_warmup", d["warmup"])),
+            prior_confidence=float(d.get("prior_confidence", 0.0)),
+            design=d.get("design", "adversarial"),
         )
         p.estimator = est
+        lp = d.get("log_prior")
+        if lp is not None:
+            p.lp_count = int(lp["count"])
+            p.lp_mean = np.asarray(lp["mean"], dtype=np.float64)
+            p.lp_m2 = np.asarray(lp["m2"], dtype=np.float64)
         p.started, p.spent = int(d["started"]), int(d["spent"])
         p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
         return p
@@ -410,6 +461,16 @@ class PermutationPlanner:
             # The first questions of a key estimate the prior, whatever the budget says. A
             # kept-in-place question counts too: it cannot estimate the whole prior, but a key
             # whose every question has such an option must not stay in warm-up for ever.
+            self.warmed += 1
+            return "warmup"
+        if (
+            self.method == "adaptive"
+            and handling == "permuted"
+            and self.warmed < self.max_warmup
+            and self.prior_reliability() < self.prior_confidence
+        ):
+            # The prior is still too unsure to divide out (a weak bias seen through noise):
+            # keep estimating it, up to ``max_warmup`` questions.
             self.warmed += 1
             return "warmup"
         if (
@@ -447,19 +508,44 @@ class PermutationPlanner:
         if not self._affordable(1):
             run.guard_blocked = True
             return None
-        # Move the current favourite to the position the prior favours least: if it still wins
-        # there, the decision is robust; if it was riding on its position, this exposes it.
         prior = run.prior
         assert prior is not None
-        top = int(np.argmax(est))
-        return min(remaining, key=lambda perm: prior[perm.index(top)])
+        order = np.argsort(-est)
+        top, second = int(order[0]), int(order[1])
+        if self.design == "adversarial":
+            # Move the current favourite to the position the prior favours least.
+            return min(remaining, key=lambda perm: prior[perm.index(top)])
+        asked = run.answered
+        if self.design == "far":
+            # Each option to the position furthest from where it was shown so far.
+            def spread(perm: Perm) -> float:
+                return -min(
+                    min(abs(perm.index(i) - a.index(i)) for a in asked) for i in range(self.n)
+                )
+
+            return min(remaining, key=spread)
+        # Balanced: the top two contenders' summed position priors as equal as possible, so
+        # that what is left of the ID bias after debiasing cancels between them.
+        lp = np.log(prior)
+
+        def exposure(perm: Perm) -> float:
+            seen = [*asked, perm]
+            return abs(sum(lp[p.index(top)] - lp[p.index(second)] for p in seen))
+
+        return min(remaining, key=exposure)
 
     def _spend(self, calls: int) -> None:
         self.spent += calls
 
     def _completed(self, run: QuestionRun) -> None:
         if run.handling == "permuted" and run.all_cyclic_seen():
-            self.estimator.update(question_prior(run.cyclic_matrix()))
+            q = question_prior(run.cyclic_matrix())
+            self.estimator.update(q)
+            lq = np.log(q) - np.log(q).mean()
+            self.lp_count += 1
+            delta = lq - self.lp_mean
+            self.lp_mean = self.lp_mean + delta / self.lp_count
+            self.lp_m2 = self.lp_m2 + delta * (lq - self.lp_mean)
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)

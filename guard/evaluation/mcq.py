@@ -100,6 +100,100 @@ def cost_line(pride: Row, cyclic: Row, calls: float, field: str) -> float:
     return float(y0 + (y1 - y0) * (calls - x0) / (x1 - x0))
 
 
+@dataclass(frozen=True)
+class AdaptiveVerdict:
+    """Adaptive at one budget against the issue's goals: the PriDe-to-cyclic cost line, the
+    better of no calibration and PriDe, and PriDe's balance."""
+
+    budget: float
+    adaptive: Row
+    raw: Row
+    pride: Row
+    cyclic: Row
+
+    @property
+    def line(self) -> float:
+        return cost_line(self.pride, self.cyclic, self.adaptive.calls.mean, "accuracy")
+
+    @property
+    def vs_line(self) -> float:
+        return self.adaptive.accuracy.mean - self.line
+
+    @property
+    def best_cheap(self) -> Row:
+        """The better (by accuracy) of no calibration and PriDe."""
+        return max((self.raw, self.pride), key=lambda r: r.accuracy.mean)
+
+    @property
+    def vs_best(self) -> float:
+        return self.adaptive.accuracy.mean - self.best_cheap.accuracy.mean
+
+    @property
+    def cyclic_gain(self) -> float:
+        """What averaging every cyclic order buys over PriDe (accuracy points)."""
+        return self.cyclic.accuracy.mean - self.pride.accuracy.mean
+
+    @property
+    def vs_cyclic(self) -> float:
+        return self.adaptive.accuracy.mean - self.cyclic.accuracy.mean
+
+    def misses(self) -> list[str]:
+        """The goals missed (empty: every goal met). Accuracy and RStd are means over the
+        seeded arrival orders; calls must stay within the budget on every order."""
+        out = []
+        if self.adaptive.calls.hi > self.budget + 1e-9:
+            out.append(f"calls {self.adaptive.calls.hi:.2f} > budget {self.budget:g}")
+        if self.vs_line < -0.5:
+            out.append(f"{self.vs_line:+.1f} pt under the line")
+        if self.cyclic_gain >= 1.0 and self.vs_line < 0.5:
+            out.append(f"cyclic gains {self.cyclic_gain:.1f} pt but only {self.vs_line:+.1f} over")
+        if self.adaptive.balance.mean > self.pride.balance.mean:
+            out.append(
+                f"RStd {self.adaptive.balance.mean:.1f} > PriDe's {self.pride.balance.mean:.1f}"
+            )
+        if self.vs_best < -0.5:
+            out.append(f"{self.vs_best:+.1f} pt under {self.best_cheap.method}")
+        return out
+
+    def summary(self) -> str:
+        best = "raw" if self.best_cheap is self.raw else "PriDe"
+        misses = self.misses()
+        return (
+            f"adaptive at budget {self.budget:g}: {self.adaptive.accuracy.mean:.1f}% / RStd "
+            f"{self.adaptive.balance.mean:.1f} at {self.adaptive.calls.mean:.2f} calls; "
+            f"{self.vs_line:+.1f} pt vs the PriDe-to-cyclic line, {self.vs_best:+.1f} pt vs "
+            f"{best} (the better of raw/PriDe), {self.vs_cyclic:+.1f} pt vs cyclic; "
+            + ("every goal met" if not misses else "missed: " + "; ".join(misses))
+        )
+
+
+def judge_adaptive(
+    rec: McqRecords,
+    seeds: int = 20,
+    budget: float = 2.0,
+    factory: PlannerFactory | None = None,
+    baselines: tuple[Row, Row, Row] | None = None,
+) -> AdaptiveVerdict:
+    """Score adaptive (the planner's defaults unless ``factory``) and the baselines it is judged
+    against (raw, PriDe 5 %, cyclic: pass them to score several variants on one file)."""
+    raw, pride, cyc = baselines or mcq_baselines(rec, seeds)
+    row = score_method(
+        rec, f"adaptive, budget {budget:g}", factory or adaptive_factory(budget), seeds
+    )
+    return AdaptiveVerdict(budget, row, raw, pride, cyc)
+
+
+def mcq_baselines(rec: McqRecords, seeds: int = 20) -> tuple[Row, Row, Row]:
+    """(no calibration, PriDe with 5 % estimation, cyclic averaging) on ``rec``."""
+    return (
+        score_method(rec, "row-0 argmax (none)", lambda n: PermutationPlanner(n, "none"), seeds),
+        score_method(
+            rec, "PriDe, 5% estimation", pride_paper_factory(len(rec)), seeds, "paper protocol"
+        ),
+        score_method(rec, "cyclic average", lambda n: PermutationPlanner(n, "cyclic"), seeds),
+    )
+
+
 def evaluate_mcq(rec: McqRecords, seeds: int = 20, budgets: Sequence[float] = (2.0,)) -> list[Row]:
     """The baselines, PriDe (paper protocol and online defaults) and adaptive at each budget."""
     rows = [
