@@ -23,9 +23,9 @@ from guard.evaluation.recorded import McqRecords, load_recorded
 from guard.simulated import simulation_family
 
 GRID: dict[str, list[Any]] = {
-    "design": ["balanced", "adversarial"],
-    "max_warmup": [4, 16, 24],
-    "prior_confidence": [0.0, 0.8],
+    "design": ["far", "balanced", "adversarial"],
+    "max_threshold": [4.0, 5.0],
+    "max_warmup": [8, 24],
 }
 
 

@@ -34,6 +34,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from calibrators.contrast_prior import ContrastPrior
+from calibrators.harm import HarmCheck
 from calibrators.permutation import (
     FloatArray,
     Perm,
@@ -49,10 +51,11 @@ from calibrators.permutation import (
 from calibrators.referential import Handling
 
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
-Design = Literal["balanced", "far", "adversarial"]
+Design = Literal["balanced", "swap", "far", "adversarial"]
 Role = Literal["baseline", "warmup", "refresh", "single", "adaptive", "undebiased"]
 METHODS: tuple[str, ...] = get_args(Method)
 
+PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
@@ -104,6 +107,8 @@ class QuestionRun:
         self.handling: Handling = handling
         self.fixed = fixed
         self.prior = planner.current_prior() if role in ("single", "adaptive") else None
+        # adaptive: how much the orders after the first count when pooled (do-no-harm check)
+        self.later_weight = planner.later_weight() if role == "adaptive" else 1.0
         self._cyclic = cyclic_permutations(planner.n, fixed)
         self._asked: list[Perm] = []
         self._dropped: set[Perm] = set()
@@ -111,6 +116,7 @@ class QuestionRun:
         self._queue: list[Perm] = []
         self._result: McqResult | None = None
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
+        self.index = planner.started  # this question's number in the key (1-based)
         # What planning this question did to the planner's schedule counters, so that another
         # copy of the state can account for it (:meth:`PermutationPlanner.adopt`).
         self.counted: dict[str, int] = {}
@@ -194,8 +200,15 @@ class QuestionRun:
         )
 
     def debiased_estimate(self) -> FloatArray:
-        """Normalised geometric mean of the debiased observations so far (original order)."""
-        return _softmax(self.debiased_logs().mean(axis=0))
+        """Normalised weighted geometric mean of the debiased observations so far (original
+        order); the orders after the first weigh :attr:`later_weight` each."""
+        return _softmax(self.pooled_logs())
+
+    def pooled_logs(self) -> FloatArray:
+        logs = self.debiased_logs()
+        w = np.full(len(logs), self.later_weight)
+        w[0] = 1.0
+        return (w @ logs) / w.sum()  # type: ignore[no-any-return]
 
     def all_cyclic_seen(self) -> bool:
         return all(c in self._obs for c in self._cyclic)
@@ -275,6 +288,7 @@ class PermutationPlanner:
         max_warmup: int = 24,
         prior_confidence: float = 0.8,
         design: Design = "balanced",
+        harm_check: bool = True,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -304,10 +318,10 @@ class PermutationPlanner:
         self.max_warmup = max(max_warmup, warmup)
         self.prior_confidence = prior_confidence
         self.design: Design = design
-        # Spread of the per-question priors (centred logs, Welford): how sure the key's prior is.
-        self.lp_count = 0
-        self.lp_mean = np.zeros(n)
-        self.lp_m2 = np.zeros(n)
+        # adaptive: the prior learned from every question asked in two or more orders.
+        self.contrast = ContrastPrior(n)
+        self.harm_check = harm_check
+        self.harm = HarmCheck()
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
@@ -322,27 +336,29 @@ class PermutationPlanner:
         return self.spent / self.started if self.started else 0.0
 
     def prior_reliability(self) -> float:
-        """How much of the learned prior to trust, in [0, 1] (``adaptive``).
-
-        James-Stein style: 1 - (sampling variance of the mean log prior) / (its squared size).
-        A strong, consistent ID bias is trusted after a few questions; a weak one seen through
-        noisy questions (a near-random model) stays shrunk toward uniform until the evidence
-        piles up. State stored before this was tracked is trusted fully, as it was then.
-        """
-        k = self.lp_count
-        if k != self.estimator.count or k < 2:
+        """How much of the learned prior an ``adaptive`` question divides out, in [0, 1]
+        (:meth:`ContrastPrior.reliability`); 1 while there is no noise estimate yet (fewer
+        than two full-cyclic questions, or state stored before this was tracked)."""
+        if self.contrast.full < 2:
             return 1.0
-        var = float(self.lp_m2.sum()) / (k - 1) / k
-        size = float(np.sum(self.lp_mean**2))
-        return max(0.0, 1.0 - var / size) if size > 0 else 0.0
+        return self.contrast.reliability()
+
+    def later_weight(self) -> float:
+        """``adaptive``: weight of the orders after the first in the pooled answer
+        (:meth:`HarmCheck.later_weight`; 1 without the check)."""
+        return self.harm.later_weight() if self.harm_check else 1.0
 
     def current_prior(self) -> FloatArray:
-        """The prior a question planned now divides out: the estimate, shrunk toward uniform
-        by :meth:`prior_reliability` for ``adaptive``."""
-        prior = self.estimator.prior
+        """The prior a question planned now divides out: PriDe's estimate; for ``adaptive``
+        the one learned from every multi-order question, shrunk toward uniform by its own
+        uncertainty (PriDe's estimate while that cannot be judged yet)."""
         if self.method != "adaptive":
-            return prior
-        return normalise(prior ** self.prior_reliability())
+            return self.estimator.prior
+        if self.harm_check and self.harm.prior_hurts():
+            return np.full(self.n, 1.0 / self.n)  # do no harm: the raw answer
+        if self.contrast.full < 2:
+            return self.estimator.prior
+        return self.contrast.prior()
 
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
@@ -418,11 +434,9 @@ class PermutationPlanner:
             "max_warmup": self.max_warmup,
             "prior_confidence": self.prior_confidence,
             "design": self.design,
-            "log_prior": {
-                "count": self.lp_count,
-                "mean": [float(x) for x in self.lp_mean],
-                "m2": [float(x) for x in self.lp_m2],
-            },
+            "contrast": self.contrast.to_dict(),
+            "harm_check": self.harm_check,
+            "harm": self.harm.to_dict(),
         }
 
     @classmethod
@@ -442,13 +456,13 @@ class PermutationPlanner:
             max_warmup=int(d.get("max_warmup", d["warmup"])),
             prior_confidence=float(d.get("prior_confidence", 0.0)),
             design=d.get("design", "adversarial"),
+            harm_check=bool(d.get("harm_check", False)),
         )
         p.estimator = est
-        lp = d.get("log_prior")
-        if lp is not None:
-            p.lp_count = int(lp["count"])
-            p.lp_mean = np.asarray(lp["mean"], dtype=np.float64)
-            p.lp_m2 = np.asarray(lp["m2"], dtype=np.float64)
+        if "contrast" in d:
+            p.contrast = ContrastPrior.from_dict(p.n, d["contrast"])
+        if "harm" in d:
+            p.harm = HarmCheck.from_dict(d["harm"])
         p.started, p.spent = int(d["started"]), int(d["spent"])
         p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
         return p
@@ -502,8 +516,13 @@ class PermutationPlanner:
             return None
         if len(logs) >= 2 and int(np.argmax(logs[-1])) == int(np.argmax(logs[-2])):
             return None  # two orders, the favourite at different positions, same answer
-        est = logs.sum(axis=0)
+        est = run.pooled_logs() * len(logs)
         if top2_margin(est) >= self.threshold:
+            return None
+        if self.harm_check and run.index % PROBE_EVERY and self.harm.extras_hurt():
+            # Do no harm: the other orders carry worse evidence than the first. One uncertain
+            # question in PROBE_EVERY still asks, so that the evidence keeps coming and a
+            # false alarm can clear.
             return None
         if not self._affordable(1):
             run.guard_blocked = True
@@ -512,11 +531,24 @@ class PermutationPlanner:
         assert prior is not None
         order = np.argsort(-est)
         top, second = int(order[0]), int(order[1])
-        if self.design == "adversarial":
+        if self.design == "adversarial" or (self.design == "far" and len(logs) > 1):
             # Move the current favourite to the position the prior favours least.
             return min(remaining, key=lambda perm: prior[perm.index(top)])
         asked = run.answered
-        if self.design == "far":
+        spread = self.contrast.spread()
+        if self.design == "swap" and spread is not None:
+            # The question's own position bias (its departure from the key's prior) is what
+            # debiasing leaves behind. Choose the order under which it cancels best between
+            # the two contenders: ideally each takes the position the other had.
+            def leftover(perm: Perm) -> float:
+                w = np.zeros(self.n)
+                for p in [*asked, perm]:
+                    w[p.index(top)] += 1.0
+                    w[p.index(second)] -= 1.0
+                return float(w @ spread @ w)
+
+            return min(remaining, key=leftover)
+        if self.design in ("far", "swap"):
             # Each option to the position furthest from where it was shown so far.
             def spread(perm: Perm) -> float:
                 return -min(
@@ -539,13 +571,11 @@ class PermutationPlanner:
 
     def _completed(self, run: QuestionRun) -> None:
         if run.handling == "permuted" and run.all_cyclic_seen():
-            q = question_prior(run.cyclic_matrix())
-            self.estimator.update(q)
-            lq = np.log(q) - np.log(q).mean()
-            self.lp_count += 1
-            delta = lq - self.lp_mean
-            self.lp_mean = self.lp_mean + delta / self.lp_count
-            self.lp_m2 = self.lp_m2 + delta * (lq - self.lp_mean)
+            self.estimator.update(question_prior(run.cyclic_matrix()))
+        if self.method == "adaptive" and run.handling != "undebiased":
+            obs = run.observations()
+            self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
+            self.contrast.update(obs)
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)
