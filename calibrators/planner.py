@@ -51,10 +51,13 @@ from calibrators.permutation import (
 from calibrators.referential import Handling
 
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
-Design = Literal["balanced", "swap", "far", "adversarial"]
+Design = Literal["auto", "far", "adversarial"]
 Role = Literal["baseline", "warmup", "refresh", "single", "adaptive", "undebiased"]
 METHODS: tuple[str, ...] = get_args(Method)
 
+# adaptive, design "auto": a prior whose largest entry is under this many times its smallest is
+# too flat to say where the favourite is least favoured; the second order is then the far one.
+AUTO_PRIOR_RATIO = 1.5
 PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
@@ -282,13 +285,14 @@ class PermutationPlanner:
         alpha: float = 0.02,
         budget: float = 2.0,
         threshold: float = 3.0,
-        max_threshold: float = 5.0,
+        max_threshold: float = 4.0,
         lr: float = 0.2,
         max_count: int | None = None,
         max_warmup: int = 24,
         prior_confidence: float = 0.8,
-        design: Design = "balanced",
+        design: Design = "auto",
         harm_check: bool = True,
+        pair_prior: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -321,6 +325,7 @@ class PermutationPlanner:
         # adaptive: the prior learned from every question asked in two or more orders.
         self.contrast = ContrastPrior(n)
         self.harm_check = harm_check
+        self.pair_prior = pair_prior
         self.harm = HarmCheck()
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
@@ -436,6 +441,7 @@ class PermutationPlanner:
             "design": self.design,
             "contrast": self.contrast.to_dict(),
             "harm_check": self.harm_check,
+            "pair_prior": self.pair_prior,
             "harm": self.harm.to_dict(),
         }
 
@@ -457,6 +463,7 @@ class PermutationPlanner:
             prior_confidence=float(d.get("prior_confidence", 0.0)),
             design=d.get("design", "adversarial"),
             harm_check=bool(d.get("harm_check", False)),
+            pair_prior=bool(d.get("pair_prior", True)),
         )
         p.estimator = est
         if "contrast" in d:
@@ -481,10 +488,12 @@ class PermutationPlanner:
             self.method == "adaptive"
             and handling == "permuted"
             and self.warmed < self.max_warmup
+            and self.after_warmup == 0
             and self.prior_reliability() < self.prior_confidence
         ):
             # The prior is still too unsure to divide out (a weak bias seen through noise):
-            # keep estimating it, up to ``max_warmup`` questions.
+            # keep estimating it, up to ``max_warmup`` questions. Only while the warm-up has not
+            # ended: later, the budget guard decides (a refresh).
             self.warmed += 1
             return "warmup"
         if (
@@ -529,42 +538,21 @@ class PermutationPlanner:
             return None
         prior = run.prior
         assert prior is not None
-        order = np.argsort(-est)
-        top, second = int(order[0]), int(order[1])
-        if self.design == "adversarial" or (self.design == "far" and len(logs) > 1):
-            # Move the current favourite to the position the prior favours least.
-            return min(remaining, key=lambda perm: prior[perm.index(top)])
-        asked = run.answered
-        spread = self.contrast.spread()
-        if self.design == "swap" and spread is not None:
-            # The question's own position bias (its departure from the key's prior) is what
-            # debiasing leaves behind. Choose the order under which it cancels best between
-            # the two contenders: ideally each takes the position the other had.
-            def leftover(perm: Perm) -> float:
-                w = np.zeros(self.n)
-                for p in [*asked, perm]:
-                    w[p.index(top)] += 1.0
-                    w[p.index(second)] -= 1.0
-                return float(w @ spread @ w)
-
-            return min(remaining, key=leftover)
-        if self.design in ("far", "swap"):
-            # Each option to the position furthest from where it was shown so far.
-            def spread(perm: Perm) -> float:
-                return -min(
-                    min(abs(perm.index(i) - a.index(i)) for a in asked) for i in range(self.n)
-                )
-
-            return min(remaining, key=spread)
-        # Balanced: the top two contenders' summed position priors as equal as possible, so
-        # that what is left of the ID bias after debiasing cancels between them.
-        lp = np.log(prior)
-
-        def exposure(perm: Perm) -> float:
-            seen = [*asked, perm]
-            return abs(sum(lp[p.index(top)] - lp[p.index(second)] for p in seen))
-
-        return min(remaining, key=exposure)
+        top = int(np.argmax(est))
+        far = self.design == "far" or (
+            self.design == "auto" and float(prior.max() / prior.min()) < AUTO_PRIOR_RATIO
+        )
+        if far and len(logs) == 1:
+            # Second order: every option as far as it can go from where it was shown, so that
+            # what is left of a question's own position bias cancels rather than adds up.
+            first = run.answered[0]
+            return max(
+                remaining,
+                key=lambda perm: min(abs(perm.index(i) - first.index(i)) for i in range(self.n)),
+            )
+        # Move the current favourite to the position the prior favours least: if it still wins
+        # there, the decision is robust; if it was riding on its position, this exposes it.
+        return min(remaining, key=lambda perm: prior[perm.index(top)])
 
     def _spend(self, calls: int) -> None:
         self.spent += calls
@@ -575,7 +563,8 @@ class PermutationPlanner:
         if self.method == "adaptive" and run.handling != "undebiased":
             obs = run.observations()
             self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
-            self.contrast.update(obs)
+            if self.pair_prior or run.all_cyclic_seen():
+                self.contrast.update(obs)
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard.evaluation.mcq import evaluate_mcq
+from guard.evaluation.mcq import evaluate_mcq, two_order_ceiling, verdict_from_rows
 from guard.evaluation.recorded import ClassifyRecords, load_recorded
 from guard.evaluation.table import format_table
 
 DEFAULT_BUDGETS = (1.5, 2.0, 3.0)
+SUMMARY_BUDGET = 2.0  # the planner's default budget: the one the goals are judged at
 
 
 def default_recorded_dir() -> Path:
@@ -58,4 +59,7 @@ def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -
             ]
         )
     head = f"{path.name}: {len(rec)} questions, {rec.n_options} options"
-    return format_table(head, evaluate_mcq(rec, seeds, budgets))
+    rows = evaluate_mcq(rec, seeds, budgets)
+    table = format_table(head, rows)
+    verdict = verdict_from_rows(rows, SUMMARY_BUDGET, two_order_ceiling(rec))
+    return table if verdict is None else f"{table}\n{verdict.summary()}"

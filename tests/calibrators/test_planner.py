@@ -103,8 +103,10 @@ def test_adaptive_stops_after_one_call_when_the_debiased_answer_is_clear() -> No
     assert res.index == 0
 
 
-def test_adaptive_moves_the_favourite_to_the_least_favoured_position() -> None:
-    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+def test_adversarial_design_moves_the_favourite_to_the_least_favoured_position() -> None:
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0, design="adversarial"
+    )
     drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
     run = planner.start()
     (first,) = run.pending()
@@ -329,3 +331,85 @@ def test_adopt_accounts_for_a_run_of_another_copy_once() -> None:
     assert (b.started, b.spent, b.warmed, b.estimator.count) == (1, 4, 1, 1)
     with pytest.raises(ValueError, match="options"):
         PermutationPlanner(3).adopt(run)
+
+
+def test_far_design_asks_the_opposite_order_second_then_moves_the_favourite() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+    assert planner.design == "far"
+    drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+
+    def contrarian(perm: Perm) -> np.ndarray:
+        return normalise(PRIOR * np.array([0.2, 0.2, 0.2, 0.4]))
+
+    run = planner.start()
+    (first,) = run.pending()
+    run.observe(first, contrarian(first))
+    (second,) = run.pending()
+    assert second == cyclic_shift(4, 2)  # every option two positions away
+    run.observe(second, contrarian(second))
+    (third,) = run.pending()
+    # Pooled, option 1 leads (shown at D, then... ) and goes to a least-favoured position.
+    top = int(np.argmax(run.pooled_logs()))
+    assert PRIOR[third.index(top)] == PRIOR.min()
+
+
+def noisy_prior_model(prior: np.ndarray, rng: np.random.Generator, spread: float):
+    """Per-question position bias around ``prior`` and random content: a near-random model."""
+    content = normalise(rng.random(4))
+    own = prior * np.exp(rng.normal(0, spread, 4))
+    return prior_only_model(own, content)
+
+
+def test_warmup_lasts_while_the_prior_is_unsure() -> None:
+    rng = np.random.default_rng(4)
+    weak = PermutationPlanner(4, "adaptive", warmup=4, max_warmup=20)
+    strong = PermutationPlanner(4, "adaptive", warmup=4, max_warmup=20)
+    for _ in range(40):
+        drive(weak.start(), noisy_prior_model(np.array([0.24, 0.27, 0.25, 0.24]), rng, 0.4))
+        drive(strong.start(), noisy_prior_model(PRIOR, rng, 0.1))
+    assert strong.warmed == 4  # a strong, consistent bias: trusted after the minimum
+    assert strong.prior_reliability() > 0.95
+    assert weak.warmed == 20  # a weak bias seen through noise: warm-up to the maximum ...
+    assert weak.prior_reliability() < 0.8  # ... and still divided out only in part
+    flat = np.log(weak.current_prior() * 4)
+    assert np.abs(flat).max() < np.abs(weak.contrast.log_prior()).max()
+
+
+def test_state_stored_before_these_settings_loads_with_the_old_behaviour() -> None:
+    planner = PermutationPlanner(4, "adaptive", warmup=3)
+    for _ in range(5):
+        drive(planner.start(), prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1])))
+    old = planner.to_dict()
+    for key in ("max_warmup", "prior_confidence", "design", "contrast", "harm_check", "harm", "pair_prior"):
+        del old[key]
+    loaded = PermutationPlanner.from_dict(old)
+    assert (loaded.design, loaded.harm_check, loaded.max_warmup) == ("adversarial", False, 3)
+    np.testing.assert_allclose(loaded.current_prior(), planner.estimator.prior)
+    assert loaded.start().role == "adaptive"
+
+
+def test_adaptive_stops_pooling_orders_that_read_worse_than_the_first() -> None:
+    # Shown as written, the model knows the answer; in any other order it mostly guesses.
+    rng = np.random.default_rng(5)
+    planner = PermutationPlanner(4, "adaptive", warmup=4, budget=2.0)
+    calls = []
+    for _ in range(150):
+        gold = int(rng.integers(4))
+
+        def answer(perm: Perm, gold: int = gold) -> np.ndarray:
+            sure = 3.0 if perm == (0, 1, 2, 3) else 0.3
+            logits = sure * (np.asarray(perm) == gold) + rng.normal(0, 0.5, 4)
+            return normalise(PRIOR * np.exp(logits))
+
+        run = planner.start()
+        res = drive(run, answer)
+        calls.append((run.index, res.role, res.calls, planner.harm.extras_hurt()))
+    assert planner.harm.extras_hurt()
+    assert planner.later_weight() == 0.0
+    # Once the check trips, only one question in four (to keep the evidence coming) may still
+    # ask a second order.
+    tripped = next(i for i, c in enumerate(calls) if c[3])
+    assert tripped < 60
+    after = [c for c in calls[tripped + 1 :] if c[1] == "adaptive"]
+    assert all(index % 4 == 0 for index, _, n_calls, _ in after if n_calls > 1)
+    assert sum(n_calls > 1 for _, _, n_calls, _ in after) > 0  # and they do
