@@ -100,7 +100,7 @@ class ContrastPrior:
         that no key-wide prior can divide out."""
         if self.full < 2:
             return None
-        return self.full_m2 / (self.full - 1)  # type: ignore[no-any-return]
+        return self.full_m2 / (self.full - 1)
 
     def reliability(self) -> float:
         """Share of the estimated log prior to divide out, in [0, 1] (positive-part James-Stein:

@@ -40,9 +40,7 @@ def sampled(rec: McqRecords, samples: int, seed: int = 0) -> McqRecords:
     into distributions by :func:`counts_distribution`."""
     rng = np.random.default_rng(seed)
     p = rec.probs_cyclic / rec.probs_cyclic.sum(axis=-1, keepdims=True)
-    counts = np.stack(
-        [[rng.multinomial(samples, row) for row in q] for q in p]
-    ).astype(np.float64)
+    counts = np.stack([[rng.multinomial(samples, row) for row in q] for q in p]).astype(np.float64)
     probs = np.stack([[counts_distribution(c) for c in q] for q in counts])
     return McqRecords(f"{rec.name}, {samples} samples", probs, rec.gold, rec.options, rec.questions)
 
@@ -230,9 +228,7 @@ def two_order_ceiling(rec: McqRecords) -> float:
             ]
         )
     )
-    return max(
-        accuracy((logs[:, 0] + logs[:, k]).argmax(axis=1), rec.gold) for k in range(1, n)
-    )
+    return max(accuracy((logs[:, 0] + logs[:, k]).argmax(axis=1), rec.gold) for k in range(1, n))
 
 
 def mcq_baselines(rec: McqRecords, seeds: int = 20) -> tuple[Row, Row, Row]:

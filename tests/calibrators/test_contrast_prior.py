@@ -19,7 +19,9 @@ from calibrators.permutation import (
 PRIOR = np.array([0.1, 0.5, 0.3, 0.1])
 
 
-def observe(prior: np.ndarray, content: np.ndarray, perms: list[Perm]) -> list[tuple[Perm, np.ndarray]]:
+def observe(
+    prior: np.ndarray, content: np.ndarray, perms: list[Perm]
+) -> list[tuple[Perm, np.ndarray]]:
     return [(p, normalise(prior * content[list(p)])) for p in perms]
 
 
@@ -33,7 +35,9 @@ def test_two_orders_of_a_prior_only_model_pin_the_prior_exactly() -> None:
     rng = np.random.default_rng(0)
     cp = ContrastPrior(4)
     for _ in range(5):
-        cp.update(observe(PRIOR, normalise(rng.random(4)), [cyclic_shift(4, 0), cyclic_shift(4, 1)]))
+        cp.update(
+            observe(PRIOR, normalise(rng.random(4)), [cyclic_shift(4, 0), cyclic_shift(4, 1)])
+        )
     np.testing.assert_allclose(cp.log_prior(), centred_log(PRIOR), atol=1e-9)
     assert cp.questions == 5
     assert cp.full == 0  # no noise estimate yet
@@ -43,7 +47,9 @@ def test_two_orders_of_a_prior_only_model_pin_the_prior_exactly() -> None:
 def test_the_opposite_shift_alone_only_pins_the_contrasts_it_sees() -> None:
     # Shift 2 of 4 moves A<->C and B<->D: it says nothing about A against B.
     cp = ContrastPrior(4)
-    cp.update(observe(PRIOR, np.array([0.4, 0.3, 0.2, 0.1]), [cyclic_shift(4, 0), cyclic_shift(4, 2)]))
+    cp.update(
+        observe(PRIOR, np.array([0.4, 0.3, 0.2, 0.1]), [cyclic_shift(4, 0), cyclic_shift(4, 2)])
+    )
     lp = cp.log_prior()
     want = centred_log(PRIOR)
     assert lp[0] - lp[2] == pytest.approx(want[0] - want[2])

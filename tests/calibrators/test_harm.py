@@ -39,7 +39,9 @@ def test_orders_alike_are_not_flagged() -> None:
     h = HarmCheck()
     for _ in range(200):
         content = rng.normal(0, 1.5, 4)
-        h.update(two_orders(content + rng.normal(0, 0.5, 4), content + rng.normal(0, 0.5, 4)), UNIFORM)
+        h.update(
+            two_orders(content + rng.normal(0, 0.5, 4), content + rng.normal(0, 0.5, 4)), UNIFORM
+        )
     assert not h.extras_hurt()
     assert h.later_weight() == 1.0
     assert not h.prior_hurts()

@@ -333,24 +333,64 @@ def test_adopt_accounts_for_a_run_of_another_copy_once() -> None:
         PermutationPlanner(3).adopt(run)
 
 
-def test_far_design_asks_the_opposite_order_second_then_moves_the_favourite() -> None:
-    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
-    assert planner.design == "far"
+def _second_order(planner: PermutationPlanner, prior: np.ndarray) -> tuple[Perm, Perm]:
+    """Warm the planner up on a prior-only model, then ask one uncertain question: its first
+    two orders (the model always prefers what is shown at position D)."""
+    drive(planner.start(), prior_only_model(prior, np.full(4, 0.25)))
+    run = planner.start()
+    (first,) = run.pending()
+    run.observe(first, normalise(prior * np.array([0.2, 0.2, 0.2, 0.4])))
+    (second,) = run.pending()
+    return first, second
+
+
+@pytest.mark.parametrize(
+    ("design", "prior", "want"),
+    [
+        # far: every option two positions away, whatever the prior
+        ("far", PRIOR, cyclic_shift(4, 2)),
+        # auto on a clear prior: the favourite (D, option 3) to a least-favoured position (A)
+        ("auto", PRIOR, cyclic_shift(4, 3)),
+        # auto on a flat prior (largest entry under 1.5 times the smallest): far
+        ("auto", np.array([0.22, 0.3, 0.26, 0.22]), cyclic_shift(4, 2)),
+        ("adversarial", np.array([0.22, 0.3, 0.26, 0.22]), cyclic_shift(4, 3)),
+    ],
+)
+def test_which_order_comes_second(design: str, prior: np.ndarray, want: Perm) -> None:
+    planner = PermutationPlanner(
+        4,
+        "adaptive",
+        warmup=1,
+        alpha=0.0,
+        budget=4.0,
+        threshold=4.0,
+        design=design,  # type: ignore[arg-type]
+    )
+    first, second = _second_order(planner, prior)
+    assert first == (0, 1, 2, 3)
+    assert second == want
+
+
+def test_after_the_far_order_the_favourite_goes_where_the_prior_favours_it_least() -> None:
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0, design="far"
+    )
     drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+    run = planner.start()
 
     def contrarian(perm: Perm) -> np.ndarray:
         return normalise(PRIOR * np.array([0.2, 0.2, 0.2, 0.4]))
 
-    run = planner.start()
     (first,) = run.pending()
     run.observe(first, contrarian(first))
     (second,) = run.pending()
-    assert second == cyclic_shift(4, 2)  # every option two positions away
     run.observe(second, contrarian(second))
+    assert second == cyclic_shift(4, 2)
     (third,) = run.pending()
-    # Pooled, option 1 leads (shown at D, then... ) and goes to a least-favoured position.
     top = int(np.argmax(run.pooled_logs()))
-    assert PRIOR[third.index(top)] == PRIOR.min()
+    left = [cyclic_shift(4, 1), cyclic_shift(4, 3)]
+    assert third in left
+    assert PRIOR[third.index(top)] == min(PRIOR[p.index(top)] for p in left)
 
 
 def noisy_prior_model(prior: np.ndarray, rng: np.random.Generator, spread: float):
@@ -380,7 +420,15 @@ def test_state_stored_before_these_settings_loads_with_the_old_behaviour() -> No
     for _ in range(5):
         drive(planner.start(), prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1])))
     old = planner.to_dict()
-    for key in ("max_warmup", "prior_confidence", "design", "contrast", "harm_check", "harm", "pair_prior"):
+    for key in (
+        "max_warmup",
+        "prior_confidence",
+        "design",
+        "contrast",
+        "harm_check",
+        "harm",
+        "pair_prior",
+    ):
         del old[key]
     loaded = PermutationPlanner.from_dict(old)
     assert (loaded.design, loaded.harm_check, loaded.max_warmup) == ("adversarial", False, 3)

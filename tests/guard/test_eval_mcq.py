@@ -55,7 +55,12 @@ RECORDED_MCQ = [
 ]
 # Goals the default planner is known to miss, and why (the README's table shows the figures).
 # strict: the test fails once the goal is met, so that this list is kept honest.
-KNOWN_MISSES: dict[tuple[str, str], str] = {}
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("arc_0s_llama-65b.jsonl", "above line"): (
+        "+0.4 pt over the line, not +0.5: the far second order would reach 80.4% but at RStd "
+        "3.3 against PriDe's 2.7; the defaults, chosen leaving this model out, keep balance"
+    ),
+}
 
 _verdicts: dict[str, AdaptiveVerdict] = {}
 
@@ -153,7 +158,8 @@ def test_the_goals_can_fail() -> None:
     assert len(worse.misses()) == 4, worse.misses()
     assert AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.0), raw, pride, cyc).misses() == []
     harmful = AdaptiveVerdict(2.0, _row(62.0, 6.0, 2.0), raw, pride, _row(64.0, 5.0, 4.0))
-    assert any("under PriDe" in m for m in harmful.misses())
+    assert harmful.best_cheap is pride
+    assert "-3.0 pt under m" in harmful.misses()
     over = AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.1), raw, pride, cyc)
     assert any("budget" in m for m in over.misses())
 
