@@ -58,7 +58,15 @@ METHODS: tuple[str, ...] = get_args(Method)
 # adaptive, design "auto": a prior whose largest entry is under this many times its smallest is
 # too flat to say where the favourite is least favoured; the second order is then the far one.
 AUTO_PRIOR_RATIO = 1.5
-PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
+PROBE_EVERY = 4
+# Settings added after states were first stored: a stored state without them takes the defaults.
+NEWER_SETTINGS = (
+    "max_warmup",
+    "prior_confidence",
+    "design",
+    "harm_check",
+    "pair_prior",
+)  # adaptive: while extra orders look harmful, one question in this many asks them
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
@@ -342,11 +350,15 @@ class PermutationPlanner:
 
     def prior_reliability(self) -> float:
         """How much of the learned prior an ``adaptive`` question divides out, in [0, 1]
-        (:meth:`ContrastPrior.reliability`); 1 while there is no noise estimate yet (fewer
-        than two full-cyclic questions, or state stored before this was tracked)."""
-        if self.contrast.full < 2:
-            return 1.0
-        return self.contrast.reliability()
+        (:meth:`ContrastPrior.reliability`); 1 while that cannot be judged (see
+        :meth:`current_prior`)."""
+        return self.contrast.reliability() if self._contrast_ready() else 1.0
+
+    def _contrast_ready(self) -> bool:
+        # Two full-cyclic questions give a first noise estimate. A state stored before the
+        # contrast prior existed has seen more full questions than its contrast prior ever will:
+        # it keeps PriDe's estimate.
+        return self.contrast.full >= max(2, self.estimator.count)
 
     def later_weight(self) -> float:
         """``adaptive``: weight of the orders after the first in the pooled answer
@@ -361,7 +373,7 @@ class PermutationPlanner:
             return self.estimator.prior
         if self.harm_check and self.harm.prior_hurts():
             return np.full(self.n, 1.0 / self.n)  # do no harm: the raw answer
-        if self.contrast.full < 2:
+        if not self._contrast_ready():
             return self.estimator.prior
         return self.contrast.prior()
 
@@ -458,12 +470,8 @@ class PermutationPlanner:
             max_threshold=float(d["max_threshold"]),
             lr=float(d["lr"]),
             max_count=est.max_count,
-            # Stored before these settings existed: the behaviour of that time.
-            max_warmup=int(d.get("max_warmup", d["warmup"])),
-            prior_confidence=float(d.get("prior_confidence", 0.0)),
-            design=d.get("design", "adversarial"),
-            harm_check=bool(d.get("harm_check", False)),
-            pair_prior=bool(d.get("pair_prior", True)),
+            # Stored before these settings existed: today's defaults.
+            **{k: d[k] for k in NEWER_SETTINGS if k in d},
         )
         p.estimator = est
         if "contrast" in d:

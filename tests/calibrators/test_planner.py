@@ -14,7 +14,7 @@ from calibrators.permutation import (
     normalise,
     to_original,
 )
-from calibrators.planner import McqResult, PermutationPlanner, QuestionRun
+from calibrators.planner import NEWER_SETTINGS, McqResult, PermutationPlanner, QuestionRun
 
 
 def prior_only_model(prior: np.ndarray, content: np.ndarray):
@@ -415,25 +415,29 @@ def test_warmup_lasts_while_the_prior_is_unsure() -> None:
     assert np.abs(flat).max() < np.abs(weak.contrast.log_prior()).max()
 
 
-def test_state_stored_before_these_settings_loads_with_the_old_behaviour() -> None:
+def test_state_stored_before_issue_10_loads_with_todays_defaults_and_keeps_its_prior() -> None:
+    rng = np.random.default_rng(6)
     planner = PermutationPlanner(4, "adaptive", warmup=3)
-    for _ in range(5):
-        drive(planner.start(), prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1])))
+    for _ in range(30):
+        drive(planner.start(), noisy_prior_model(PRIOR, rng, 0.2))
     old = planner.to_dict()
-    for key in (
-        "max_warmup",
-        "prior_confidence",
-        "design",
-        "contrast",
-        "harm_check",
-        "harm",
-        "pair_prior",
-    ):
+    for key in (*NEWER_SETTINGS, "contrast", "harm"):
         del old[key]
-    loaded = PermutationPlanner.from_dict(old)
-    assert (loaded.design, loaded.harm_check, loaded.max_warmup) == ("adversarial", False, 3)
+    loaded = PermutationPlanner.from_dict(json.loads(json.dumps(old)))
+    fresh = PermutationPlanner(4, "adaptive")
+    assert (loaded.design, loaded.harm_check, loaded.max_warmup, loaded.pair_prior) == (
+        fresh.design,
+        fresh.harm_check,
+        fresh.max_warmup,
+        fresh.pair_prior,
+    )
+    # Its prior came from questions its new contrast prior never saw: PriDe's estimate stays.
     np.testing.assert_allclose(loaded.current_prior(), planner.estimator.prior)
-    assert loaded.start().role == "adaptive"
+    for _ in range(30):
+        drive(loaded.start(), noisy_prior_model(PRIOR, rng, 0.2))
+    np.testing.assert_allclose(loaded.current_prior(), loaded.estimator.prior)
+    again = PermutationPlanner.from_dict(json.loads(json.dumps(loaded.to_dict())))
+    assert again.to_dict() == loaded.to_dict()
 
 
 def test_adaptive_stops_pooling_orders_that_read_worse_than_the_first() -> None:
