@@ -58,15 +58,9 @@ METHODS: tuple[str, ...] = get_args(Method)
 # adaptive, design "auto": a prior whose largest entry is under this many times its smallest is
 # too flat to say where the favourite is least favoured; the second order is then the far one.
 AUTO_PRIOR_RATIO = 1.5
-PROBE_EVERY = 4
+PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
 # Settings added after states were first stored: a stored state without them takes the defaults.
-NEWER_SETTINGS = (
-    "max_warmup",
-    "prior_confidence",
-    "design",
-    "harm_check",
-    "pair_prior",
-)  # adaptive: while extra orders look harmful, one question in this many asks them
+NEWER_SETTINGS = ("max_warmup", "prior_confidence", "design", "harm_check", "pair_prior")
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
@@ -570,9 +564,11 @@ class PermutationPlanner:
             self.estimator.update(question_prior(run.cyclic_matrix()))
         if self.method == "adaptive" and run.handling != "undebiased":
             obs = run.observations()
-            self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
             if self.pair_prior or run.all_cyclic_seen():
                 self.contrast.update(obs)
+            # The prior the question was debiased with; a warm-up or refresh question, the
+            # key's prior with this question folded in.
+            self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)

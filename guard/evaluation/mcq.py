@@ -169,17 +169,17 @@ class AdaptiveVerdict:
         if self.adaptive.calls.hi > self.budget + 1e-9:
             out.append(f"calls {self.adaptive.calls.hi:.2f} > budget {self.budget:g}")
         if self.vs_line < -0.5:
-            out.append(f"{self.vs_line:+.1f} pt under the line")
+            out.append(f"{self.vs_line:+.2f} pt under the line")
         if self.cyclic_gain >= 1.0 and self.vs_line < 0.5:
-            out.append(f"cyclic gains {self.cyclic_gain:.1f} pt but only {self.vs_line:+.1f} over")
+            out.append(f"cyclic gains {self.cyclic_gain:.1f} pt but only {self.vs_line:+.2f} over")
         if self.adaptive.balance.mean > self.pride.balance.mean:
             out.append(
-                f"RStd {self.adaptive.balance.mean:.1f} > PriDe's {self.pride.balance.mean:.1f}"
+                f"RStd {self.adaptive.balance.mean:.2f} > PriDe's {self.pride.balance.mean:.2f}"
             )
         if self.vs_best < -0.5:
-            out.append(f"{self.vs_best:+.1f} pt under {self.best_cheap.method}")
+            out.append(f"{self.vs_best:+.2f} pt under {self.best_cheap.method}")
         if self.cyclic_gain >= 1.0 and self.cyclic_in_reach and self.vs_cyclic < -1.0:
-            out.append(f"{self.vs_cyclic:+.1f} pt under cyclic, which is in reach")
+            out.append(f"{self.vs_cyclic:+.2f} pt under cyclic, which is in reach")
         return out
 
     def summary(self) -> str:

@@ -57,8 +57,8 @@ RECORDED_MCQ = [
 # strict: the test fails once the goal is met, so that this list is kept honest.
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("arc_0s_llama-65b.jsonl", "above line"): (
-        "+0.4 pt over the line, not +0.5: the far second order would reach 80.4% but at RStd "
-        "3.3 against PriDe's 2.7; the defaults, chosen leaving this model out, keep balance"
+        "+0.45 pt over the line, not +0.5: the far second order would reach 80.5% but at RStd "
+        "3.4 against PriDe's 2.7; the defaults, chosen leaving this model out, keep balance"
     ),
 }
 
@@ -159,7 +159,7 @@ def test_the_goals_can_fail() -> None:
     assert AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.0), raw, pride, cyc).misses() == []
     harmful = AdaptiveVerdict(2.0, _row(62.0, 6.0, 2.0), raw, pride, _row(64.0, 5.0, 4.0))
     assert harmful.best_cheap is pride
-    assert "-3.0 pt under m" in harmful.misses()
+    assert "-3.00 pt under m" in harmful.misses()
     over = AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.1), raw, pride, cyc)
     assert any("budget" in m for m in over.misses())
 
