@@ -14,14 +14,18 @@ Methods:
   cyclic shifts: their per-question priors feed the :class:`PriorEstimator`, and their answer is the
   cyclic average. Every other question costs one call, debiased by the current prior.
 - ``adaptive`` (ours): as ``pride``, but when a debiased answer is uncertain, ask one more cyclic
-  shift at a time — the one that moves the current favourite to the position the prior favours
-  least — and pool the debiased observations in log space (a product of experts). Stop as soon as
-  the last two observations agree on the answer, or the pooled log-odds margin between the top two
-  options clears a threshold, or every shift was asked. The threshold adapts online so that the
-  mean number of upstream calls per question tracks ``budget`` (capped at ``max_threshold``: past
-  a clear decision, more orders only add noise); a hard guard never lets the running mean exceed
-  the budget once the warm-up is paid for. A question that ends with every shift asked also
-  refreshes the prior at no extra cost.
+  shift at a time and pool the debiased observations in log space (a product of experts). Stop as
+  soon as the last two observations agree on the answer, or the pooled log-odds margin between the
+  top two options clears a threshold, or every shift was asked. The threshold adapts online so
+  that the mean number of upstream calls per question tracks ``budget`` (capped at
+  ``max_threshold``: past a clear decision, more orders only add noise); a hard guard never lets
+  the running mean exceed the budget once the warm-up is paid for. A question that ends with every
+  shift asked also refreshes the prior at no extra cost. Which shift next (``design``): on a flat
+  prior the second order moves every option as far as it can go; otherwise, and for every later
+  order, the current favourite goes to the position the prior favours least. The prior divided
+  out is shrunk toward uniform by its own uncertainty, and the warm-up lasts while that is large
+  (:mod:`calibrators.contrast_prior`). Label-free evidence that extra orders or the prior make
+  answers worse backs them off (:mod:`calibrators.harm`).
 """
 
 from __future__ import annotations
@@ -274,7 +278,18 @@ class PermutationPlanner:
     budget: ``adaptive`` only — mean upstream calls per question to stay at or under.
     threshold: ``adaptive`` only — the initial pooled log-odds margin (nats) below which a question
         gets another order; it then adapts online to the budget (learning rate ``lr``, in nats per
-        extra call of error), between 0 and ``max_threshold`` (5 nats: odds of about 150 to 1).
+        extra call of error), between 0 and ``max_threshold`` (4 nats: odds of about 55 to 1).
+    max_warmup, prior_confidence: ``adaptive`` only — the warm-up goes on past ``warmup``
+        questions, up to ``max_warmup``, while the prior's reliability
+        (:meth:`prior_reliability`) is under ``prior_confidence``.
+    design: ``adaptive`` only — which order comes next: ``auto`` (the far order second on a flat
+        prior, else and later the favourite to the least-favoured position), ``far`` (the far
+        order second, whatever the prior) or ``adversarial`` (always the least-favoured position:
+        the rule before issue 10).
+    harm_check: ``adaptive`` only — back off extra orders and the prior when the label-free
+        evidence of :class:`HarmCheck` says they make answers worse.
+    pair_prior: ``adaptive`` only — learn the prior from every question asked in two or more
+        orders, not only from those asked in every cyclic order (off: measured no better).
     max_count: passed to :class:`PriorEstimator` (None: plain running mean).
     """
 
