@@ -465,3 +465,30 @@ def test_adaptive_stops_pooling_orders_that_read_worse_than_the_first() -> None:
     after = [c for c in calls[tripped + 1 :] if c[1] == "adaptive"]
     assert all(index % 4 == 0 for index, _, n_calls, _ in after if n_calls > 1)
     assert sum(n_calls > 1 for _, _, n_calls, _ in after) > 0  # and they do
+
+
+@pytest.mark.parametrize("pair_prior", [False, True])
+def test_adopt_equals_running_it_there_through_the_adaptive_machinery(pair_prior: bool) -> None:
+    # A near-random model with a weak, noisy bias (the warm-up runs long, the prior is shrunk)
+    # and orders after the first that read worse (the do-no-harm check trips): every piece of
+    # state that start() and result() touch must come out the same through adopt().
+    rng = np.random.default_rng(7)
+    live = PermutationPlanner(4, "adaptive", pair_prior=pair_prior)
+    tripped = False
+    for q in range(120):
+        stored = PermutationPlanner.from_dict(json.loads(json.dumps(live.to_dict())))
+        gold = int(rng.integers(4))
+        own = np.array([0.24, 0.27, 0.25, 0.24]) * np.exp(rng.normal(0, 0.4, 4))
+
+        def answer(perm: Perm, gold: int = gold, own: np.ndarray = own) -> np.ndarray:
+            sure = 2.5 if perm == (0, 1, 2, 3) else 0.2
+            return normalise(own * np.exp(sure * (np.asarray(perm) == gold)))
+
+        handling, fixed = ("kept_in_place", (3,)) if q % 11 == 6 else ("permuted", ())
+        run = live.start(handling, fixed)
+        drive(run, answer)
+        stored.adopt(run)
+        assert stored.to_dict() == live.to_dict(), q
+        tripped = tripped or live.harm.extras_hurt()
+    assert live.warmed > live.warmup  # the warm-up ran past its minimum
+    assert tripped
