@@ -339,7 +339,8 @@ class PermutationPlanner:
         self.max_warmup = max(max_warmup, warmup)
         self.prior_confidence = prior_confidence
         self.design: Design = design
-        # adaptive: the prior learned from every question asked in two or more orders.
+        # adaptive: the prior learned from full-cyclic questions (with pair_prior, from every
+        # question asked in two or more orders) and its own uncertainty.
         self.contrast = ContrastPrior(n)
         self.harm_check = harm_check
         self.pair_prior = pair_prior
