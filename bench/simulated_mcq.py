@@ -1,30 +1,34 @@
-"""How much extra option orders buy, from a near-random model to a strong one (a simulation).
+"""Adaptive debiasing on simulated models (not real data): the family the defaults are chosen on.
 
-    python -m bench.simulated_mcq [--questions 500] [--seeds 20]
+    python -m bench.simulated_mcq [--questions 300] [--seeds 20] [--budget 2]
 
-For each model strength: raw, PriDe (5 % estimation), cyclic averaging and adaptive at budget 2,
-with accuracy, RStd and calls per question, plus adaptive's gain over the PriDe-to-cyclic line.
+For each model of :func:`guard.testing.simulated.simulation_family` (strong and weak, flat and
+skewed ID priors, per-question prior spread, and the position-content interaction that makes
+extra orders hurt): the table of ``calguard eval-offline`` at one budget and its summary line against the goals.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from guard.evaluation.mcq import evaluate_mcq
+from guard.evaluation.mcq import evaluate_mcq, two_order_ceiling, verdict_from_rows
 from guard.evaluation.table import format_table
-from guard.testing.simulated import SimulatedMcqModel
+from guard.testing.simulated import simulation_family
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--questions", type=int, default=500)
+    ap.add_argument("--questions", type=int, default=300)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--budget", type=float, default=2.0)
     args = ap.parse_args()
-    for strength in (0.0, 0.5, 1.0, 2.0, 3.0):
-        rec = SimulatedMcqModel(strength=strength).record(args.questions)
-        title = f"simulated model, strength {strength:g}, {args.questions} questions"
-        rows = [r for r in evaluate_mcq(rec, args.seeds, (2.0,)) if r.method != "PriDe, online"]
-        print(format_table(title, rows), end="\n\n", flush=True)
+    for model in simulation_family():
+        rec = model.record(args.questions)
+        rows = evaluate_mcq(rec, args.seeds, (args.budget,))
+        verdict = verdict_from_rows(rows, args.budget, two_order_ceiling(rec))
+        title = f"{model.name} (simulated), {args.questions} questions"
+        print(format_table(title, rows))
+        print(verdict.summary() if verdict else "", end="\n\n", flush=True)
 
 
 if __name__ == "__main__":

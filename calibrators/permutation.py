@@ -113,6 +113,16 @@ def normalise(p: npt.ArrayLike) -> FloatArray:
     return a / a.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def counts_distribution(counts: npt.ArrayLike, pseudo: float = 0.5) -> FloatArray:
+    """A distribution over IDs from sampled answers (no logprobs): ``counts[j]`` of the samples
+    answered ID j. The ``pseudo`` count per ID (Jeffreys: 0.5) keeps an ID never sampled from
+    a zero that would dominate log-space pooling and prior estimation."""
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 1 or (c < 0).any():
+        raise ValueError(f"counts must be a 1-D array of non-negative numbers, got {c}")
+    return normalise(c + pseudo)
+
+
 def question_prior(p_cyclic: npt.ArrayLike) -> FloatArray:
     """Per-question PriDe prior from the n cyclic runs.
 

@@ -1,8 +1,8 @@
 """``calguard demo``: a simulated biased model behind the real proxy, with and without calibration.
 
-Nothing here is a real LLM. The upstream is :class:`guard.simulated.SimulatedMcqModel` served as
-an OpenAI-compatible API on 127.0.0.1: it knows each question's answer with a given strength and
-prefers the option IDs B and C regardless of content. MMLU questions come from
+Nothing here is a real LLM. The upstream is :class:`guard.testing.simulated.SimulatedMcqModel`
+served as an OpenAI-compatible API on 127.0.0.1: it knows each question's answer with a given
+strength and prefers the option IDs B and C regardless of content. MMLU questions come from
 ``DATA/datasets/mmlu/test`` with ``--data DATA`` (the project's ``../shared/data``), else from a
 bundled sample of 40.
 """

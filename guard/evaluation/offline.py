@@ -5,36 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard.evaluation.mcq import evaluate_mcq
+from guard.evaluation.mcq import evaluate_mcq, two_order_ceiling, verdict_from_rows
 from guard.evaluation.recorded import ClassifyRecords, load_recorded
 from guard.evaluation.table import format_table
 
 DEFAULT_BUDGETS = (1.5, 2.0, 3.0)
-
-
-def default_recorded_dir() -> Path:
-    """``shared/data/recorded`` beside the project checkout (the built-in default input).
-
-    Looked for beside the working directory first (a run from the checkout, whatever the
-    install), then beside the source tree (an editable install run from elsewhere).
-    """
-    rel = Path("shared") / "data" / "recorded"
-    candidates = [
-        Path.cwd().parent / rel,
-        Path.cwd() / rel,
-        Path(__file__).resolve().parents[3] / rel,
-    ]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-def default_files() -> list[Path]:
-    root = default_recorded_dir()
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"no FILE given and {root} does not exist: pass a recorded JSONL file "
-            "(the formats of shared/data/recorded)"
-        )
-    return sorted(root.glob("*.jsonl"))
+SUMMARY_BUDGET = 2.0  # the planner's default budget: the one the goals are judged at
 
 
 def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -> str:
@@ -58,4 +34,7 @@ def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -
             ]
         )
     head = f"{path.name}: {len(rec)} questions, {rec.n_options} options"
-    return format_table(head, evaluate_mcq(rec, seeds, budgets))
+    rows = evaluate_mcq(rec, seeds, budgets)
+    table = format_table(head, rows)
+    verdict = verdict_from_rows(rows, SUMMARY_BUDGET, two_order_ceiling(rec))
+    return table if verdict is None else f"{table}\n{verdict.summary()}"

@@ -8,7 +8,12 @@ The model's answer distribution over displayed option IDs under an order ``perm`
 - ``strength``: how much the model knows (0: pure guessing; large: always right);
 - content noise (fixed per question): distractors that look right to the model;
 - per-order noise (fresh for each order): the model is not a perfect PriDe model, so asking
-  several orders carries information beyond the prior — as real models do.
+  several orders carries information beyond the prior — as real models do;
+- ``prior_spread``: each question's own ID prior departs from the key's by log-normal noise (real
+  recordings: a per-question log-prior standard deviation of 0.3-1.0);
+- ``order_penalty``: a position-content interaction — the options read best in the order the
+  question was written (ordered numbers, "both A and B"), so in every other order the right
+  option loses this much of its pull. Extra orders then carry *worse* evidence than the first.
 
 It is used for the "how much do extra orders buy" sweep (``bench/simulated_mcq.py``), and it is
 meant to back the fake upstream and ``calguard demo`` of the proxy.
@@ -36,6 +41,9 @@ class SimulatedMcqModel:
     content_noise: float = 1.0
     order_noise: float = 0.5
     seed: int = 0
+    prior_spread: float = 0.0
+    order_penalty: float = 0.0
+    name: str = ""
 
     @property
     def n(self) -> int:
@@ -51,15 +59,23 @@ class SimulatedMcqModel:
 
     def answer(self, qid: int, perm: Perm) -> npt.NDArray[np.float64]:
         """The distribution over displayed IDs for question ``qid`` shown in order ``perm``."""
-        _, logits = self.question(qid)
+        gold, logits = self.question(qid)
         # The per-order noise is seeded by the order too, so a repeated call repeats itself.
         rng = np.random.default_rng([self.seed, qid, 1, *perm])
-        z = (
-            np.log(np.asarray(self.prior))
-            + logits[list(perm)]
-            + rng.normal(0.0, self.order_noise, self.n)
-        )
+        shown = logits[list(perm)]
+        if self.order_penalty and tuple(perm) != tuple(range(self.n)):
+            shown = shown - self.order_penalty * (np.asarray(perm) == gold)
+        z = self.log_prior(qid) + shown + rng.normal(0.0, self.order_noise, self.n)
         return normalise(np.exp(z - z.max()))
+
+    def log_prior(self, qid: int) -> npt.NDArray[np.float64]:
+        """This question's own ID prior (log): the key's, moved by ``prior_spread``."""
+        lp = np.log(np.asarray(self.prior, dtype=np.float64))
+        if self.prior_spread:
+            lp = lp + np.random.default_rng([self.seed, qid, 4]).normal(
+                0.0, self.prior_spread, self.n
+            )
+        return lp
 
     def prior_for(self, n: int) -> npt.NDArray[np.float64]:
         """The ID-position prior for ``n`` options: ``prior`` itself when it has n entries, else
@@ -100,4 +116,22 @@ class SimulatedMcqModel:
         )
         gold = np.asarray([self.question(q)[0] for q in range(n_questions)], dtype=np.int64)
         options = [[f"option {i}" for i in range(n)] for _ in range(n_questions)]
-        return McqRecords(f"simulated-strength-{self.strength:g}", probs, gold, options)
+        name = self.name or f"simulated-strength-{self.strength:g}"
+        return McqRecords(name, probs, gold, options)
+
+
+def simulation_family() -> list[SimulatedMcqModel]:
+    """The simulated models the adaptive defaults are chosen on, beside the recordings: strong
+    and weak, flat and skewed priors, per-question prior spread, and the position-content
+    interaction that makes extra orders hurt (a base 30B model on MMLU behaved so)."""
+    skew = DEFAULT_PRIOR
+    mild = (0.22, 0.30, 0.26, 0.22)
+    a_first = (0.36, 0.26, 0.22, 0.16)
+    return [
+        SimulatedMcqModel(skew, 3.0, 1.0, 0.5, 1, 0.5, 0.0, "sim-strong-skewed"),
+        SimulatedMcqModel(a_first, 3.5, 1.0, 0.4, 2, 0.3, 0.0, "sim-strong-mild-A"),
+        SimulatedMcqModel(skew, 1.5, 1.0, 0.6, 3, 0.6, 0.0, "sim-mid-skewed"),
+        SimulatedMcqModel(mild, 0.3, 1.0, 0.8, 4, 0.4, 0.0, "sim-near-random"),
+        SimulatedMcqModel(mild, 2.0, 1.0, 0.4, 5, 0.4, 0.5, "sim-interaction"),
+        SimulatedMcqModel(skew, 2.5, 1.0, 0.5, 6, 0.5, 0.8, "sim-skewed-interaction"),
+    ]

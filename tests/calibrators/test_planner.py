@@ -14,7 +14,7 @@ from calibrators.permutation import (
     normalise,
     to_original,
 )
-from calibrators.planner import McqResult, PermutationPlanner, QuestionRun
+from calibrators.planner import NEWER_SETTINGS, McqResult, PermutationPlanner, QuestionRun
 
 
 def prior_only_model(prior: np.ndarray, content: np.ndarray):
@@ -103,8 +103,10 @@ def test_adaptive_stops_after_one_call_when_the_debiased_answer_is_clear() -> No
     assert res.index == 0
 
 
-def test_adaptive_moves_the_favourite_to_the_least_favoured_position() -> None:
-    planner = PermutationPlanner(4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0)
+def test_adversarial_design_moves_the_favourite_to_the_least_favoured_position() -> None:
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0, design="adversarial"
+    )
     drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
     run = planner.start()
     (first,) = run.pending()
@@ -329,3 +331,164 @@ def test_adopt_accounts_for_a_run_of_another_copy_once() -> None:
     assert (b.started, b.spent, b.warmed, b.estimator.count) == (1, 4, 1, 1)
     with pytest.raises(ValueError, match="options"):
         PermutationPlanner(3).adopt(run)
+
+
+def _second_order(planner: PermutationPlanner, prior: np.ndarray) -> tuple[Perm, Perm]:
+    """Warm the planner up on a prior-only model, then ask one uncertain question: its first
+    two orders (the model always prefers what is shown at position D)."""
+    drive(planner.start(), prior_only_model(prior, np.full(4, 0.25)))
+    run = planner.start()
+    (first,) = run.pending()
+    run.observe(first, normalise(prior * np.array([0.2, 0.2, 0.2, 0.4])))
+    (second,) = run.pending()
+    return first, second
+
+
+@pytest.mark.parametrize(
+    ("design", "prior", "want"),
+    [
+        # far: every option two positions away, whatever the prior
+        ("far", PRIOR, cyclic_shift(4, 2)),
+        # auto on a clear prior: the favourite (D, option 3) to a least-favoured position (A)
+        ("auto", PRIOR, cyclic_shift(4, 3)),
+        # auto on a flat prior (largest entry under 1.5 times the smallest): far
+        ("auto", np.array([0.22, 0.3, 0.26, 0.22]), cyclic_shift(4, 2)),
+        ("adversarial", np.array([0.22, 0.3, 0.26, 0.22]), cyclic_shift(4, 3)),
+    ],
+)
+def test_which_order_comes_second(design: str, prior: np.ndarray, want: Perm) -> None:
+    planner = PermutationPlanner(
+        4,
+        "adaptive",
+        warmup=1,
+        alpha=0.0,
+        budget=4.0,
+        threshold=4.0,
+        design=design,  # type: ignore[arg-type]
+    )
+    first, second = _second_order(planner, prior)
+    assert first == (0, 1, 2, 3)
+    assert second == want
+
+
+def test_after_the_far_order_the_favourite_goes_where_the_prior_favours_it_least() -> None:
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=1, alpha=0.0, budget=4.0, threshold=4.0, design="far"
+    )
+    drive(planner.start(), prior_only_model(PRIOR, np.full(4, 0.25)))
+    run = planner.start()
+
+    def contrarian(perm: Perm) -> np.ndarray:
+        return normalise(PRIOR * np.array([0.2, 0.2, 0.2, 0.4]))
+
+    (first,) = run.pending()
+    run.observe(first, contrarian(first))
+    (second,) = run.pending()
+    run.observe(second, contrarian(second))
+    assert second == cyclic_shift(4, 2)
+    (third,) = run.pending()
+    top = int(np.argmax(run.pooled_logs()))
+    left = [cyclic_shift(4, 1), cyclic_shift(4, 3)]
+    assert third in left
+    assert PRIOR[third.index(top)] == min(PRIOR[p.index(top)] for p in left)
+
+
+def noisy_prior_model(prior: np.ndarray, rng: np.random.Generator, spread: float):
+    """Per-question position bias around ``prior`` and random content: a near-random model."""
+    content = normalise(rng.random(4))
+    own = prior * np.exp(rng.normal(0, spread, 4))
+    return prior_only_model(own, content)
+
+
+def test_warmup_lasts_while_the_prior_is_unsure() -> None:
+    rng = np.random.default_rng(4)
+    weak = PermutationPlanner(4, "adaptive", warmup=4, max_warmup=20)
+    strong = PermutationPlanner(4, "adaptive", warmup=4, max_warmup=20)
+    for _ in range(40):
+        drive(weak.start(), noisy_prior_model(np.array([0.24, 0.27, 0.25, 0.24]), rng, 0.4))
+        drive(strong.start(), noisy_prior_model(PRIOR, rng, 0.1))
+    assert strong.warmed == 4  # a strong, consistent bias: trusted after the minimum
+    assert strong.prior_reliability() > 0.95
+    assert weak.warmed == 20  # a weak bias seen through noise: warm-up to the maximum ...
+    assert weak.prior_reliability() < 0.8  # ... and still divided out only in part
+    flat = np.log(weak.current_prior() * 4)
+    assert np.abs(flat).max() < np.abs(weak.contrast.log_prior()).max()
+
+
+def test_state_stored_before_issue_10_loads_with_todays_defaults_and_keeps_its_prior() -> None:
+    rng = np.random.default_rng(6)
+    planner = PermutationPlanner(4, "adaptive", warmup=3)
+    for _ in range(30):
+        drive(planner.start(), noisy_prior_model(PRIOR, rng, 0.2))
+    old = planner.to_dict()
+    for key in (*NEWER_SETTINGS, "contrast", "harm"):
+        del old[key]
+    loaded = PermutationPlanner.from_dict(json.loads(json.dumps(old)))
+    fresh = PermutationPlanner(4, "adaptive")
+    assert (loaded.design, loaded.harm_check, loaded.max_warmup, loaded.pair_prior) == (
+        fresh.design,
+        fresh.harm_check,
+        fresh.max_warmup,
+        fresh.pair_prior,
+    )
+    # Its prior came from questions its new contrast prior never saw: PriDe's estimate stays.
+    np.testing.assert_allclose(loaded.current_prior(), planner.estimator.prior)
+    for _ in range(30):
+        drive(loaded.start(), noisy_prior_model(PRIOR, rng, 0.2))
+    np.testing.assert_allclose(loaded.current_prior(), loaded.estimator.prior)
+    again = PermutationPlanner.from_dict(json.loads(json.dumps(loaded.to_dict())))
+    assert again.to_dict() == loaded.to_dict()
+
+
+def test_adaptive_stops_pooling_orders_that_read_worse_than_the_first() -> None:
+    # Shown as written, the model knows the answer; in any other order it mostly guesses.
+    rng = np.random.default_rng(5)
+    planner = PermutationPlanner(4, "adaptive", warmup=4, budget=2.0)
+    calls = []
+    for _ in range(150):
+        gold = int(rng.integers(4))
+
+        def answer(perm: Perm, gold: int = gold) -> np.ndarray:
+            sure = 3.0 if perm == (0, 1, 2, 3) else 0.3
+            logits = sure * (np.asarray(perm) == gold) + rng.normal(0, 0.5, 4)
+            return normalise(PRIOR * np.exp(logits))
+
+        run = planner.start()
+        res = drive(run, answer)
+        calls.append((run.index, res.role, res.calls, planner.harm.extras_hurt()))
+    assert planner.harm.extras_hurt()
+    assert planner.later_weight() == 0.0
+    # Once the check trips, only one question in four (to keep the evidence coming) may still
+    # ask a second order.
+    tripped = next(i for i, c in enumerate(calls) if c[3])
+    assert tripped < 60
+    after = [c for c in calls[tripped + 1 :] if c[1] == "adaptive"]
+    assert all(index % 4 == 0 for index, _, n_calls, _ in after if n_calls > 1)
+    assert sum(n_calls > 1 for _, _, n_calls, _ in after) > 0  # and they do
+
+
+@pytest.mark.parametrize("pair_prior", [False, True])
+def test_adopt_equals_running_it_there_through_the_adaptive_machinery(pair_prior: bool) -> None:
+    # A near-random model with a weak, noisy bias (the warm-up runs long, the prior is shrunk)
+    # and orders after the first that read worse (the do-no-harm check trips): every piece of
+    # state that start() and result() touch must come out the same through adopt().
+    rng = np.random.default_rng(7)
+    live = PermutationPlanner(4, "adaptive", pair_prior=pair_prior)
+    tripped = False
+    for q in range(120):
+        stored = PermutationPlanner.from_dict(json.loads(json.dumps(live.to_dict())))
+        gold = int(rng.integers(4))
+        own = np.array([0.24, 0.27, 0.25, 0.24]) * np.exp(rng.normal(0, 0.4, 4))
+
+        def answer(perm: Perm, gold: int = gold, own: np.ndarray = own) -> np.ndarray:
+            sure = 2.5 if perm == (0, 1, 2, 3) else 0.2
+            return normalise(own * np.exp(sure * (np.asarray(perm) == gold)))
+
+        handling, fixed = ("kept_in_place", (3,)) if q % 11 == 6 else ("permuted", ())
+        run = live.start(handling, fixed)
+        drive(run, answer)
+        stored.adopt(run)
+        assert stored.to_dict() == live.to_dict(), q
+        tripped = tripped or live.harm.extras_hurt()
+    assert live.warmed > live.warmup  # the warm-up ran past its minimum
+    assert tripped

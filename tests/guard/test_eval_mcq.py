@@ -1,31 +1,31 @@
-"""The offline MCQ evaluation on the real recorded ARC outputs of Llama-2-13b-chat.
+"""The offline MCQ evaluation on the real recorded ARC outputs.
 
-The reference figures are those of shared/data/README.md; the adaptive ones are the targets of
-the calibration-core issue. Everything here drives the same PermutationPlanner the proxy uses.
+The reference figures are those of shared/data/README.md. Adaptive debiasing is judged, on every
+recorded model, against the goals of issue 10 at its default budget (the same verdict as the
+summary line of ``calguard eval-offline``). Everything here drives the same PermutationPlanner the
+proxy uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from calibrators.planner import PermutationPlanner
 from guard.evaluation.mcq import (
+    AdaptiveVerdict,
     OrderNotRecordedError,
-    adaptive_factory,
-    cost_line,
+    judge_adaptive,
     pride_paper_factory,
     replay_question,
     score_method,
 )
 from guard.evaluation.recorded import McqRecords, load_recorded
-
-
-def _mcq_files(recorded: Path) -> list[McqRecords]:
-    recs = [load_recorded(p) for p in sorted(recorded.glob("*.jsonl"))]
-    return [r for r in recs if isinstance(r, McqRecords)]
+from guard.evaluation.table import Row, Stat
 
 
 def test_row0_argmax_and_cyclic_average_match_the_reference(arc: McqRecords) -> None:
@@ -47,24 +47,121 @@ def test_pride_with_5_percent_estimation_matches_the_paper_protocol(arc: McqReco
     assert row.calls.mean <= 1.16
 
 
-def test_adaptive_at_its_default_budget_beats_the_targets(arc: McqRecords) -> None:
-    row = score_method(arc, "adaptive", adaptive_factory(PermutationPlanner(4).budget), 20)
-    assert row.accuracy.mean >= 67.7
-    assert row.balance.mean <= 5.6
-    assert row.calls.hi <= 2.0  # every one of the 20 arrival orders, not just on average
+RECORDED_MCQ = [
+    "arc_0s_Llama-2-13b-chat-hf.jsonl",
+    "arc_0s_Llama-2-7b-chat-hf.jsonl",
+    "arc_0s_SmolLM2-135M-Instruct.jsonl",
+    "arc_0s_llama-65b.jsonl",
+]
+# Goals the default planner is known to miss, and why (the README's table shows the figures).
+# strict: the test fails once the goal is met, so that this list is kept honest.
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("arc_0s_llama-65b.jsonl", "above line"): (
+        "+0.45 pt over the line, not +0.5: the far second order would reach 80.5% but at RStd "
+        "3.4 against PriDe's 2.7; the defaults, chosen leaving this model out, keep balance"
+    ),
+}
+
+_verdicts: dict[str, AdaptiveVerdict] = {}
 
 
-def test_adaptive_is_on_or_above_the_pride_to_cyclic_line_on_every_file(recorded_dir: Path) -> None:
-    files = _mcq_files(recorded_dir)
-    assert files, "no MCQ recordings found"
-    for rec in files:
-        pride = score_method(rec, "pride", pride_paper_factory(len(rec)), 20)
-        cyc = score_method(rec, "cyclic", lambda n: PermutationPlanner(n, "cyclic"), 1)
-        for budget in (1.5, 2.0, 3.0):
-            row = score_method(rec, "adaptive", adaptive_factory(budget), 20)
-            at = row.calls.mean
-            assert row.accuracy.mean >= cost_line(pride, cyc, at, "accuracy"), (rec.name, budget)
-            assert row.balance.mean <= cost_line(pride, cyc, at, "balance"), (rec.name, budget)
+def verdict(recorded: Callable[[str], Path], name: str) -> AdaptiveVerdict:
+    """Adaptive with the planner's own defaults at its default budget, over 20 arrival orders,
+    with the baselines it is judged against (computed once per file)."""
+    if name not in _verdicts:
+        rec = load_recorded(recorded(name))
+        assert isinstance(rec, McqRecords)
+        _verdicts[name] = judge_adaptive(rec, 20, PermutationPlanner(rec.n_options).budget)
+    return _verdicts[name]
+
+
+def goal_cases(goal: str) -> list[Any]:
+    return [
+        pytest.param(
+            name,
+            id=name.removeprefix("arc_0s_").removesuffix(".jsonl"),
+            marks=[pytest.mark.xfail(reason=KNOWN_MISSES[name, goal], strict=True)]
+            if (name, goal) in KNOWN_MISSES
+            else [],
+        )
+        for name in RECORDED_MCQ
+    ]
+
+
+@pytest.mark.parametrize("name", goal_cases("budget"))
+def test_adaptive_stays_within_its_default_budget_on_every_arrival_order(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    assert v.adaptive.calls.hi <= v.budget + 1e-9, v.summary()
+
+
+@pytest.mark.parametrize("name", goal_cases("line"))
+def test_adaptive_is_never_half_a_point_under_the_pride_to_cyclic_line(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    assert v.vs_line >= -0.5, v.summary()
+
+
+@pytest.mark.parametrize("name", goal_cases("above line"))
+def test_where_cyclic_gains_a_point_adaptive_is_half_a_point_above_the_line(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    if v.cyclic_gain < 1.0:
+        pytest.skip(f"cyclic gains {v.cyclic_gain:+.1f} pt over PriDe here: the goal is the line")
+    assert v.vs_line >= 0.5, v.summary()
+
+
+@pytest.mark.parametrize("name", goal_cases("near cyclic"))
+def test_where_cyclic_gains_a_point_in_reach_adaptive_is_within_a_point_of_it(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    if v.cyclic_gain < 1.0:
+        pytest.skip(f"cyclic gains {v.cyclic_gain:+.1f} pt over PriDe here")
+    if not v.cyclic_in_reach:
+        pytest.skip(
+            f"two orders per question reach {v.ceiling:.1f}% with hindsight; cyclic's "
+            f"{v.cyclic.accuracy.mean:.1f}% needs every order"
+        )
+    assert v.vs_cyclic >= -1.0, v.summary()
+
+
+@pytest.mark.parametrize("name", goal_cases("balance"))
+def test_adaptive_balance_is_no_worse_than_prides(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    assert v.adaptive.balance.mean <= v.pride.balance.mean, v.summary()
+
+
+@pytest.mark.parametrize("name", goal_cases("no harm"))
+def test_adaptive_is_never_half_a_point_under_the_better_of_raw_and_pride(
+    recorded: Callable[[str], Path], name: str
+) -> None:
+    v = verdict(recorded, name)
+    assert v.vs_best >= -0.5, v.summary()
+
+
+def _row(acc: float, rstd: float, calls: float) -> Row:
+    return Row("m", Stat.of([acc]), "RStd", Stat.of([rstd]), Stat.of([calls]))
+
+
+def test_the_goals_can_fail() -> None:
+    # The verdict is not a formality: PriDe's accuracy at twice PriDe's cost misses them.
+    pride, cyc, raw = _row(65.0, 7.0, 1.15), _row(68.0, 5.0, 4.0), _row(63.0, 13.0, 1.0)
+    worse = AdaptiveVerdict(2.0, _row(65.0, 8.0, 2.0), raw, pride, cyc)
+    assert worse.vs_line == pytest.approx(65.0 - (65.0 + 3.0 * 0.85 / 2.85))
+    # under the line, not above it, RStd over PriDe's, 3 points under cyclic (in reach)
+    assert len(worse.misses()) == 4, worse.misses()
+    assert AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.0), raw, pride, cyc).misses() == []
+    harmful = AdaptiveVerdict(2.0, _row(62.0, 6.0, 2.0), raw, pride, _row(64.0, 5.0, 4.0))
+    assert harmful.best_cheap is pride
+    assert "-3.00 pt under m" in harmful.misses()
+    over = AdaptiveVerdict(2.0, _row(67.5, 6.0, 2.1), raw, pride, cyc)
+    assert any("budget" in m for m in over.misses())
 
 
 def test_replay_refuses_an_order_that_was_not_recorded(arc: McqRecords) -> None:

@@ -1,0 +1,138 @@
+"""The ID-position prior learned from every question asked in two or more orders.
+
+PriDe estimates the prior only from questions asked in all n cyclic orders. But any two orders
+of one question already say something about it: under the model
+``log p_s(j) = lp(j) + c(option shown at j) + z_s`` (position prior, content, normaliser), an
+option seen at position a in one order and at b in another gives ``lp(a) - lp(b)`` up to the
+normalisers — its content cancels. :class:`ContrastPrior` accumulates the least-squares normal
+equations of that model with each question's content and normalisers projected out, so an
+adaptive planner that asks a second order on most questions keeps refining the prior at no extra
+cost. With only full cyclic questions the estimate is the mean of PriDe's per-question log priors.
+
+How far to trust it: the spread of the per-question priors of the full-cyclic questions gives
+the noise of one question's evidence; the accumulated normal equations turn it into the sampling
+variance of the estimate, and :meth:`ContrastPrior.reliability` shrinks the prior toward uniform
+(James-Stein) while that variance is large against the prior's own size — a weak bias seen
+through noisy answers (a near-random model) is not divided out until the evidence is there.
+
+The state is two small arrays and a few counters, JSON-serialisable for the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from calibrators.permutation import FloatArray, Perm, cyclic_permutations, normalise
+
+
+def _design(perms: Sequence[Perm], n: int) -> tuple[FloatArray, FloatArray]:
+    """(X, M X): position indicators of every (order, position) observation, and the same with
+    the question's content and per-order normalisers projected out."""
+    k = len(perms)
+    x = np.zeros((k * n, n))
+    nuis = np.zeros((k * n, n + k))
+    for s, perm in enumerate(perms):
+        for j in range(n):
+            x[s * n + j, j] = 1.0
+            nuis[s * n + j, perm[j]] = 1.0
+            nuis[s * n + j, n + s] = 1.0
+    mx = x - nuis @ (np.linalg.pinv(nuis) @ x)
+    return x, mx
+
+
+class ContrastPrior:
+    """Least-squares position prior from multi-order questions, with its own uncertainty."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.gram = np.zeros((n, n))  # sum over questions of X' M X
+        self.moment = np.zeros(n)  # sum over questions of X' M y
+        self.questions = 0  # questions that contributed (two or more orders)
+        # Per-question log priors of full-cyclic questions (centred; Welford): the noise level.
+        self.full = 0
+        self.full_mean = np.zeros(n)
+        self.full_m2 = np.zeros((n, n))
+
+    def update(self, observations: Sequence[tuple[Perm, FloatArray]]) -> None:
+        """Fold in one question's answered orders (distributions over displayed IDs)."""
+        if len(observations) < 2:
+            return
+        perms = [tuple(p) for p, _ in observations]
+        y = np.concatenate([np.log(normalise(p)) for _, p in observations])
+        _, mx = _design(perms, self.n)
+        self.gram += mx.T @ mx
+        self.moment += mx.T @ y
+        self.questions += 1
+        if set(cyclic_permutations(self.n)) <= set(perms):
+            self._full(observations)
+
+    def _full(self, observations: Sequence[tuple[Perm, FloatArray]]) -> None:
+        by_perm = {tuple(p): normalise(q) for p, q in observations}
+        rows = np.stack([by_perm[c] for c in cyclic_permutations(self.n)])
+        lq = np.log(rows).mean(axis=0)
+        lq = lq - lq.mean()
+        self.full += 1
+        delta = lq - self.full_mean
+        self.full_mean = self.full_mean + delta / self.full
+        self.full_m2 = self.full_m2 + np.outer(delta, lq - self.full_mean)
+
+    def log_prior(self) -> FloatArray:
+        """Centred log prior (zeros before any evidence)."""
+        lp = np.linalg.pinv(self.gram) @ self.moment
+        return lp - lp.mean()  # type: ignore[no-any-return]
+
+    def variance(self) -> float | None:
+        """Summed sampling variance of :meth:`log_prior` (None: no noise estimate yet)."""
+        if self.full < 2:
+            return None
+        per_question = float(np.trace(self.full_m2)) / (self.full - 1)
+        # One full-cyclic question's precision, to turn its spread into a noise level.
+        _, mx = _design(cyclic_permutations(self.n), self.n)
+        sigma2 = per_question / float(np.trace(np.linalg.pinv(mx.T @ mx)))
+        return sigma2 * float(np.trace(np.linalg.pinv(self.gram)))
+
+    def spread(self) -> FloatArray | None:
+        """(n, n) covariance of one question's own log prior around the key's (None: fewer
+        than two full-cyclic questions). What one question's answers carry of position bias
+        that no key-wide prior can divide out."""
+        if self.full < 2:
+            return None
+        return self.full_m2 / (self.full - 1)
+
+    def reliability(self) -> float:
+        """Share of the estimated log prior to divide out, in [0, 1] (positive-part James-Stein:
+        1 - variance / squared size)."""
+        var = self.variance()
+        if var is None:
+            return 0.0
+        size = float(np.sum(self.log_prior() ** 2))
+        return max(0.0, 1.0 - var / size) if size > 0 else 0.0
+
+    def prior(self) -> FloatArray:
+        """The prior to divide out: the estimate shrunk toward uniform by :meth:`reliability`."""
+        lp = self.reliability() * self.log_prior()
+        return normalise(np.exp(lp - lp.max()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gram": [[float(x) for x in row] for row in self.gram],
+            "moment": [float(x) for x in self.moment],
+            "questions": self.questions,
+            "full": self.full,
+            "full_mean": [float(x) for x in self.full_mean],
+            "full_m2": [[float(x) for x in row] for row in self.full_m2],
+        }
+
+    @classmethod
+    def from_dict(cls, n: int, d: dict[str, Any]) -> ContrastPrior:
+        c = cls(n)
+        c.gram = np.asarray(d["gram"], dtype=np.float64).reshape(n, n)
+        c.moment = np.asarray(d["moment"], dtype=np.float64).reshape(n)
+        c.questions = int(d["questions"])
+        c.full = int(d["full"])
+        c.full_mean = np.asarray(d["full_mean"], dtype=np.float64).reshape(n)
+        c.full_m2 = np.asarray(d["full_m2"], dtype=np.float64).reshape(n, n)
+        return c

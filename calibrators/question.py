@@ -1,0 +1,225 @@
+"""One question in flight (:class:`QuestionRun`) and its answer (:class:`McqResult`): the orders
+handed out, the answers observed, and how they pool. :class:`calibrators.planner.PermutationPlanner`
+decides what each question asks; this module holds what one question has seen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from calibrators.permutation import (
+    FloatArray,
+    Perm,
+    average_orders,
+    cyclic_permutations,
+    debias,
+    normalise,
+    to_original,
+)
+from calibrators.referential import Handling
+
+if TYPE_CHECKING:
+    from calibrators.planner import PermutationPlanner
+
+Role = Literal["baseline", "warmup", "refresh", "single", "adaptive", "undebiased"]
+
+
+def top2_margin(p: npt.ArrayLike) -> float:
+    s = np.sort(np.asarray(p, dtype=np.float64))
+    return float(s[-1] - s[-2])
+
+
+def _softmax(logits: FloatArray) -> FloatArray:
+    w = np.exp(logits - logits.max())
+    return w / w.sum()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class McqResult:
+    """The calibrated answer to one question, in the original option order."""
+
+    probs: FloatArray  # calibrated distribution over the original options
+    raw_probs: FloatArray  # the first answered observation, mapped back to original order
+    prior: FloatArray | None  # the position prior that was divided out, if any
+    orders: tuple[Perm, ...]  # the orders answered, in the order asked
+    calls: int  # upstream calls spent, failed (dropped) ones included
+    handling: Handling
+    role: Role  # why this question cost what it did
+    order_answers: tuple[int, ...] = ()  # each answered order's raw top option (original index)
+
+    @property
+    def index(self) -> int:
+        return int(np.argmax(self.probs))
+
+
+class QuestionRun:
+    """One question in flight: hands out orders, takes answers, produces the result.
+
+    Calls are charged to the planner's budget when they are planned, not when they are handed
+    out, so questions in flight at once cannot spend the same credit twice.
+    """
+
+    def __init__(
+        self,
+        planner: PermutationPlanner,
+        role: Role,
+        handling: Handling,
+        fixed: tuple[int, ...],
+        first: Sequence[Perm],
+    ) -> None:
+        self._planner = planner
+        self.role: Role = role
+        self.handling: Handling = handling
+        self.fixed = fixed
+        self.prior = planner.current_prior() if role in ("single", "adaptive") else None
+        # adaptive: how much the orders after the first count when pooled (do-no-harm check)
+        self.later_weight = planner.later_weight() if role == "adaptive" else 1.0
+        self._cyclic = cyclic_permutations(planner.n, fixed)
+        self._asked: list[Perm] = []
+        self._dropped: set[Perm] = set()
+        self._obs: dict[Perm, FloatArray] = {}
+        self._queue: list[Perm] = []
+        self._result: McqResult | None = None
+        self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
+        self.index = planner.started  # this question's number in the key (1-based)
+        # What planning this question did to the planner's schedule counters, so that another
+        # copy of the state can account for it (:meth:`PermutationPlanner.adopt`).
+        self.counted: dict[str, int] = {}
+        self._enqueue(first)
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def pending(self) -> tuple[Perm, ...]:
+        """Orders to ask now (may be several, to be asked concurrently); empty when none are
+        due — then either :attr:`done` is true, or answers to earlier orders are outstanding."""
+        batch = tuple(self._queue)
+        self._queue.clear()
+        self._asked.extend(batch)
+        return batch
+
+    def observe(self, perm: Perm, probs_displayed: npt.ArrayLike) -> None:
+        """Record the upstream's distribution over displayed IDs for an order it was asked."""
+        perm = self._outstanding(perm)
+        p = normalise(probs_displayed)
+        if p.shape != (self._planner.n,):
+            raise ValueError(f"distribution has {p.size} entries, expected {self._planner.n}")
+        self._obs[perm] = p
+        self._maybe_extend()
+
+    def drop(self, perm: Perm) -> None:
+        """Give up on an order whose upstream call failed: the answer rests on the others.
+
+        The call still counts toward the budget (it was made) and the order is not asked again.
+        Dropping every order leaves the question without an answer: :meth:`result` then raises.
+        """
+        self._dropped.add(self._outstanding(perm))
+        self._maybe_extend()
+
+    @property
+    def done(self) -> bool:
+        """Every handed-out order has been answered (or dropped) and nothing more is due."""
+        return not self._queue and len(self._obs) + len(self._dropped) == len(self._asked)
+
+    def result(self) -> McqResult:
+        """The calibrated answer, once :attr:`done`; the first call also updates the planner."""
+        if self._result is None:
+            if not self.done:
+                raise RuntimeError("result() before every handed-out order was observed")
+            if not self._obs:
+                raise RuntimeError("no order of this question was answered")
+            self._finish()
+        assert self._result is not None
+        return self._result
+
+    def rebind(self, planner: PermutationPlanner) -> None:
+        """Continue against another copy of the planner state (e.g. freshly loaded from a
+        store shared by several workers); the run's own progress is kept."""
+        if planner.n != self._planner.n:
+            raise ValueError(f"planner has {planner.n} options, this question {self._planner.n}")
+        self._planner = planner
+
+    # -- what the planner reads ------------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        return self._planner.n
+
+    @property
+    def answered(self) -> list[Perm]:
+        """Orders answered so far, in the order asked."""
+        return [p for p in self._asked if p in self._obs]
+
+    @property
+    def calls(self) -> int:
+        return len(self._asked) + len(self._queue)
+
+    def observations(self) -> list[tuple[Perm, FloatArray]]:
+        return [(perm, self._obs[perm]) for perm in self.answered]
+
+    def debiased_logs(self) -> FloatArray:
+        """(k, n): log of each answered order, debiased and mapped to original order."""
+        prior = self.prior
+        assert prior is not None, "only single/adaptive questions are debiased"
+        return np.log(
+            np.stack([to_original(debias(p, prior), perm) for perm, p in self.observations()])
+        )
+
+    def debiased_estimate(self) -> FloatArray:
+        """Normalised weighted geometric mean of the debiased observations so far (original
+        order); the orders after the first weigh :attr:`later_weight` each."""
+        return _softmax(self.pooled_logs())
+
+    def pooled_logs(self) -> FloatArray:
+        logs = self.debiased_logs()
+        w = np.full(len(logs), self.later_weight)
+        w[0] = 1.0
+        return (w @ logs) / w.sum()  # type: ignore[no-any-return]
+
+    def all_cyclic_seen(self) -> bool:
+        return all(c in self._obs for c in self._cyclic)
+
+    def cyclic_matrix(self) -> FloatArray:
+        return np.stack([self._obs[c] for c in self._cyclic])
+
+    def unasked_cyclic(self) -> list[Perm]:
+        return [c for c in self._cyclic if c not in self._asked and c not in self._queue]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _outstanding(self, perm: Perm) -> Perm:
+        perm = tuple(perm)
+        if perm not in self._asked or perm in self._obs or perm in self._dropped:
+            raise ValueError(f"order {perm} is not an outstanding order of this question")
+        return perm
+
+    def _enqueue(self, perms: Sequence[Perm]) -> None:
+        self._queue.extend(perms)
+        self._planner._spend(len(perms))
+
+    def _maybe_extend(self) -> None:
+        if self.role == "adaptive" and self._obs and self.done:
+            nxt = self._planner._next_adaptive(self)
+            if nxt is not None:
+                self._enqueue([nxt])
+
+    def _finish(self) -> None:
+        obs = self.observations()
+        first_perm, first = obs[0]
+        raw = to_original(first, first_perm)
+        probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
+        answers = tuple(int(np.argmax(to_original(p, perm))) for perm, p in obs)
+        self._result = McqResult(
+            probs,
+            raw,
+            self.prior,
+            tuple(self.answered),
+            self.calls,
+            self.handling,
+            self.role,
+            answers,
+        )
+        self._planner._completed(self)

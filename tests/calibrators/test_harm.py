@@ -1,0 +1,77 @@
+"""Label-free do-no-harm evidence from questions asked in several orders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from calibrators.harm import HarmCheck
+from calibrators.permutation import Perm, cyclic_shift, normalise
+
+UNIFORM = np.full(4, 0.25)
+
+
+def two_orders(first_logits: np.ndarray, later_logits: np.ndarray) -> list[tuple[Perm, np.ndarray]]:
+    """The same content asked as shown and shifted by 2; logits are over the original options."""
+    shift = cyclic_shift(4, 2)
+    return [
+        ((0, 1, 2, 3), normalise(np.exp(first_logits))),
+        (shift, normalise(np.exp(later_logits[list(shift)]))),
+    ]
+
+
+def test_later_orders_that_are_less_sure_are_flagged_and_weighed_down() -> None:
+    rng = np.random.default_rng(0)
+    h = HarmCheck()
+    for q in range(60):
+        content = rng.normal(0, 1, 4)
+        h.update(two_orders(3.0 * content, 0.5 * content + rng.normal(0, 1, 4)), UNIFORM)
+        if q + 1 < h.min_questions:
+            assert not h.extras_hurt()
+            assert h.later_weight() == 1.0
+    assert h.extras_hurt()
+    assert h.later_weight() < 0.5
+
+
+def test_orders_alike_are_not_flagged() -> None:
+    rng = np.random.default_rng(1)
+    h = HarmCheck()
+    for _ in range(200):
+        content = rng.normal(0, 1.5, 4)
+        h.update(
+            two_orders(content + rng.normal(0, 0.5, 4), content + rng.normal(0, 0.5, 4)), UNIFORM
+        )
+    assert not h.extras_hurt()
+    assert h.later_weight() == 1.0
+    assert not h.prior_hurts()
+
+
+def test_a_prior_that_makes_orders_disagree_is_flagged() -> None:
+    # The model answers by content alone (its answers agree across orders); dividing out a
+    # strong spurious prior makes them follow positions instead.
+    rng = np.random.default_rng(2)
+    spurious = np.array([0.02, 0.02, 0.02, 0.94])
+    h = HarmCheck()
+    for _ in range(60):
+        content = rng.normal(0, 0.5, 4)
+        h.update(two_orders(content, content), spurious)
+    assert h.prior_hurts()
+    assert h.agree_raw > h.agree_debiased
+
+
+def test_only_questions_whose_first_order_is_as_shown_count() -> None:
+    h = HarmCheck()
+    obs = two_orders(np.zeros(4), np.zeros(4))
+    h.update(list(reversed(obs)), UNIFORM)
+    h.update(obs[:1], UNIFORM)
+    assert h.questions == 0
+
+
+def test_state_round_trips_through_json() -> None:
+    rng = np.random.default_rng(3)
+    h = HarmCheck()
+    for _ in range(15):
+        h.update(two_orders(rng.normal(0, 1, 4), rng.normal(0, 1, 4)), UNIFORM)
+    back = HarmCheck.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert back.to_dict() == h.to_dict()
