@@ -4,7 +4,8 @@
 
 For each model of :func:`guard.testing.simulated.simulation_family` (strong and weak, flat and
 skewed ID priors, per-question prior spread, and the position-content interaction that makes
-extra orders hurt): the table of ``calguard eval-offline`` at one budget and its summary line against the goals.
+extra orders hurt): the table of ``calguard eval-offline`` at one budget and its summary line
+against the goals.
 """
 
 from __future__ import annotations
