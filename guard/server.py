@@ -5,7 +5,8 @@
     POST /v1/completions        through the pipeline (stream and non-stream)
     GET  /v1/models             the upstream's models plus the configured routes
     GET  /v1/guard/flags        the flag log (admin key)
-    GET  /healthz               liveness
+    GET  /healthz               liveness (the process answers)
+    GET  /readyz                readiness: the store and the upstream answer (else 503)
     GET  /metrics               Prometheus text
 
 Every error is an OpenAI error body with the right status, and carries ``x-request-id``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -28,8 +30,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard import readiness
 from guard.checks import route_policies
-from guard.config import Settings
+from guard.config import Settings, load_settings
 from guard.endpoints import CHAT, COMPLETIONS, Endpoint
 from guard.errors import (
     AuthenticationError,
@@ -42,7 +45,7 @@ from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline, new_request_id
 from guard.reply import Reply
 from guard.store import Store, open_store
-from guard.upstreams import Upstream
+from guard.upstreams import Upstream, check_provider
 
 
 def _error(exc: CalguardError, request_id: str) -> JSONResponse:
@@ -131,12 +134,15 @@ def create_app(
     metrics = Metrics()
     holder: dict[str, Pipeline] = {}
     policies = route_policies(settings)  # a bad policy spec stops start-up here, named
+    for name, route in settings.named_routes().items():  # and so does an unknown provider
+        check_provider(route.provider, name if name == "default_route" else f"routes.{name}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st = store or open_store(settings.store)
         pipeline = Pipeline(settings, st, upstream=upstream, metrics=metrics, policies=policies)
-        pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
+        if settings.needs_upstream():
+            pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
         holder["p"] = pipeline
         try:
             yield
@@ -230,11 +236,24 @@ def create_app(
         return {"object": "list", "data": data}
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        found = await readiness.check(holder["p"], settings.ready_timeout_s)
+        return JSONResponse(found.body(), status_code=200 if found.ready else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The proxy built from the environment: ``CALGUARD_CONFIG`` (a YAML file) and the
+    ``CALGUARD_*`` settings. An app factory for uvicorn's import string, which several worker
+    processes need: ``uvicorn --factory guard.server:app_from_env`` (``calguard serve
+    --workers N`` passes its flags this way)."""
+    return create_app(load_settings(os.environ.get("CALGUARD_CONFIG") or None))
