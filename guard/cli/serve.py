@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = args.config or os.environ.get("CALGUARD_CONFIG") or None
     overrides: dict[str, Any] = {name: getattr(args, name) for name in FLAGS}
+    if args.data is not None and not args.fake_upstream:
+        print("calguard: error: --data goes with --fake-upstream", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         if args.fake_upstream:
             if args.upstream:

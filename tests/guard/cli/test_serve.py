@@ -83,3 +83,8 @@ def test_a_model_list_needs_no_upstream_but_checks_its_store(
     err = serve(["--config", str(config)], capsys)
     assert "no upstream" not in err
     assert "unknown store" in err
+
+
+def test_data_goes_with_the_fake_upstream(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--data", "."], capsys)
+    assert "--data goes with --fake-upstream" in err
