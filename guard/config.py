@@ -128,8 +128,9 @@ class ModelListEntry(RouteConfig):
         return self
 
     def route(self) -> RouteConfig:
-        own = self.model_dump(exclude_unset=True, exclude={"model_name", "litellm_params"})
-        own.pop("model_info", None)
+        own = self.model_dump(
+            exclude_unset=True, exclude={"model_name", "litellm_params", "model_info"}
+        )
         p = self.litellm_params
         return RouteConfig(
             **own,

@@ -19,7 +19,7 @@ from guard.checks import load_policy_plugins
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 from policies import Context, Verdict
-from policies.registry import POLICY_TYPES, BuiltinPolicy, PolicyParams, register
+from policies.registry import _TYPES, POLICY_TYPES, BuiltinPolicy, PolicyParams, register
 
 LABELS = ["negative", "positive"]
 
@@ -94,6 +94,8 @@ def toys(tmp_path: Path) -> Iterator[None]:
     yield
     sys.path.remove(str(tmp_path / "plugins"))
     del CALIBRATIONS["classify"]["toy-flip"]
+    for name in ("toy_shout", "toy_whisper"):  # later tests see only the built-in policies
+        _TYPES.pop(name, None)
 
 
 CONFIG = """
