@@ -4,6 +4,13 @@ Environment variables are ``CALGUARD_<FIELD>`` (``CALGUARD_UPSTREAM``, ``CALGUAR
 ``CALGUARD_PORT``, ...; ``CALGUARD_ROUTES`` and ``CALGUARD_DEFAULT_ROUTE`` take JSON). Routes map a
 client-facing model name to an upstream model and its default calibrations; a model with no route
 goes to the upstream under its own name with the default route's settings.
+
+As in a LiteLLM proxy config, a string value ``os.environ/NAME`` is read from the environment
+variable ``NAME`` (a secret stays out of the file), and a ``model_list`` of
+``{model_name, litellm_params: {model, api_base, api_key}}`` entries becomes routes with
+``provider: litellm``. A mistake stops start-up with a :class:`~guard.errors.ConfigError` that
+names the key as it is written in the file (``routes.x.mcq``, ``default_route.policies[0]``)
+and, for an unknown name, the closest valid one.
 """
 
 from __future__ import annotations
@@ -14,11 +21,20 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from guard.calibrations import check_calibration
+from guard.config_errors import describe
 from guard.errors import ConfigError
 
 # How long calguard keeps an idle keep-alive connection open. It must be longer than the idle
@@ -27,10 +43,27 @@ from guard.errors import ConfigError
 # can send a request on a connection at the instant the server closes it as idle; the request is
 # then never read, the kernel answers with a reset, and the client gets a ``ReadError``.
 KEEP_ALIVE_S = 65
+ENV_REF = "os.environ/"
+HTTP_PROVIDERS = ("openai", "litellm")  # providers whose api_base is an http(s) URL
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host (and a valid port); else ValueError."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # a bad port raises here
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{value!r} is not an http(s) URL; write the base URL of an OpenAI-compatible API, "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    return value
 
 
 class RouteConfig(Strict):
@@ -55,12 +88,70 @@ class RouteConfig(Strict):
     def _known_calibration(cls, value: str, info: Any) -> str:
         return check_calibration(info.field_name, value)
 
+    @model_validator(mode="after")
+    def _api_base_is_a_url(self) -> RouteConfig:
+        # A registered provider may take any address (mem://, a socket path); ours take URLs.
+        if self.api_base is not None and self.provider in HTTP_PROVIDERS:
+            try:
+                http_url(self.api_base)
+            except ValueError as exc:
+                raise ValueError(f"api_base: {exc}") from None
+        return self
+
+
+class LiteLLMParams(Strict):
+    """What calguard reads of a LiteLLM ``litellm_params``: the rest is LiteLLM's own."""
+
+    model: str  # LiteLLM's model name: openai/gpt-4o, anthropic/claude-..., ollama/...
+    api_base: str | None = None
+    api_key: str | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+
+_OWN_UPSTREAM = ("upstream_model", "provider", "api_base", "api_key")
+
+
+class ModelListEntry(RouteConfig):
+    """One entry of a LiteLLM-style ``model_list``: a route with ``provider: litellm``. Route
+    settings (``mcq``, ``policies``, ...) may sit beside ``model_name``."""
+
+    model_name: str
+    litellm_params: LiteLLMParams
+    model_info: dict[str, Any] = {}  # LiteLLM's metadata about the model; not used
+
+    @model_validator(mode="after")
+    def _upstream_in_litellm_params(self) -> ModelListEntry:
+        given = sorted(set(_OWN_UPSTREAM) & self.model_fields_set)
+        if given:
+            raise ValueError(
+                f"{given[0]}: a model_list entry's upstream is its litellm_params "
+                "(model, api_base, api_key)"
+            )
+        return self
+
+    def route(self) -> RouteConfig:
+        own = self.model_dump(
+            exclude_unset=True, exclude={"model_name", "litellm_params", "model_info"}
+        )
+        p = self.litellm_params
+        return RouteConfig(
+            **own,
+            provider="litellm",
+            upstream_model=p.model,
+            api_base=p.api_base,
+            api_key=p.api_key,
+        )
+
 
 class Settings(Strict):
     upstream: str | None = None  # base URL of an OpenAI-compatible API, e.g. http://host/v1
     upstream_key: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=0, le=65535)
     store: str = "sqlite:///calguard.db"
     timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1)
@@ -78,13 +169,69 @@ class Settings(Strict):
     # Streaming fails closed: blocking policies see this many characters ahead of the client,
     # or the whole answer ("full") before anything is sent.
     stream_holdback: int | Literal["full"] = 256
+    # GET /readyz: how long the store and the upstream each get to answer.
+    ready_timeout_s: float = Field(2.0, gt=0)
     default_route: RouteConfig = RouteConfig()
     routes: dict[str, RouteConfig] = {}
+    # LiteLLM proxy style: each entry becomes routes[model_name] (provider litellm).
+    model_list: list[ModelListEntry] = []
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                f"{value!r} is not a store URL; a SQLite file is written sqlite:///{value} "
+                "(sqlite:////abs/path.db for an absolute path)"
+            )
+        if value.startswith("sqlite:"):
+            from guard.store import sqlite_path  # the one place that reads sqlite URLs
+
+            try:
+                sqlite_path(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _model_list_routes(self) -> Settings:
+        routes = dict(self.routes)
+        for i, entry in enumerate(self.model_list):
+            if entry.model_name in routes:
+                raise ValueError(
+                    f"model_list[{i}].model_name: {entry.model_name!r} is already a route; "
+                    "calguard sends one model name to one deployment (LiteLLM's load balancing "
+                    "across deployments of one name is not supported)"
+                )
+            routes[entry.model_name] = entry.route()
+        self.routes = routes
+        return self
 
     def route(self, model: str) -> tuple[str, RouteConfig]:
         """(upstream model name, route settings) for a client-facing model name."""
         route = self.routes.get(model, self.default_route)
         return route.upstream_model or model, route
+
+    def serves(self, model: str) -> bool:
+        """Whether a request for ``model`` has somewhere to go."""
+        route = self.routes.get(model, self.default_route)
+        return bool(self.upstream) or route.provider != "openai" or bool(route.api_base)
+
+    def needs_upstream(self) -> bool:
+        """Whether ``upstream`` is needed: some route (or the default, when there are no
+        routes) goes to it rather than to its own provider and base URL."""
+
+        def own(r: RouteConfig) -> bool:
+            return r.provider != "openai" or bool(r.api_base)
+
+        return any(not own(r) for r in self.routes.values()) or (
+            not self.routes and not own(self.default_route)
+        )
 
     def named_routes(self) -> dict[str, RouteConfig]:
         """Every route by the name it has in the config; the default route as 'default_route'."""
@@ -107,13 +254,39 @@ _Loader.add_implicit_resolver(
 )
 
 
+def read_yaml(text: str) -> Any:
+    """YAML as calguard reads it (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def resolve_env_refs(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """``value`` with every string ``os.environ/NAME`` replaced by the variable ``NAME``; a
+    variable that is not set stops start-up, naming it and the key that refers to it."""
+    if isinstance(value, str) and value.startswith(ENV_REF):
+        name = value[len(ENV_REF) :]
+        if name not in environ:
+            raise ConfigError(
+                f"{where or 'a setting'}: {value} names the environment variable {name!r}, "
+                "which is not set; export it (or write the value in place)"
+            )
+        return environ[name]
+    if isinstance(value, Mapping):
+        return {
+            k: resolve_env_refs(v, environ, f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [resolve_env_refs(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def _env(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = environ.get(f"CALGUARD_{name.upper()}")
         if value is None:
             continue
-        if name in ("routes", "default_route"):
+        if name in ("routes", "default_route", "model_list"):
             try:
                 out[name] = json.loads(value)
             except ValueError as exc:
@@ -130,23 +303,23 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """File < environment < explicit overrides (CLI flags); ``None`` overrides are ignored."""
+    """File < environment < explicit overrides (CLI flags); ``None`` overrides are ignored.
+    ``os.environ/NAME`` values are read from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if config_file is not None:
         path = Path(config_file)
         try:
-            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+            loaded = read_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
         data.update(loaded)
-    data.update(_env(os.environ if environ is None else environ))
+    data.update(_env(env))
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    data = resolve_env_refs(data, env)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings — {problems}") from exc
+        raise ConfigError(f"invalid settings — {describe(exc, data, Settings)}") from exc

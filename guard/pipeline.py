@@ -27,6 +27,7 @@ from guard.endpoints import CHAT, Endpoint
 from guard.errors import (
     CalguardError,
     InvalidRequestError,
+    NotFoundError,
     PolicyViolationError,
     UpstreamError,
     UpstreamRejectedError,
@@ -186,6 +187,13 @@ class Pipeline:
             check_body(body, endpoint.required)
         rest, opts = split_guard(body)
         client_model = rest["model"]
+        if self._given is None and not self.settings.serves(client_model):
+            served = ", ".join(sorted(self.settings.routes)) or "none"
+            raise NotFoundError(
+                f"model {client_model!r} is not served here; the models are: {served}",
+                param="model",
+                code="model_not_found",
+            )
         upstream_model, route = self.settings.route(client_model)
         rest["model"] = upstream_model
         named = client_model in self.settings.routes

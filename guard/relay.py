@@ -20,7 +20,7 @@ from guard.upstreams.headers import forward_headers, passed_headers
 
 class Relay:
     def __init__(
-        self, settings: Settings, upstream: Upstream, metrics: Metrics, scrub: Scrubber
+        self, settings: Settings, upstream: Upstream | None, metrics: Metrics, scrub: Scrubber
     ) -> None:
         self.settings = settings
         self.upstream = upstream
@@ -42,6 +42,11 @@ class Relay:
         if allowed is not None and not any(fnmatch.fnmatchcase(path, p) for p in allowed):
             err = NotFoundError(f"{method} /v1{path} is not passed through by this proxy")
             return Reply.of_error(err, out)
+        if self.upstream is None:  # routes only (a LiteLLM model_list): no default upstream
+            err = NotFoundError(
+                f"{method} /v1{path}: this proxy has no default upstream to relay to"
+            )
+            return Reply.of_error(err, out)
         keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
         keep.update(forward_headers(headers, self.settings))
         try:
@@ -55,6 +60,9 @@ class Relay:
 
     async def models(self, headers: Mapping[str, str], query: str) -> Reply:
         """The upstream's model list as it said it, plus the routes calguard serves."""
+        if self.upstream is None:  # routes only: they are the list
+            data = [_route_model(name) for name in self.settings.routes]
+            return Reply.of_json({"object": "list", "data": data}, {})
         reply = await self.forward("GET", "/models", b"", headers, query, new_request_id())
         if reply.status != 200 or not self.settings.routes:
             return reply

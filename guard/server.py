@@ -8,7 +8,8 @@
     *    /v1/...                any other path: relayed untouched (guard.relay)
     GET  /v1/models             the upstream's models plus the configured routes
     GET  /v1/guard/flags        the flag log (admin key)
-    GET  /healthz               liveness
+    GET  /healthz               liveness (the process answers)
+    GET  /readyz                readiness: the store and the upstream answer (else 503)
     GET  /metrics               Prometheus text
 
 Every error is an OpenAI error body with the right status, and carries ``x-request-id``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,8 +32,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard import readiness
 from guard.checks import route_policies
-from guard.config import Settings
+from guard.config import Settings, load_settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.errors import (
     AuthenticationError,
@@ -46,7 +49,7 @@ from guard.relay import Relay
 from guard.reply import Reply, new_request_id
 from guard.request import parse_json
 from guard.store import Store, open_store
-from guard.upstreams import Upstream
+from guard.upstreams import Upstream, check_provider
 
 
 def _error(exc: CalguardError, request_id: str) -> JSONResponse:
@@ -134,13 +137,18 @@ def create_app(
     holder: dict[str, Pipeline] = {}
     relay: dict[str, Relay] = {}
     policies = route_policies(settings)  # a bad policy spec stops start-up here, named
+    for name, route in settings.named_routes().items():  # and so does an unknown provider
+        check_provider(route.provider, name if name == "default_route" else f"routes.{name}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st = store or open_store(settings.store)
         pipeline = Pipeline(settings, st, upstream=upstream, metrics=metrics, policies=policies)
+        if settings.needs_upstream():
+            pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
         holder["p"] = pipeline
-        relay["r"] = Relay(settings, pipeline.default_upstream, metrics, pipeline.scrub)
+        up = pipeline.default_upstream if settings.needs_upstream() else None
+        relay["r"] = Relay(settings, up, metrics, pipeline.scrub)
         try:
             yield
         finally:
@@ -240,8 +248,13 @@ def create_app(
         return render(await relay["r"].model(model, request.headers, request.url.query))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        found = await readiness.check(holder["p"], settings.ready_timeout_s)
+        return JSONResponse(found.body(), status_code=200 if found.ready else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -259,3 +272,11 @@ def create_app(
         return render(reply)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The proxy built from the environment: ``CALGUARD_CONFIG`` (a YAML file) and the
+    ``CALGUARD_*`` settings. An app factory for uvicorn's import string, which several worker
+    processes need: ``uvicorn --factory guard.server:app_from_env`` (``calguard serve
+    --workers N`` passes its flags this way)."""
+    return create_app(load_settings(os.environ.get("CALGUARD_CONFIG") or None))

@@ -10,6 +10,7 @@ it with :func:`register`, and import its module from ``policies/__init__.py``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, get_args
@@ -21,6 +22,12 @@ from policies.base import Action, Context, Policy, Verdict
 Mode = Literal["flag", "block", "redact"]
 _MODES: tuple[str, ...] = get_args(Mode)
 _SPEC_KEYS = ("action", "params", "type")
+
+
+def _closest(name: object, names: Sequence[str]) -> str:
+    """' (did you mean X?)' for the closest of ``names``, or ''."""
+    match = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 class PolicyConfigError(ValueError):
@@ -116,7 +123,8 @@ def _describe(kind: str, cls: type[BuiltinPolicy[Any]], err: ValidationError) ->
     for e in sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden"):
         where = ".".join(str(x) for x in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown parameter {where!r} (valid parameters: {valid})")
+            hint = _closest(where, [f.alias or name for name, f in fields.items()])
+            parts.append(f"unknown parameter {where!r}{hint} (valid parameters: {valid})")
         else:
             parts.append(f"parameter {where or 'params'!r}: {e['msg']}")
     return f"policy {kind!r}: " + "; ".join(parts)
@@ -133,12 +141,14 @@ def build_policy(spec: Mapping[str, Any]) -> Policy:
     unknown = sorted(str(k) for k in spec if k not in _SPEC_KEYS)
     if unknown:
         raise PolicyConfigError(
-            f"unknown key {unknown[0]!r} in policy spec; valid keys are {', '.join(_SPEC_KEYS)}"
+            f"unknown key {unknown[0]!r} in policy spec{_closest(unknown[0], _SPEC_KEYS)}; "
+            f"valid keys are {', '.join(_SPEC_KEYS)}"
         )
     kind = spec.get("type")
     if not isinstance(kind, str) or kind not in _TYPES:
         raise PolicyConfigError(
-            f"unknown policy type {kind!r}; valid types are {', '.join(sorted(_TYPES))}"
+            f"unknown policy type {kind!r}{_closest(kind, sorted(_TYPES))}; "
+            f"valid types are {', '.join(sorted(_TYPES))}"
         )
     cls = _TYPES[kind]
     raw = spec.get("params")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -48,8 +49,10 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, {"store": args.store})
-    store = open_store(settings.store)
+    settings = load_settings(
+        args.config or os.environ.get("CALGUARD_CONFIG"), {"store": args.store}
+    )
+    store = open_store(settings.store, must_exist=True)  # a reader never creates a store
     if args.flags_command == "show":
         flag = store.flag(args.id)
         if flag is None:

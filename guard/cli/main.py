@@ -1,28 +1,45 @@
-"""The ``calguard`` command line: one subcommand per module of this package."""
+"""The ``calguard`` command line: one subcommand per module of this package.
+
+``calguard`` alone prints the full help on stderr and exits 2, as argparse does for any missing
+argument (and as ruff and uv do): a script that calls it bare learns it did nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from guard.cli import demo, eval_offline, flags, serve
 from guard.errors import ConfigError
 from guard.evaluation.recorded import RecordedFormatError
 
 
+def _version() -> str:
+    try:
+        return version("calguard")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="calguard", description="Calibrate and guard LLM outputs."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for module in (eval_offline, serve, demo, flags):
+    parser.add_argument("--version", action="version", version=f"calguard {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (serve, flags, demo, eval_offline):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return int(args.func(args))
     except (FileNotFoundError, RecordedFormatError, ConfigError) as exc:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -39,8 +40,10 @@ def sqlite_path(url: str) -> Path:
 register_store("sqlite", _sqlite)
 
 
-def open_store(url: str) -> Store:
-    """The store a URL names; an unknown scheme stops start-up with the ones known."""
+def open_store(url: str, *, must_exist: bool = False) -> Store:
+    """The store a URL names; an unknown scheme, or a store that cannot be opened, stops
+    start-up with a :class:`ConfigError` saying why. ``must_exist``: a SQLite file that is not
+    there is an error too (readers such as ``calguard flags`` must not create one)."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in STORES:
         for ep in entry_points(group="calguard.stores"):
@@ -50,8 +53,17 @@ def open_store(url: str) -> Store:
         raise ConfigError(
             f"store {url!r}: unknown store; use one of "
             + ", ".join(f"{s}://..." for s in sorted(STORES))
+            + ("" if scheme else f" (a SQLite file is written sqlite:///{url})")
         )
-    return STORES[scheme](url)
+    if scheme == "sqlite" and must_exist and not sqlite_path(url).is_file():
+        raise ConfigError(
+            f"no store at {sqlite_path(url)} ({url}): nothing has been recorded there yet; "
+            "pass --store sqlite:///path/to/calguard.db or --config with the proxy's store"
+        )
+    try:
+        return STORES[scheme](url)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"store {url!r} cannot be opened: {exc}") from exc
 
 
 __all__ = [

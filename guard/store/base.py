@@ -39,4 +39,7 @@ class Store(Protocol):
     def keys(self) -> list[str]:
         """Every calibration key with a state."""
 
+    def ping(self) -> None:
+        """Answer a trivial query, or raise: what ``GET /readyz`` asks of the store."""
+
     def close(self) -> None: ...

@@ -147,6 +147,9 @@ class SQLiteStore:
         rows = self._conn().execute("SELECT key FROM calibration_state ORDER BY key").fetchall()
         return [r[0] for r in rows]
 
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1 FROM calibration_state LIMIT 1").fetchall()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from guard.calibrations import closest
 from guard.errors import ConfigError
 from guard.upstreams.base import RawResponse, Upstream, UpstreamSpec
 
@@ -51,16 +52,24 @@ def known_providers() -> list[str]:
     return sorted(names)
 
 
+def check_provider(provider: str, where: str = "") -> str:
+    """``provider`` if an upstream of that name is registered (or in the entry points); else a
+    ConfigError naming the closest and the known ones."""
+    if provider in UPSTREAMS:
+        return provider
+    for ep in entry_points(group="calguard.upstreams"):
+        if ep.name == provider:
+            register_upstream(ep.name, ep.load())
+            return provider
+    known = known_providers()
+    raise ConfigError(
+        f"{where + ': ' if where else ''}provider {provider!r} is unknown"
+        f"{closest(provider, known)}; use one of {', '.join(known)}"
+    )
+
+
 def build_upstream(spec: UpstreamSpec) -> Upstream:
-    if spec.provider not in UPSTREAMS:
-        for ep in entry_points(group="calguard.upstreams"):
-            if ep.name == spec.provider:
-                register_upstream(ep.name, ep.load())
-    if spec.provider not in UPSTREAMS:
-        raise ConfigError(
-            f"provider {spec.provider!r} is unknown; use one of {', '.join(known_providers())}"
-        )
-    return UPSTREAMS[spec.provider](spec)
+    return UPSTREAMS[check_provider(spec.provider)](spec)
 
 
 __all__ = [
@@ -69,6 +78,7 @@ __all__ = [
     "Upstream",
     "UpstreamSpec",
     "build_upstream",
+    "check_provider",
     "known_providers",
     "register_upstream",
 ]

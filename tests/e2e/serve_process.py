@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+CLI = [sys.executable, "-m", "guard.cli"]
+
+
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``calguard ARGS`` as a process that is expected to end by itself (bounded: 60 s)."""
+    return subprocess.run(
+        [*CLI, *args],
+        env=dict(os.environ if env is None else env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
 
 @contextmanager
 def calguard_serve(
-    config: Path, port: int, env: Mapping[str, str]
+    config: Path | None, port: int, env: Mapping[str, str], args: Sequence[str] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Yields (base URL, process) once ``/healthz`` answers; bounded wait of 20 s."""
+    """Yields (base URL, process) once ``/healthz`` answers; bounded wait of 20 s (60 s with
+    extra ``args``, which may start worker processes or a fake upstream first). The process
+    runs in its own process group, so worker processes are stopped with it."""
+    command = [*CLI, "serve", *(["--config", str(config)] if config else []), *args]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
+        command,
         env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        for _ in range(600 if args else 200):
             if proc.poll() is not None:
                 out = proc.stdout.read().decode() if proc.stdout else ""
                 pytest.fail(f"calguard serve exited early: {out[-2000:]}")
@@ -35,9 +58,18 @@ def calguard_serve(
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        else:
+            pytest.fail("calguard serve did not answer /healthz")
         yield url, proc
     finally:
-        proc.kill()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.terminate()  # uvicorn stops its workers on SIGTERM
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of its group still running
         if proc.stdout:
             proc.stdout.close()

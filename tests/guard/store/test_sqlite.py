@@ -220,3 +220,37 @@ def test_policy_filter_matches_the_name_literally(store: SQLiteStore) -> None:
     store.add_flag(_flag(1.0, ["max-length"]))
     store.add_flag(_flag(2.0, ["max_length"]))
     assert [f["time"] for f in store.flags(policy="max_length")] == [2.0]
+
+
+def test_ping_answers_on_a_working_store(store: SQLiteStore) -> None:
+    store.ping()
+
+
+def test_ping_raises_when_the_file_is_gone_bad(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "p.db")
+    s.close()
+    (tmp_path / "p.db").write_bytes(b"not a database" * 100)
+    s2 = SQLiteStore.__new__(SQLiteStore)  # opened on the damaged file without the schema
+    s2.path, s2._local = tmp_path / "p.db", threading.local()
+    with pytest.raises(Exception, match="not a database"):
+        s2.ping()
+
+
+def test_open_store_must_exist_never_creates_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    with pytest.raises(ConfigError, match=r"no store at .*absent\.db"):
+        open_store(url, must_exist=True)
+    assert not (tmp_path / "absent.db").exists()
+    open_store(url).close()  # without must_exist it is created
+    open_store(url, must_exist=True).close()
+
+
+def test_a_store_that_cannot_be_opened_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(ConfigError, match="cannot be opened"):
+        open_store(f"sqlite:///{tmp_path / 'dir.db'}")
+
+
+def test_a_bare_path_suggests_the_sqlite_url() -> None:
+    with pytest.raises(ConfigError, match=r"written sqlite:///calguard\.db"):
+        open_store("calguard.db")

@@ -1,0 +1,63 @@
+"""``calguard flags``: reading the flag log never creates a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guard.cli import main
+from guard.store import SQLiteStore
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "1"], ["export"]])
+def test_no_store_file_says_so_and_creates_none(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALGUARD_STORE", raising=False)
+    monkeypatch.delenv("CALGUARD_CONFIG", raising=False)
+    assert main(["flags", *command]) == 2
+    err = capsys.readouterr().err
+    assert "no store at calguard.db (sqlite:///calguard.db)" in err
+    assert "--store" in err
+    assert list(tmp_path.iterdir()) == []  # no empty calguard.db left behind
+
+
+def test_an_existing_store_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "cg.db"
+    store = SQLiteStore(db)
+    store.add_flag(
+        {
+            "time": 1_700_000_000.0,
+            "request_id": "req-1",
+            "route": "default_route",
+            "model": "m",
+            "key": None,
+            "action": "flag",
+            "policies": ["pii"],
+            "verdicts": [{"policy": "pii", "reason": "an email"}],
+        }
+    )
+    store.close()
+    assert main(["flags", "list", "--store", f"sqlite:///{db}"]) == 0
+    out = capsys.readouterr()
+    assert "pii" in out.out
+    assert "an email" in out.out
+    assert "1 record(s)" in out.err
+
+
+def test_the_config_file_can_come_from_calguard_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "from-config.db"
+    SQLiteStore(db).close()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: sqlite:///{db}\n")
+    monkeypatch.setenv("CALGUARD_CONFIG", str(config))
+    monkeypatch.delenv("CALGUARD_STORE", raising=False)
+    assert main(["flags", "list"]) == 0
+    assert "0 record(s)" in capsys.readouterr().err

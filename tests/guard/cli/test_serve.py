@@ -1,0 +1,90 @@
+"""``calguard serve`` stops before start-up, with one line on stderr, on what cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guard.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CALGUARD_UPSTREAM", "CALGUARD_STORE", "CALGUARD_CONFIG", "CALGUARD_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def serve(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("calguard: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+def test_an_upstream_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve(["--upstream", "not a url"], capsys)
+    assert "upstream: 'not a url' is not an http(s) URL" in err
+
+
+def test_a_store_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--store", "calguard.db"], capsys)
+    assert "sqlite:///calguard.db" in err
+
+
+def test_a_store_that_cannot_be_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-folder.db").mkdir()
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--store", "sqlite:///a-folder.db"], capsys)
+    assert "store 'sqlite:///a-folder.db' cannot be opened" in err
+
+
+def test_a_store_of_an_unknown_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--store", "redis://h/0"], capsys)
+    assert "unknown store" in err
+
+
+def test_an_unknown_provider(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("routes:\n  r:\n    provider: opnai\n")
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--config", str(config)], capsys)
+    assert "routes.r: provider 'opnai' is unknown (did you mean 'openai'?)" in err
+
+
+def test_no_upstream_mentions_the_fake_one(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve([], capsys)
+    assert "--upstream" in err
+    assert "--fake-upstream" in err
+
+
+def test_fake_upstream_and_upstream_exclude_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = serve(["--fake-upstream", "--upstream", "http://127.0.0.1:9/v1"], capsys)
+    assert "--fake-upstream replaces --upstream" in err
+
+
+def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--workers", "0"])
+    assert info.value.code == 2
+    assert "--workers must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_model_list_needs_no_upstream_but_checks_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "store: postgres://h/db\n"
+        "model_list:\n  - {model_name: m, litellm_params: {model: openai/m}}\n"
+    )
+    err = serve(["--config", str(config)], capsys)
+    assert "no upstream" not in err
+    assert "unknown store" in err
+
+
+def test_data_goes_with_the_fake_upstream(capsys: pytest.CaptureFixture[str]) -> None:
+    err = serve(["--upstream", "http://127.0.0.1:9/v1", "--data", "."], capsys)
+    assert "--data goes with --fake-upstream" in err
