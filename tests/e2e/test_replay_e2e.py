@@ -26,7 +26,7 @@ def proxy(arc: McqRecords, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     state = FakeUpstreamState(ReplayResponder(arc, arc.questions))
     db = tmp_path_factory.mktemp("replay") / "calguard.db"
     with serve_in_thread(create_fake_upstream(state)) as up:
-        route = RouteConfig(warmup=4, alpha=0.02, budget=2.0)
+        route = RouteConfig(budget=2.0)  # the planner's own defaults otherwise
         settings = Settings(upstream=f"{up}/v1", store=f"sqlite:///{db}", default_route=route)
         with (
             serve_in_thread(create_app(settings)) as px,
@@ -43,9 +43,7 @@ def test_proxy_equals_offline_on_recorded_arc(
     order = np.random.default_rng(0).permutation(len(arc))
     # A fresh key per method: the calibration key includes the method's own planner state.
     online = replay_through_proxy(proxy, arc, arc.questions, order, {"calibration": method})
-    offline = run_order(
-        arc, lambda n: PermutationPlanner(n, method, warmup=4, alpha=0.02, budget=2.0), order
-    )
+    offline = run_order(arc, lambda n: PermutationPlanner(n, method, budget=2.0), order)
     assert online.accuracy == pytest.approx(offline.accuracy, abs=0.5)
     assert online.rstd == pytest.approx(offline.rstd, abs=0.5)
     assert online.calls == pytest.approx(offline.calls, abs=0.01)
