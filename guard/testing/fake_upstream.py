@@ -116,6 +116,7 @@ def _completion(body: dict[str, Any], choices: list[dict[str, Any]], n: int) -> 
         "model": body.get("model", "sim-biased-llm"),
         "choices": choices,
         "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+        "system_fingerprint": "fp_fake",
     }
 
 

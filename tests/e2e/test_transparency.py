@@ -178,6 +178,10 @@ def test_calibrated_streams_end_with_usage_and_keep_the_fingerprint(stack: Stack
     )
     assert chunks[-1].choices == []
     assert chunks[-1].usage.total_tokens == 44  # the four orders' usage, added up
+    r = stack.client.chat.completions.create(
+        model="m", messages=user(QUESTION), extra_body={"guard": {"calibration": "pride"}}
+    )
+    assert r.system_fingerprint == "fp_fake"  # the upstream's, on calguard's own reply
 
 
 def test_the_clients_own_key_is_forwarded_only_when_asked(tmp_path: Path) -> None:
