@@ -155,6 +155,9 @@ class Settings(Strict):
     store: str = "sqlite:///calguard.db"
     timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1)
+    deadline_s: float | None = Field(None, gt=0)  # whole request; None: from timeout_s
+    # /metrics needs the admin key (else a proxy key) when there is one; true opens it.
+    metrics_public: bool = False
     retry_max_wait_s: float = Field(20.0, ge=0)
     max_body_bytes: int = Field(4_000_000, gt=0)
     top_logprobs: int = Field(20, ge=1, le=20)
@@ -216,6 +219,14 @@ class Settings(Strict):
         """(upstream model name, route settings) for a client-facing model name."""
         route = self.routes.get(model, self.default_route)
         return route.upstream_model or model, route
+
+    @property
+    def deadline(self) -> float:
+        """The whole request's deadline (until its reply, or a stream's first byte): the given
+        ``deadline_s``, else every attempt's ``timeout_s`` and the waits between them."""
+        if self.deadline_s is not None:
+            return self.deadline_s
+        return self.timeout_s * self.max_attempts + self.retry_max_wait_s * (self.max_attempts - 1)
 
     def serves(self, model: str) -> bool:
         """Whether a request for ``model`` has somewhere to go."""

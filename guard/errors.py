@@ -6,6 +6,7 @@
     ├── AuthenticationError            401 invalid_request_error   (missing or wrong API key)
     ├── NotFoundError                  404 not_found_error         (unknown route or model)
     ├── RequestTooLargeError           413 invalid_request_error
+    ├── ClientGoneError                499 client_closed_request   (nobody is there to read it)
     ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
     ├── UpstreamError                  502 upstream_error          (after retries; carries status)
     │   └── UpstreamTimeoutError       504 upstream_timeout
@@ -84,6 +85,13 @@ class NotFoundError(CalguardError):
 class RequestTooLargeError(CalguardError):
     status = 413
     type = "invalid_request_error"
+
+
+class ClientGoneError(CalguardError):
+    """The client disconnected before its reply was ready; its upstream calls were cancelled."""
+
+    status = 499
+    type = "client_closed_request"
 
 
 class UpstreamError(CalguardError):

@@ -14,8 +14,8 @@ no policy can be skipped by choosing another endpoint or another face.
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from guard.errors import (
     PolicyViolationError,
     UpstreamError,
     UpstreamRejectedError,
+    UpstreamTimeoutError,
 )
 from guard.metrics import Metrics
 from guard.reply import Evidence, Reply, chunks, completion, scrubbed, started
@@ -46,9 +47,11 @@ from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
+from guard.tasks.job import namespace
 from guard.tasks.prompt_text import find_options, last_user_text
-from guard.upstreams import RawResponse, Upstream, UpstreamSpec, build_upstream
+from guard.upstreams import Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
+from guard.upstreams.routes import RouteUpstreams
 
 log = logging.getLogger("calguard")
 
@@ -71,6 +74,7 @@ class _Request:
     forward: dict[str, str] = field(default_factory=dict)  # the client's, passed on
     query: str = ""
     scrub: Scrubber | None = None
+    caller: str | None = None  # the proxy key it came with: client-chosen keys live under it
 
     async def log(self, store: Store, key: str | None, response: Any) -> None:
         await record(
@@ -104,7 +108,7 @@ class Pipeline:
         self.default_policies = policies.pop("", RoutePolicies())
         self.policies = policies
         self._given = upstream
-        self._upstreams: dict[tuple[str, str | None, str | None], Upstream] = {}
+        self.upstreams = RouteUpstreams(settings, upstream)
         self._cache: dict[Any, Any] = {}  # the tasks' per-key state snapshots
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
@@ -113,39 +117,15 @@ class Pipeline:
             + [r.api_key for r in settings.named_routes().values()]
         )
 
-    # -- upstreams -----------------------------------------------------------------------------
-
     def upstream_for(self, route: RouteConfig) -> Upstream:
-        """The route's upstream: its own provider, base URL and key. Only an openai route
-        without its own ``api_base`` goes to the settings' upstream with ``upstream_key``."""
-        own = route.provider != "openai" or route.api_base is not None
-        if not own and self._given is not None:
-            return self._given
-        ident = (route.provider, route.api_base, route.api_key if own else None)
-        up = self._upstreams.get(ident)
-        if up is None:
-            s = self.settings
-            up = build_upstream(
-                UpstreamSpec(
-                    provider=route.provider,
-                    base_url=route.api_base if own else s.upstream,
-                    api_key=route.api_key if own else s.upstream_key,
-                    timeout_s=s.timeout_s,
-                    max_attempts=s.max_attempts,
-                    max_wait_s=s.retry_max_wait_s,
-                )
-            )
-            self._upstreams[ident] = up
-        return up
+        return self.upstreams.for_route(route)
 
     @property
     def default_upstream(self) -> Upstream:
-        return self.upstream_for(self.settings.default_route)
+        return self.upstreams.for_route(self.settings.default_route)
 
     async def aclose(self) -> None:
-        for up in self._upstreams.values():
-            await up.aclose()
-        self._upstreams.clear()
+        await self.upstreams.aclose()
 
     # -- the request path ----------------------------------------------------------------------
 
@@ -157,14 +137,38 @@ class Pipeline:
         *,
         headers: Mapping[str, str] | None = None,
         query: str = "",
+        caller: str | None = None,
     ) -> Reply:
         """One request on ``endpoint``, finished: checked, logged, ready to render.
         ``headers`` are the client's headers to pass on, ``query`` its query string."""
         out = {"x-calguard-request-id": request_id}
         try:
+            async with asyncio.timeout(self.settings.deadline):
+                reply = await self._handle(endpoint, body, request_id, out, headers, query, caller)
+        except TimeoutError:
+            exc = UpstreamTimeoutError(
+                f"no reply within the request deadline of {self.settings.deadline:g} s "
+                "(deadline_s, or timeout_s x max_attempts)",
+                code="deadline_exceeded",
+                request_id=request_id,
+            )
+            reply = Reply.of_error(exc, out)
+        return scrubbed(reply, self.scrub)
+
+    async def _handle(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        request_id: str,
+        out: dict[str, str],
+        headers: Mapping[str, str] | None,
+        query: str,
+        caller: str | None,
+    ) -> Reply:
+        try:
             req = self._parse(endpoint, body, request_id, out)
             req.forward, req.query = forward_headers(headers or {}, self.settings), query
-            req.scrub = self.scrub
+            req.scrub, req.caller = self.scrub, caller
             await self._prompt_checks(req)
             if (job := self._task(req)) is not None:
                 reply = await self._calibrated(req, job)
@@ -176,7 +180,7 @@ class Pipeline:
             if isinstance(exc, UpstreamError | UpstreamRejectedError):
                 log.warning("request %s: %s", request_id, self.scrub.text(str(exc)))
             reply = Reply.of_error(exc, out)
-        return scrubbed(reply, self.scrub)
+        return reply
 
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
@@ -269,6 +273,7 @@ class Pipeline:
             top_logprobs=self.settings.top_logprobs,
             cache=self._cache,
             detected=detected,
+            namespace=namespace(req.caller),
         )
         job.ask = self._asker(self.upstream_for(req.route), req, job)
         return job
@@ -372,7 +377,7 @@ class Pipeline:
             job.calls += 1
             raw = await upstream.post(CHAT.path, body, headers=req.forward, query=req.query)
             if raw.status >= 400:
-                raise _rejected(raw)
+                raise raw.rejected()
             try:
                 resp = raw.json()
             except ValueError as exc:
@@ -387,14 +392,3 @@ class Pipeline:
 
 async def _unset(body: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("the job's asker is set right after the job is made")
-
-
-def _rejected(raw: RawResponse) -> UpstreamRejectedError:
-    try:
-        parsed = json.loads(raw.body)
-    except ValueError:
-        parsed = None
-    body = parsed if isinstance(parsed, dict) else None
-    err = UpstreamRejectedError(raw.status, body, f"upstream answered {raw.status}")
-    err.headers = passed_headers(raw.headers)
-    return err

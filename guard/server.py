@@ -21,7 +21,7 @@ import asyncio
 import hmac
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +39,7 @@ from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.errors import (
     AuthenticationError,
     CalguardError,
+    ClientGoneError,
     InvalidRequestError,
     NotFoundError,
     RequestTooLargeError,
@@ -114,19 +115,41 @@ class RequestIdMiddleware:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
-def _authorize(request: Request, keys: Sequence[str]) -> None:
+def _authorize(request: Request, keys: Sequence[str]) -> str | None:
+    """The proxy key the request carries (None when the proxy has none); else a 401."""
     if not keys:
-        return
+        return None
     auth = request.headers.get("authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
     token_b = token.encode("utf-8", "surrogateescape")
-    if not any(hmac.compare_digest(token_b, k.encode()) for k in keys):
+    match = next((k for k in keys if hmac.compare_digest(token_b, k.encode())), None)
+    if match is None:
         raise AuthenticationError(
             "missing or invalid API key: send 'Authorization: Bearer <key>' with one of "
             "the proxy's keys"
             if token == ""
             else "invalid API key"
         )
+    return match
+
+
+async def until_disconnect(request: Request, work: Awaitable[Reply]) -> Reply:
+    """``work``, cancelled (its upstream calls with it) if the client goes away first."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not task.done():
+        task.cancel()
+        raise ClientGoneError("the client disconnected before the reply was ready")
+    return task.result()
 
 
 def create_app(
@@ -197,16 +220,17 @@ def create_app(
     app.add_middleware(RequestIdMiddleware, metrics=metrics)
 
     async def through(endpoint: Endpoint, request: Request) -> Response:
-        _authorize(request, settings.api_keys)
+        caller = _authorize(request, settings.api_keys)
         body = await _read_json(request, settings.max_body_bytes)
-        reply = await holder["p"].handle(
+        handling = holder["p"].handle(
             endpoint,
             body,
             request.state.request_id,
             headers=request.headers,
             query=request.url.query,
+            caller=caller,
         )
-        return render(reply)
+        return render(await until_disconnect(request, handling))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -257,7 +281,9 @@ def create_app(
         return JSONResponse(found.body(), status_code=200 if found.ready else 503)
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if not settings.metrics_public:  # the admin key, else a proxy key, where there are any
+            _authorize(request, [settings.admin_key] if settings.admin_key else settings.api_keys)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -65,7 +65,9 @@ async def run(job: Job) -> Outcome:
             param="guard.input",
         )
     forms = {w: surface_forms(w) for w in labels}
-    key = opts.key or classify_key(job.upstream_model, labels, body, text, opts.input)
+    key = job.client_key(opts.key) or classify_key(
+        job.upstream_model, labels, body, text, opts.input
+    )
     p, template = await job.distribution(text, forms)
     raw = np.log(np.maximum(p, 1e-12))
     state = await asyncio.to_thread(store.load, key) or {}

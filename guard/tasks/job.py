@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,13 @@ from guard.config import RouteConfig
 from guard.request import GuardOptions
 from guard.store import Store
 from guard.tasks.distribution import Ask, ask_distribution
+
+
+def namespace(caller: str | None) -> str:
+    """A caller's namespace: a digest of its proxy key (never the key itself), or "public"."""
+    if caller is None:
+        return "public"
+    return hashlib.sha256(caller.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 @dataclass
@@ -31,8 +39,13 @@ class Job:
     top_logprobs: int
     cache: dict[Any, Any] = field(default_factory=dict)  # per-process state by key (the task's)
     detected: Any = None  # what the auto-detection found (an McqPrompt)
+    namespace: str = "public"  # where client-chosen keys (guard.key) live: one per proxy key
     calls: int = 0  # every HTTP call made upstream for this request
     usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
+
+    def client_key(self, key: str | None) -> str | None:
+        """``guard.key`` in the caller's own namespace: no client can write another's state."""
+        return None if key is None else f"client/{self.namespace}/{key}"
 
     async def distribution(
         self, content: str, forms: Mapping[str, Sequence[str]]

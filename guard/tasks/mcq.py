@@ -119,7 +119,9 @@ async def run(job: Job) -> Outcome:
     method = opts.calibration or job.route.mcq
     prompt = _prompt(job, opts)
     ref = check_referential(prompt.options, prompt.ids)
-    key = opts.key or calibration_key(job.upstream_model, job.body, job.msg_index, prompt)
+    key = job.client_key(opts.key) or calibration_key(
+        job.upstream_model, job.body, job.msg_index, prompt
+    )
     try:
         planner = await _snapshot(job, key, method, prompt.n)
         if opts.budget is not None and opts.budget != planner.budget:

@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from guard.errors import UpstreamRejectedError
+from guard.upstreams.headers import passed_headers
+
 
 @dataclass(frozen=True)
 class RawResponse:
@@ -29,6 +32,17 @@ class RawResponse:
         if not isinstance(data, dict):
             raise ValueError("upstream returned JSON that is not an object")
         return data
+
+    def rejected(self) -> UpstreamRejectedError:
+        """This error answer as an error to pass back: its status, body and headers."""
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            parsed = None
+        body = parsed if isinstance(parsed, dict) else None
+        err = UpstreamRejectedError(self.status, body, f"upstream answered {self.status}")
+        err.headers = passed_headers(self.headers)
+        return err
 
 
 @dataclass(frozen=True)
