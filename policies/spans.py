@@ -13,6 +13,8 @@ the original, so redaction replaces those and leaves the rest byte for byte.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterable
 from typing import NamedTuple, TypeVar
 
@@ -60,12 +62,25 @@ def overlaps(span: Span, taken: Iterable[Span]) -> bool:
     return any(span.start < t.end and t.start < span.end for t in taken)
 
 
-def union(first: Iterable[Span], second: Iterable[Span]) -> list[Span]:
-    """The spans of both lists in text order, where overlapping spans of the same kind (one
-    finding seen in two readings of a text) become one span covering both."""
+def union(raw: Iterable[Span], read: Iterable[Span]) -> list[Span]:
+    """What was found in the text as written (``raw``) and in its reading (``read``), in text
+    order, as one finding per thing found.
+
+    The reading sees more, so a raw span that lies within a span found in the reading is the same
+    finding (or one the policy ranked below it, such as a key inside a PEM block) and is dropped;
+    overlapping spans of the same kind become one span covering both.
+    """
+    read = sorted(read)
+    starts = [r.start for r in read]
+    reach = list(itertools.accumulate((r.end for r in read), max))  # furthest end so far
+    kept = [
+        s
+        for s in raw
+        if not ((i := bisect.bisect_right(starts, s.start)) and reach[i - 1] >= s.end)
+    ]
     merged: list[Span] = []
     last: dict[str, int] = {}  # kind -> index in merged of its latest span
-    for span in sorted([*first, *second], key=lambda s: (s.start, s.end)):
+    for span in sorted([*read, *kept], key=lambda s: (s.start, s.end)):
         k = last.get(span.kind)
         if k is not None and span.start < merged[k].end:
             merged[k] = Span(merged[k].start, max(merged[k].end, span.end), span.kind)

@@ -105,7 +105,27 @@ def test_the_fast_path_and_the_cluster_path_agree(seed: int) -> None:
         assert fast.to_original(i, i + 1) == slow.to_original(i, i + 1)
 
 
-def test_union_merges_one_finding_seen_twice() -> None:
-    raw = [Span(0, 10, "key"), Span(20, 25, "email")]
-    read = [Span(0, 14, "key"), Span(20, 25, "email"), Span(22, 24, "phone")]
-    assert union(raw, read) == [Span(0, 14, "key"), Span(20, 25, "email"), Span(22, 24, "phone")]
+@pytest.mark.parametrize(
+    ("raw", "read", "united"),
+    [
+        ([], [], []),
+        ([Span(0, 3, "a")], [], [Span(0, 3, "a")]),
+        ([], [Span(0, 3, "a")], [Span(0, 3, "a")]),
+        # one finding seen in both readings, or seen longer in one of them
+        ([Span(0, 3, "a")], [Span(0, 3, "a")], [Span(0, 3, "a")]),
+        ([Span(0, 10, "key")], [Span(0, 14, "key")], [Span(0, 14, "key")]),
+        ([Span(2, 9, "key")], [Span(0, 5, "key")], [Span(0, 9, "key")]),
+        # a raw finding inside another kind's finding in the reading is not a finding of its own
+        ([Span(5, 9, "aws")], [Span(0, 20, "pem")], [Span(0, 20, "pem")]),
+        # ... but one that sticks out of it is kept, so that all of it is redacted
+        ([Span(15, 25, "aws")], [Span(0, 20, "pem")], [Span(0, 20, "pem"), Span(15, 25, "aws")]),
+        # findings apart from each other all stay, in text order
+        (
+            [Span(30, 31, "x"), Span(0, 2, "a")],
+            [Span(10, 12, "a"), Span(11, 13, "b")],
+            [Span(0, 2, "a"), Span(10, 12, "a"), Span(11, 13, "b"), Span(30, 31, "x")],
+        ),
+    ],
+)
+def test_union(raw: list[Span], read: list[Span], united: list[Span]) -> None:
+    assert union(raw, read) == united

@@ -286,6 +286,14 @@ def test_spans_map_back_exactly(spec: dict[str, Any], text: str, redacted: str) 
     assert redacting(spec, "***").check(Context("response", text)).redacted == redacted
 
 
+def test_a_key_inside_a_tricked_pem_block_is_one_finding() -> None:
+    header = PEM_HEADER.replace("E", "\u0415").replace("-", "\u2013")
+    text = f"{header}\n{AWS}\n{PEM_BODY}{PEM_END}"
+    verdict = redacting(SECRETS).check(Context("response", f"x {text} y"))
+    assert verdict.reason == "found 1 match: private_key"
+    assert verdict.redacted == f"x {R} y"
+
+
 def test_the_reason_names_the_entry_as_listed() -> None:
     policy = build_policy({"type": "denylist", "params": {"words": ["F\u043eRBIDDEN"]}})
     verdict = policy.check(Context("response", "forbidden"))
