@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from policies.normalise import CONFUSABLES, _composed, _table, normalise
+from policies.normalise import _RANGES, CONFUSABLES, _composed, _fold, _table, normalise
 from policies.spans import Span, union
 
 
@@ -129,3 +129,16 @@ def test_the_fast_path_and_the_cluster_path_agree(seed: int) -> None:
 )
 def test_union(raw: list[Span], read: list[Span], united: list[Span]) -> None:
     assert union(raw, read) == united
+
+
+def test_the_table_has_every_code_point_the_reading_changes() -> None:
+    expected = {}
+    for codes in _RANGES:
+        for cp in codes:
+            folded = _fold(chr(cp))
+            if folded != chr(cp):
+                expected[cp] = folded
+    assert _table() == expected
+    # and outside the ranges it covers, nothing changes (every 7th code point looked at)
+    outside = (cp for cp in range(0x80, 0x110000, 7) if not any(cp in r for r in _RANGES))
+    assert all(_fold(chr(cp)) == chr(cp) for cp in outside if not 0xD800 <= cp < 0xE000)
