@@ -121,7 +121,8 @@ TRICKS: dict[str, Callable[[str], str]] = {
     "small hyphen-minus U+FE63": hyphens("\ufe63"),
     "all at once": everything,
 }
-HYPHEN_TRICKS = {name for name, trick in TRICKS.items() if trick("a-b") != "a-b" and "-" in name}
+_PLAIN = "forbiddenFORBIDDEN0123"
+HYPHEN_TRICKS = {name for name, t in TRICKS.items() if t(_PLAIN) == _PLAIN != t("a-b")}
 
 DENYLIST = {"type": "denylist", "params": {"words": ["forbidden", "self-harm"]}}
 SECRETS = {"type": "secrets"}
