@@ -259,6 +259,8 @@ def test_redaction_leaves_ordinary_text_byte_for_byte(spec: dict[str, Any], find
         (DENYLIST, "\u200bforbidden\u200b!", "\u200b***\u200b!"),
         # A zero-width space between two words still separates them (the text as written).
         ({"type": "denylist", "params": {"words": ["bad"]}}, "bad\u200bword", "***\u200bword"),
+        # ... and a letter glued to a key by one does not hide it.
+        (SECRETS, f"x\u200b{KEY}!", "x\u200b***!"),
         # A key whose tail is hidden behind a zero-width space is one finding, all of it.
         (SECRETS, f"{KEY}\u200bZZZZ end", "*** end"),
         # A ligature is replaced whole, even when the match starts inside it.
