@@ -1,4 +1,10 @@
-"""``denylist``: flag, block or redact listed words and phrases (case-insensitive, whole words)."""
+"""``denylist``: flag, block or redact listed words and phrases (case-insensitive, whole words).
+
+Like every span policy it also matches the normalised reading of the text (fullwidth letters,
+look-alike letters, invisible characters and hyphen variants read as plain, see
+:mod:`policies.normalise`); each entry is listed both as written and as read, so an entry that
+itself has look-alike or fullwidth letters matches either way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from policies.normalise import normalise
 from policies.registry import register
 from policies.spans import Span, SpanParams, SpanPolicy
 
@@ -35,7 +42,12 @@ class Denylist(SpanPolicy[DenylistParams]):
 
     def __init__(self, params: DenylistParams | None = None, action: str = "flag") -> None:
         super().__init__(params, action)
-        words = {_key(w): " ".join(w.split()) for w in self.params.words}
+        words: dict[str, str] = {}  # entry as matched -> entry as listed
+        for w in self.params.words:
+            read = _key(normalise(w).text)
+            if read:  # an entry of nothing but invisible characters reads as nothing
+                words[read] = " ".join(w.split())
+        words.update({_key(w): " ".join(w.split()) for w in self.params.words})
         # Longest first so "bad word" wins over "bad"; lookarounds instead of \b so entries that
         # start or end with punctuation still work; runs of spaces in an entry match any spacing.
         alts = sorted(words, key=len, reverse=True)
@@ -46,7 +58,9 @@ class Denylist(SpanPolicy[DenylistParams]):
     def find(self, text: str) -> list[Span]:
         found = []
         for m in self._rx.finditer(text):
-            label = self._label.get(_key(m[0]), "a listed word")
+            label = self._label.get(_key(m[0])) or self._label.get(
+                _key(normalise(m[0]).text), "a listed word"
+            )
             found.append(Span(m.start(), m.end(), repr(label)))
         return found
 
