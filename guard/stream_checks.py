@@ -1,11 +1,17 @@
 """Streaming that fails closed: response policies see the text before the client does.
 
 The upstream's SSE events are parsed as they arrive (:mod:`guard.sse`) and held back: an event is
-released only once every choice's text after it is at least ``holdback`` characters long (or,
-with ``holdback=None``, only after the whole answer was checked). Policies run on each choice's
-text so far at every event. A block ends the stream with an SSE error event and the flag record;
-the blocked text is never sent. A redacting verdict cannot take back text already released, so
-on a stream it blocks too. Prompt-side verdicts only go into the record.
+released only once every text it adds to (each choice's content, each tool call's arguments) has
+at least ``holdback`` more settled characters after it (or, with ``holdback=None``, only after
+the whole answer was checked). A block ends the stream with an SSE error event and the flag
+record; the blocked text is never sent. A redacting verdict cannot take back text already
+released, so on a stream it blocks too. Prompt-side verdicts only go into the record.
+
+The checks cost time linear in the length of the answer. Span policies (denylist, regex,
+secrets, pii: their matches are local) look at each event's new settled text plus a window of
+:data:`WINDOW` characters before it; other policies (a length, a JSON schema, a refusal) look at
+the whole text each time it has grown by a quarter. Every policy sees the whole answer once at
+the end, which decides the record and the release of what was held.
 """
 
 from __future__ import annotations
@@ -17,25 +23,76 @@ from guard import sse
 from guard.checks import Checks, violation
 from guard.endpoints import Endpoint
 from policies import Action, Context, Policy, Verdict, run_policies
+from policies.spans import SpanPolicy
 
 Log = Callable[[Any], Awaitable[Any]]
 
-
 MAX_WORD = 64  # a tail longer than this without a space is checked as it stands
+WINDOW = 1024  # span policies re-read this much settled text before the new text
+GROWTH = 1.25  # other policies re-read the whole text when it has grown by this factor
 
 
 def settled(text: str) -> int:
     """How much of a streamed text the next delta cannot change the reading of: up to its last
     whitespace (a word cut at a token boundary, "ass" + "istant", is not yet a word)."""
-    cut = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
-    return len(text) if len(text) - cut > MAX_WORD else cut
+    start = max(0, len(text) - MAX_WORD - 1)
+    cut = max(text.rfind(" ", start), text.rfind("\n", start), text.rfind("\t", start)) + 1
+    return len(text) if cut == 0 and len(text) - start > MAX_WORD else max(cut, 0)
 
 
-def _stops(policies: Sequence[Policy], texts: dict[int | str, str]) -> Verdict | None:
-    for text in texts.values():
-        for v in run_policies(policies, Context("response", text[: settled(text)])):
-            if v.action == Action.BLOCK or v.redacted is not None:
-                return v
+class _Text:
+    """One streamed text, appended in pieces: recent pieces are kept apart and folded into the
+    rest every :data:`FOLD` pieces, so neither appending nor reading the tail is quadratic in
+    the number of pieces (folding copies with one memcpy-speed join)."""
+
+    FOLD = 32
+
+    def __init__(self) -> None:
+        self.done = ""
+        self.pieces: list[str] = []
+        self.length = 0
+        self.checked = 0  # settled length the span policies have read up to
+        self.whole_at = 0  # length at which the other policies last read it whole
+
+    def add(self, piece: str) -> None:
+        if piece:
+            self.pieces.append(piece)
+            self.length += len(piece)
+            if len(self.pieces) >= self.FOLD:
+                self.done += "".join(self.pieces)
+                self.pieces = []
+
+    def tail(self, n: int) -> str:
+        """The last ``n`` characters."""
+        recent = "".join(self.pieces)
+        if n <= len(recent):
+            return recent[len(recent) - n :]
+        return self.done[max(0, len(self.done) - (n - len(recent))) :] + recent
+
+    def text(self) -> str:
+        return self.done + "".join(self.pieces)
+
+    def settled(self) -> int:
+        tail = self.tail(min(self.length, MAX_WORD + 2))
+        return self.length - len(tail) + settled(tail)
+
+
+def _blocking(verdicts: list[Verdict]) -> Verdict | None:
+    return next((v for v in verdicts if v.action == Action.BLOCK or v.redacted is not None), None)
+
+
+def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdict | None:
+    """Check what is new in ``t`` since the last time, in linear time overall."""
+    end = t.settled()
+    if spans and end > t.checked:
+        start = max(0, t.checked - WINDOW)
+        window = t.tail(t.length - start)[: end - start]
+        t.checked = end
+        if (v := _blocking(run_policies(spans, Context("response", window)))) is not None:
+            return v
+    if others and end >= max(t.whole_at * GROWTH, 1):
+        t.whole_at = end
+        return _blocking(run_policies(others, Context("response", t.text()[:end])))
     return None
 
 
@@ -49,48 +106,54 @@ async def checked_stream(
 ) -> AsyncIterator[bytes]:
     """The upstream's stream, released as the policies allow; ``log(response)`` commits the
     flag record (before the rest is released, or with the block)."""
+    spans = [p for p in policies if isinstance(p, SpanPolicy)]
+    others = [p for p in policies if not isinstance(p, SpanPolicy)]
     reader = sse.EventReader()
-    texts: dict[int | str, str] = {}
-    pending: list[tuple[bytes, dict[int | str, int]]] = []  # (event, {choice: its length after it})
+    texts: dict[int | str, _Text] = {}
+    pending: list[tuple[bytes, dict[int | str, int]]] = []  # (event, {text: its length after})
 
     def take(event: sse.Event) -> None:
         ends: dict[int | str, int] = {}
-        for index, text in endpoint.deltas(event.json()):
-            texts[index] = texts.get(index, "") + text
-            ends[index] = len(texts[index])
+        for index, piece in endpoint.deltas(event.json()):
+            t = texts.setdefault(index, _Text())
+            t.add(piece)
+            ends[index] = t.length
         pending.append((event.raw, ends))
+
+    def withheld() -> dict[int | str, str]:
+        return {i: t.text() for i, t in texts.items()}
 
     async def blocked(verdict: Verdict) -> bytes:
         err = violation(verdict, "response (stream)", checks.request_id)
         if verdict not in checks.response_verdicts:
             checks.response_verdicts.append(verdict)
-        await log({**err.to_body(), "withheld": texts})
+        await log({**err.to_body(), "withheld": withheld()})
         return sse.encode(err.to_body())
 
     async for chunk in upstream:
         for event in reader.feed(chunk):
             take(event)
-        verdict = _stops(policies, texts)
-        if verdict is not None:
-            yield await blocked(verdict)
-            return
+        for t in texts.values():
+            if (verdict := _stops(spans, others, t)) is not None:
+                yield await blocked(verdict)
+                return
         if holdback is not None:
-            while pending and all(
-                settled(texts[i]) - end >= holdback for i, end in pending[0][1].items()
-            ):
+            # What the span policies have read (else what is settled) is what may go out.
+            safe = {i: t.checked if spans else t.settled() for i, t in texts.items()}
+            while pending and all(safe[i] - end >= holdback for i, end in pending[0][1].items()):
                 yield pending.pop(0)[0]
     for event in reader.close():
         take(event)
-    # The whole answer, once per choice: this decides the record and the release of the rest.
+    # The whole answer, once per text: this decides the record and the release of the rest.
     stop = None
-    for text in texts.values():
-        _, block = checks.run(policies, Context("response", text))
+    for t in texts.values():
+        _, block = checks.run(policies, Context("response", t.text()))
         stop = stop or block
     stop = stop or next((v for v in checks.response_verdicts if v.redacted is not None), None)
     if stop is not None:
         yield await blocked(stop)
         return
     if checks.flags:
-        await log({"streamed_text": texts})
+        await log({"streamed_text": withheld()})
     for raw, _ in pending:
         yield raw

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -39,6 +40,23 @@ def _since(value: str | None) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any) -> str:
+    """``value`` as one terminal line: control characters (escape sequences, newlines, bidi
+    overrides) shown as ``\\xNN`` / ``\\uNNNN``, never acted on by the terminal."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode(), str(value))
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: one that starts with = + - @ (or a tab or CR,
+    which some strip first) gets a leading apostrophe, so it is never run as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _row(flag: dict[str, Any]) -> dict[str, Any]:
     return {
         **{k: flag.get(k) for k in CSV_COLUMNS[:-2]},
@@ -65,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.flags_command == "list":
         for f in rows:
-            r = _row(f)
+            r = {k: printable(v) for k, v in _row(f).items()}
             print(
                 f"{r['id']:>6}  {r['time']}  {r['action']:<5}  {r['policies']:<24}  "
                 f"{r['model']}  {r['reasons'][:80]}"
@@ -78,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(_row(f) for f in rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in _row(f).items()} for f in rows)
     return 0
 
 

@@ -61,3 +61,49 @@ def test_the_config_file_can_come_from_calguard_config(
     monkeypatch.delenv("CALGUARD_STORE", raising=False)
     assert main(["flags", "list"]) == 0
     assert "0 record(s)" in capsys.readouterr().err
+
+
+def _hostile_store(tmp_path: Path) -> str:
+    db = tmp_path / "h.db"
+    store = SQLiteStore(db)
+    store.add_flag(
+        {
+            "time": 1_700_000_000.0,
+            "request_id": "req-2",
+            "route": '=HYPERLINK("http://x")',
+            "model": "m\x1b]0;pwned\x07\x1b[2J",
+            "key": "@SUM(1)",
+            "action": "flag",
+            "policies": ["regex"],
+            "verdicts": [{"policy": "regex", "reason": "-2+3\nforged line \u202eevil"}],
+        }
+    )
+    store.close()
+    return f"sqlite:///{db}"
+
+
+def test_csv_export_never_hands_a_spreadsheet_a_formula(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _hostile_store(tmp_path)
+    assert main(["flags", "export", "--format", "csv", "--store", url]) == 0
+    import csv
+    import io
+
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    for column in ("route", "key", "reasons"):
+        assert row[column][:1] == "'", column  # shown as text, never evaluated
+    assert row["route"] == '\'=HYPERLINK("http://x")'
+
+
+def test_list_never_hands_the_terminal_a_control_sequence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _hostile_store(tmp_path)
+    assert main(["flags", "list", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\u202e" not in out
+    assert out.count("\n") == 1  # one record, one line: no forged line
+    assert "\\x1b" in out  # shown, escaped
