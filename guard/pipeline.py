@@ -317,7 +317,7 @@ class Pipeline:
             elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
                 await req.log(self.store, None, {"stream": True})
                 self._flag_headers(req)
-            return await started(stream, req.headers)
+            return started(stream, req.headers)
         self.metrics.upstream_calls.inc()
         raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
         req.headers.update(passed_headers(raw.headers))

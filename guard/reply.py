@@ -147,17 +147,14 @@ def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     return reply
 
 
-async def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
-    """A stream whose first chunk has arrived: an upstream failure before it is a proper error
-    reply; one after it is said in-band, as an SSE error event."""
-    try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = b""
+def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+    """A stream whose status has arrived (an upstream error status is a whole reply before
+    this). A failure after it is said in-band, as an SSE error event of its own. Its first
+    bytes are not awaited here: with a full hold-back they come at the end, and the request's
+    deadline covers the wait for the status, not the length of a healthy stream."""
 
     async def relay() -> AsyncIterator[bytes]:
-        yield first
-        tail = first[-2:]
+        tail = b""
         try:
             async for chunk in stream:
                 yield chunk
