@@ -163,5 +163,9 @@ def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
             # A stream cut inside an event: end that event first, so the error is its own.
             cut = b"" if tail in (b"", b"\n\n") or tail.endswith(b"\r\r") else b"\n\n"
             yield cut + sse.encode(exc.to_body())
+        finally:  # a reader that stops early closes the whole chain, upstream call included
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     return Reply.of_stream(relay(), headers)
