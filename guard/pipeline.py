@@ -42,12 +42,12 @@ from guard.request import (
     check_chat_body,
     split_guard,
 )
-from guard.scrub import Scrubber
+from guard.scrub import Scrubber, url_passwords
 from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
-from guard.tasks.job import namespace
+from guard.tasks.job import Recent, namespace
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
@@ -109,13 +109,14 @@ class Pipeline:
         self.policies = policies
         self._given = upstream
         self.upstreams = RouteUpstreams(settings, upstream)
-        self._cache: dict[Any, Any] = {}  # the tasks' per-key state snapshots
+        self._cache: dict[Any, Any] = Recent()  # the tasks' per-key state snapshots, bounded
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
-        self.scrub = Scrubber(
-            [settings.upstream_key, settings.admin_key, *settings.api_keys]
-            + [r.api_key for r in settings.named_routes().values()]
-        )
+        routes = list(settings.named_routes().values())
+        secrets: list[str | None] = [settings.upstream_key, settings.admin_key, *settings.api_keys]
+        secrets += [r.api_key for r in routes]
+        secrets += url_passwords([settings.upstream, *(r.api_base for r in routes)])
+        self.scrub = Scrubber(secrets)
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         return self.upstreams.for_route(route)

@@ -138,11 +138,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object, strictly: no NaN/Infinity, no lone surrogates, no
     nesting deeper than :data:`MAX_DEPTH`; anything else is an :class:`InvalidRequestError`."""
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidRequestError(
             f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json"
