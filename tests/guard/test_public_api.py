@@ -18,6 +18,7 @@ PUBLIC = [
     "RequestTooLargeError",
     "RouteConfig",
     "Settings",
+    "StoreUnavailableError",
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamTimeoutError",

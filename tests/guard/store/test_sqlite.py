@@ -230,8 +230,7 @@ def test_ping_raises_when_the_file_is_gone_bad(tmp_path: Path) -> None:
     s = SQLiteStore(tmp_path / "p.db")
     s.close()
     (tmp_path / "p.db").write_bytes(b"not a database" * 100)
-    s2 = SQLiteStore.__new__(SQLiteStore)  # opened on the damaged file without the schema
-    s2.path, s2._local = tmp_path / "p.db", threading.local()
+    s2 = SQLiteStore(tmp_path / "p.db", migrate=False)  # opened on the damaged file
     with pytest.raises(Exception, match="not a database"):
         s2.ping()
 
