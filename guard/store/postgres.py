@@ -112,6 +112,7 @@ class PostgresStore:
             raise ConfigError(f"store {self.url}: timeout_s / pool_size: {exc}") from exc
         if self.timeout_s <= 0 or size < 1:
             raise ConfigError(f"store {self.url}: timeout_s must be > 0 and pool_size >= 1")
+        self._connect_timeout = max(2, math.ceil(self.timeout_s))  # libpq's least is 2 s
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -123,16 +124,18 @@ class PostgresStore:
             reconnect_timeout=max(2 * self.timeout_s, 5.0),
             check=ConnectionPool.check_connection,
             configure=self._configure,
-            kwargs={"autocommit": True, "connect_timeout": max(2, math.ceil(self.timeout_s))},
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
             name="calguard-store",
         )
         try:
             try:
+                if migrate:  # fail fast, with libpq's reason (the pool only says "timeout")
+                    psycopg.connect(conninfo, connect_timeout=self._connect_timeout).close()
                 self._pool.open(wait=migrate, timeout=self.timeout_s)
             except psycopg.OperationalError as exc:
                 raise StoreUnavailableError(
-                    f"no connection to {self.url} within {self.timeout_s:g} s ({exc}): is the "
-                    "database running, and the URL (host, port, user, database) right?"
+                    f"no connection to the database ({str(exc).strip()}): is it "
+                    "running, and the URL (host, port, user, database) right?"
                 ) from exc
             if migrate:
                 self.migrate()

@@ -52,7 +52,7 @@ def test_sqlite_path_relative_and_absolute() -> None:
     assert sqlite_path("sqlite:////abs/c.db") == Path("/abs/c.db")
 
 
-@pytest.mark.parametrize("url", ["redis://localhost/0", "c.db", "postgres://u@h/db"])
+@pytest.mark.parametrize("url", ["redis://localhost/0", "c.db", "mysql://u@h/db"])
 def test_unknown_scheme_lists_the_known_ones(url: str) -> None:
     with pytest.raises(ConfigError, match="unknown store") as info:
         open_store(url)
