@@ -10,10 +10,13 @@ that a newer calguard has migrated past what this one knows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from guard.errors import ConfigError
+
+log = logging.getLogger("calguard.store")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class MigrationResult:
     before: int
     after: int
     applied: tuple[Migration, ...]
+
+
+def log_result(where: str, result: MigrationResult) -> None:
+    for m in result.applied:
+        log.info("store %s: schema migrated to version %d (%s)", where, m.version, m.description)
 
 
 def check_order(migrations: Sequence[Migration]) -> None:
@@ -56,4 +64,4 @@ def pending(current: int, migrations: Sequence[Migration], where: str) -> list[M
     return list(migrations[current:])
 
 
-__all__ = ["Migration", "MigrationResult", "check_order", "pending"]
+__all__ = ["Migration", "MigrationResult", "check_order", "log_result", "pending"]

@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool
 from guard.errors import ConfigError, StoreUnavailableError
 from guard.store import redact
 from guard.store.base import FLAG_COLUMNS, State
-from guard.store.migrations import Migration, MigrationResult, pending
+from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
 T = TypeVar("T")
 
@@ -137,8 +137,7 @@ class PostgresStore:
                     f"no connection to the database ({str(exc).strip()}): is it "
                     "running, and the URL (host, port, user, database) right?"
                 ) from exc
-            if migrate:
-                self.migrate()
+            self.migrated = self.migrate() if migrate else None  # what opening it applied
         except BaseException:
             self._pool.close(timeout=0)
             raise
@@ -186,7 +185,9 @@ class PostgresStore:
                     "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
                     (m.version, m.description),
                 )
-        return MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
+        result = MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
+        log_result(self.url, result)
+        return result
 
     def schema_version(self) -> int:
         """The last migration applied (0: none)."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from guard.errors import StoreUnavailableError
 from guard.store.base import FLAG_COLUMNS, State
-from guard.store.migrations import Migration, MigrationResult, pending
+from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
 T = TypeVar("T")
 
@@ -80,8 +80,7 @@ class SQLiteStore:
         self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        if migrate:
-            self.migrate()
+        self.migrated = self.migrate() if migrate else None  # what opening it applied
 
     def migrate(self) -> MigrationResult:
         """Apply the missing migrations in one ``BEGIN IMMEDIATE`` transaction (two processes
@@ -98,7 +97,9 @@ class SQLiteStore:
                     "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                     (m.version, m.description),
                 )
-        return MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
+        result = MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
+        log_result(f"sqlite:///{self.path}", result)
+        return result
 
     def schema_version(self) -> int:
         """The last migration applied (0: none)."""
