@@ -130,6 +130,7 @@ class StoreUnavailableError(CalguardError):
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__(message, code="store_unavailable", request_id=request_id)
+        self.headers = {"retry-after": "1"}  # clients (openai's included) retry after it
 
 
 class ConfigError(CalguardError):
