@@ -22,6 +22,7 @@ from typing import Any
 from guard import sse
 from guard.checks import Checks, violation
 from guard.endpoints import Endpoint
+from guard.errors import StoreUnavailableError
 from policies import Action, Context, Policy, Verdict, run_policies
 from policies.spans import SpanPolicy
 
@@ -127,7 +128,10 @@ async def checked_stream(
         err = violation(verdict, "response (stream)", checks.request_id)
         if verdict not in checks.response_verdicts:
             checks.response_verdicts.append(verdict)
-        await log({**err.to_body(), "withheld": withheld()})
+        try:
+            await log({**err.to_body(), "withheld": withheld()})
+        except StoreUnavailableError as down:
+            return sse.encode(down.to_body())
         return sse.encode(err.to_body())
 
     async for chunk in upstream:
@@ -154,6 +158,10 @@ async def checked_stream(
         yield await blocked(stop)
         return
     if checks.flags:
-        await log({"streamed_text": withheld()})
+        try:
+            await log({"streamed_text": withheld()})
+        except StoreUnavailableError as down:  # not recorded: the rest is not released
+            yield sse.encode(down.to_body())
+            return
     for raw, _ in pending:
         yield raw
