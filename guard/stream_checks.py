@@ -22,7 +22,6 @@ from typing import Any
 from guard import sse
 from guard.checks import Checks, violation
 from guard.endpoints import Endpoint
-from guard.errors import StoreUnavailableError
 from policies import Action, Context, Policy, Verdict, run_policies
 from policies.spans import SpanPolicy
 
@@ -128,10 +127,7 @@ async def checked_stream(
         err = violation(verdict, "response (stream)", checks.request_id)
         if verdict not in checks.response_verdicts:
             checks.response_verdicts.append(verdict)
-        try:
-            await log({**err.to_body(), "withheld": withheld()})
-        except StoreUnavailableError as down:
-            return sse.encode(down.to_body())
+        await log({**err.to_body(), "withheld": withheld()})
         return sse.encode(err.to_body())
 
     async for chunk in upstream:
@@ -158,10 +154,6 @@ async def checked_stream(
         yield await blocked(stop)
         return
     if checks.flags:
-        try:
-            await log({"streamed_text": withheld()})
-        except StoreUnavailableError as down:  # not recorded: the rest is not released
-            yield sse.encode(down.to_body())
-            return
+        await log({"streamed_text": withheld()})
     for raw, _ in pending:
         yield raw

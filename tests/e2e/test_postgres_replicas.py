@@ -142,6 +142,14 @@ def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
             with pytest.raises(openai.APIStatusError) as info:
                 c.chat.completions.create(model="m", messages=long_hi)
             assert info.value.status_code == 503
+            streamed = httpx.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "m", "messages": long_hi, "stream": True},
+                timeout=30,
+            )
+            # Held back until checked and recorded: the stream never starts; a proper 503.
+            assert streamed.status_code == 503
+            assert streamed.json()["error"]["code"] == "store_unavailable"
             short = c.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "x"}]
             )
