@@ -54,7 +54,8 @@ from guard.upstreams import Upstream, check_provider
 
 
 def _error(exc: CalguardError, request_id: str) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status, headers={"x-request-id": request_id})
+    headers = {**getattr(exc, "headers", {}), "x-request-id": request_id}
+    return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers)
 
 
 def render(reply: Reply) -> Response:
