@@ -34,7 +34,7 @@ from guard.errors import (
     UpstreamTimeoutError,
 )
 from guard.metrics import Metrics
-from guard.reply import Evidence, Reply, chunks, completion, scrubbed, started
+from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
 from guard.request import (
     AutoOptions,
     GuardOptions,
@@ -154,7 +154,7 @@ class Pipeline:
                 request_id=request_id,
             )
             reply = Reply.of_error(exc, out)
-        return scrubbed(reply, self.scrub)
+        return scrubbed(await primed(reply), self.scrub)
 
     async def _handle(
         self,
