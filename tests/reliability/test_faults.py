@@ -434,3 +434,52 @@ def test_a_client_gone_mid_held_back_stream_closes_the_upstream(start: Start) ->
     assert p.up.wait_for(lambda: p.up.closed_early + p.up.finished >= 1, timeout_s=8)
     assert p.up.closed_early == 1
     assert p.up.finished == 0
+
+
+# -- an upstream stream event nested 100k deep -----------------------------------------------
+
+DEEP_EVENT = b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n"
+
+
+DEEP_500 = pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an upstream answer nested 100k deep on a route with response policies is a "
+    "500 (RecursionError: guard/sse.py Event.json, reached from guard/stream_checks.py, and "
+    "RawResponse.json in pipeline._passthrough, both catch only ValueError); "
+    "expected a 502 upstream_error (or the stream ended with an SSE error event)",
+)
+
+
+@pytest.mark.parametrize("model", ["m", pytest.param("guarded", marks=DEEP_500)])
+def test_a_deeply_nested_upstream_event_does_not_break_the_stream(start: Start, model: str) -> None:
+    events = [*sse_text(["one ", "two "], done=False), DEEP_EVENT, b"data: [DONE]\n\n"]
+    p = start(always(Answer("sse", events=events)))
+    r = p.http.post(
+        "/v1/chat/completions", json={"model": model, "messages": user("hi"), "stream": True}
+    )
+    assert r.status_code in (200, 502), r.text[:300]
+    if r.status_code == 502:
+        openai_shaped(r.json())
+    else:
+        assert r.content.endswith(b"\n\n")
+    assert p.http.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "guard"),
+    [
+        ("m", None),
+        pytest.param("guarded", None, marks=DEEP_500),
+        ("m", CYCLIC),
+    ],
+)
+def test_a_deeply_nested_upstream_body_is_not_a_500(
+    start: Start, model: str, guard: dict[str, Any] | None
+) -> None:
+    p = start(always(Answer(body=b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")))
+    body: dict[str, Any] = {"model": model, "messages": user(QUESTION if guard else "hi")}
+    if guard:
+        body["guard"] = guard
+    r = p.http.post("/v1/chat/completions", json=body)
+    assert r.status_code < 500 or r.status_code == 502, r.text[:300]
+    assert p.http.get("/healthz").status_code == 200
