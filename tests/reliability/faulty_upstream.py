@@ -30,6 +30,7 @@ class Answer:
     events: Sequence[bytes] = ()  # sse: each written as one HTTP chunk
     interval: float = 0.0  # drip: between bytes; sse: between events
     cut: bytes | None = None  # sse: these bytes, then the connection drops inside a chunk
+    cut_pause: float = 0.0  # ... this long after the bytes (so they arrive on their own)
 
 
 Script = Callable[[int, dict[str, Any]], Answer]
@@ -239,6 +240,8 @@ class FaultyUpstream:
             # A chunk that announces more than it carries, then the connection drops.
             writer.write(b"%x\r\n%s" % (len(a.cut) + 100, a.cut))
             await writer.drain()
+            if a.cut_pause:
+                await _gone_within(gone, a.cut_pause)
             writer.transport.abort()
             return True
         writer.write(b"0\r\n\r\n")
