@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from guard import sse
 from guard.checks import Checks, RoutePolicies, record, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, Endpoint
@@ -47,9 +48,9 @@ from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
-from guard.tasks.job import Recent, namespace
+from guard.tasks.job import Recent, namespace, unset_ask
 from guard.tasks.prompt_text import find_options, last_user_text
-from guard.upstreams import Upstream
+from guard.upstreams import RawResponse, Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 from guard.upstreams.routes import RouteUpstreams
 
@@ -263,7 +264,7 @@ class Pipeline:
                 f"task {task!r} needs a last user message with text content", param="messages"
             )
         job = Job(
-            ask=_unset,
+            ask=unset_ask,
             store=self.store,
             body=body,
             msg_index=found[0],
@@ -276,7 +277,9 @@ class Pipeline:
             detected=detected,
             namespace=namespace(req.caller),
         )
-        job.ask = self._asker(self.upstream_for(req.route), req, job)
+        job.ask = job.asker(
+            self.upstream_for(req.route), req.forward, req.query, self.metrics.upstream_calls.inc
+        )
         return job
 
     async def _calibrated(self, req: _Request, job: Job) -> Reply:
@@ -305,7 +308,12 @@ class Pipeline:
             if opened.status >= 400:  # the upstream's own error, as it said it
                 body = await opened.read()
                 return Reply(opened.status, req.headers, body, media_type=opened.content_type)
-            stream = opened.chunks
+            if not opened.content_type.startswith("text/event-stream"):
+                # An upstream that answered a stream with one body: read it whole, within the
+                # request's deadline, and check it as one.
+                raw = RawResponse(opened.status, await opened.read(), opened.content_type)
+                return await self._whole(req, raw)
+            stream = sse.whole_events(opened.chunks)
             if req.policies.response:
 
                 async def log(response: Any) -> None:
@@ -322,11 +330,21 @@ class Pipeline:
         self.metrics.upstream_calls.inc()
         raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
         req.headers.update(passed_headers(raw.headers))
+        return await self._whole(req, raw)
+
+    async def _whole(self, req: _Request, raw: RawResponse) -> Reply:
+        """A whole (non-stream) answer: as it came, unless a policy acts on it."""
         if raw.status != 200 or not (req.policies.response or req.checks.flags):
             return Reply.of_raw(raw, req.headers)
         try:
             done = raw.json()
-        except ValueError:
+        except ValueError as exc:
+            if req.policies.response:  # fail closed: what cannot be read cannot be checked
+                raise UpstreamError(
+                    f"the upstream's answer is not a JSON object ({exc}); the policies cannot "
+                    "check it",
+                    code="upstream_unreadable",
+                ) from exc
             return Reply.of_raw(raw, req.headers)
         changed = await self._answer_checks(req, done, None)
         if not changed and not req.checks.flags:
@@ -371,25 +389,3 @@ class Pipeline:
     def _count_flags(self, req: _Request) -> None:
         for f in req.checks.flags:
             self.metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
-
-    def _asker(self, upstream: Upstream, req: _Request, job: Job) -> Any:
-        async def ask(body: dict[str, Any]) -> dict[str, Any]:
-            self.metrics.upstream_calls.inc()
-            job.calls += 1
-            raw = await upstream.post(CHAT.path, body, headers=req.forward, query=req.query)
-            if raw.status >= 400:
-                raise raw.rejected()
-            try:
-                resp = raw.json()
-            except ValueError as exc:
-                raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
-            for k, v in (resp.get("usage") or {}).items():
-                if isinstance(v, int):
-                    job.usage[k] = job.usage.get(k, 0) + v
-            return resp
-
-        return ask
-
-
-async def _unset(body: dict[str, Any]) -> dict[str, Any]:
-    raise AssertionError("the job's asker is set right after the job is made")

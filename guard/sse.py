@@ -37,8 +37,13 @@ class Event:
             return None
         try:
             return json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
+
+    @property
+    def unreadable(self) -> bool:
+        """It has data, not ``[DONE]``, that is not JSON: nothing can check what it says."""
+        return self.data is not None and not self.done and self.json() is None
 
 
 def _parse(raw: bytes) -> Event:
@@ -102,3 +107,21 @@ def events(chunks: Iterator[bytes] | list[bytes]) -> Iterator[Event]:
     for chunk in chunks:
         yield from reader.feed(chunk)
     yield from reader.close()
+
+
+async def whole_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A byte stream re-cut at event boundaries: only whole events go on, so a stream that
+    fails inside an event never delivers half of it (what was cut is dropped, the error
+    raised). A well-ended stream's last bytes go on as they are."""
+    reader = EventReader()
+    try:
+        async for chunk in chunks:
+            events = reader.feed(chunk)
+            if events:
+                yield b"".join(e.raw for e in events)
+        if reader.pending:
+            yield reader.pending
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -22,6 +22,7 @@ from typing import Any
 from guard import sse
 from guard.checks import Checks, violation
 from guard.endpoints import Endpoint
+from guard.errors import UpstreamError
 from policies import Action, Context, Policy, Verdict, run_policies
 from policies.spans import SpanPolicy
 
@@ -113,6 +114,12 @@ async def checked_stream(
     pending: list[tuple[bytes, dict[int | str, int]]] = []  # (event, {text: its length after})
 
     def take(event: sse.Event) -> None:
+        if event.unreadable and event.data and event.data.strip():  # fail closed: cannot check
+            raise UpstreamError(
+                "the upstream sent a stream event that is not JSON; the policies cannot check "
+                "it, so the stream ends here",
+                code="upstream_unreadable",
+            )
         ends: dict[int | str, int] = {}
         for index, piece in endpoint.deltas(event.json()):
             t = texts.setdefault(index, _Text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from guard.config import RouteConfig
+from guard.errors import UpstreamError
 from guard.request import GuardOptions
 from guard.store import Store
 from guard.tasks.distribution import Ask, ask_distribution
+from guard.upstreams.base import Upstream
 
 
 class Recent(OrderedDict[Any, Any]):
@@ -70,6 +72,29 @@ class Job:
     calls: int = 0  # every HTTP call made upstream for this request
     usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
 
+    def asker(
+        self, upstream: Upstream, headers: Mapping[str, str], query: str, count: Callable[[], Any]
+    ) -> Ask:
+        """Ask ``upstream`` (chat completions) for this job: every HTTP call counted, its usage
+        added up, an error answer raised as the upstream's own."""
+
+        async def ask(body: dict[str, Any]) -> dict[str, Any]:
+            count()
+            self.calls += 1
+            raw = await upstream.post("/chat/completions", body, headers=headers, query=query)
+            if raw.status >= 400:
+                raise raw.rejected()
+            try:
+                resp = raw.json()
+            except ValueError as exc:
+                raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
+            for k, v in (resp.get("usage") or {}).items():
+                if isinstance(v, int):
+                    self.usage[k] = self.usage.get(k, 0) + v
+            return resp
+
+        return ask
+
     def client_key(self, key: str | None) -> str | None:
         """``guard.key`` in the caller's own namespace: no client can write another's state."""
         return None if key is None else f"client/{self.namespace}/{key}"
@@ -101,3 +126,7 @@ class Outcome:
     evidence: dict[str, Any]
     template: dict[str, Any]
     usage: dict[str, int]
+
+
+async def unset_ask(body: dict[str, Any]) -> dict[str, Any]:
+    raise AssertionError("a job's asker is set right after the job is made")

@@ -28,7 +28,10 @@ class RawResponse:
     obj: Any = None  # the upstream's own object, when it has one (the function upstream)
 
     def json(self) -> dict[str, Any]:
-        data = json.loads(self.body)
+        try:
+            data = json.loads(self.body)
+        except RecursionError:
+            raise ValueError("upstream returned JSON nested too deep") from None
         if not isinstance(data, dict):
             raise ValueError("upstream returned JSON that is not an object")
         return data
@@ -37,7 +40,7 @@ class RawResponse:
         """This error answer as an error to pass back: its status, body and headers."""
         try:
             parsed = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         body = parsed if isinstance(parsed, dict) else None
         err = UpstreamRejectedError(self.status, body, f"upstream answered {self.status}")

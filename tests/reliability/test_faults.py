@@ -216,18 +216,7 @@ def test_a_hanging_upstream_is_bounded_by_timeout_s(start: Start, stream: bool) 
     [
         (False, None),
         (False, CYCLIC),
-        pytest.param(
-            True,
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: POST /v1/chat/completions with stream=true whose upstream answers "
-                "a plain application/json body dripped one byte every 0.5 s: the request "
-                "deadline (Settings.deadline, timeout_s x attempts) stops at the first byte and "
-                "each later read is bounded only by timeout_s, so the body is relayed byte by "
-                "byte to its end (355 bytes took ~180 s with timeout_s=1) instead of a 504",
-            ),
-        ),
+        (True, None),
     ],
 )
 def test_a_dripping_body_is_bounded_by_timeout_s_overall(
@@ -255,16 +244,7 @@ def test_a_dripping_body_is_bounded_by_timeout_s_overall(
 CUT = b'data: {"id":"chatcmpl-faulty","object":"chat.comp'
 
 
-PARTIAL_RELAYED = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /v1/chat/completions stream=true (no policies), upstream cut inside an "
-    "HTTP chunk in the middle of an event, the partial event's bytes arriving in their own "
-    "read before the cut: they are relayed as they come (data: {...chat.comp), then ended by a "
-    "blank line and followed by the SSE error event, so the client gets an event that is not "
-    "JSON (the openai client raises JSONDecodeError, not APIError). Without the pause the "
-    "outcome depends on read timing: it failed 1 run in 3. On a route with policies the "
-    "partial event is never released, as it should be",
-)
+PARTIAL_RELAYED: tuple[()] = ()  # was a strict xfail: fixed
 CUTS = [
     pytest.param("m", 8, id="plain", marks=PARTIAL_RELAYED),
     pytest.param("guarded", 8, id="guarded-held"),
@@ -325,13 +305,6 @@ def test_malformed_json_for_a_calibrated_mcq_is_a_502(start: Start) -> None:
     openai_shaped(info.value.response.json())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /v1/chat/completions on a route with a block policy: an upstream 200 "
-    "whose body is not JSON skips the response policies (pipeline._passthrough returns "
-    "Reply.of_raw on ValueError) — the unchecked bytes, blocked word included, go to the "
-    "client with a 200; expected a 502 (fail closed)",
-)
 def test_malformed_json_on_a_guarded_route_fails_closed(start: Start) -> None:
     p = start(always(Answer(body=MALFORMED)))
     r = p.http.post("/v1/chat/completions", json={"model": "guarded", "messages": user("hi")})
@@ -443,13 +416,7 @@ def test_a_client_gone_mid_held_back_stream_closes_the_upstream(start: Start) ->
 DEEP_EVENT = b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n"
 
 
-DEEP_500 = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an upstream answer nested 100k deep on a route with response policies is a "
-    "500 (RecursionError: guard/sse.py Event.json, reached from guard/stream_checks.py, and "
-    "RawResponse.json in pipeline._passthrough, both catch only ValueError); "
-    "expected a 502 upstream_error (or the stream ended with an SSE error event)",
-)
+DEEP_500: tuple[()] = ()  # was a strict xfail: fixed
 
 
 @pytest.mark.parametrize("model", ["m", pytest.param("guarded", marks=DEEP_500)])
