@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     rows = score_all(log.answers, args.calibration, ds.n_classes, n)
     what = "questions" if ds.kind == "mcq" else "inputs"
     title = f"{ds.name}: {n} {what}, model {args.model}, via {args.via}"
-    print(format_rows(title, rows), flush=True)
+    if log.answers:
+        print(format_rows(title, rows), flush=True)
     out.write_text(json.dumps(as_json({**log.header, "items": n}, rows), indent=2) + "\n")
     if failed:
         print(

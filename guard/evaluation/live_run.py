@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import openai
 
+from guard.errors import CalguardError
 from guard.evaluation.live_data import Dataset
 from guard.evaluation.live_log import Answer, ResultLog
 
@@ -113,7 +114,7 @@ async def run_calibration(
                 return
             try:
                 answer = await ask(i, calibration)
-            except (openai.OpenAIError, EvalRunError) as exc:
+            except (openai.OpenAIError, CalguardError, EvalRunError) as exc:
                 failures.append((i, exc))
                 return
             log.append(answer)
