@@ -161,6 +161,12 @@ def _jsonl(path: Path, labels: Sequence[str] | None) -> tuple[list[Any], tuple[s
     )
 
 
+def _first_field(path: Path, name: str) -> Any:
+    with path.open(encoding="utf-8") as f:
+        first = json.loads(f.readline())
+    return first.get(name) if isinstance(first, dict) else None
+
+
 def load_dataset(
     path: str | Path, labels: Sequence[str] | None = None, template: str | None = None
 ) -> Dataset:
@@ -177,7 +183,8 @@ def load_dataset(
     if not words:
         if labels:
             raise DatasetError(f"{p}: --labels is for classification datasets, this one is MCQ")
-        return Dataset(p.name, "mcq", tuple(items), digest, subject=_subject(p))
+        subject = str(_first_field(p, "subject") or _subject(p))
+        return Dataset(p.name, "mcq", tuple(items), digest, subject=subject)
     tpl = (template or DEFAULT_TEMPLATE).replace("\\n", "\n")
     if "{text}" not in tpl:
         raise DatasetError("--template must contain {text} (where the input goes)")
