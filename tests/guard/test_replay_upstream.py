@@ -32,7 +32,8 @@ def test_label_words_come_back_with_their_recorded_probabilities(
 
 def test_any_cyclic_order_is_answered_with_its_row(recorded: Callable[[str], Path]) -> None:
     rec = load_recorded(recorded(ARC))
-    assert isinstance(rec, McqRecords) and rec.questions
+    assert isinstance(rec, McqRecords)
+    assert rec.questions
     app = create_replay_upstream([recorded(ARC)])
     with TestClient(app, base_url="http://127.0.0.1") as client:
         for k in range(4):
