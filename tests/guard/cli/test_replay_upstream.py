@@ -54,8 +54,8 @@ def test_the_replay_process_answers_the_sdk(recorded: Callable[[str], Path]) -> 
             except httpx.HTTPError:
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 time.sleep(0.1)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x")
-        models = [m.id for m in client.models.list()]
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x") as client:
+            models = [m.id for m in client.models.list()]
         assert models == ["arc_0s_Llama-2-13b-chat-hf"]
     finally:
         proc.terminate()
