@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     log_path = out.with_suffix(".jsonl")
     header = {
         "dataset": ds.name, "digest": ds.digest, "kind": ds.kind, "model": args.model,
-        "via": args.via, "seed": args.seed, "base_url": args.base_url,
+        "via": args.via, "seed": args.seed, "base_url": args.base_url, "labels": list(ds.labels),
     }  # fmt: skip
     try:
         log = ResultLog(log_path, header)
