@@ -17,3 +17,4 @@ done
 calguard eval "$ARC" --base-url "http://127.0.0.1:$PORT/v1" --model Llama-2-13b-chat \
   --calibration none pride adaptive cyclic --concurrency 1 --seed 0 --out "$OUT" \
   ${LIMIT:+--limit "$LIMIT"}
+calguard report --eval "$OUT" --store "sqlite:///${OUT%.json}.db" --out-dir "${REPORT:-arc-report}"

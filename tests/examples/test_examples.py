@@ -100,6 +100,7 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
         "PORT": str(free_port()),
         "LIMIT": "20",
         "OUT": str(tmp_path / "arc.json"),
+        "REPORT": str(tmp_path / "report"),
     }
     done = subprocess.run(
         ["bash", str(EXAMPLES / "eval_replay.sh")],
@@ -113,3 +114,4 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
     rows = json.loads((tmp_path / "arc.json").read_text())["rows"]
     assert [r["calibration"] for r in rows] == ["none", "pride", "adaptive", "cyclic"]
     assert all(r["items"] == 20 for r in rows)
+    assert (tmp_path / "report" / "report.html").exists()
