@@ -6,6 +6,8 @@ with the same table; the classification path on the SST-2 replay."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from guard.evaluation.recorded import ClassifyRecords, McqRecords, load_recorded
 from guard.server import create_app
 from guard.testing.replay import create_replay_upstream
 from guard.testing.servers import serve_in_thread
+from tests.e2e.serve_process import CLI
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 SST2 = "sst2_train_labelprobs.jsonl"
@@ -135,3 +138,30 @@ def test_classification_on_the_sst2_replay(
         assert rows[name]["rstd"] == pytest.approx(rstd(pred, gold, 2), abs=0.5), name
         assert rows[name]["calls"] == 1.0
     assert rows["batch"]["accuracy"] > rows["none"]["accuracy"] + 15  # what the README says
+
+
+def test_a_killed_eval_resumes_with_the_same_table(
+    replay: str, recorded: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A real ``kill -9`` of the process part-way (wherever it lands: the result cannot depend
+    on it; the order-free methods, whose answers do not depend on what came before)."""
+    args = ["--limit", "80", "--calibration", "none", "cyclic", "--concurrency", "1"]
+    whole = evaluate(tmp_path / "whole.json", recorded(ARC), replay, *args)
+    out = tmp_path / "killed.json"
+    cmd = [*CLI, "eval", str(recorded(ARC)), "--base-url", replay, "--model", "replay",
+           "--no-progress", "--out", str(out), *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out.with_suffix(".jsonl")
+    try:
+        for _ in range(600):  # until 30 answers are in (or the run is over)
+            if proc.poll() is not None or (log.exists() and log.read_text().count("\n") > 30):
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert evaluate(out, recorded(ARC), replay, *args) == whole
+    items = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    assert sorted((a["calibration"], a["item"]) for a in items) == sorted(
+        (c, i) for c in ("none", "cyclic") for i in range(80)
+    )
