@@ -16,12 +16,13 @@ C. Carbon dioxide
 D. Helium
 Answer:"""
 
-client = OpenAI(base_url=os.environ.get("CALGUARD_URL", "http://127.0.0.1:8080/v1"), api_key="x")
-r = client.chat.completions.create(
-    model=os.environ.get("MODEL", "any-model"),
-    messages=[{"role": "user", "content": QUESTION}],
-    extra_body={"guard": {"calibration": "pride"}},
-)
+URL = os.environ.get("CALGUARD_URL", "http://127.0.0.1:8080/v1")
+with OpenAI(base_url=URL, api_key="x") as client:
+    r = client.chat.completions.create(
+        model=os.environ.get("MODEL", "any-model"),
+        messages=[{"role": "user", "content": QUESTION}],
+        extra_body={"guard": {"calibration": "pride"}},
+    )
 evidence = (r.model_extra or {})["guard"]
 print("answer:", r.choices[0].message.content)
 print("upstream calls:", evidence["upstream_calls"], "probs:", evidence["probs"])

@@ -20,16 +20,14 @@ C. Carbon dioxide
 D. Helium
 Answer:"""
 
-client = guard.wrap(
-    OpenAI(
-        base_url=os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8000/v1"),
-        api_key=os.environ.get("OPENAI_API_KEY", "x"),
-    ),
-    store=os.environ.get("CALGUARD_STORE", "sqlite:///calguard.db"),  # the learned priors
-)
-r = client.chat.completions.create(
-    model=os.environ.get("MODEL", "gpt-4o-mini"),
-    messages=[{"role": "user", "content": QUESTION}],
-    guard={"calibration": "cyclic"},  # type: ignore[call-arg]
-)
+with OpenAI(
+    base_url=os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8000/v1"),
+    api_key=os.environ.get("OPENAI_API_KEY", "x"),
+) as upstream:
+    client = guard.wrap(upstream, store=os.environ.get("CALGUARD_STORE", "sqlite:///calguard.db"))
+    r = client.chat.completions.create(
+        model=os.environ.get("MODEL", "gpt-4o-mini"),
+        messages=[{"role": "user", "content": QUESTION}],
+        guard={"calibration": "cyclic"},  # type: ignore[call-arg]
+    )
 print("answer:", r.choices[0].message.content, (r.model_extra or {})["guard"]["probs"])
