@@ -167,7 +167,9 @@ def add_parser(sub: Any) -> None:
         "ECE, upstream calls and tokens per item. Resumable: rerun the same command after an "
         "interruption. No key at hand? Serve recorded outputs with calguard replay-upstream.",
     )
-    ev.add_argument("dataset", metavar="DATASET", help="CSV or JSONL file")
+    ev.add_argument(
+        "dataset", metavar="DATASET", help="CSV or JSONL file, or a folder of CSVs (mmlu/test)"
+    )
     ev.add_argument("--base-url", required=True, help="OpenAI-compatible base URL (…/v1)")
     ev.add_argument("--model", required=True, help="model name sent to the endpoint")
     ev.add_argument(

@@ -3,7 +3,7 @@
 Recognised forms (the format is read from the file, not from its name):
 
 - headerless CSV ``question,A,B,...,answer`` (MMLU, ARC, CSQA in ``shared/data/datasets``), the
-  answer a letter;
+  answer a letter; a folder of them (``mmlu/test``) is one dataset, each file its own subject;
 - JSONL with ``question``, ``options`` and ``answer`` (a letter or a 0-based index; ``gold`` is
   accepted for ``answer``, so a recorded ARC file is its own dataset);
 - JSONL with ``text`` (or ``sentence``) and ``label`` (a label word or a 0-based index), with the
@@ -35,6 +35,7 @@ class McqItem:
     question: str
     options: tuple[str, ...]
     answer: int  # index into options
+    subject: str = ""  # the file's, in a folder of CSVs (else the dataset's)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Dataset:
     def prompt(self, i: int) -> str:
         item = self.items[i]
         if isinstance(item, McqItem):
-            return arc_prompt(item.question, item.options, self.subject)
+            return arc_prompt(item.question, item.options, item.subject or self.subject)
         return self.template.format(text=item.text, labels=", ".join(self.labels))
 
     def gold(self, i: int) -> int:
@@ -90,7 +91,7 @@ def _answer(value: Any, n: int, where: str) -> int:
     )
 
 
-def _csv(path: Path) -> list[McqItem]:
+def _csv(path: Path, subject: str = "") -> list[McqItem]:
     items = []
     with path.open(encoding="utf-8", newline="") as f:
         for no, row in enumerate(csv.reader(f), 1):
@@ -102,7 +103,8 @@ def _csv(path: Path) -> list[McqItem]:
                     "fields"
                 )
             options = tuple(row[1:-1])
-            items.append(McqItem(row[0], options, _answer(row[-1], len(options), f"{path}:{no}")))
+            gold = _answer(row[-1], len(options), f"{path}:{no}")
+            items.append(McqItem(row[0], options, gold, subject))
     return items
 
 
@@ -172,6 +174,15 @@ def load_dataset(
 ) -> Dataset:
     """Read ``path`` (CSV or JSONL, see the module docstring)."""
     p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("*.csv"))
+        if not files:
+            raise DatasetError(f"{p}: a folder dataset holds headerless *.csv files; none here")
+        if labels:
+            raise DatasetError(f"{p}: --labels is for classification datasets (JSONL)")
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        items = [item for f in files for item in _csv(f, _subject(f))]
+        return Dataset(p.name, "mcq", tuple(items), digest, subject="general knowledge")
     if not p.is_file():
         raise FileNotFoundError(f"dataset {p} not found")
     digest = hashlib.sha256(p.read_bytes()).hexdigest()[:16]

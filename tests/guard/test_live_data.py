@@ -62,3 +62,15 @@ def test_a_template_without_the_input(tmp_path: Path) -> None:
     path = write(tmp_path, "c.jsonl", '{"text": "t", "label": 0}\n')
     with pytest.raises(DatasetError, match=r"must contain \{text\}"):
         load_dataset(path, ["a", "b"], "Sentiment:")
+
+
+def test_a_folder_of_csvs_is_one_dataset_each_file_its_subject(tmp_path: Path) -> None:
+    write(tmp_path, "college_physics_test.csv", "P?,a,b,c,d,A\n")
+    write(tmp_path, "anatomy_test.csv", "A?,a,b,c,d,D\nB?,a,b,c,d,B\n")
+    ds = load_dataset(tmp_path)
+    assert [(i.question, i.answer, i.subject) for i in ds.items] == [  # type: ignore[union-attr]
+        ("A?", 3, "anatomy"), ("B?", 1, "anatomy"), ("P?", 0, "college physics")
+    ]  # fmt: skip
+    assert "questions about college physics" in ds.prompt(2)
+    with pytest.raises(DatasetError, match="none here"):
+        load_dataset(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path)
