@@ -87,17 +87,21 @@ def route_policies(settings: Settings) -> dict[str, RoutePolicies]:
     return out
 
 
-_SECRETS: Policy | None = None
+_REDACTORS: list[Policy] = []
 
 
 def redact_secrets(value: Any) -> Any:
-    """``value`` with every string run through the ``secrets`` policy's redaction (for the log)."""
-    global _SECRETS
-    if _SECRETS is None:
-        _SECRETS = build_policy({"type": "secrets", "action": "redact"})
+    """``value`` with every string run through the ``secrets`` and ``pii`` redactions: the flag
+    log never holds a secret or raw PII, whatever the route's policies were set to do."""
+    if not _REDACTORS:
+        _REDACTORS.extend(
+            build_policy({"type": kind, "action": "redact"}) for kind in ("secrets", "pii")
+        )
     if isinstance(value, str):
-        v = _SECRETS.check(Context("response", value))
-        return v.redacted if v.redacted is not None else value
+        for policy in _REDACTORS:
+            v = policy.check(Context("response", value))
+            value = v.redacted if v.redacted is not None else value
+        return value
     if isinstance(value, Mapping):
         return {k: redact_secrets(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

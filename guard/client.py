@@ -152,6 +152,7 @@ class WrappedClient:
         route: RouteConfig | None = None,
     ) -> None:
         self._client = client
+        self._store, self._route = store, route
         chat_create = client.chat.completions.create
         # openai decorates its methods, which hides coroutine functions: ask the client's type.
         is_async = isinstance(client, openai.AsyncOpenAI) or inspect.iscoroutinefunction(
@@ -164,7 +165,7 @@ class WrappedClient:
             if create is not None:
                 functions[endpoint.path] = _with_options(create)
         self._portal = Portal()
-        pipeline = _pipeline(functions, is_async, store, route)
+        self._pipeline = pipeline = _pipeline(functions, is_async, store, route)
 
         def make(endpoint: Endpoint, kinds: tuple[Any, Any]) -> _Resource:
             return _Resource(
@@ -177,7 +178,45 @@ class WrappedClient:
         self.embeddings = make(EMBEDDINGS, (CreateEmbeddingResponse, CreateEmbeddingResponse))
 
     def __getattr__(self, name: str) -> Any:
+        if name in _AROUND:  # would reach the model without the pipeline
+            raise AttributeError(
+                f"{name} on a calguard-wrapped client would go around its policies; use "
+                "chat.completions.create (response_format for structured output), or the "
+                "unwrapped client if that is what you mean"
+            )
         return getattr(self._client, name)
+
+    def with_options(self, **options: Any) -> WrappedClient:
+        """The SDK's ``with_options``, still wrapped (same store and route)."""
+        return WrappedClient(
+            self._client.with_options(**options), store=self._store, route=self._route
+        )
+
+    copy = with_options
+
+    def close(self) -> Any:
+        """Close the client, the portal thread and the store."""
+        self._portal.close()
+        self._pipeline.store.close()
+        return self._client.close()
+
+    def __enter__(self) -> WrappedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> WrappedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._portal.close()
+        self._pipeline.store.close()
+        await self._client.close()
+
+
+# The raw client's ways to the model that the wrapper does not take through the pipeline.
+_AROUND = frozenset({"beta", "post", "request", "get", "put", "patch", "delete"})
 
 
 def wrap(
@@ -212,14 +251,14 @@ def calibrated(
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        returns_text: list[bool] = []
+        returns_text: list[bool] = [False]  # whether the last answer of ``f`` was text
         is_async = inspect.iscoroutinefunction(f)
 
         async def upstream_call(**body: Any) -> Any:
             kwargs = accepted(f, body)
             kwargs.pop("extra_body", None)
             out = await f(**kwargs) if is_async else await _in_thread(f, kwargs)
-            returns_text.append(isinstance(out, str))
+            returns_text[0] = isinstance(out, str)
             return out
 
         # A function declared calibrated detects MCQs even without guard arguments.
@@ -237,7 +276,7 @@ def calibrated(
             reply = await pipeline.handle(CHAT, body, new_request_id())
             if reply.error is not None:
                 raise reply.error
-            if returns_text and returns_text[-1]:
+            if returns_text[0]:
                 return json.loads(reply.body)["choices"][0]["message"]["content"]
             return parse(reply, ChatCompletion)
 

@@ -1,8 +1,11 @@
 """The text endpoints calguard serves, and where the text sits in each one's bodies.
 
 Policies read and rewrite text; this module is the one place that knows where it is: every
-message of a chat request (string content or text parts), a completion's ``prompt``, each
-choice of an answer, each choice's delta in a stream.
+message of a chat request (string content or text parts, a name, earlier tool calls' arguments),
+tools' descriptions, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses
+input; each choice of an answer (content, refusal, tool and function call arguments), each
+choice's deltas in a stream. A choice whose text is rewritten loses its ``logprobs``: their
+tokens would spell the original.
 """
 
 from __future__ import annotations
@@ -22,11 +25,37 @@ def _setter(container: Any, key: Any) -> Callable[[str], None]:
     return put
 
 
+def _dropping_logprobs(choice: Any, container: Any, key: Any) -> Callable[[str], None]:
+    def put(text: str) -> None:
+        container[key] = text
+        if isinstance(choice, dict) and choice.get("logprobs") is not None:
+            choice["logprobs"] = None
+
+    return put
+
+
+def _texts(obj: Any, *keys: str) -> Iterator[Slot]:
+    """``obj[key]`` for each key whose value is a string."""
+    if isinstance(obj, dict):
+        for key in keys:
+            if isinstance(obj.get(key), str):
+                yield obj[key], _setter(obj, key)
+
+
 def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     for m in body.get("messages") or []:
         if not isinstance(m, dict):
             continue
         yield from _content(m)
+        yield from _texts(m, "name")
+        for _, fn in _tool_arguments(m.get("tool_calls")):
+            yield fn["arguments"], _setter(fn, "arguments")
+        yield from _texts(m.get("function_call"), "arguments")
+    prediction = body.get("prediction")
+    if isinstance(prediction, dict):
+        yield from _content(prediction)
+    for tool in body.get("tools") or []:
+        yield from _texts(tool.get("function") if isinstance(tool, dict) else None, "description")
 
 
 def _content(message: dict[str, Any]) -> Iterator[Slot]:
@@ -52,7 +81,8 @@ def _strings(body: dict[str, Any], field: str) -> Iterator[Slot]:
 
 
 def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    return _strings(body, "prompt")
+    yield from _strings(body, "prompt")
+    yield from _texts(body, "suffix")
 
 
 def _tool_arguments(calls: Any) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -68,15 +98,17 @@ def _chat_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     message = choice.get("message")
     if not isinstance(message, dict):
         return
-    if isinstance(message.get("content"), str):
-        yield message["content"], _setter(message, "content")
+    for key in ("content", "refusal"):
+        if isinstance(message.get(key), str):
+            yield message[key], _dropping_logprobs(choice, message, key)
     for _, fn in _tool_arguments(message.get("tool_calls")):  # a tool call's arguments are text
         yield fn["arguments"], _setter(fn, "arguments")
+    yield from _texts(message.get("function_call"), "arguments")
 
 
 def _completion_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     if isinstance(choice.get("text"), str):
-        yield choice["text"], _setter(choice, "text")
+        yield choice["text"], _dropping_logprobs(choice, choice, "text")
 
 
 def _chat_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -85,8 +117,12 @@ def _chat_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
         return
     content = delta.get("content")
     yield "", content if isinstance(content, str) else ""
+    if isinstance(delta.get("refusal"), str):
+        yield ".refusal", delta["refusal"]
     for i, fn in _tool_arguments(delta.get("tool_calls")):
         yield f".tool_calls[{i}]", fn["arguments"]
+    for text, _ in _texts(delta.get("function_call"), "arguments"):
+        yield ".function_call", text
 
 
 def _completion_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -105,8 +141,13 @@ def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
         if not isinstance(item, dict):
             continue
         yield from _content(item)
-        if isinstance(item.get("output"), str):  # a tool's output fed back
-            yield item["output"], _setter(item, "output")
+        yield from _texts(item, "output", "arguments")  # tool output fed back; earlier calls
+        for part in item.get("summary") or []:  # reasoning summaries
+            yield from _texts(part, "text")
+    prompt = body.get("prompt")
+    variables = prompt.get("variables") if isinstance(prompt, dict) else None
+    if isinstance(variables, dict):
+        yield from _texts(variables, *[k for k, v in variables.items() if isinstance(v, str)])
 
 
 def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
@@ -141,15 +182,28 @@ def _choice_deltas(
 
 def _responses_answer(response: dict[str, Any]) -> Iterator[Slot]:
     for item in response.get("output") or []:
-        for part in (item.get("content") or []) if isinstance(item, dict) else []:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield part["text"], _setter(part, "text")
+        if not isinstance(item, dict):
+            continue
+        yield from _texts(item, "arguments")  # a function call
+        for part in item.get("content") or []:
+            yield from _texts(part, "text", "refusal")
+        for part in item.get("summary") or []:
+            yield from _texts(part, "text")
+
+
+_STREAMED = {  # Responses stream events that carry text, and which text of the item they add to
+    "response.output_text.delta": "",
+    "response.refusal.delta": ".refusal",
+    "response.function_call_arguments.delta": ".arguments",
+}
 
 
 def _responses_deltas(event: dict[str, Any]) -> Iterator[Delta]:
-    if event.get("type") == "response.output_text.delta" and isinstance(event.get("delta"), str):
+    part = _STREAMED.get(str(event.get("type")))
+    if part is not None and isinstance(event.get("delta"), str):
         index = event.get("output_index", 0)
-        yield (index if isinstance(index, int) else 0), event["delta"]
+        index = index if isinstance(index, int) else 0
+        yield (f"{index}{part}" if part else index), event["delta"]
 
 
 def _nothing(_: dict[str, Any]) -> Iterator[Any]:

@@ -10,6 +10,8 @@
     ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
     ├── UpstreamError                  502 upstream_error          (after retries; carries status)
     │   └── UpstreamTimeoutError       504 upstream_timeout
+    ├── StoreUnavailableError          503 service_unavailable     (the store is down, slow or
+    │                                                               locked; retry later)
     └── ConfigError                    500 config_error            (a bad config file or
                                                                     setting: stops start-up)
 
@@ -115,6 +117,20 @@ class UpstreamError(CalguardError):
 class UpstreamTimeoutError(UpstreamError):
     status = 504
     type = "upstream_timeout"
+
+
+class StoreUnavailableError(CalguardError):
+    """The store (database) did not answer in time, refused the connection or is locked: the
+    request needed it (a calibrated question, a flag record) and was not served. Retry later;
+    ``GET /readyz`` says when the store is back. Stores raise it instead of their driver's
+    errors, so the request path never sees a database library."""
+
+    status = 503
+    type = "service_unavailable"
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message, code="store_unavailable", request_id=request_id)
+        self.headers = {"retry-after": "1"}  # clients (openai's included) retry after it
 
 
 class ConfigError(CalguardError):

@@ -34,7 +34,7 @@ from guard.errors import (
     UpstreamTimeoutError,
 )
 from guard.metrics import Metrics
-from guard.reply import Evidence, Reply, chunks, completion, scrubbed, started
+from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
 from guard.request import (
     AutoOptions,
     GuardOptions,
@@ -42,12 +42,12 @@ from guard.request import (
     check_chat_body,
     split_guard,
 )
-from guard.scrub import Scrubber
+from guard.scrub import Scrubber, url_passwords
 from guard.store import Store
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
-from guard.tasks.job import namespace
+from guard.tasks.job import Recent, namespace
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
@@ -109,13 +109,14 @@ class Pipeline:
         self.policies = policies
         self._given = upstream
         self.upstreams = RouteUpstreams(settings, upstream)
-        self._cache: dict[Any, Any] = {}  # the tasks' per-key state snapshots
+        self._cache: dict[Any, Any] = Recent()  # the tasks' per-key state snapshots, bounded
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
-        self.scrub = Scrubber(
-            [settings.upstream_key, settings.admin_key, *settings.api_keys]
-            + [r.api_key for r in settings.named_routes().values()]
-        )
+        routes = list(settings.named_routes().values())
+        secrets: list[str | None] = [settings.upstream_key, settings.admin_key, *settings.api_keys]
+        secrets += [r.api_key for r in routes]
+        secrets += url_passwords([settings.upstream, *(r.api_base for r in routes)])
+        self.scrub = Scrubber(secrets)
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         return self.upstreams.for_route(route)
@@ -153,7 +154,7 @@ class Pipeline:
                 request_id=request_id,
             )
             reply = Reply.of_error(exc, out)
-        return scrubbed(reply, self.scrub)
+        return scrubbed(await primed(reply), self.scrub)
 
     async def _handle(
         self,
@@ -317,7 +318,7 @@ class Pipeline:
             elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
                 await req.log(self.store, None, {"stream": True})
                 self._flag_headers(req)
-            return await started(stream, req.headers)
+            return started(stream, req.headers)
         self.metrics.upstream_calls.inc()
         raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
         req.headers.update(passed_headers(raw.headers))

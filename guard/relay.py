@@ -17,6 +17,19 @@ from guard.scrub import Scrubber
 from guard.upstreams import Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 
+TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
+
+
+def check_relayed_path(path: str, method: str) -> None:
+    """A relayed path is a plain one: no ``.`` / ``..`` / empty segments (the HTTP client would
+    resolve them into another path, e.g. a text endpoint, or out of an allow-list), and never a
+    text endpoint in disguise (a POST to one goes through the pipeline; GET lists stored ones)."""
+    segments = path.split("/")
+    if any(s in ("", ".", "..") or "\\" in s for s in segments):
+        raise NotFoundError(f"/v1/{path}: not a path this proxy relays (dot or empty segments)")
+    if method == "POST" and path.lower() in TEXT_PATHS:
+        raise NotFoundError(f"/v1/{path}: send it as POST /v1/{path.lower()}")
+
 
 class Relay:
     def __init__(

@@ -9,6 +9,7 @@ raises ``openai.APIError`` as the SDK does. ``with_raw_response`` gets a :class:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import threading
@@ -32,13 +33,16 @@ class Portal:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, daemon=True, name="calguard").start()
+                self._thread = threading.Thread(target=loop.run_forever, daemon=True,
+                                                 name="calguard")  # fmt: skip
+                self._thread.start()
                 self._loop = loop
             return self._loop
 
@@ -47,10 +51,23 @@ class Portal:
         return fut.result()
 
     def close(self) -> None:
+        """Stop the loop after finishing async generators and its worker threads."""
         with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
+            loop, self._loop = self._loop, None
+            thread, self._thread = self._thread, None
+        if loop is None or thread is None:
+            return
+
+        async def wind_down() -> None:
+            await loop.shutdown_asyncgens()
+            await loop.shutdown_default_executor()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(wind_down(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        if not loop.is_running():
+            loop.close()
 
 
 @functools.lru_cache(maxsize=32)
@@ -104,6 +121,11 @@ class AsyncReplyStream:
             if item is not None:
                 yield item
 
+    def __anext__(self) -> Any:
+        if not hasattr(self, "_it"):
+            self._it = self.__aiter__()
+        return self._it.__anext__()
+
     async def close(self) -> None:
         aclose = getattr(self._stream, "aclose", None)
         if aclose is not None:
@@ -126,11 +148,13 @@ class ReplyStream:
         self.headers = reply.headers
 
     def __iter__(self) -> Iterator[Any]:
-        while True:
-            try:
-                yield self._portal.call(self._it.__anext__())
-            except StopAsyncIteration:
-                return
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return self._portal.call(self._it.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
 
     def close(self) -> None:
         self._portal.call(self._inner.close())

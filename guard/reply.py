@@ -147,24 +147,55 @@ def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     return reply
 
 
-async def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
-    """A stream whose first chunk has arrived: an upstream failure before it is a proper error
-    reply; one after it is said in-band, as an SSE error event."""
-    try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = b""
+def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+    """A stream whose status has arrived (an upstream error status is a whole reply before
+    this). :func:`primed` then waits for its first bytes, so a failure before them (a block, a
+    store that cannot record) is a proper error reply; one after them is said in-band, as an
+    SSE error event of its own."""
 
     async def relay() -> AsyncIterator[bytes]:
-        yield first
-        tail = first[-2:]
+        tail = b""
         try:
             async for chunk in stream:
                 yield chunk
                 tail = (tail + chunk)[-2:]
         except CalguardError as exc:
+            if not tail:  # nothing sent yet: the error is the whole reply (see primed)
+                raise
             # A stream cut inside an event: end that event first, so the error is its own.
-            cut = b"" if tail in (b"", b"\n\n") or tail.endswith(b"\r\r") else b"\n\n"
+            cut = b"" if tail == b"\n\n" or tail.endswith(b"\r\r") else b"\n\n"
             yield cut + sse.encode(exc.to_body())
+        finally:  # a reader that stops early closes the whole chain, upstream call included
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     return Reply.of_stream(relay(), headers)
+
+
+async def primed(reply: Reply) -> Reply:
+    """A streamed reply whose first bytes have come (outside the request's deadline: with a full
+    hold-back they come at the end of a healthy stream); a calguard error before them is the
+    whole reply instead."""
+    if reply.stream is None or reply.status != 200:
+        return reply
+    chunks = reply.stream
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except CalguardError as exc:
+        return Reply.of_error(exc, dict(reply.headers))
+
+    async def again() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    reply.stream = again()
+    return reply

@@ -63,7 +63,7 @@ class AutoOptions(McqOptions):
 
 class ClassifyOptions(_Options):
     task: Literal["classify"] = "classify"
-    labels: list[str] | None = Field(None, min_length=2)
+    labels: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=2)
     input: str | None = None  # the part of the prompt that is the test input (enables probes)
 
     @property
@@ -138,11 +138,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object, strictly: no NaN/Infinity, no lone surrogates, no
     nesting deeper than :data:`MAX_DEPTH`; anything else is an :class:`InvalidRequestError`."""
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidRequestError(
             f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json"
@@ -205,6 +212,7 @@ def check_chat_body(body: dict[str, Any]) -> None:
             raise InvalidRequestError(
                 f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]"
             )
+    check_types(body)
 
 
 def check_body(body: dict[str, Any], required: str) -> None:
@@ -212,6 +220,22 @@ def check_body(body: dict[str, Any], required: str) -> None:
     check_model(body)
     if required != "model" and required not in body:
         raise InvalidRequestError(f"'{required}' is required", param=required)
+    check_types(body)
+
+
+def check_types(body: dict[str, Any]) -> None:
+    """Fields calguard acts on must have their types: ``"stream": "false"`` must not read as a
+    stream here and as no stream at the upstream (a lenient one would send one JSON body past
+    the stream checks)."""
+    for name in ("stream", "logprobs"):
+        if name in body and body[name] is not None and not isinstance(body[name], bool):
+            raise InvalidRequestError(f"'{name}' must be a boolean", param=name)
+    for name in ("stream_options", "response_format", "prediction"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise InvalidRequestError(f"'{name}' must be an object", param=name)
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise InvalidRequestError("'n' must be an integer", param="n")
 
 
 __all__ = [

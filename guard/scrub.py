@@ -12,11 +12,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from guard import sse
 
 MASK = "[REDACTED]"
 MIN_LENGTH = 8  # shorter "keys" (test values like "k") would mask ordinary text
+
+
+def url_passwords(urls: Iterable[str | None]) -> list[str]:
+    """The passwords in URLs written ``scheme://user:password@host/...``."""
+    out = []
+    for url in urls:
+        if url:
+            password = urlsplit(url).password
+            if password:
+                out += [password, unquote(password)]
+    return out
 
 
 class Scrubber:

@@ -130,18 +130,25 @@ async def checked_stream(
         await log({**err.to_body(), "withheld": withheld()})
         return sse.encode(err.to_body())
 
-    async for chunk in upstream:
-        for event in reader.feed(chunk):
-            take(event)
-        for t in texts.values():
-            if (verdict := _stops(spans, others, t)) is not None:
-                yield await blocked(verdict)
-                return
-        if holdback is not None:
-            # What the span policies have read (else what is settled) is what may go out.
-            safe = {i: t.checked if spans else t.settled() for i, t in texts.items()}
-            while pending and all(safe[i] - end >= holdback for i, end in pending[0][1].items()):
-                yield pending.pop(0)[0]
+    try:
+        async for chunk in upstream:
+            for event in reader.feed(chunk):
+                take(event)
+            for t in texts.values():
+                if (verdict := _stops(spans, others, t)) is not None:
+                    yield await blocked(verdict)
+                    return
+            if holdback is not None:
+                # What the span policies have read (else what is settled) is what may go out.
+                safe = {i: t.checked if spans else t.settled() for i, t in texts.items()}
+                while pending and all(
+                    safe[i] - end >= holdback for i, end in pending[0][1].items()
+                ):
+                    yield pending.pop(0)[0]
+    finally:
+        aclose = getattr(upstream, "aclose", None)
+        if aclose is not None:
+            await aclose()
     for event in reader.close():
         take(event)
     # The whole answer, once per text: this decides the record and the release of the rest.

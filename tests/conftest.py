@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -80,3 +83,41 @@ def arc(recorded: Callable[[str], Path]) -> McqRecords:
     rec = load_recorded(recorded("arc_0s_Llama-2-13b-chat-hf.jsonl"))
     assert isinstance(rec, McqRecords)
     return rec
+
+
+# -- PostgreSQL: a fresh database per test, or a skip that says why -----------------------------
+
+PG_ADMIN = os.environ.get("CALGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    """The admin URL of the test PostgreSQL (``CALGUARD_TEST_POSTGRES``, default the local
+    server); the test skips, saying why, when it is not reachable or psycopg is missing."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or calguard[postgres])")
+    host = urlsplit(PG_ADMIN).hostname or ""
+    if not _loopback((host, 0)):
+        pytest.fail(f"CALGUARD_TEST_POSTGRES must be on loopback, not {host!r}")
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN} ({str(exc).strip()[:200]})")
+    return PG_ADMIN
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A freshly created, uniquely named database's URL, dropped after the test."""
+    import psycopg
+
+    name = f"calguard_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(pg_admin)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

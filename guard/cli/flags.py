@@ -105,7 +105,7 @@ def add_parser(sub: Any) -> None:
     fsub = fl.add_subparsers(dest="flags_command", required=True)
     for name in ("list", "show", "export"):
         p = fsub.add_parser(name)
-        p.add_argument("--store", help="sqlite:///path/to/calguard.db (default: config/env)")
+        p.add_argument("--store", help="sqlite:///path/c.db or postgresql://user@host/db")
         p.add_argument("--config", help="YAML config file")
         if name == "show":
             p.add_argument("id", type=int)

@@ -142,7 +142,10 @@ def add_parser(sub: Any) -> None:
     sv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, help="port (default 8080)")
     sv.add_argument("--config", help="YAML config file (routes, timeouts, defaults)")
-    sv.add_argument("--store", help="sqlite:///path/to/calguard.db (default sqlite:///calguard.db)")
+    sv.add_argument(
+        "--store",
+        help="sqlite:///path/c.db or postgresql://user@host/db (default sqlite:///calguard.db)",
+    )
     sv.add_argument(
         "--workers",
         type=_workers,

@@ -1,16 +1,20 @@
-"""Stores by URL: ``sqlite:///path/to.db`` ships; add a scheme with :func:`register_store` or the
+"""Stores by URL: ``sqlite:///path/to.db`` and ``postgresql://user@host/db`` (or ``postgres://``,
+with ``pip install 'calguard[postgres]'``) ship; add a scheme with :func:`register_store` or the
 ``calguard.stores`` entry point group (a callable taking the URL and returning a
-:class:`~guard.store.base.Store`)."""
+:class:`~guard.store.base.Store`). Opening a store brings its schema up to date
+(:mod:`guard.store.migrations`)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from guard.errors import ConfigError
+from guard.errors import ConfigError, StoreUnavailableError
 from guard.store.base import FLAG_COLUMNS, State, Store
+from guard.store.migrations import pending
 from guard.store.sqlite import SQLiteStore
 
 StoreFactory = Callable[[str], Store]
@@ -37,7 +41,42 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
+def _postgres(url: str, *, must_exist: bool = False) -> Store:
+    try:
+        from guard.store.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigError(
+            f"store {redact(url)}: PostgreSQL needs psycopg: pip install 'calguard[postgres]' "
+            f"({exc})"
+        ) from exc
+    if not must_exist:
+        return PostgresStore(url)
+    store = PostgresStore(url, migrate=False)  # a reader never creates the tables
+    try:
+        version = store.schema_version()
+    except BaseException:
+        store.close()
+        raise
+    if version == 0:
+        store.close()
+        raise ConfigError(
+            f"no store at {redact(url)}: nothing has been recorded there yet (no calguard "
+            "tables); pass --store with the proxy's store, or run calguard migrate first"
+        )
+    if version > len(store.migrations):
+        store.close()
+        pending(version, store.migrations, store.url)  # raises, saying what to do
+    return store
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced, for messages and logs."""
+    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
 register_store("sqlite", _sqlite)
+register_store("postgresql", _postgres)
+register_store("postgres", _postgres)
 
 
 def open_store(url: str, *, must_exist: bool = False) -> Store:
@@ -51,7 +90,7 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
                 register_store(scheme, ep.load())
     if scheme not in STORES:
         raise ConfigError(
-            f"store {url!r}: unknown store; use one of "
+            f"store {redact(url)!r}: unknown store; use one of "
             + ", ".join(f"{s}://..." for s in sorted(STORES))
             + ("" if scheme else f" (a SQLite file is written sqlite:///{url})")
         )
@@ -61,9 +100,11 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
             "pass --store sqlite:///path/to/calguard.db or --config with the proxy's store"
         )
     try:
+        if must_exist and STORES[scheme] is _postgres:
+            return _postgres(url, must_exist=True)
         return STORES[scheme](url)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"store {url!r} cannot be opened: {exc}") from exc
+    except (OSError, sqlite3.Error, StoreUnavailableError) as exc:
+        raise ConfigError(f"store {redact(url)!r} cannot be opened: {exc}") from exc
 
 
 __all__ = [
@@ -73,6 +114,7 @@ __all__ = [
     "State",
     "Store",
     "open_store",
+    "redact",
     "register_store",
     "sqlite_path",
 ]

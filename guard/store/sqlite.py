@@ -2,7 +2,9 @@
 
 Every change is a read-modify-write inside one ``BEGIN IMMEDIATE`` transaction, so several
 workers on one machine share the state without losing updates, and it survives restarts. It
-implements :class:`guard.store.base.Store`.
+implements :class:`guard.store.base.Store`. The schema is versioned (:data:`MIGRATIONS`, applied
+when the store is opened). A file locked longer than ``timeout_s`` (or unreadable) raises
+:class:`~guard.errors.StoreUnavailableError`: the request gets a 503, not a 500.
 """
 
 from __future__ import annotations
@@ -15,47 +17,106 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from guard.errors import StoreUnavailableError
 from guard.store.base import FLAG_COLUMNS, State
+from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
 T = TypeVar("T")
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS calibration_state (
-        key TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        updated REAL NOT NULL DEFAULT (julianday('now'))
-    )""",
-    """CREATE TABLE IF NOT EXISTS flags (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        time REAL NOT NULL,
-        request_id TEXT NOT NULL,
-        route TEXT NOT NULL,
-        model TEXT NOT NULL,
-        key TEXT,
-        action TEXT NOT NULL,
-        policies TEXT NOT NULL,
-        record TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS flags_time ON flags (time)",
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "calibration state and the flag log (the schema from before versioning)",
+        (
+            """CREATE TABLE IF NOT EXISTS calibration_state (
+                key TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated REAL NOT NULL DEFAULT (julianday('now'))
+            )""",
+            """CREATE TABLE IF NOT EXISTS flags (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                time REAL NOT NULL,
+                request_id TEXT NOT NULL,
+                route TEXT NOT NULL,
+                model TEXT NOT NULL,
+                key TEXT,
+                action TEXT NOT NULL,
+                policies TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS flags_time ON flags (time)",
+        ),
+    ),
 )
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied REAL NOT NULL DEFAULT (julianday('now'))
+)"""
+
+
+@contextmanager
+def _available(path: Path) -> Iterator[None]:
+    """SQLite's operational errors (locked past the timeout, I/O, unreadable) as a 503."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(
+            f"the store sqlite:///{path} is unavailable ({exc}); retry shortly"
+        ) from exc
 
 
 class SQLiteStore:
     """SQLite-backed store (``sqlite:///path``). Thread-safe; one connection per thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    migrations: tuple[Migration, ...] = MIGRATIONS
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, migrate: bool = True) -> None:
+        """``timeout_s``: how long a write waits for another writer's lock before the request
+        gets a 503. ``migrate``: bring the schema up to date now (what start-up does)."""
         self.path = Path(path)
+        self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.migrated = self.migrate() if migrate else None  # what opening it applied
+
+    def migrate(self) -> MigrationResult:
+        """Apply the missing migrations in one ``BEGIN IMMEDIATE`` transaction (two processes
+        starting at once: the second waits, then finds nothing to do)."""
         with self._tx() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+            db.execute(_VERSION_TABLE)
+            row = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            before = int(row[0])
+            todo = pending(before, self.migrations, f"sqlite:///{self.path}")
+            for m in todo:
+                for statement in m.statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    (m.version, m.description),
+                )
+        result = MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
+        log_result(f"sqlite:///{self.path}", result)
+        return result
+
+    def schema_version(self) -> int:
+        """The last migration applied (0: none)."""
+        with _available(self.path):
+            db = self._conn()
+            if not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone():
+                return 0
+            return int(
+                db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
@@ -63,22 +124,24 @@ class SQLiteStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with _available(self.path):
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, args: Any = ()) -> list[Any]:
+        with _available(self.path):
+            return self._conn().execute(sql, args).fetchall()
 
     def load(self, key: str) -> State | None:
-        row = (
-            self._conn()
-            .execute("SELECT state FROM calibration_state WHERE key = ?", (key,))
-            .fetchone()
-        )
-        return None if row is None else dict(json.loads(row[0]))
+        rows = self._read("SELECT state FROM calibration_state WHERE key = ?", (key,))
+        return dict(json.loads(rows[0][0])) if rows else None
 
     def update(self, key: str, fn: Callable[[State | None], tuple[State, T]]) -> T:
         """Atomically: read the state of ``key``, let ``fn`` return (new state, result), write
@@ -131,24 +194,21 @@ class SQLiteStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._conn().execute(sql, args).fetchall()
+        rows = self._read(sql, args)
         return [{"id": r[0], **json.loads(r[1])} for r in rows]
 
     def flag(self, flag_id: int) -> dict[str, Any] | None:
-        row = (
-            self._conn().execute("SELECT id, record FROM flags WHERE id = ?", (flag_id,)).fetchone()
-        )
-        return None if row is None else {"id": row[0], **json.loads(row[1])}
+        rows = self._read("SELECT id, record FROM flags WHERE id = ?", (flag_id,))
+        return {"id": rows[0][0], **json.loads(rows[0][1])} if rows else None
 
     def count_flags(self) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM flags").fetchone()[0])
+        return int(self._read("SELECT COUNT(*) FROM flags")[0][0])
 
     def keys(self) -> list[str]:
-        rows = self._conn().execute("SELECT key FROM calibration_state ORDER BY key").fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in self._read("SELECT key FROM calibration_state ORDER BY key")]
 
     def ping(self) -> None:
-        self._conn().execute("SELECT 1 FROM calibration_state LIMIT 1").fetchall()
+        self._read("SELECT 1 FROM calibration_state LIMIT 1")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from calibrators.label_scores import label_scores
-from guard.errors import UpstreamRejectedError
 
 FloatArray = npt.NDArray[np.float64]
 Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -109,10 +108,14 @@ def _text(choice: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def refuses_logprobs(exc: UpstreamRejectedError) -> bool:
+def refuses_logprobs(exc: BaseException) -> bool:
     """An upstream's error that says it does not do logprobs (llama.cpp without logits_all
-    answers 500 "logprobs is not supported"; others 400 or 422)."""
-    return exc.status in (400, 404, 422, 500, 501) and "logprob" in json.dumps(exc.body).lower()
+    answers 500 "logprobs is not supported"; others 400 or 422): calguard's own error, or the
+    OpenAI SDK's (the in-process wrapper's upstream raises those)."""
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    text = json.dumps(body, default=str) if body is not None else str(exc)
+    return status in (400, 404, 422, 500, 501) and "logprob" in text.lower()
 
 
 async def ask_distribution(
@@ -140,7 +143,7 @@ async def ask_distribution(
     if logprobs:
         try:
             resp = await ask({**req, "logprobs": True, "top_logprobs": top_logprobs})
-        except UpstreamRejectedError as exc:
+        except Exception as exc:
             if not refuses_logprobs(exc):
                 raise
             if on_refusal is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,32 @@ from guard.config import RouteConfig
 from guard.request import GuardOptions
 from guard.store import Store
 from guard.tasks.distribution import Ask, ask_distribution
+
+
+class Recent(OrderedDict[Any, Any]):
+    """A dict that keeps its ``limit`` most recently used entries (the per-process snapshots of
+    calibration state: one per key, and clients can choose keys)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
 
 def namespace(caller: str | None) -> str:

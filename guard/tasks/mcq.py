@@ -138,7 +138,14 @@ async def run(job: Job) -> Outcome:
         fresh.adopt(question)
         return {**(state or {}), method: fresh.to_dict()}, fresh
 
-    job.cache[(key, method)] = await asyncio.to_thread(job.store.update, key, finish)
+    try:
+        job.cache[(key, method)] = await asyncio.to_thread(job.store.update, key, finish)
+    except ValueError as exc:  # another question of another shape made the key first
+        raise InvalidRequestError(
+            f"calibration key {key!r} is for questions of another shape ({exc}): use another "
+            "guard.key",
+            param="guard.key",
+        ) from exc
     answer = prompt.ids[res.index]
     evidence = {
         "task": "mcq",

@@ -38,6 +38,15 @@ def record(state: FakeUpstreamState, request: Request, body: dict[str, Any]) -> 
     state.queries.append(request.url.query)
 
 
+async def take(state: FakeUpstreamState, request: Request) -> dict[str, Any] | Response:
+    """The request's body, recorded; or the next injected fault, if one is due."""
+    if state.faults:
+        return injected(state, request)
+    body: dict[str, Any] = await request.json()
+    record(state, request, body)
+    return body
+
+
 def _echo(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
     if isinstance(value, list):
@@ -59,10 +68,9 @@ def _pieces(text: str) -> list[str]:
 def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        if state.faults:
-            return injected(state, request)
-        body = await request.json()
-        record(state, request, body)
+        body = await take(state, request)
+        if isinstance(body, Response):
+            return body
         text = _echo(body, "prompt")
         done = {
             "id": "cmpl-fake",
@@ -86,10 +94,9 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
 
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
-        if state.faults:
-            return injected(state, request)
-        body = await request.json()
-        record(state, request, body)
+        body = await take(state, request)
+        if isinstance(body, Response):
+            return body
         text = _echo(body, "input")
         part = {"type": "output_text", "text": text, "annotations": []}
         item = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant"}
@@ -123,10 +130,9 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        if state.faults:
-            return injected(state, request)
-        body = await request.json()
-        record(state, request, body)
+        body = await take(state, request)
+        if isinstance(body, Response):
+            return body
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
         data = [

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from calibrators.permutation import cyclic_shift
 from guard.evaluation.recorded import McqRecords
 from guard.tasks.prompt_text import find_options, last_user_text
-from guard.testing.fake_endpoints import WireMiddleware, add_endpoints, injected, record
+from guard.testing.fake_endpoints import WireMiddleware, add_endpoints, injected, take
 from guard.testing.simulated import SimulatedMcqModel
 
 FloatArray = npt.NDArray[np.float64]
@@ -212,10 +212,9 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        if state.faults:
-            return injected(state, request)
-        body = await request.json()
-        record(state, request, body)
+        body = await take(state, request)
+        if isinstance(body, Response):
+            return body
         if state.refuse_logprobs and body.get("logprobs"):
             err = {"error": {"code": 500, "message": "logprobs is not supported",
                              "type": "server_error"}}  # fmt: skip

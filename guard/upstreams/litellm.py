@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,12 +34,15 @@ class LiteLLMUpstream:
         self.timeout_s = timeout_s
 
     def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
-        kw = dict(body)
+        """The body as LiteLLM's arguments. Where the call goes and with which credentials is
+        the route's alone: a client can never name its own ``api_base`` (and so receive the
+        route's key), nor set LiteLLM's call controls."""
+        kw = {k: v for k, v in body.items() if not _call_control(k)}
         if self.api_base:
-            kw.setdefault("api_base", self.api_base)
+            kw["api_base"] = self.api_base
         if self.api_key:
-            kw.setdefault("api_key", self.api_key)
-        kw.setdefault("timeout", self.timeout_s)
+            kw["api_key"] = self.api_key
+        kw["timeout"] = self.timeout_s
         kw["num_retries"] = 0
         return kw
 
@@ -104,6 +108,18 @@ class LiteLLMUpstream:
 
     async def aclose(self) -> None:
         return None
+
+
+_CONTROLS = re.compile(
+    r"(api_key|api_base|base_url|api_version|^organization$|credentials|_token$|^client_secret|"
+    r"^aws_|^vertex_|^azure|^custom_llm_provider$|^timeout$|^num_retries$|^max_retries$|"
+    r"^mock_|^litellm_|^metadata$|^headers$|^extra_headers$|^input_cost|^output_cost|^fallbacks$)"
+)
+
+
+def _call_control(key: str) -> bool:
+    """A LiteLLM argument that says where or how the call is made, not what is asked."""
+    return bool(_CONTROLS.search(key))
 
 
 def _not_served(path: str) -> RawResponse:

@@ -20,6 +20,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import (
@@ -100,6 +101,9 @@ class OpenAIUpstream:
         max_wait_s: float = 20.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        # Said in errors and logs: the URL without any user:password in it.
+        self.shown_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
         self.timeout_s = timeout_s
@@ -176,7 +180,7 @@ class OpenAIUpstream:
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"cannot reach the upstream at {self.base_url} after {attempts} "
+                f"cannot reach the upstream at {self.shown_url} after {attempts} "
                 f"attempt(s): {type(exc).__name__}",
                 attempts=attempts,
                 code="upstream_unreachable",

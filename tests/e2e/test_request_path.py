@@ -238,3 +238,60 @@ def test_the_async_wrapper_streams_through_the_pipeline(
         return text, blocked
 
     assert asyncio.run(go()) == ("fine words", True)
+
+
+def test_the_wrapper_cannot_be_walked_around(
+    wrapped: Any, upstream: tuple[str, FakeUpstreamState]
+) -> None:
+    _, state = upstream
+    n = len(state.requests)
+    with pytest.raises(guard.PolicyViolationError):  # with_options keeps the pipeline
+        wrapped.with_options(timeout=5).chat.completions.create(
+            model="m", messages=user("a badprompt question")
+        )
+    with pytest.raises(AttributeError, match="around its policies"):
+        wrapped.beta.chat.completions.parse  # noqa: B018
+    with pytest.raises(AttributeError, match="around its policies"):
+        wrapped.post  # noqa: B018
+    assert len(state.requests) == n
+    stream = wrapped.chat.completions.create(model="m", messages=user("say: a b"), stream=True)
+    first = next(stream)  # an iterator, as the SDK's Stream is
+    assert first.choices[0].delta.role == "assistant"
+    stream.close()
+
+
+def test_the_wrapper_closes_what_it_opened(
+    upstream: tuple[str, FakeUpstreamState], tmp_path: Path
+) -> None:
+    import threading
+
+    url, _ = upstream
+    before = threading.active_count()
+    for _ in range(5):
+        with guard.wrap(
+            openai.OpenAI(base_url=url, api_key="x", max_retries=0),
+            store=f"sqlite:///{tmp_path / 'c.db'}",
+        ) as client:
+            client.chat.completions.create(model="m", messages=user("say: hi"))
+    for _ in range(100):  # portal threads end once their loop stops
+        if threading.active_count() <= before + 1:
+            break
+        threading.Event().wait(0.02)
+    assert threading.active_count() <= before + 1
+
+
+def test_the_wrapper_samples_when_the_sdk_refuses_logprobs(tmp_path: Path) -> None:
+    state = FakeUpstreamState(SimulatedResponder(), refuse_logprobs=True)
+    with (
+        serve_in_thread(create_fake_upstream(state)) as up,
+        guard.wrap(
+            openai.OpenAI(base_url=f"{up}/v1", api_key="x", max_retries=0),
+            store=f"sqlite:///{tmp_path / 's.db'}",
+        ) as client,
+    ):
+        q = "Question: Which is 2 + 2?\nOptions:\nA. three\nB. four\nC. five\nD. six\nAnswer:"
+        r = client.chat.completions.create(
+            model="m", messages=user(q), extra_body={"guard": {"calibration": "none"}}
+        )
+    assert r.choices[0].message.content in "ABCD"
+    assert sum(1 for b in state.requests if b.get("logprobs")) == 1

@@ -18,6 +18,7 @@ PUBLIC = [
     "RequestTooLargeError",
     "RouteConfig",
     "Settings",
+    "StoreUnavailableError",
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamTimeoutError",
@@ -80,6 +81,17 @@ def test_lower_layers_never_import_the_request_path_or_the_faces() -> None:
                 assert not any(mod == f or mod.startswith(f + ".") for f in FACES), (
                     f"{path.relative_to(ROOT)} imports {mod}"
                 )
+
+
+def test_only_the_postgres_store_imports_psycopg() -> None:
+    """The request path sees StoreUnavailableError, never a database driver's errors."""
+    for path in sorted((ROOT / "guard").rglob("*.py")):
+        if path.relative_to(ROOT).as_posix() == "guard/store/postgres.py":
+            continue
+        for mod in _imports(path):
+            assert not mod.startswith(("psycopg", "psycopg_pool")), (
+                f"{path.relative_to(ROOT)} imports {mod}"
+            )
 
 
 def test_no_module_over_400_lines() -> None:

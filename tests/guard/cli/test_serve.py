@@ -77,8 +77,7 @@ def test_a_model_list_needs_no_upstream_but_checks_its_store(
 ) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
-        "store: postgres://h/db\n"
-        "model_list:\n  - {model_name: m, litellm_params: {model: openai/m}}\n"
+        "store: redis://h/db\nmodel_list:\n  - {model_name: m, litellm_params: {model: openai/m}}\n"
     )
     err = serve(["--config", str(config)], capsys)
     assert "no upstream" not in err

@@ -1,16 +1,18 @@
-"""guard.store: stores by URL, and the SQLite store (atomic updates, the flag log)."""
+"""guard.store: stores by URL, and what is SQLite's own (the Protocol's behaviour, shared with
+PostgreSQL, is in test_contract.py)."""
 
 from __future__ import annotations
 
-import threading
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from guard.errors import ConfigError
-from guard.store import STORES, SQLiteStore, State, open_store, register_store, sqlite_path
+from guard.errors import ConfigError, StoreUnavailableError
+from guard.store import STORES, SQLiteStore, open_store, register_store, sqlite_path
+from guard.store.sqlite import MIGRATIONS
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_sqlite_path_relative_and_absolute() -> None:
     assert sqlite_path("sqlite:////abs/c.db") == Path("/abs/c.db")
 
 
-@pytest.mark.parametrize("url", ["redis://localhost/0", "c.db", "postgres://u@h/db"])
+@pytest.mark.parametrize("url", ["redis://localhost/0", "c.db", "mysql://u@h/db"])
 def test_unknown_scheme_lists_the_known_ones(url: str) -> None:
     with pytest.raises(ConfigError, match="unknown store") as info:
         open_store(url)
@@ -88,150 +90,55 @@ def test_register_store_serves_its_scheme(tmp_path: Path) -> None:
         STORES.pop("testmem", None)
 
 
-# -- calibration state ---------------------------------------------------------------------------
+# -- SQLite's own -------------------------------------------------------------------------------
 
 
-def test_load_of_an_unknown_key_is_none(store: SQLiteStore) -> None:
-    assert store.load("k") is None
-    assert store.keys() == []
-
-
-def test_update_reads_modifies_writes_and_returns_the_result(store: SQLiteStore) -> None:
-    seen: list[State | None] = []
-
-    def bump(state: State | None) -> tuple[State, str]:
-        seen.append(state)
-        n = (state or {"n": 0})["n"] + 1
-        return {"n": n, "prior": [0.5, 0.5]}, f"now {n}"
-
-    assert store.update("k", bump) == "now 1"
-    assert store.update("k", bump) == "now 2"
-    assert seen == [None, {"n": 1, "prior": [0.5, 0.5]}]
-    assert store.load("k") == {"n": 2, "prior": [0.5, 0.5]}
-
-
-def test_a_failing_update_changes_nothing(store: SQLiteStore) -> None:
-    store.update("k", lambda s: ({"n": 1}, None))
-
-    def boom(state: State | None) -> tuple[State, None]:
-        raise RuntimeError("no")
-
-    with pytest.raises(RuntimeError, match="no"):
-        store.update("k", boom)
-    assert store.load("k") == {"n": 1}
-    assert store.update("k", lambda s: ({"n": (s or {})["n"] + 1}, None)) is None
-    assert store.load("k") == {"n": 2}
-
-
-def test_state_survives_reopening(tmp_path: Path) -> None:
-    s = SQLiteStore(tmp_path / "p.db")
-    s.update("k", lambda _: ({"v": "x"}, None))
-    s.close()
-    again = SQLiteStore(tmp_path / "p.db")
+def test_a_file_locked_past_the_timeout_is_a_503_not_a_500(tmp_path: Path) -> None:
+    """Another writer holds the lock longer than ``timeout_s``: StoreUnavailableError (a 503
+    the client may retry), and the store works again once the lock is released."""
+    store = SQLiteStore(tmp_path / "l.db", timeout_s=0.05)
+    holder = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
     try:
-        assert again.load("k") == {"v": "x"}
+        with pytest.raises(StoreUnavailableError, match="database is locked") as info:
+            store.update("k", lambda s: ({"n": 1}, None))
+        assert info.value.status == 503
+        assert info.value.code == "store_unavailable"
+        with pytest.raises(StoreUnavailableError):
+            store.add_flag(_flag(1.0, ["pii"]))
+        assert store.load("k") is None  # readers are not blocked (WAL)
     finally:
-        again.close()
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.update("k", lambda s: ({"n": 1}, None))
+    assert store.add_flag(_flag(1.0, ["pii"])) == 1
+    store.close()
 
 
-def _increment(state: State | None) -> tuple[State, int]:
-    n = (state or {"n": 0})["n"] + 1
-    return {"n": n}, n
-
-
-@pytest.mark.parametrize("shared", [True, False], ids=["one-store", "store-per-thread"])
-def test_no_lost_update_across_threads(tmp_path: Path, shared: bool) -> None:
-    """Two writers incrementing one key: every increment is kept (stores per thread stand for
-    separate worker processes on one file)."""
-    per_thread = 150
-    first = SQLiteStore(tmp_path / "c.db")
-    stores = [first, first] if shared else [first, SQLiteStore(tmp_path / "c.db")]
-    results: list[list[int]] = [[], []]
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def work(i: int) -> None:
-        try:
-            start.wait()
-            for _ in range(per_thread):
-                results[i].append(stores[i].update("counter", _increment))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            stores[i].close()  # closes this thread's connection
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert first.load("counter") == {"n": 2 * per_thread}
-    # Every update saw a distinct state: the results are 1..2N, each once.
-    assert sorted(results[0] + results[1]) == list(range(1, 2 * per_thread + 1))
-    first.close()
-
-
-def test_keys_are_sorted(store: SQLiteStore) -> None:
-    for k in ("b", "a", "c"):
-        store.update(k, lambda _: ({}, None))
-    store.update("a", lambda _: ({"again": True}, None))
-    assert store.keys() == ["a", "b", "c"]
-
-
-# -- flags --------------------------------------------------------------------------------------
-
-
-def test_add_flag_returns_ids_and_flag_reads_the_record_back(store: SQLiteStore) -> None:
-    one = store.add_flag(_flag(1.0, ["pii"], verdicts=[{"policy": "pii"}], response={"x": 1}))
-    two = store.add_flag(_flag(2.0, ["denylist", "pii"]))
-    assert two > one
-    rec = store.flag(one)
-    assert rec is not None
-    assert rec["id"] == one
-    assert rec["policies"] == ["pii"]
-    assert rec["verdicts"] == [{"policy": "pii"}]
-    assert rec["response"] == {"x": 1}
-    assert rec["request_id"] == "r1"
-    assert store.flag(two + 100) is None
-    assert store.count_flags() == 2
-
-
-def test_flags_are_oldest_first_and_filtered(store: SQLiteStore) -> None:
-    ids = [
-        store.add_flag(_flag(1.0, ["pii"])),
-        store.add_flag(_flag(2.0, ["denylist"])),
-        store.add_flag(_flag(3.0, ["denylist", "pii"])),
-        store.add_flag(_flag(4.0, ["secrets"])),
-    ]
-    assert [f["id"] for f in store.flags()] == ids
-    assert [f["time"] for f in store.flags(since=2.5)] == [3.0, 4.0]
-    assert [f["time"] for f in store.flags(since=2.0)] == [2.0, 3.0, 4.0]
-    assert [f["time"] for f in store.flags(policy="pii")] == [1.0, 3.0]
-    assert [f["time"] for f in store.flags(policy="denylist")] == [2.0, 3.0]
-    assert store.flags(policy="pi") == []  # whole policy names only
-    assert store.flags(policy="list") == []
-    assert [f["time"] for f in store.flags(limit=2)] == [1.0, 2.0]
-    assert [f["time"] for f in store.flags(since=1.5, policy="pii", limit=1)] == [3.0]
-    assert store.flags(since=10.0) == []
-
-
-def test_policy_filter_matches_the_name_literally(store: SQLiteStore) -> None:
-    store.add_flag(_flag(1.0, ["max-length"]))
-    store.add_flag(_flag(2.0, ["max_length"]))
-    assert [f["time"] for f in store.flags(policy="max_length")] == [2.0]
-
-
-def test_ping_answers_on_a_working_store(store: SQLiteStore) -> None:
-    store.ping()
+def test_a_file_from_before_versioning_is_adopted_with_its_data(tmp_path: Path) -> None:
+    """The tables as calguard created them before schema_version existed: opening the file
+    records version 1 and keeps every row."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].statements:
+        old.execute(statement)
+    old.execute("INSERT INTO calibration_state (key, state, version) VALUES ('k', '{\"n\": 3}', 3)")
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.migrated is not None
+        assert (store.migrated.before, store.migrated.after) == (0, 1)
+        assert store.schema_version() == 1
+        assert store.load("k") == {"n": 3}
+    finally:
+        store.close()
 
 
 def test_ping_raises_when_the_file_is_gone_bad(tmp_path: Path) -> None:
     s = SQLiteStore(tmp_path / "p.db")
     s.close()
     (tmp_path / "p.db").write_bytes(b"not a database" * 100)
-    s2 = SQLiteStore.__new__(SQLiteStore)  # opened on the damaged file without the schema
-    s2.path, s2._local = tmp_path / "p.db", threading.local()
+    s2 = SQLiteStore(tmp_path / "p.db", migrate=False)  # opened on the damaged file
     with pytest.raises(Exception, match="not a database"):
         s2.ping()
 
