@@ -47,6 +47,25 @@ def fake_upstream(data: Path | None) -> Iterator[str]:
         yield f"{url}/v1"
 
 
+@contextmanager
+def replay_upstream(files: list[Path]) -> Iterator[str]:
+    """Recorded model outputs (:mod:`guard.testing.replay`) on a free 127.0.0.1 port, in this
+    process; yields its base URL (``.../v1``)."""
+    from guard.testing.fake_upstream import create_fake_upstream
+    from guard.testing.replay import replay_state
+    from guard.testing.servers import serve_in_thread
+
+    state = replay_state(files)
+    with serve_in_thread(create_fake_upstream(state)) as url:
+        print(
+            f"calguard: --replay: recorded outputs of {', '.join(state.models)} (not a live "
+            f"model) at {url}/v1; any model name works",
+            file=sys.stderr,
+            flush=True,
+        )
+        yield f"{url}/v1"
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -59,7 +78,16 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None and not args.fake_upstream:
         print("calguard: error: --data goes with --fake-upstream", file=sys.stderr)
         return 2
+    if args.replay and (args.fake_upstream or args.upstream):
+        print("calguard: error: --replay replaces --upstream and --fake-upstream", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
+        if args.replay:
+            try:
+                overrides["upstream"] = stack.enter_context(replay_upstream(args.replay))
+            except ValueError as exc:
+                print(f"calguard: error: --replay: {exc}", file=sys.stderr)
+                return 2
         if args.fake_upstream:
             if args.upstream:
                 print("calguard: error: --fake-upstream replaces --upstream", file=sys.stderr)
@@ -135,6 +163,15 @@ def add_parser(sub: Any) -> None:
         type=Path,
         help="with --fake-upstream: the data folder holding datasets/mmlu/test (e.g. "
         "../shared/data) whose answers the simulated model knows; default: a bundled sample",
+    )
+    sv.add_argument(
+        "--replay",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="serve recorded outputs (../shared/data/recorded: one ARC file and/or the SST-2 "
+        "file) in this process and use them as the upstream: real model behaviour, no key "
+        "(repeatable)",
     )
     sv.add_argument(
         "--access-log",

@@ -1,0 +1,97 @@
+"""``calguard report`` on an eval run of the ARC replay and on its store: the PNGs, the
+self-contained page, and the page in a real headless Chromium with every image loaded."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from guard.cli import main
+from guard.evaluation.report_data import read_eval, read_store
+from guard.testing.replay import create_replay_upstream
+from guard.testing.servers import serve_in_thread
+
+ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
+PNG = b"\x89PNG\r\n\x1a\n"
+# No background traffic from the browser: it only reads the file it is given.
+QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update",
+         "--disable-default-apps"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(recorded: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An eval run of 80 ARC questions on the replay: its results.json (store beside it)."""
+    out = tmp_path_factory.mktemp("eval") / "results.json"
+    with serve_in_thread(create_replay_upstream([recorded(ARC)])) as url:
+        args = ["eval", str(recorded(ARC)), "--base-url", f"{url}/v1", "--model", "m"]
+        assert main([*args, "--limit", "80", "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    store = f"sqlite:///{run.with_suffix('.db')}"
+    assert main(["report", "--eval", str(run), "--store", store, "--out-dir", str(out)]) == 0
+    return out
+
+
+def test_the_bias_picture_is_read_from_the_answers(run: Path) -> None:
+    ev = read_eval(run)
+    assert ev.classes == ["A", "B", "C", "D"]
+    assert list(ev.recalls) == ["none", "pride", "adaptive", "cyclic"]
+    spread = {name: max(r) - min(r) for name, r in ev.recalls.items()}
+    assert spread["cyclic"] < spread["none"]  # calibration flattens the recalls
+
+
+def test_the_store_priors_are_the_learning_methods(run: Path) -> None:
+    priors = read_store(f"sqlite:///{run.with_suffix('.db')}")
+    assert sorted(p.method for p in priors) == ["adaptive", "pride"]
+    for p in priors:
+        assert p.seen == 80
+        assert sum(p.prior) == pytest.approx(1.0)
+        assert max(p.prior) > 0.3  # the model's B/C preference, learned
+
+
+def test_pngs_and_one_self_contained_page(report: Path) -> None:
+    names = sorted(p.name for p in report.glob("*.png"))
+    assert names == ["eval0_bias.png", "eval0_cost.png", "store_priors.png"]
+    assert all((report / n).read_bytes().startswith(PNG) for n in names)
+    html = (report / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 3
+    assert not re.search(r"(src|href)=\"https?:", html)  # nothing to fetch
+
+
+def test_the_page_in_headless_chromium(report: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    url = (report / "report.html").as_uri()
+    dom = subprocess.run([chromium, *QUIET, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    body = re.search(r'<body data-images="(\d+)" data-loaded="(\d+)"', dom)
+    assert body is not None, dom[:500]
+    assert body.groups() == ("3", "3")  # every image decoded
+    shot = report / "screenshot.png"  # kept with the report (pytest keeps recent tmp dirs)
+    size = ["--hide-scrollbars", "--window-size=1100,2200"]
+    cmd = [chromium, *QUIET, *size, f"--screenshot={shot}", url]
+    subprocess.run(cmd, capture_output=True, timeout=60, check=True)
+    assert shot.read_bytes().startswith(PNG)
+
+
+def test_nothing_to_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report"]) == 2
+    assert "pass --eval RESULTS.json and/or --store URL" in capsys.readouterr().err
+
+
+def test_results_without_their_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lone = tmp_path / "r.json"
+    lone.write_text('{"run": {}, "rows": []}')
+    assert main(["report", "--eval", str(lone), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "r.jsonl (the answers of" in capsys.readouterr().err
