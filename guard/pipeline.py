@@ -31,7 +31,6 @@ from guard.errors import (
     NotFoundError,
     PolicyViolationError,
     UpstreamError,
-    UpstreamRejectedError,
     UpstreamTimeoutError,
 )
 from guard.metrics import Metrics
@@ -155,7 +154,11 @@ class Pipeline:
                 request_id=request_id,
             )
             reply = Reply.of_error(exc, out)
-        return scrubbed(await primed(reply), self.scrub)
+        reply = scrubbed(await primed(reply), self.scrub)
+        if reply.status >= 500 and reply.stream is None:  # one line per upstream failure
+            said = reply.body[:300].decode("utf-8", "replace")
+            log.warning("request %s: answered %d: %s", request_id, reply.status, said)
+        return reply
 
     async def _handle(
         self,
@@ -179,8 +182,6 @@ class Pipeline:
         except CalguardError as exc:
             exc.request_id = exc.request_id or request_id
             self.metrics.errors.labels(exc.type).inc()
-            if isinstance(exc, UpstreamError | UpstreamRejectedError):
-                log.warning("request %s: %s", request_id, self.scrub.text(str(exc)))
             reply = Reply.of_error(exc, out)
         return reply
 

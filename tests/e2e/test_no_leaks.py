@@ -121,3 +121,19 @@ def test_a_bad_query_parameter_is_a_400_without_source_paths(
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "since"
     assert ".py" not in r.text
+
+
+def test_every_upstream_failure_writes_one_log_line(
+    stack: tuple[str, FakeUpstreamState, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, state, _ = stack
+    auth = {"Authorization": f"Bearer {PROXY_KEY}"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with caplog.at_level(logging.WARNING, logger="calguard"):
+        state.faults[:] = [(503, {"x-echo-auth": "1"})]
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth)
+    assert r.status_code == 503
+    lines = [rec for rec in caplog.records if rec.name == "calguard"]
+    assert len(lines) == 1
+    assert "503" in lines[0].getMessage()
+    assert UPSTREAM_KEY not in lines[0].getMessage()
