@@ -220,14 +220,15 @@ def check_body(body: dict[str, Any], required: str) -> None:
     check_model(body)
     if required != "model" and required not in body:
         raise InvalidRequestError(f"'{required}' is required", param=required)
-    check_types(body)
+    check_types(body, chat=False)
 
 
-def check_types(body: dict[str, Any]) -> None:
+def check_types(body: dict[str, Any], *, chat: bool = True) -> None:
     """Fields calguard acts on must have their types: ``"stream": "false"`` must not read as a
     stream here and as no stream at the upstream (a lenient one would send one JSON body past
     the stream checks)."""
-    for name in ("stream", "logprobs"):
+    # A chat request's logprobs is a switch; a legacy completion's is a count.
+    for name in ("stream", "logprobs") if chat else ("stream",):
         if name in body and body[name] is not None and not isinstance(body[name], bool):
             raise InvalidRequestError(f"'{name}' must be a boolean", param=name)
     for name in ("stream_options", "response_format", "prediction"):

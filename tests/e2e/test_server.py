@@ -344,3 +344,17 @@ def test_models_health_and_metrics(stack: Stack) -> None:
     text = httpx.get(f"{stack.url}/metrics").text
     assert 'calguard_requests_total{task="mcq"} 1' in text
     assert "calguard_upstream_calls_total 5.0" in text  # the model list, then 4 orders
+
+
+def test_legacy_completions_take_logprobs_as_a_count(stack: Stack) -> None:
+    # /v1/completions' logprobs is an integer (how many), unlike chat's boolean switch.
+    r = httpx.post(
+        f"{stack.url}/v1/completions", json={"model": "m", "prompt": "hi", "logprobs": 3}
+    )
+    assert r.status_code == 200
+    assert stack.state.requests[-1]["logprobs"] == 3
+    r = httpx.post(
+        f"{stack.url}/v1/chat/completions",
+        json={"model": "m", "messages": user("hi"), "logprobs": 3},
+    )
+    assert r.status_code == 400
