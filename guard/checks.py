@@ -23,6 +23,7 @@ from typing import Any
 from guard.config import RouteConfig, Settings
 from guard.endpoints import Endpoint
 from guard.errors import ConfigError, PolicyViolationError
+from guard.metrics import Metrics
 from guard.store import Store
 from policies import (
     Action,
@@ -173,6 +174,14 @@ class Checks:
                 put(new)
                 changed = True
         return changed
+
+    def tally(self, metrics: Metrics, headers: dict[str, str] | None = None) -> None:
+        """Count the verdicts; with ``headers``, name their policies in ``x-calguard-flags``."""
+        flags = self.flags
+        if headers is not None:
+            headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in flags}))
+        for f in flags:
+            metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
 
     @property
     def verdicts(self) -> list[Verdict]:

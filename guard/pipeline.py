@@ -67,7 +67,6 @@ class _Request:
     client_model: str
     upstream_model: str
     route: RouteConfig
-    route_name: str
     policies: RoutePolicies
     checks: Checks
     headers: dict[str, str]  # the reply's
@@ -75,6 +74,8 @@ class _Request:
     query: str = ""
     scrub: Scrubber | None = None
     caller: str | None = None  # the proxy key it came with: client-chosen keys live under it
+    exact: bool = False  # the body goes upstream as the client sent it: its own bytes
+    raw: bytes | None = None
 
     async def log(self, store: Store, key: str | None, response: Any) -> None:
         await record(
@@ -139,13 +140,17 @@ class Pipeline:
         headers: Mapping[str, str] | None = None,
         query: str = "",
         caller: str | None = None,
+        raw: bytes | None = None,
     ) -> Reply:
         """One request on ``endpoint``, finished: checked, logged, ready to render.
-        ``headers`` are the client's headers to pass on, ``query`` its query string."""
+        ``headers`` are the client's headers to pass on, ``query`` its query string, ``raw``
+        the body's bytes (sent on as they are when calguard changes nothing in it)."""
         out = {"x-calguard-request-id": request_id}
         try:
             async with asyncio.timeout(self.settings.deadline):
-                reply = await self._handle(endpoint, body, request_id, out, headers, query, caller)
+                reply = await self._handle(
+                    endpoint, body, request_id, out, headers, query, caller, raw
+                )
         except TimeoutError:
             exc = UpstreamTimeoutError(
                 f"no reply within the request deadline of {self.settings.deadline:g} s "
@@ -169,11 +174,13 @@ class Pipeline:
         headers: Mapping[str, str] | None,
         query: str,
         caller: str | None,
+        raw: bytes | None,
     ) -> Reply:
         try:
             req = self._parse(endpoint, body, request_id, out)
             req.forward, req.query = forward_headers(headers or {}, self.settings), query
             req.scrub, req.caller = self.scrub, caller
+            req.raw = raw if req.exact else None
             await self._prompt_checks(req)
             if (job := self._task(req)) is not None:
                 reply = await self._calibrated(req, job)
@@ -203,7 +210,6 @@ class Pipeline:
             )
         upstream_model, route = self.settings.route(client_model)
         rest["model"] = upstream_model
-        named = client_model in self.settings.routes
         return _Request(
             endpoint,
             request_id,
@@ -212,10 +218,10 @@ class Pipeline:
             client_model,
             upstream_model,
             route,
-            client_model if named else "",
             self.policies.get(client_model, self.default_policies),
             Checks(request_id),
             headers,
+            exact="guard" not in body and upstream_model == client_model,
         )
 
     async def _prompt_checks(self, req: _Request) -> None:
@@ -226,8 +232,10 @@ class Pipeline:
             req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
         except PolicyViolationError as err:
             await req.log(self.store, None, err.to_body())
-            self._count_flags(req)
+            req.checks.tally(self.metrics)
             raise
+        if any(v.redacted is not None for v in req.checks.prompt_verdicts):
+            req.raw = None  # rewritten: no longer the client's bytes
 
     def _task(self, req: _Request) -> Job | None:
         """The calibrated task this request asks for (or the route detects), or None.
@@ -304,7 +312,9 @@ class Pipeline:
         path = req.endpoint.path
         if req.body.get("stream"):
             self.metrics.upstream_calls.inc()
-            opened = await upstream.stream(path, req.body, headers=req.forward, query=req.query)
+            opened = await upstream.stream(
+                path, req.body, headers=req.forward, query=req.query, content=req.raw
+            )
             req.headers.update(passed_headers(opened.headers))
             if opened.status >= 400:  # the upstream's own error, as it said it
                 body = await opened.read()
@@ -319,17 +329,19 @@ class Pipeline:
 
                 async def log(response: Any) -> None:
                     await req.log(self.store, None, response)
-                    self._count_flags(req)
+                    req.checks.tally(self.metrics)
 
                 stream = checked_stream(
                     stream, req.policies.response, req.checks, req.endpoint, log, self.holdback
                 )
             elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
                 await req.log(self.store, None, {"stream": True})
-                self._flag_headers(req)
+                req.checks.tally(self.metrics, req.headers)
             return started(stream, req.headers)
         self.metrics.upstream_calls.inc()
-        raw = await upstream.post(path, req.body, headers=req.forward, query=req.query)
+        raw = await upstream.post(
+            path, req.body, headers=req.forward, query=req.query, content=req.raw
+        )
         req.headers.update(passed_headers(raw.headers))
         return await self._whole(req, raw)
 
@@ -370,7 +382,7 @@ class Pipeline:
                 )
             except PolicyViolationError as err:
                 await req.log(self.store, key, {**err.to_body(), "withheld": done})
-                self._count_flags(req)
+                req.checks.tally(self.metrics)
                 raise
             finally:
                 if key and prior is not None:
@@ -379,14 +391,5 @@ class Pipeline:
             guard = done.setdefault("guard", {"request_id": req.request_id})
             guard["flags"] = req.checks.flags
             await req.log(self.store, key, done)  # committed before the reply goes out
-            self._flag_headers(req)
+            req.checks.tally(self.metrics, req.headers)
         return changed
-
-    def _flag_headers(self, req: _Request) -> None:
-        flags = req.checks.flags
-        req.headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in flags}))
-        self._count_flags(req)
-
-    def _count_flags(self, req: _Request) -> None:
-        for f in req.checks.flags:
-            self.metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()

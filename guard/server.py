@@ -222,14 +222,15 @@ def create_app(
 
     async def through(endpoint: Endpoint, request: Request) -> Response:
         caller = _authorize(request, settings.api_keys)
-        body = await _read_json(request, settings.max_body_bytes)
+        raw = await _read_body(request, settings.max_body_bytes)
         handling = holder["p"].handle(
             endpoint,
-            body,
+            parse_json(raw),
             request.state.request_id,
             headers=request.headers,
             query=request.url.query,
             caller=caller,
+            raw=raw,
         )
         return render(await until_disconnect(request, handling))
 

@@ -42,7 +42,9 @@ async def take(state: FakeUpstreamState, request: Request) -> dict[str, Any] | R
     """The request's body, recorded; or the next injected fault, if one is due."""
     if state.faults:
         return injected(state, request)
-    body: dict[str, Any] = await request.json()
+    raw = await request.body()
+    state.raw_requests.append(raw)
+    body: dict[str, Any] = json.loads(raw)
     record(state, request, body)
     return body
 

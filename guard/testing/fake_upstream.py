@@ -99,6 +99,7 @@ class FakeUpstreamState:
     requests: list[dict[str, Any]] = field(default_factory=list)  # every body received
     headers: list[dict[str, str]] = field(default_factory=list)  # their headers, lower-case
     queries: list[str] = field(default_factory=list)  # their query strings
+    raw_requests: list[bytes] = field(default_factory=list)  # their bytes, as received
     # On the wire: headers added to every answer; gzip-compress every answer (streams too).
     response_headers: dict[str, str] = field(default_factory=dict)
     gzip: bool = False

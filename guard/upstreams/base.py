@@ -67,17 +67,30 @@ Headers = Mapping[str, str]
 
 class Upstream(Protocol):
     """``headers`` are the client's headers to pass on (``OpenAI-Organization``, ...) and
-    ``query`` its query string (``api-version=...``), both optional."""
+    ``query`` its query string (``api-version=...``), both optional; ``content``, when given, is
+    ``body`` as the client's own bytes, to send as they are."""
 
     async def post(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawResponse:
         """POST ``body`` to ``path`` (``/chat/completions``, ...); retried inside as the OpenAI
         SDK retries. Any answer comes back as it is, the last one when retries ran out; a
         failure to get one raises :class:`guard.errors.UpstreamError`."""
 
     async def stream(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawStream:
         """A streaming request, retried until its status arrives; its bytes as they come."""
 

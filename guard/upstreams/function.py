@@ -78,7 +78,13 @@ class FunctionUpstream:
         return await asyncio.to_thread(fn, **kwargs)
 
     async def post(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawResponse:
         n = int(body.get("n") or 1)
         obj = await self._call(path, body)
@@ -97,7 +103,13 @@ class FunctionUpstream:
         return RawResponse(200, json.dumps(first).encode(), "application/json", obj=obj)
 
     async def stream(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawStream:
         chunks = await self._call(path, {**body, "stream": True})
         return RawStream(200, {}, "text/event-stream", self._chunks(chunks))

@@ -47,7 +47,13 @@ class LiteLLMUpstream:
         return kw
 
     async def post(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawResponse:
         if path != "/chat/completions":
             return _not_served(path)
@@ -76,7 +82,13 @@ class LiteLLMUpstream:
         return RawResponse(200, resp.model_dump_json().encode(), "application/json")
 
     async def stream(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawStream:
         if path != "/chat/completions":
             raw = _not_served(path)

@@ -188,9 +188,15 @@ class OpenAIUpstream:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def post(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawResponse:
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = content or json.dumps(body, separators=(",", ":")).encode()
         h = self._request_headers(headers, True)
         url = self._url(path, query)
         result: RawResponse = await self._retried(lambda: self._once("POST", url, content, h))
@@ -214,11 +220,17 @@ class OpenAIUpstream:
         return await self.forward("GET", path)
 
     async def stream(
-        self, path: str, body: dict[str, Any], *, headers: Headers | None = None, query: str = ""
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: Headers | None = None,
+        query: str = "",
+        content: bytes | None = None,
     ) -> RawStream:
         """Retried until the status arrives; then the bytes as they come (no retry once they
         flow). ``timeout_s`` bounds each wait for bytes, not the whole stream."""
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = content or json.dumps(body, separators=(",", ":")).encode()
         h = self._request_headers(headers, True)
         url = self._url(path, query)
         timeout = aiohttp.ClientTimeout(

@@ -226,3 +226,24 @@ def test_an_upstream_that_refuses_logprobs_is_sampled_once_and_remembered(tmp_pa
             r = client.chat.completions.create(model="m", messages=user(QUESTION), extra_body=guard)
             assert (r.model_extra or {})["guard"]["upstream_calls"] == 8  # remembered
             assert sum(1 for b in state.requests if b.get("logprobs")) == 1
+
+
+def test_a_pass_through_body_reaches_the_upstream_byte_for_byte(stack: Stack) -> None:
+    sent = (
+        b'{ "model":"m",  "messages":[{"role":"user","content":"hi"}],'
+        b'"temperature":0.10000000000000000555, "x_vendor":{"k":[1,2.50]} }'
+    )
+    r = httpx.post(
+        f"{stack.url}/v1/chat/completions",
+        content=sent,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200
+    assert stack.state.raw_requests[-1] == sent  # spacing, number spelling, unknown fields
+    guarded = sent.replace(b'"model":"m"', b'"model":"m", "guard": {"task": "none"}')
+    httpx.post(
+        f"{stack.url}/v1/chat/completions",
+        content=guarded,
+        headers={"content-type": "application/json"},
+    )
+    assert b"guard" not in stack.state.raw_requests[-1]  # calguard's own field never goes on
