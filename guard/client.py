@@ -30,7 +30,14 @@ from openai.types.responses import Response, ResponseStreamEvent
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.pipeline import Pipeline
-from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, parse
+from guard.rendering import (
+    AsyncReplyStream,
+    Portal,
+    RawReply,
+    ReplyStream,
+    as_sdk_error,
+    parse,
+)
 from guard.reply import Reply, new_request_id
 from guard.store import Store, open_store
 from guard.upstreams.function import FunctionUpstream, accepted
@@ -109,7 +116,7 @@ class _Create:
             out = parse(reply, self._kinds[0]) if not self._raw or reply.error else None
         if self._raw:
             if reply.error is not None:
-                raise reply.error
+                raise as_sdk_error(reply.error)
             if out is None:
                 out = parse(reply, self._kinds[0])
             return RawReply(reply, out)
@@ -275,7 +282,7 @@ def calibrated(
             }
             reply = await pipeline.handle(CHAT, body, new_request_id())
             if reply.error is not None:
-                raise reply.error
+                raise as_sdk_error(reply.error)
             if returns_text[0]:
                 return json.loads(reply.body)["choices"][0]["message"]["content"]
             return parse(reply, ChatCompletion)

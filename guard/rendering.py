@@ -22,6 +22,7 @@ import openai
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from guard import sse
+from guard.errors import CalguardError
 from guard.reply import Reply
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ def model_of(kind: Any, data: Any) -> Any:
 def parse(reply: Reply, kind: Any) -> Any:
     """A finished non-stream reply as an SDK object; an error reply raises."""
     if reply.error is not None:
-        raise reply.error
+        raise as_sdk_error(reply.error)
     if reply.raw is not None and reply.raw.obj is not None:
         return reply.raw.obj  # calguard changed nothing: the upstream's own object
     return model_of(kind, json.loads(reply.body))
@@ -186,3 +187,50 @@ class RawReply:
 
     def parse(self) -> Any:
         return self._parsed
+
+
+_SDK_ERRORS: dict[int, type[openai.APIStatusError]] = {
+    400: openai.BadRequestError,
+    401: openai.AuthenticationError,
+    403: openai.PermissionDeniedError,
+    404: openai.NotFoundError,
+    409: openai.ConflictError,
+    422: openai.UnprocessableEntityError,
+    429: openai.RateLimitError,
+}
+
+
+_BOTH: dict[tuple[type, type], type[Exception]] = {}
+
+
+def _both(ours: type[CalguardError], sdk: type[openai.APIStatusError]) -> type[Exception]:
+    """A class that is both calguard's error and the SDK's (made once per pair)."""
+    if (ours, sdk) not in _BOTH:
+        _BOTH[(ours, sdk)] = type(ours.__name__, (ours, sdk), {"__str__": _message})
+    return _BOTH[(ours, sdk)]
+
+
+def _message(self: Any) -> str:
+    return str(self.message)
+
+
+def as_sdk_error(exc: CalguardError) -> Exception:
+    """calguard's error as the OpenAI SDK would have raised it for that status (a block is an
+    ``openai.BadRequestError``) that is also still calguard's own class: code written for
+    either catches it."""
+    sdk = _SDK_ERRORS.get(exc.status) or (
+        openai.InternalServerError if exc.status >= 500 else openai.APIStatusError
+    )
+    body = exc.to_body()
+    request = httpx.Request("POST", "http://calguard.invalid/v1")
+    out: Any = Exception.__new__(_both(type(exc), sdk))
+    Exception.__init__(out, exc.message)
+    out.__dict__.update(vars(exc))
+    out.message = exc.message
+    out.request = request
+    out.response = httpx.Response(exc.status, json=body, request=request)
+    out.status_code = exc.status
+    out.body = body.get("error", body)
+    out.code, out.param, out.type = exc.code, exc.param, exc.type
+    out.request_id = exc.request_id
+    return out  # type: ignore[no-any-return]

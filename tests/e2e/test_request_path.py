@@ -295,3 +295,13 @@ def test_the_wrapper_samples_when_the_sdk_refuses_logprobs(tmp_path: Path) -> No
         )
     assert r.choices[0].message.content in "ABCD"
     assert sum(1 for b in state.requests if b.get("logprobs")) == 1
+
+
+def test_the_wrapper_raises_what_the_sdk_would_and_calguards_own_class(
+    wrapped: Any, upstream: tuple[str, FakeUpstreamState]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:  # as the proxy gives the SDK
+        wrapped.chat.completions.create(model="m", messages=user("a badprompt question"))
+    assert isinstance(exc.value, guard.PolicyViolationError)
+    assert (exc.value.status_code, exc.value.code) == (400, "denylist")
+    assert exc.value.body["type"] == "policy_violation"  # type: ignore[index]
