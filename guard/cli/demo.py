@@ -28,12 +28,12 @@ from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, c
 from guard.testing.servers import serve_in_thread
 from guard.testing.simulated import SimulatedMcqModel
 
-SAMPLE = Path(__file__).parents[1] / "testing" / "demo_data" / "mmlu_sample.csv"
+SAMPLE = Path(__file__).parents[1] / "testing" / "demo_data" / "sample_questions.csv"
 Question = tuple[str, str, list[str], int]  # subject, question, options, gold index
 
 
 def load_questions(n: int, data: Path | None = None, seed: int = 0) -> tuple[list[Question], str]:
-    """``n`` MMLU test questions drawn across subjects, and where they came from."""
+    """``n`` questions (MMLU from ``data``, else the bundled sample), and where they came from."""
     mmlu = (data or Path("-")) / "datasets" / "mmlu" / "test"
     out: list[Question] = []
     if data is not None and mmlu.is_dir():
@@ -48,7 +48,7 @@ def load_questions(n: int, data: Path | None = None, seed: int = 0) -> tuple[lis
                 (r[0].replace("_", " "), r[1], r[2:6], "ABCD".index(r[6])) for r in csv.reader(fh)
             ]
         why = "no --data given" if data is None else f"{mmlu} not found"
-        source = f"the bundled sample of {len(out)} MMLU questions ({why})"
+        source = f"the bundled sample of {len(out)} questions ({why})"
     random.Random(seed).shuffle(out)
     return out[:n], source
 
@@ -103,7 +103,7 @@ def add_parser(sub: Any) -> None:
         "demo",
         help="a simulated biased model behind the proxy, with and without calibration (no key)",
     )
-    dm.add_argument("--questions", type=int, default=300, help="MMLU questions to send")
+    dm.add_argument("--questions", type=int, default=300, help="questions to send")
     dm.add_argument(
         "--data",
         type=Path,

@@ -24,7 +24,7 @@ FLAGS = ("upstream", "upstream_key", "host", "port", "store")
 @contextmanager
 def fake_upstream(data: Path | None) -> Iterator[str]:
     """The demo's simulated biased model on a free 127.0.0.1 port, in this process; yields its
-    base URL (``.../v1``). It knows the answers of the demo's MMLU questions."""
+    base URL (``.../v1``). It knows the answers of the demo's questions."""
     from guard.cli.demo import load_questions
     from guard.testing.fake_upstream import (
         FakeUpstreamState,
