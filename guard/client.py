@@ -15,6 +15,7 @@ render its reply as the OpenAI SDK's objects (:mod:`guard.rendering`)::
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -264,7 +265,7 @@ def calibrated(
         async def upstream_call(**body: Any) -> Any:
             kwargs = accepted(f, body)
             kwargs.pop("extra_body", None)
-            out = await f(**kwargs) if is_async else await _in_thread(f, kwargs)
+            out = await f(**kwargs) if is_async else await asyncio.to_thread(f, **kwargs)
             returns_text[0] = isinstance(out, str)
             return out
 
@@ -302,9 +303,3 @@ def calibrated(
         return sync_wrapper
 
     return decorate(fn) if fn is not None else decorate
-
-
-async def _in_thread(f: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(f, **kwargs)

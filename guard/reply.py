@@ -142,8 +142,10 @@ def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     reply.headers = scrub.headers(reply.headers)
     if reply.stream is not None:
         reply.stream = scrub.stream(reply.stream)
-    elif scrub.data(reply.body) != reply.body:
-        reply.body, reply.raw = scrub.data(reply.body), None  # no longer the upstream's bytes
+    else:
+        clean = scrub.data(reply.body)
+        if clean != reply.body:
+            reply.body, reply.raw = clean, None  # no longer the upstream's bytes
     return reply
 
 

@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from guard import sse
-
 MASK = "[REDACTED]"
 MIN_LENGTH = 8  # shorter "keys" (test values like "k") would mask ordinary text
 
@@ -72,10 +70,8 @@ class Scrubber:
         return {k: self.text(v) for k, v in headers.items()}
 
     async def stream(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """A stream re-cut into whole SSE events, each scrubbed."""
-        reader = sse.EventReader()
+        """Each chunk scrubbed. The pipeline's streams come in whole SSE events (pass-through
+        streams through :func:`guard.sse.whole_events`, checked ones as released, calguard's
+        own as built), so a key inside one event is never split across two chunks."""
         async for chunk in chunks:
-            for event in reader.feed(chunk):
-                yield self.data(event.raw)
-        for event in reader.close():
-            yield self.data(event.raw)
+            yield self.data(chunk)

@@ -181,7 +181,3 @@ class WireMiddleware:
             await send(message)
 
         await self.app(scope, receive, wire)
-
-    @property
-    def routes(self) -> Any:  # the wrapped app's, for callers that look
-        return getattr(self.app, "routes", [])
