@@ -81,6 +81,7 @@ class Sent:
     flags: str | None = None  # x-calguard-flags
     replica: str = ""  # nginx's x-calguard-replica: the replica(s) tried, in order
     error: str = ""
+    seconds: float = 0.0  # from sending to the whole reply read
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Load:
 
 
 async def _send(session: aiohttp.ClientSession, url: str, sent: Sent, payload: bytes) -> None:
+    t0 = time.perf_counter()
     try:
         async with session.post(
             f"{url}/v1/chat/completions",
@@ -106,6 +108,7 @@ async def _send(session: aiohttp.ClientSession, url: str, sent: Sent, payload: b
             timeout=aiohttp.ClientTimeout(total=120),
         ) as r:
             raw = await r.read()
+            sent.seconds = time.perf_counter() - t0
             sent.status = r.status
             sent.request_id = r.headers.get("x-calguard-request-id")
             sent.flags = r.headers.get("x-calguard-flags")
