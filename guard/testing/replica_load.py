@@ -67,6 +67,17 @@ def body(kind: str, i: int, ref: str) -> dict[str, Any]:
     return {"model": "sim", "messages": [{"role": "user", "content": f"hello there {i}"}]}
 
 
+def run_id(hex_digits: str) -> str:
+    """Letters only: a reference with a long run of digits reads as a phone number, and the
+    flag log redacts those (PII)."""
+    return hex_digits.translate(str.maketrans("0123456789", "ghijklmnop"))
+
+
+def reference(run: str, i: int) -> str:
+    """What marks request ``i`` of a load, to find its flag record."""
+    return f"ref-{run}-{i:06d}"
+
+
 @dataclass
 class Sent:
     """One request and what came back (status 0: no HTTP answer at all)."""
@@ -143,7 +154,7 @@ async def run_load(
     bounded wait is the fault's to keep)."""
     urls = [url] if isinstance(url, str) else list(url)
     load = Load()
-    run = uuid.uuid4().hex[:8]
+    run = run_id(uuid.uuid4().hex[:8])
     cap = 50 * n + tail  # a bound, whatever the fault does
     state: dict[str, Any] = {"next": 0, "answered": 0, "task": None, "after": None}
 
@@ -166,7 +177,7 @@ async def run_load(
                 i = state["next"]
                 state["next"] += 1
                 kind = KINDS[i % len(KINDS)]
-                sent = Sent(kind, f"ref-{run}-{i:06d}", load.phase)
+                sent = Sent(kind, reference(run, i), load.phase)
                 load.sent.append(sent)
                 await _send(
                     session, urls[i % len(urls)], sent, json.dumps(body(kind, i, sent.ref)).encode()

@@ -10,10 +10,20 @@ from typing import Any
 
 import pytest
 
+from guard.checks import redact_secrets
 from guard.store import open_store
 from guard.store.base import Store
 from guard.tasks.prompt_text import find_options
-from guard.testing.replica_load import KINDS, Load, Sent, body, check, sentiment
+from guard.testing.replica_load import (
+    KINDS,
+    Load,
+    Sent,
+    body,
+    check,
+    reference,
+    run_id,
+    sentiment,
+)
 
 CYCLIC = [[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]]
 
@@ -143,3 +153,11 @@ def test_the_mix_is_what_the_checks_expect() -> None:
     review = body("classify", 4, "")["messages"][0]["content"]
     assert sentiment(review) is not None
     assert sentiment("hello there") is None
+
+
+@pytest.mark.parametrize("run", ["43186128", "00000000", "9f0c2e11"])
+def test_references_survive_the_flag_logs_redaction(run: str) -> None:
+    """Found by the bench: the run id 43186128 made 'ref-43186128-000011' a phone number."""
+    for i in range(0, 6000, 7):
+        content = body("flagged", i, reference(run_id(run), i))["messages"][0]["content"]
+        assert redact_secrets(content) == content
