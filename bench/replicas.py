@@ -132,12 +132,42 @@ def unacknowledged(load: Load, store_url: str) -> tuple[int, int]:
     return flagged, extra
 
 
+HEADER = (
+    "| store | balancer | replicas | req/s | p50 ms | p99 ms | errors | checks | CPU ms per "
+    "request: client + upstream / replicas / nginx / PostgreSQL = total | share of the cores |"
+)
+
+
+def one_run(args: argparse.Namespace, n: int, lb: str, store: str, up: str,
+            state: FakeUpstreamState) -> str:  # fmt: skip
+    """One throughput run; its table row."""
+    with ExitStack() as stack:
+        group = stack.enter_context(run_replicas(n, upstream=up, store=store))
+        target: Any = group.urls
+        nginx_pids = []
+        if lb == "nginx":
+            nginx = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive))
+            target, nginx_pids = nginx.url, [nginx.process.pid]
+        replicas = [p.pid for p in group.processes]
+        before = len(state.requests)
+        cpu = [own_cpu_s(), cpu_s(replicas), cpu_s(nginx_pids, True)]
+        db = {pid: cpu_s([pid]) for pid in backends(store)}
+        load = load_sync(target, args.requests, args.concurrency)
+        used = [own_cpu_s() - cpu[0], cpu_s(replicas) - cpu[1], cpu_s(nginx_pids, True) - cpu[2],
+                sum(cpu_s([pid]) - db.get(pid, 0.0) for pid in backends(store))]  # fmt: skip
+    problems = check(load, store, len(state.requests) - before)
+    p50, p99 = latency_ms(load)
+    per = [1000 * u / len(load.sent) for u in used]
+    share = sum(used) / ((os.cpu_count() or 1) * load.seconds)
+    return (f"| {'sqlite' if store.startswith('sqlite') else 'postgresql'} | {lb} | {n} | "
+            f"{len(load.sent) / load.seconds:.0f} | {p50:.1f} | {p99:.1f} | {len(load.failed())} | "
+            f"{'; '.join(problems) or 'all add up'} | {' / '.join(f'{u:.2f}' for u in per)} = "
+            f"{sum(per):.2f} | {100 * share:.0f} % |")  # fmt: skip
+
+
 def throughput(args: argparse.Namespace, up: str, state: FakeUpstreamState, tmp: Path) -> None:
-    print(
-        "| store | balancer | replicas | req/s | p50 ms | p99 ms | errors | checks | "
-        "CPU s: client + upstream / replicas / nginx / PostgreSQL (of 2 x wall s) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(HEADER)
+    print("|---" * HEADER.count(" | ") + "|---|")
     for kind in args.stores:
         for lb in args.lb:
             for n in args.replicas:
@@ -146,27 +176,7 @@ def throughput(args: argparse.Namespace, up: str, state: FakeUpstreamState, tmp:
                         store = f"sqlite:///{tmp / f'{n}-{uuid.uuid4().hex[:6]}.db'}"
                     else:
                         store = stack.enter_context(fresh_database(args.pg))
-                    group = stack.enter_context(run_replicas(n, upstream=up, store=store))
-                    target: Any = group.urls
-                    nginx_pids = []
-                    if lb == "nginx":
-                        nginx = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive))
-                        target, nginx_pids = nginx.url, [nginx.process.pid]
-                    replica_pids = [p.pid for p in group.processes]
-                    before = len(state.requests)
-                    cpu = [own_cpu_s(), cpu_s(replica_pids), cpu_s(nginx_pids, True)]
-                    db = {pid: cpu_s([pid]) for pid in backends(store)}
-                    load = load_sync(target, args.requests, args.concurrency)
-                    db_used = sum(cpu_s([pid]) - db.get(pid, 0.0) for pid in backends(store))
-                    used = [own_cpu_s() - cpu[0], cpu_s(replica_pids) - cpu[1],
-                            cpu_s(nginx_pids, True) - cpu[2], db_used]  # fmt: skip
-                    problems = check(load, store, len(state.requests) - before)
-                    p50, p99 = latency_ms(load)
-                    print(f"| {kind} | {lb} | {n} | {len(load.sent) / load.seconds:.0f} | "
-                          f"{p50:.1f} | {p99:.1f} | {len(load.failed())} | "
-                          f"{'; '.join(problems) or 'all add up'} | "
-                          f"{' / '.join(f'{u:.1f}' for u in used)} (of {2 * load.seconds:.1f}) |",
-                          flush=True)  # fmt: skip
+                    print(one_run(args, n, lb, store, up, state), flush=True)
 
 
 def faults(args: argparse.Namespace, up: str, state: FakeUpstreamState) -> None:
@@ -181,7 +191,7 @@ def faults(args: argparse.Namespace, up: str, state: FakeUpstreamState) -> None:
         fault = kill_replica(group, 0)
         load = load_sync(lb.url, n, args.concurrency, fault=fault, fault_at=n // 2, tail=n // 4)
         problems = check(load, store, len(state.requests) - before, exact=False)
-        failed = Counter((s.status, s.code) for s in load.failed())
+        failed = Counter((s.status, s.code or s.error.split(":")[0]) for s in load.failed())
         flagged, extra = unacknowledged(load, store)
         after = load.statuses(AFTER_KILL)
         print(f"- SIGKILL of 1 of 3 replicas half-way: {len(load.sent):,} requests, failed "

@@ -6,8 +6,8 @@ flagged replies, pass-through; ``guard.testing.replica_load``):
   classifier its inputs, every acknowledged flag has exactly one record, the upstream calls
   reported equal those made, no error, every replica served;
 - one replica SIGKILLed mid-load: only requests in flight on it fail (nginx's 502, never
-  replayed), every request sent after it is answered by the two others, nothing acknowledged
-  is lost or counted twice;
+  replayed; or a reply cut off if it had begun), every request sent after it is answered by
+  the two others, nothing acknowledged is lost or counted twice;
 - PostgreSQL stopped mid-load (a private server, never the machine's own): 503s while it is
   down, pass-through still flows, no other status, calguard recovers without a restart and
   every request sent after that is answered.
@@ -98,12 +98,16 @@ def test_a_replica_killed_mid_load_loses_and_doubles_nothing(
         )
         assert group.processes[1].poll() is None
         assert group.processes[2].poll() is None
-    # Only requests in flight on the dead replica failed: nginx's 502, OpenAI-shaped; at most
-    # one per client connection, each on the replica that died.
+    # Only requests in flight on the dead replica failed (at most one per client connection):
+    # nginx's 502, OpenAI-shaped, naming that replica; or, for a reply the replica had begun to
+    # send, the connection closed before its end (no status to change by then).
     failed = load.failed()
-    assert {(s.status, s.code, s.phase, s.replica) for s in failed} <= {
-        (502, "replica_unavailable", BEFORE_KILL, dead)
-    }
+    assert all(s.phase == BEFORE_KILL for s in failed)
+    for s in failed:
+        if s.status:
+            assert (s.status, s.code, s.replica) == (502, "replica_unavailable", dead)
+        else:
+            assert s.error.startswith(("ServerDisconnectedError", "ClientPayloadError")), s.error
     assert len(failed) <= CONCURRENCY
     # Everything sent after the kill was answered, by the two others.
     after = load.statuses(AFTER_KILL)
