@@ -13,7 +13,7 @@ SIGKILLed half-way (on the PostgreSQL of ``--pg``), and a private PostgreSQL ser
 one of ``--pg``) stopped a third of the way for ``--down-s`` seconds and started again.
 
     python -m bench.replicas [--requests 6000] [--concurrency 64] [--replicas 1 2 3]
-        [--lb nginx client] [--stores sqlite postgresql] [--keepalive 0] [--faults]
+        [--lb nginx client] [--stores sqlite postgresql] [--keepalive 0 16] [--faults]
         [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -138,7 +138,7 @@ HEADER = (
 )
 
 
-def one_run(args: argparse.Namespace, n: int, lb: str, store: str, up: str,
+def one_run(args: argparse.Namespace, n: int, lb: str, keepalive: int, store: str, up: str,
             state: FakeUpstreamState) -> str:  # fmt: skip
     """One throughput run; its table row."""
     with ExitStack() as stack:
@@ -146,7 +146,7 @@ def one_run(args: argparse.Namespace, n: int, lb: str, store: str, up: str,
         target: Any = group.urls
         nginx_pids = []
         if lb == "nginx":
-            nginx = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive))
+            nginx = stack.enter_context(run_nginx(group.urls, keepalive=keepalive))
             target, nginx_pids = nginx.url, [nginx.process.pid]
         replicas = [p.pid for p in group.processes]
         before = len(state.requests)
@@ -159,6 +159,8 @@ def one_run(args: argparse.Namespace, n: int, lb: str, store: str, up: str,
     p50, p99 = latency_ms(load)
     per = [1000 * u / len(load.sent) for u in used]
     share = sum(used) / ((os.cpu_count() or 1) * load.seconds)
+    if keepalive:
+        lb += f" (keepalive {keepalive})"
     return (f"| {'sqlite' if store.startswith('sqlite') else 'postgresql'} | {lb} | {n} | "
             f"{len(load.sent) / load.seconds:.0f} | {p50:.1f} | {p99:.1f} | {len(load.failed())} | "
             f"{'; '.join(problems) or 'all add up'} | {' / '.join(f'{u:.2f}' for u in per)} = "
@@ -169,14 +171,15 @@ def throughput(args: argparse.Namespace, up: str, state: FakeUpstreamState, tmp:
     print(HEADER)
     print("|---" * HEADER.count(" | ") + "|---|")
     for kind in args.stores:
-        for lb in args.lb:
+        balancers = [(lb, k) for lb in args.lb for k in (args.keepalive if lb == "nginx" else [0])]
+        for lb, keepalive in balancers:
             for n in args.replicas:
                 with ExitStack() as stack:
                     if kind == "sqlite":
                         store = f"sqlite:///{tmp / f'{n}-{uuid.uuid4().hex[:6]}.db'}"
                     else:
                         store = stack.enter_context(fresh_database(args.pg))
-                    print(one_run(args, n, lb, store, up, state), flush=True)
+                    print(one_run(args, n, lb, keepalive, store, up, state), flush=True)
 
 
 def faults(args: argparse.Namespace, up: str, state: FakeUpstreamState) -> None:
@@ -186,7 +189,7 @@ def faults(args: argparse.Namespace, up: str, state: FakeUpstreamState) -> None:
     with ExitStack() as stack:
         store = stack.enter_context(fresh_database(args.pg))
         group = stack.enter_context(run_replicas(3, upstream=up, store=store))
-        lb = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive))
+        lb = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive[0]))
         before = len(state.requests)
         fault = kill_replica(group, 0)
         load = load_sync(lb.url, n, args.concurrency, fault=fault, fault_at=n // 2, tail=n // 4)
@@ -203,7 +206,7 @@ def faults(args: argparse.Namespace, up: str, state: FakeUpstreamState) -> None:
         pg = stack.enter_context(private_postgres())
         store = f"{pg.url}?timeout_s=1"
         group = stack.enter_context(run_replicas(3, upstream=up, store=store))
-        lb = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive))
+        lb = stack.enter_context(run_nginx(group.urls, keepalive=args.keepalive[0]))
         before = len(state.requests)
         fault = stop_database(pg, group.urls, hold_s=args.down_s)
         load = load_sync(lb.url, n, args.concurrency, fault=fault, fault_at=n // 3, tail=n // 4)
@@ -227,7 +230,8 @@ def main() -> None:
     ap.add_argument("--lb", nargs="+", choices=["nginx", "client"], default=["nginx"])
     ap.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
                     default=["sqlite", "postgresql"])  # fmt: skip
-    ap.add_argument("--keepalive", type=int, default=0, help="nginx: idle connections kept")
+    ap.add_argument("--keepalive", type=int, nargs="+", default=[0],
+                    help="nginx: idle connections kept per worker (0: none)")  # fmt: skip
     ap.add_argument("--faults", action="store_true", help="then a replica killed, PG stopped")
     ap.add_argument("--down-s", type=float, default=3.0, help="--faults: PostgreSQL down this long")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
