@@ -32,6 +32,7 @@ from typing import IO, Any
 from guard.testing.servers import free_port
 
 OS_USER = "postgres"
+NEEDED = ("initdb", "postgres", "pg_isready")
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -39,19 +40,23 @@ class PostgresUnavailableError(RuntimeError):
 
 
 def bindir() -> Path | None:
-    """The folder holding ``initdb`` and ``postgres``, or None."""
+    """The folder holding ``initdb``, ``postgres`` and ``pg_isready``, or None."""
     found = shutil.which("pg_config")
     if found:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([found, "--bindir"], capture_output=True, text=True, timeout=10)
             path = Path(out.stdout.strip())
-            if (path / "initdb").exists() and (path / "postgres").exists():
+            if all((path / name).exists() for name in NEEDED):
                 return path
 
     def version(p: Path) -> tuple[int, ...]:
         return tuple(int(x) for x in p.parent.name.split(".") if x.isdigit())
 
-    dirs = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+    dirs = [
+        p
+        for p in Path("/usr/lib/postgresql").glob("*/bin")
+        if all((p / n).exists() for n in NEEDED)
+    ]
     return max(dirs, key=version) if dirs else None
 
 
@@ -76,8 +81,9 @@ class PrivatePostgres:
         self.bin = bindir()
         if self.bin is None:
             raise PostgresUnavailableError(
-                "no PostgreSQL server binaries (initdb, postgres): neither pg_config --bindir "
-                "nor /usr/lib/postgresql/*/bin has them (Debian: apt-get install postgresql)"
+                "no PostgreSQL server binaries (initdb, postgres, pg_isready): neither "
+                "pg_config --bindir nor /usr/lib/postgresql/*/bin has them (Debian: apt-get "
+                "install postgresql)"
             )
         self.as_user = _run_as()
         self.port = port or free_port()
@@ -124,9 +130,17 @@ class PrivatePostgres:
         self._wait_ready()
         return self
 
-    def _wait_ready(self) -> None:
-        import psycopg
+    def _accepting(self) -> bool:
+        """``pg_isready``: does the server accept connections yet? (No driver needed.)"""
+        assert self.bin is not None
+        done = subprocess.run(
+            [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "-d", "postgres", "-t", "2"],
+            capture_output=True, timeout=30,
+        )  # fmt: skip
+        return done.returncode == 0
 
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.wait_s
         while True:
             assert self.process is not None
@@ -134,16 +148,14 @@ class PrivatePostgres:
                 code = self.process.returncode
                 self._reap()
                 raise PostgresUnavailableError(f"postgres exited ({code}): {self.log()}")
-            try:
-                psycopg.connect(self.url, connect_timeout=2).close()
+            if self._accepting():
                 return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise PostgresUnavailableError(
-                        f"postgres did not accept connections within {self.wait_s} s: {self.log()}"
-                    ) from None
-                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PostgresUnavailableError(
+                    f"postgres did not accept connections within {self.wait_s} s: {self.log()}"
+                )
+            time.sleep(0.05)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: SIGINT, every session ended, data written out;

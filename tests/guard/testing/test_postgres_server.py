@@ -38,3 +38,4 @@ def test_the_binaries_are_found() -> None:
         pytest.skip("no PostgreSQL server binaries on this machine")
     assert (found / "initdb").exists()
     assert (found / "postgres").exists()
+    assert (found / "pg_isready").exists()
