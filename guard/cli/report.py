@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 TRAFFIC_NOTE = (
     "requests and upstream calls are counted in each key's state (from schema version 2 on; "
     "'none' classification and judges keep no state: '-'); flagged and blocked are the flag "
@@ -66,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
             sections.append(Section(f"Learned priors in {where}",
                                     note="no key has learned a prior yet"))  # fmt: skip
         table = format_traffic(found.traffic, args.keys)
+        note = TRAFFIC_NOTE if found.traffic else "no traffic yet"
         sections.append(Section(f"Traffic and flags per calibration key in {where}", table,
-                                note=TRAFFIC_NOTE if found.traffic else "no traffic yet"))  # fmt: skip
+                                note=note))  # fmt: skip
         print(f"{where}\n{table}")
     report = out / "report.html"
     report.write_text(page("calguard report", sections), encoding="utf-8")

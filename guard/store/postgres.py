@@ -3,9 +3,10 @@
 Same :class:`guard.store.base.Store` behaviour as SQLite, over a ``psycopg_pool`` connection pool
 (``pip install 'calguard[postgres]'``). ``update`` is one transaction: insert the key's row if it
 is missing, lock it with ``SELECT ... FOR UPDATE``, run ``fn``, write; so replicas on any host never
-lose an update; a history point due (:mod:`guard.store.history`) goes in the same statement as the
-state's write, so it costs no round trip. ``add_flag`` commits before it returns. The schema is versioned
-(:data:`MIGRATIONS`, applied under an advisory lock when the store is opened).
+lose an update. A history point that is due (:mod:`guard.store.history`) goes in the same
+statement as the state's write: it costs no round trip. ``add_flag`` commits before it returns.
+The schema is versioned (:data:`MIGRATIONS`, applied under an advisory lock when the store is
+opened).
 
 Down or slow: every call is bounded by ``timeout_s`` (waiting for a pooled connection, connecting,
 each statement) and psycopg's operational errors become

@@ -120,3 +120,12 @@ def test_results_without_their_answers(tmp_path: Path, capsys: pytest.CaptureFix
     lone.write_text('{"run": {}, "rows": []}')
     assert main(["report", "--eval", str(lone), "--out-dir", str(tmp_path / "o")]) == 2
     assert "r.jsonl (the answers of" in capsys.readouterr().err
+
+
+def test_a_store_that_is_not_there_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    assert main(["report", "--store", url, "--out-dir", str(tmp_path / "o")]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert not (tmp_path / "absent.db").exists()
