@@ -3,10 +3,11 @@
 (64 points, the default), side by side in one run, on SQLite and on PostgreSQL.
 
 Two workloads: young keys (each key's first 64 questions: every update writes a point, the
-worst case) and one busy key (its first 4,096 questions: points ever more rarely). Rounds
-alternate off / on so drift on a shared machine hits both alike.
+worst case) and one busy key (its first 4,096 questions: points ever more rarely). Both run on
+one database, interleaved 64 updates at a time, so that drift on a shared machine hits both
+alike.
 
-    python -m bench.store_history [--rounds 5] [--pg postgresql://postgres@127.0.0.1/postgres]
+    python -m bench.store_history [--rounds 3] [--pg postgresql://postgres@127.0.0.1/postgres]
 """
 
 from __future__ import annotations
@@ -39,38 +40,42 @@ def question(state: State | None) -> tuple[State, None]:
     return {**(state or {}), "pride": planner.to_dict()}, None
 
 
-def timed(store: Store, keys: list[str], per_key: int) -> list[float]:
-    out = []
-    for key in keys:
-        for _ in range(per_key):
-            t0 = time.perf_counter()
-            store.update(key, question)
-            out.append(time.perf_counter() - t0)
-    return out
-
-
 def compare(name: str, opener: Callable[[int], Store], rounds: int) -> list[str]:
-    workloads = {"young keys (20 x 64 questions)": (20, 64), "one busy key (4,096)": (1, 4096)}
+    """Both stores on one database, interleaved 64 updates at a time (each on its own keys), so
+    that what else the machine does hits both alike."""
+    off, on = opener(0), opener(64)
+    workloads = {
+        "young keys (64 questions each)": (20, 64),
+        "one busy key (4,096 questions)": (1, 4096),
+    }
     lines = []
-    for label, (n_keys, per_key) in workloads.items():
-        times: dict[int, list[float]] = {0: [], 64: []}
-        for r in range(rounds):
-            for points in (0, 64) if r % 2 == 0 else (64, 0):
-                store = opener(points)
-                try:
-                    keys = [f"k{points}-{r}-{i}" for i in range(n_keys)]
-                    times[points] += timed(store, keys, per_key)
-                finally:
-                    store.close()
-        off, on = (statistics.median(times[p]) * 1e6 for p in (0, 64))
-        m_off, m_on = (statistics.fmean(times[p]) * 1e6 for p in (0, 64))
-        lines.append(f"| {name} | {label} | {off:.0f} / {m_off:.0f} | {on:.0f} / {m_on:.0f} |")
+    try:
+        for label, (n_keys, per_key) in workloads.items():
+            times: dict[int, list[float]] = {0: [], 64: []}
+            for r in range(rounds):
+                for k in range(n_keys):
+                    for chunk in range(0, per_key, 64):
+                        for points, store in (
+                            ((0, off), (64, on)) if (k + chunk // 64) % 2 else ((64, on), (0, off))
+                        ):
+                            key = f"{label}-{r}-{k}-{points}"
+                            for _ in range(64):
+                                t0 = time.perf_counter()
+                                store.update(key, question)
+                                times[points].append(time.perf_counter() - t0)
+            med = [statistics.median(times[p]) * 1e6 for p in (0, 64)]
+            mean = [statistics.fmean(times[p]) * 1e6 for p in (0, 64)]
+            lines.append(f"| {name} | {label} | {med[0]:.0f} / {mean[0]:.0f} | "
+                         f"{med[1]:.0f} / {mean[1]:.0f} |")  # fmt: skip
+    finally:
+        off.close()
+        on.close()
     return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = ap.parse_args(argv)
     print("| store | workload | history off: µs per update, median / mean | on (64 points) |")
