@@ -8,14 +8,13 @@ from guard.evaluation.report_store import NO_KEY, KeyTraffic, _traffic, format_t
 def test_rows_busiest_first_with_flag_only_keys_and_the_unkeyed_row_last() -> None:
     states = {
         "quiet": {"traffic": {"pride": {"requests": 2, "calls": 8}}},
-        "busy": {"traffic": {"pride": {"requests": 9, "calls": 12},
-                             "adaptive": {"requests": 1, "calls": 3}}},  # fmt: skip
+        "busy": {"traffic": {"pride": {"requests": 9, "calls": 12}, "adaptive": {"requests": 1}}},
         "old": {"pride": {}},  # written before traffic was counted
     }
     flags = {("busy", "flag"): 2, ("busy", "block"): 1, (None, "block"): 4, ("judge", "flag"): 1}
     rows = _traffic(states, flags)
     assert [r.name for r in rows] == ["busy", "quiet", "judge", "old", NO_KEY]
-    assert rows[0] == KeyTraffic("busy", ("adaptive", "pride"), 10, 15, 2, 1)
+    assert rows[0] == KeyTraffic("busy", ("adaptive", "pride"), 10, 12, 2, 1)
     assert rows[2] == KeyTraffic("judge", (), None, None, 1, 0)
     assert rows[3] == KeyTraffic("old", (), None, None, 0, 0)
     assert rows[4] == KeyTraffic(None, (), None, None, 0, 4)
