@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard.calibrations import STATE_ENTRIES
 from guard.evaluation.recorded import ID_LETTERS
 from guard.store import Store, open_store
 from guard.store.history import HistoryPoint, summary
@@ -114,13 +115,15 @@ def _traffic(
     keys = [*states, *sorted({k for k, _ in flags if k is not None} - set(states))]
     rows = []
     for key in keys:
-        counted = traffic_of(states.get(key) or {})
+        state = states.get(key) or {}
+        counted = traffic_of(state)
         requests = [int(t.get("requests", 0)) for t in counted.values()]
         calls = [int(t.get("calls", 0)) for t in counted.values()]
+        methods = {m for m, v in state.items() if m not in STATE_ENTRIES and isinstance(v, dict)}
         rows.append(
             KeyTraffic(
                 key,
-                tuple(sorted(counted)),
+                tuple(sorted(methods | set(counted))),
                 sum(requests) if counted else None,
                 sum(calls) if counted else None,
                 flags.get((key, "flag"), 0),
@@ -137,8 +140,8 @@ def _traffic(
 def format_traffic(rows: Sequence[KeyTraffic], limit: int | None = None) -> str:
     """The traffic table as text: the ``limit`` first keys, the rest added up in one row."""
     shown = list(rows)
-    if limit is not None and len(shown) > limit:
-        keyed = [r for r in shown if r.key is not None]
+    keyed = [r for r in shown if r.key is not None]
+    if limit is not None and len(keyed) > limit:
         rest = keyed[limit:]
         shown = [*keyed[:limit], *(r for r in shown if r.key is None)]
         shown.insert(limit, _sum(f"({len(rest)} more keys)", rest))

@@ -16,7 +16,7 @@ def test_rows_busiest_first_with_flag_only_keys_and_the_unkeyed_row_last() -> No
     assert [r.name for r in rows] == ["busy", "quiet", "judge", "old", NO_KEY]
     assert rows[0] == KeyTraffic("busy", ("adaptive", "pride"), 10, 12, 2, 1)
     assert rows[2] == KeyTraffic("judge", (), None, None, 1, 0)
-    assert rows[3] == KeyTraffic("old", (), None, None, 0, 0)
+    assert rows[3] == KeyTraffic("old", ("pride",), None, None, 0, 0)
     assert rows[4] == KeyTraffic(None, (), None, None, 0, 4)
 
 
@@ -28,3 +28,4 @@ def test_beyond_the_limit_the_rest_is_one_row() -> None:
     assert lines[4].split()[3:] == ["pride", "21", "51", "2.43", "9", "0"]  # k2 + k3 + k4
     assert lines[5].split()[2:] == ["-", "-", "-", "-", "1", "2"]
     assert format_traffic(rows).count("\n") == 7  # no limit: every row
+    assert "more keys" not in format_traffic(rows, limit=5)  # the unkeyed row is not a key

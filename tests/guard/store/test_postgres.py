@@ -97,7 +97,7 @@ def test_calguard_report_reads_a_store_from_before_the_history(
                       "action": "flag", "policies": ["pii"]})  # fmt: skip
         old.close()
     assert main(["report", "--store", pg_url, "--out-dir", str(tmp_path)]) == 0
-    assert re.search(r"^k\s+-\s+-\s+-\s+-\s+1\s+0$", capsys.readouterr().out, re.M)
+    assert re.search(r"^k\s+pride\s+-\s+-\s+-\s+1\s+0$", capsys.readouterr().out, re.M)
     with psycopg.connect(pg_url) as conn:  # still schema 1: the reader changed nothing
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
 
