@@ -56,7 +56,7 @@ def stop_database(
     *,
     refused: int = 10,
     hold_s: float = 0.0,
-    wait_s: float = 60.0,
+    wait_s: float = 120.0,
 ) -> Callable[[Load], None]:
     """Stop ``pg`` (fast shutdown) under load; keep it down until ``refused`` requests sent
     while it was down got a 503, as many pass-through ones were answered, and ``hold_s`` has
