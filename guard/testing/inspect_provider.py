@@ -43,7 +43,7 @@ from guard.testing.fake_upstream import (
     complete,
 )
 from guard.testing.replay import replay_state
-from guard.testing.simulated import SimulatedMcqModel
+from guard.testing.simulated import DEFAULT_PRIOR, SimulatedMcqModel
 
 PROVIDER = "calguard-fake"
 ANSWER_TEXT = "ANSWER: {}"  # how inspect's multiple_choice() templates ask for the answer
@@ -73,6 +73,7 @@ class FakeMcqModel(ModelAPI):
         recorded: str | None = None,
         logprobs: bool = True,
         strength: float = 2.0,
+        prior: Sequence[float] | None = None,
         seed: int = 0,
         **model_args: Any,
     ) -> None:
@@ -80,7 +81,9 @@ class FakeMcqModel(ModelAPI):
         if model_args:
             raise ValueError(f"{PROVIDER}: unknown model_args {sorted(model_args)}")
         if model_name == "simulated":
-            sim = SimulatedMcqModel(strength=strength, seed=seed)
+            sim = SimulatedMcqModel(
+                prior=tuple(prior or DEFAULT_PRIOR), strength=strength, seed=seed
+            )
             self.state = FakeUpstreamState(KeyedResponder(sim, dict(answers or {})))
         elif model_name == "replay":
             if recorded is None:
