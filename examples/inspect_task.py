@@ -35,7 +35,7 @@ def calguard_mcq(calibration: str = "adaptive", budget: float = 2.0) -> Task:
 
 
 if __name__ == "__main__":
-    import guard.testing.inspect_provider  # noqa: F401  (registers calguard-fake/)
+    import guard.testing.inspect_provider  # registers the calguard-fake/ models
 
     data = csv_dataset(str(CSV), record_to_sample, fieldnames=COLUMNS)
     key = {str(s.input): (s.choices or [])["ABCD".index(str(s.target))] for s in data}

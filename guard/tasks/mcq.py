@@ -132,9 +132,7 @@ async def ask_orders(
 
 async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, Any]:
     ids = {i: id_forms(i) for i in prompt.ids}
-    kept, errors = await ask_orders(
-        run, lambda perm: job.distribution(prompt.permuted(perm), ids)
-    )
+    kept, errors = await ask_orders(run, lambda perm: job.distribution(prompt.permuted(perm), ids))
     if not kept:
         first = errors[0] if errors else None
         if isinstance(first, CalguardError):

@@ -59,9 +59,7 @@ def test_debiased_choice_beats_multiple_choice_on_a_model_biased_by_its_id_prior
 ) -> None:
     # Plain multiple_choice() at temperature 0: the model's most likely letter (the fake
     # answers "ANSWER: X" greedily), one call per question.
-    plain = figures(
-        simulated(multiple_choice(), tmp_path, config=GenerateConfig(temperature=0))
-    )
+    plain = figures(simulated(multiple_choice(), tmp_path, config=GenerateConfig(temperature=0)))
     log = simulated(debiased_choice("adaptive", budget=2.0), tmp_path)
     debiased = figures(log)
     assert set(debiased) == {"accuracy", "stderr", "rstd", "calls_per_sample"}
@@ -72,16 +70,19 @@ def test_debiased_choice_beats_multiple_choice_on_a_model_biased_by_its_id_prior
     assert debiased["rstd"] < plain["rstd"] - 10.0
     assert 1.5 < debiased["calls_per_sample"] <= 2.0  # the budget holds
     # Every sample carries its evidence; the scorer agrees with the answer it names.
-    assert log.samples is not None and len(log.samples) == N_SIM
+    assert log.samples is not None
+    assert len(log.samples) == N_SIM
     for s in log.samples:
         ev = s.metadata[EVIDENCE]
         assert ev["calibration"] == "adaptive"
         assert s.scores is not None
         assert s.scores["choice_with_bias"].answer == ev["answer"]
         assert ev["answer"] == "ABCD"[ev["index"]]
-        assert ev["calls"] == len(ev["orders"]) and ev["orders"][0] == [0, 1, 2, 3]
+        assert ev["calls"] == len(ev["orders"])
+        assert ev["orders"][0] == [0, 1, 2, 3]
         assert sum(ev["probs"]) == pytest.approx(1.0, abs=1e-5)
-        assert ev["answers_from"] == "logprobs" and ev["errors"] == []
+        assert ev["answers_from"] == "logprobs"
+        assert ev["errors"] == []
         assert s.output.completion == f"ANSWER: {ev['answer']}"
     # The prior is learned across the samples of the run: by the last questions, the one
     # divided out favours B and C, as the simulated model does.
@@ -138,7 +139,8 @@ def test_on_the_arc_replay_the_solver_reproduces_eval_offline(
     assert got["calls_per_sample"] == pytest.approx(offline.calls, abs=1e-9)
     planner = factory(rec.n_options)
     by_question = {int(q): replay_question(planner, rec.probs_cyclic[q]) for q in order}
-    assert log.samples is not None and len(log.samples) == N_ARC
+    assert log.samples is not None
+    assert len(log.samples) == N_ARC
     for s in log.samples:
         ev, res = s.metadata[EVIDENCE], by_question[int(s.id)]
         assert ev["index"] == res.index

@@ -88,7 +88,9 @@ def calls_per_sample() -> Metric:
     """Mean model calls per sample."""
 
     def compute(scores: list[SampleScore]) -> float:
-        calls = [m["calls"] for s in scores if (m := s.score.metadata or {}).get("calls") is not None]
+        calls = [
+            m["calls"] for s in scores if (m := s.score.metadata or {}).get("calls") is not None
+        ]
         return sum(calls) / len(calls) if calls else math.nan
 
     return compute

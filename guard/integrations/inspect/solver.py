@@ -108,9 +108,7 @@ def debiased_choice(
         ids = letters(n)
         question = state.user_prompt.text
         index = next(i for i, m in enumerate(state.messages) if m is state.user_prompt)
-        asker = SampleAsker(
-            model, state.messages, index, top_logprobs, memory.setdefault(name, {})
-        )
+        asker = SampleAsker(model, state.messages, index, top_logprobs, memory.setdefault(name, {}))
 
         async def ask(perm: Perm) -> tuple[FloatArray, ModelOutput]:
             async with span(f"order {''.join(ids[i] for i in perm)}"):

@@ -27,7 +27,9 @@ def logprob_output(top: dict[str, float]) -> ModelOutput:
     best = max(top, key=lambda t: top[t])
     tops = [{"token": t, "logprob": lp} for t, lp in top.items()]
     content = [{"token": best, "logprob": top[best], "top_logprobs": tops}]
-    return model_output({"choices": [{"message": {"content": best}, "logprobs": {"content": content}}]})
+    return model_output(
+        {"choices": [{"message": {"content": best}, "logprobs": {"content": content}}]}
+    )
 
 
 def text_output(*texts: str) -> ModelOutput:
@@ -36,7 +38,9 @@ def text_output(*texts: str) -> ModelOutput:
 
 
 def asker(reply: Any, seen: Seen, memory: dict[str, Any] | None = None) -> SampleAsker:
-    def outputs(input: list[ChatMessage], tools: Any, tool_choice: Any, config: GenerateConfig) -> ModelOutput:
+    def outputs(
+        input: list[ChatMessage], tools: Any, tool_choice: Any, config: GenerateConfig
+    ) -> ModelOutput:
         seen.append((input, config))
         return reply(config)  # type: ignore[no-any-return]
 
@@ -52,7 +56,8 @@ def test_logprobs_over_the_letters_through_the_model_api() -> None:
     # " A" counts for A; C, missing from the top-k, is bounded by the smallest logprob sent.
     want = np.exp([-2.5, -0.1, -3.0])
     assert p == pytest.approx(want / want.sum())
-    assert out.completion == "B" and a.calls == 1
+    assert out.completion == "B"
+    assert a.calls == 1
     [(messages, config)] = seen
     assert [m.text for m in messages] == ["be brief", "shown prompt"]  # only the prompt replaced
     assert a.messages[1].text == "the question"  # the sample's own messages untouched
@@ -67,10 +72,12 @@ def test_a_model_without_logprobs_is_sampled_and_remembered() -> None:
     p, _ = asyncio.run(a.distribution("q", ["A", "B", "C"]))
     assert p == pytest.approx(np.array([1.5, 1.5, 6.5]) / 9.5)  # counts + 0.5 each
     assert memory[NO_LOGPROBS] is True
-    assert [c.logprobs for _, c in seen] == [True, None] and seen[1][1].num_choices == 8
+    assert [c.logprobs for _, c in seen] == [True, None]
+    assert seen[1][1].num_choices == 8
     again = asker(replies, seen, memory)  # the next sample goes straight to sampling
     asyncio.run(again.distribution("q", ["A", "B", "C"]))
-    assert again.calls == 1 and seen[-1][1].logprobs is None
+    assert again.calls == 1
+    assert seen[-1][1].logprobs is None
 
 
 def test_a_provider_that_ignores_n_is_asked_until_it_gave_eight_answers() -> None:
@@ -79,4 +86,5 @@ def test_a_provider_that_ignores_n_is_asked_until_it_gave_eight_answers() -> Non
     p, _ = asyncio.run(a.distribution("q", ["A", "B"]))
     assert a.calls == 8
     assert p == pytest.approx(np.array([0.5, 8.5]) / 9.0)
-    assert a.usage is not None and a.usage.total_tokens == 8 * 11  # summed over the calls
+    assert a.usage is not None
+    assert a.usage.total_tokens == 8 * 11

@@ -52,7 +52,8 @@ def test_gather_hands_back_errors_but_a_sample_limit_stops_the_sample() -> None:
         raise LimitExceededError("token", value=10, limit=5)
 
     got = asyncio.run(_gather([ok(), boom()]))
-    assert got[0] == 1 and isinstance(got[1], RuntimeError)
+    assert got[0] == 1
+    assert isinstance(got[1], RuntimeError)
     with pytest.raises(LimitExceededError):
         asyncio.run(_gather([ok(), limit()]))
 
@@ -61,13 +62,17 @@ def biased(fail_first_option: set[str]) -> Any:
     """A model that always prefers the letter B; it fails when the option shown first is one of
     ``fail_first_option``."""
 
-    def outputs(input: list[ChatMessage], tools: Any, tool_choice: Any, config: GenerateConfig) -> ModelOutput:
+    def outputs(
+        input: list[ChatMessage], tools: Any, tool_choice: Any, config: GenerateConfig
+    ) -> ModelOutput:
         first = re.search(r"^A\) (.*)$", input[-1].text, re.MULTILINE)
         if first is None or first.group(1) in fail_first_option:
             raise RuntimeError(f"cannot answer with {first and first.group(1)!r} first")
         tops = [{"token": t, "logprob": lp} for t, lp in BIAS.items()]
         content = [{"token": "B", "logprob": -0.2, "top_logprobs": tops}]
-        return model_output({"choices": [{"message": {"content": "B"}, "logprobs": {"content": content}}]})
+        return model_output(
+            {"choices": [{"message": {"content": "B"}, "logprobs": {"content": content}}]}
+        )
 
     return outputs
 
@@ -84,9 +89,11 @@ def run(samples: list[Sample], fail: set[str], tmp_path: Path, **kw: Any) -> Eva
 def test_a_failed_order_is_dropped_and_the_answer_rests_on_the_others(tmp_path: Path) -> None:
     samples = [Sample(input="Q1?", choices=["p", "q", "r", "s"], target="A")]
     log = run(samples, {"q"}, tmp_path)
-    assert log.status == "success" and log.samples is not None
+    assert log.status == "success"
+    assert log.samples is not None
     ev = log.samples[0].metadata[EVIDENCE]
-    assert ev["calls"] == 4 and len(ev["orders"]) == 3  # the call was made; its order dropped
+    assert ev["calls"] == 4
+    assert len(ev["orders"]) == 3
     assert [o[0] for o in ev["orders"]] == [0, 2, 3]
     assert ev["errors"] == ["RuntimeError: cannot answer with 'q' first"]
     # Averaged over the orders answered, of a model that always says B: the options shown at B
@@ -101,7 +108,8 @@ def test_an_option_that_refers_to_the_others_stays_in_place(tmp_path: Path) -> N
     assert log.samples is not None
     ev = log.samples[0].metadata[EVIDENCE]
     assert ev["handling"] == "kept_in_place"
-    assert ev["orders"] and all(o[3] == 3 for o in ev["orders"])
+    assert ev["orders"]
+    assert all(o[3] == 3 for o in ev["orders"])
 
 
 def test_when_every_order_fails_the_sample_fails_with_the_error(tmp_path: Path) -> None:
@@ -109,7 +117,8 @@ def test_when_every_order_fails_the_sample_fails_with_the_error(tmp_path: Path) 
     log = run(samples, {"p", "q"}, tmp_path, fail_on_error=False)
     assert log.samples is not None
     error = log.samples[0].error
-    assert error is not None and "cannot answer with" in error.message
+    assert error is not None
+    assert "cannot answer with" in error.message
 
 
 def test_the_answer_and_the_prompt_follow_choice_conventions(tmp_path: Path) -> None:
@@ -125,4 +134,5 @@ def test_the_answer_and_the_prompt_follow_choice_conventions(tmp_path: Path) -> 
         "Which?",
         ["p", "q", "r"],
     )
-    assert s.scores is not None and s.scores["choice_with_bias"].answer == ev["answer"]
+    assert s.scores is not None
+    assert s.scores["choice_with_bias"].answer == ev["answer"]
