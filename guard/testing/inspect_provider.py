@@ -15,7 +15,7 @@ Importing this module registers the provider (``@modelapi``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def calguard_fake() -> type[ModelAPI]:
     return FakeMcqModel
 
 
-def recorded_samples(rec: McqRecords, order: Sequence[int] | None = None) -> MemoryDataset:
+def recorded_samples(rec: McqRecords, order: Iterable[int] | None = None) -> MemoryDataset:
     """A recording's questions as inspect samples (id = the question's index), in ``order``
     (the arrival order; default: as recorded). The target is the gold letter."""
     if rec.questions is None:
