@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
-from inspect_ai.model import ModelOutput, get_model
+import anyio
+from inspect_ai.model import Model, ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import LimitExceededError, collect, span
 
@@ -64,6 +65,18 @@ async def _gather(aws: list[Awaitable[T]]) -> list[T | BaseException]:
     return await collect(*(caught(aw) for aw in aws))
 
 
+def warming(planner: PermutationPlanner) -> bool:
+    """The planner's warm-up has not ended (PriDe, adaptive): the questions that estimate the
+    prior then go one at a time, as in a sequential run, so that samples in flight at once are
+    not all planned before the key has any prior (they would all be warm-ups for PriDe, and be
+    debiased with a flat prior by adaptive). After the warm-up, samples run concurrently."""
+    return (
+        planner.method in ("pride", "adaptive")
+        and planner.after_warmup == 0
+        and planner.warmed < planner.max_warmup
+    )
+
+
 @solver
 def debiased_choice(
     calibration: str = "adaptive",
@@ -92,7 +105,7 @@ def debiased_choice(
         raise ValueError("the template must contain {question} and {choices}")
     method = cast(Method, calibration)
     PermutationPlanner(4, method, budget=budget)  # a bad budget fails here, not mid-run
-    planners: dict[tuple[str, int], PermutationPlanner] = {}
+    planners: dict[tuple[str, int], tuple[PermutationPlanner, anyio.Lock]] = {}
     memory: dict[str, dict[str, Any]] = {}  # per model: what its provider does not offer
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -100,15 +113,24 @@ def debiased_choice(
         if n < 2:
             raise ValueError("debiased_choice needs samples with at least two choices")
         model = get_model()
-        name = str(model)
-        planner = planners.get((name, n))
-        if planner is None:
-            planner = planners[(name, n)] = PermutationPlanner(n, method, budget=budget)
+        if (str(model), n) not in planners:
+            planners[(str(model), n)] = (PermutationPlanner(n, method, budget=budget), anyio.Lock())
+        planner, gate = planners[(str(model), n)]
+        if warming(planner):
+            async with gate:  # one question at a time until the warm-up has ended
+                if warming(planner):
+                    return await answer(state, model, planner)
+        return await answer(state, model, planner)
+
+    async def answer(state: TaskState, model: Model, planner: PermutationPlanner) -> TaskState:
+        n = len(state.choices)
         options = [c.value for c in state.choices]
         ids = letters(n)
         question = state.user_prompt.text
         index = next(i for i, m in enumerate(state.messages) if m is state.user_prompt)
-        asker = SampleAsker(model, state.messages, index, top_logprobs, memory.setdefault(name, {}))
+        asker = SampleAsker(
+            model, state.messages, index, top_logprobs, memory.setdefault(str(model), {})
+        )
 
         async def ask(perm: Perm) -> tuple[FloatArray, ModelOutput]:
             async with span(f"order {''.join(ids[i] for i in perm)}"):
@@ -121,16 +143,16 @@ def debiased_choice(
         if not kept:
             raise errors[0] if errors else RuntimeError("no order of this question was asked")
         res = run.result()
-        answer = ids[res.index]
+        letter = ids[res.index]
         for i in range(n):
             state.choices.mark_choice(i, i == res.index)
         state.user_prompt.text = format_prompt(tpl, question, options)
-        state.output = ModelOutput.from_content(kept[0].model, f"ANSWER: {answer}")
+        state.output = ModelOutput.from_content(kept[0].model, f"ANSWER: {letter}")
         state.output.usage = asker.usage
         state.messages.append(state.output.message)
         state.metadata[EVIDENCE] = {
             "calibration": calibration,
-            "answer": answer,
+            "answer": letter,
             "index": res.index,
             "probs": floats(res.probs),
             "raw_probs": floats(res.raw_probs),

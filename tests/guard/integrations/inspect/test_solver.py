@@ -15,8 +15,9 @@ from inspect_ai.log import EvalLog
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelOutput
 from inspect_ai.util import LimitExceededError
 
+from calibrators.planner import PermutationPlanner
 from guard.integrations.inspect import EVIDENCE, choice_with_bias, debiased_choice
-from guard.integrations.inspect.solver import _gather, format_prompt, letters
+from guard.integrations.inspect.solver import _gather, format_prompt, letters, warming
 from guard.testing.inspect_provider import model_output
 
 BIAS = {"A": -2.0, "B": -0.2, "C": -2.5, "D": -3.0}  # a model that answers B, whatever is there
@@ -56,6 +57,21 @@ def test_gather_hands_back_errors_but_a_sample_limit_stops_the_sample() -> None:
     assert isinstance(got[1], RuntimeError)
     with pytest.raises(LimitExceededError):
         asyncio.run(_gather([ok(), limit()]))
+
+
+@pytest.mark.parametrize("method", ["pride", "adaptive"])
+def test_questions_wait_for_each_other_only_until_the_warm_up_has_ended(method: str) -> None:
+    planner = PermutationPlanner(4, method, warmup=2)  # type: ignore[arg-type]
+    skewed = [0.1, 0.6, 0.2, 0.1]
+    while warming(planner):
+        run = planner.start()
+        while batch := run.pending():
+            for perm in batch:
+                run.observe(perm, skewed)
+        run.result()
+    assert planner.warmed >= 2
+    assert planner.after_warmup == 1
+    assert not warming(PermutationPlanner(4, "cyclic"))
 
 
 def biased(fail_first_option: set[str]) -> Any:
