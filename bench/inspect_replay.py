@@ -3,8 +3,8 @@
     python -m bench.inspect_replay ../shared/data/recorded/arc_0s_Llama-2-13b-chat-hf.jsonl
 
 The replay provider (``calguard-fake/replay``) answers every order with its recorded row. The
-questions arrive in eval-offline's arrival order for ``--seed`` (``np.random.default_rng(seed)
-.permutation(n)``), one at a time (``max_samples=1``), and each calibration runs with
+questions arrive in eval-offline's arrival orders (``np.random.default_rng(seed).permutation(n)``
+for seeds 0..``--seeds``-1), one at a time (``max_samples=1``), and each calibration runs with
 eval-offline's settings (its rows "PriDe, online", "adaptive, budget 2", "cyclic average").
 Plain ``multiple_choice()`` at temperature 0 answers with the shown order's most likely letter:
 eval-offline's "row-0 argmax (none)". One row each: inspect's figures (read from its log),
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
@@ -30,7 +31,7 @@ from guard.integrations.inspect import choice_with_bias, debiased_choice
 from guard.testing.inspect_provider import load_mcq, recorded_samples
 
 ROWS = [  # solver label, calibration (None: plain multiple_choice()), eval-offline's row
-    ("multiple_choice(), temperature 0", None, "row-0 argmax (none)"),
+    ("multiple_choice(), temperature 0", None, "row-0 argmax"),
     ('debiased_choice("pride")', "pride", "PriDe, online"),
     ('debiased_choice("adaptive", budget=2)', "adaptive", "adaptive, budget 2"),
     ('debiased_choice("cyclic")', "cyclic", "cyclic average"),
@@ -54,43 +55,70 @@ def inspect_figures(
     return RunScore(100.0 * m["accuracy"], m["rstd"], m["calls_per_sample"])
 
 
+def planner_factory(method: str) -> Callable[[int], PermutationPlanner]:
+    """eval-offline's planner for ``method`` (its online rows' settings)."""
+    return lambda n: PermutationPlanner(n, method, budget=2.0)  # type: ignore[arg-type]
+
+
+def fmt(values: list[float], digits: int) -> str:
+    """The mean, and the spread over arrival orders when there are several."""
+    mean = f"{np.mean(values):.{digits}f}"
+    return mean if len(values) == 1 else f"{mean} ±{np.std(values):.{digits}f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file", help="a recorded ARC file (shared/data/recorded/arc_0s_*.jsonl)")
-    ap.add_argument("--seed", type=int, default=0, help="eval-offline's arrival order")
+    ap.add_argument("--seeds", type=int, default=1, help="arrival orders: eval-offline's 0..N-1")
     ap.add_argument(
         "--max-samples", type=int, default=1,
         help="samples in flight at once (0: inspect's default); more than 1 starts questions "
         "before the earlier ones are answered, so the figures may differ from eval-offline's",
     )  # fmt: skip
+    ap.add_argument("--only", nargs="+", help="these calibrations only (none: multiple_choice)")
     args = ap.parse_args()
     rec = load_mcq(args.file)
-    order = np.random.default_rng(args.seed).permutation(len(rec))
+    orders = [np.random.default_rng(seed).permutation(len(rec)) for seed in range(args.seeds)]
     print(
-        f"{rec.name}: {len(rec)} questions in the arrival order of seed {args.seed}, "
+        f"{rec.name}: {len(rec)} questions, arrival orders of seeds 0..{args.seeds - 1}, "
         f"max_samples {args.max_samples or 'default'}; inspect_ai {version('inspect_ai')}"
     )
-    head = f"{'solver':40s} {'inspect: acc %':>14s} {'RStd':>5s} {'calls':>5s}   eval-offline row"
-    print(head + " " * 22 + "acc %  RStd  calls  same")
+    cols = f"{'acc %':>11s} {'RStd':>10s} {'calls':>5s}"
+    print(f"{'inspect solver':38s} {cols}   {'eval-offline row':20s} {cols}  same")
     with tempfile.TemporaryDirectory() as logs:
         for label, calibration, offline_row in ROWS:
-            if calibration is None:
-                solver, kw = multiple_choice(), {"config": GenerateConfig(temperature=0)}
-                method = "none"
-            else:
-                solver, kw, method = debiased_choice(calibration, budget=2.0), {}, calibration
-            got = inspect_figures(args.file, solver, order, logs, args.max_samples or None, **kw)
-            want = run_order(rec, lambda n, m=method: PermutationPlanner(n, m, budget=2.0), order)  # type: ignore[misc]
-            pairs = zip(
-                (got.accuracy, got.rstd, got.calls),
-                (want.accuracy, want.rstd, want.calls),
-                strict=True,
+            method = calibration or "none"
+            if args.only and method not in args.only:
+                continue
+            got, want = [], []
+            for order in orders:
+                if calibration is None:
+                    solver, kw = multiple_choice(), {"config": GenerateConfig(temperature=0)}
+                else:
+                    solver, kw = debiased_choice(calibration, budget=2.0), {}
+                got.append(
+                    inspect_figures(args.file, solver, order, logs, args.max_samples or None, **kw)
+                )
+                want.append(run_order(rec, planner_factory(method), order))
+            same = all(
+                abs(a - b) <= 1e-9
+                for g, w in zip(got, want, strict=True)
+                for a, b in zip(
+                    (g.accuracy, g.rstd, g.calls), (w.accuracy, w.rstd, w.calls), strict=True
+                )
             )
-            same = all(abs(a - b) <= 1e-9 for a, b in pairs)
+            figures = [
+                (
+                    fmt([r.accuracy for r in rs], 1),
+                    fmt([r.rstd for r in rs], 1),
+                    fmt([r.calls for r in rs], 2),
+                )
+                for rs in (got, want)
+            ]
+            (ga, gr, gc), (wa, wr, wc) = figures
             print(
-                f"{label:40s} {got.accuracy:14.1f} {got.rstd:5.1f} {got.calls:5.2f}   "
-                f"{offline_row:36s} {want.accuracy:5.1f} {want.rstd:5.1f} {want.calls:5.2f}  "
-                f"{'yes' if same else 'NO'}",
+                f"{label:38s} {ga:>11s} {gr:>10s} {gc:>5s}   {offline_row:20s} {wa:>11s} {wr:>10s} "
+                f"{wc:>5s}  {'yes' if same else 'NO'}",
                 flush=True,
             )
 
