@@ -7,8 +7,8 @@ option letters, or sampled answers where the provider gives none) by
 :func:`guard.tasks.mcq.ask_orders`, the proxy's own loop. The planner maps the answers back to
 the sample's order and debiases them; the solver marks the answer in ``state.choices`` (the
 convention of inspect's ``choice()`` scorer) and leaves the evidence in
-``state.metadata["calguard"]``. One planner per solver instance, model and number of options:
-the prior is learned across the samples of the run.
+``state.metadata["calguard"]``. One planner per run (eval), model and number of options: the
+prior is learned across the samples of the run.
 """
 
 from __future__ import annotations
@@ -65,6 +65,17 @@ async def _gather(aws: list[Awaitable[T]]) -> list[T | BaseException]:
     return await collect(*(caught(aw) for aw in aws))
 
 
+def run_id() -> str:
+    """The eval this sample belongs to: a Task evaluated again starts with a fresh planner.
+    inspect keeps it on its active sample (not public API: "" where that is gone)."""
+    try:
+        from inspect_ai.log._samples import sample_active
+    except ImportError:  # pragma: no cover - a later inspect_ai moved it
+        return ""
+    active = sample_active()
+    return str(getattr(active, "eval_id", "")) if active is not None else ""
+
+
 def warming(planner: PermutationPlanner) -> bool:
     """The planner's warm-up has not ended (PriDe, adaptive): the questions that estimate the
     prior then go one at a time, as in a sequential run, so that samples in flight at once are
@@ -105,7 +116,7 @@ def debiased_choice(
         raise ValueError("the template must contain {question} and {choices}")
     method = cast(Method, calibration)
     PermutationPlanner(4, method, budget=budget)  # a bad budget fails here, not mid-run
-    planners: dict[tuple[str, int], tuple[PermutationPlanner, anyio.Lock]] = {}
+    planners: dict[tuple[str, str, int], tuple[PermutationPlanner, anyio.Lock]] = {}
     memory: dict[str, dict[str, Any]] = {}  # per model: what its provider does not offer
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -113,9 +124,10 @@ def debiased_choice(
         if n < 2:
             raise ValueError("debiased_choice needs samples with at least two choices")
         model = get_model()
-        if (str(model), n) not in planners:
-            planners[(str(model), n)] = (PermutationPlanner(n, method, budget=budget), anyio.Lock())
-        planner, gate = planners[(str(model), n)]
+        key = (run_id(), str(model), n)
+        if key not in planners:
+            planners[key] = (PermutationPlanner(n, method, budget=budget), anyio.Lock())
+        planner, gate = planners[key]
         if warming(planner):
             async with gate:  # one question at a time until the warm-up has ended
                 if warming(planner):

@@ -152,3 +152,20 @@ def test_the_answer_and_the_prompt_follow_choice_conventions(tmp_path: Path) -> 
     )
     assert s.scores is not None
     assert s.scores["choice_with_bias"].answer == ev["answer"]
+
+
+def test_a_task_evaluated_again_starts_with_a_fresh_planner(tmp_path: Path) -> None:
+    from guard.testing.inspect_provider import simulated_samples
+
+    dataset, key = simulated_samples(8)
+    task = Task(dataset=dataset, solver=debiased_choice("pride"), scorer=choice_with_bias())
+    roles = []
+    for _ in range(2):
+        [log] = eval(
+            task, model="calguard-fake/simulated", model_args={"answers": key},
+            log_dir=str(tmp_path), display="none", log_realtime=False, max_samples=1,
+        )  # fmt: skip
+        assert log.samples is not None
+        roles.append([s.metadata[EVIDENCE]["role"] for s in log.samples])
+    assert roles[0] == roles[1]
+    assert roles[0].count("warmup") == 4
