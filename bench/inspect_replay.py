@@ -80,7 +80,13 @@ def main() -> None:
     rec = load_mcq(args.file)
     orders = [np.random.default_rng(seed).permutation(len(rec)) for seed in range(args.seeds)]
     print(
-        f"{rec.name}: {len(rec)} questions, arrival orders of seeds 0..{args.seeds - 1}, "
+        f"{rec.name}: {len(rec)} questions, "
+        + (
+            "arrival order of seed 0"
+            if args.seeds == 1
+            else f"arrival orders of seeds 0..{args.seeds - 1}"
+        )
+        + ", "
         f"max_samples {args.max_samples or 'default'}; inspect_ai {version('inspect_ai')}"
     )
     cols = f"{'acc %':>11s} {'RStd':>10s} {'calls':>5s}"

@@ -37,8 +37,9 @@ DEFAULT_TEMPLATE = (
 
 
 def letters(n: int) -> list[str]:
-    """The option IDs inspect shows (``A``, ``B``, ...)."""
-    return [chr(ord("A") + i) for i in range(n)]
+    """The option IDs inspect shows: ``A`` to ``Z``, then ``1``, ``2``, ... (its
+    ``answer_character``)."""
+    return [chr(ord("A") + i) if i < 26 else str(i - 25) for i in range(n)]
 
 
 def format_prompt(template: str, question: str, options: Sequence[str]) -> str:

@@ -27,6 +27,7 @@ def test_the_prompt_writes_the_options_as_multiple_choice_does() -> None:
     text = format_prompt("{letters}|{question}|{choices}", "Which?", ["x", "y", "z"])
     assert text == "A,B,C|Which?|A) x\nB) y\nC) z"
     assert letters(3) == ["A", "B", "C"]
+    assert letters(28)[24:] == ["Y", "Z", "1", "2"]  # inspect's own IDs past Z
 
 
 @pytest.mark.parametrize(
