@@ -21,6 +21,8 @@ from guard.evaluation.recorded import McqRecords
 from guard.integrations.inspect import EVIDENCE, choice_with_bias, debiased_choice
 from guard.testing.inspect_provider import recorded_samples, simulated_samples
 
+pytestmark = pytest.mark.usefixtures("settled_gc")  # see tests/conftest.py
+
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 N_SIM = 150  # simulated questions
 N_ARC = 60  # replayed ARC questions: the first 60, in a seeded arrival order

@@ -157,6 +157,7 @@ def test_the_nginx_conf_balances_three_replicas(
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
+@pytest.mark.usefixtures("settled_gc")
 def test_the_inspect_task_runs_against_the_fake_provider(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,8 @@ from guard.integrations.inspect.solver import DEFAULT_TEMPLATE, format_prompt
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, complete
 from guard.testing.inspect_provider import recorded_samples, simulated_samples
 
+pytestmark = pytest.mark.usefixtures("settled_gc")  # see tests/conftest.py
+
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 
 

@@ -20,6 +20,8 @@ from inspect_ai.model import (
 from guard.integrations.inspect.asking import NO_LOGPROBS, SampleAsker
 from guard.testing.inspect_provider import model_output
 
+pytestmark = pytest.mark.usefixtures("settled_gc")  # see tests/conftest.py
+
 Seen = list[tuple[list[ChatMessage], GenerateConfig]]
 
 

@@ -20,6 +20,8 @@ from guard.integrations.inspect import EVIDENCE, choice_with_bias, debiased_choi
 from guard.integrations.inspect.solver import _gather, format_prompt, letters, warming
 from guard.testing.inspect_provider import model_output
 
+pytestmark = pytest.mark.usefixtures("settled_gc")  # see tests/conftest.py
+
 BIAS = {"A": -2.0, "B": -0.2, "C": -2.5, "D": -3.0}  # a model that answers B, whatever is there
 
 
