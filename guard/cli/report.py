@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from guard.evaluation.report_page import Section, page
     from guard.evaluation.report_plots import bias_png, cost_png, history_png, priors_png
     from guard.evaluation.report_store import format_traffic, read_store
+    from guard.cli.flags import printable
     from guard.store import redact
 
     out = Path(args.out_dir)
@@ -55,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.store:
         where = redact(args.store)
         found = read_store(args.store, args.keys)
+        # Keys are client strings (guard.key, guard.labels, model names): escape sequences and
+        # bidi overrides are shown, never acted on, in the terminal and on the page alike.
+        found = replace(
+            found,
+            priors=[replace(p, key=printable(p.key)) for p in found.priors],
+            traffic=[replace(r, key=None if r.key is None else printable(r.key))
+                     for r in found.traffic],
+        )  # fmt: skip
         if found.priors:
             pictures = (("learned priors", priors_png(found.priors)),
                         ("how the priors moved", history_png(found.priors)))  # fmt: skip
