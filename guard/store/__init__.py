@@ -70,8 +70,11 @@ def _postgres(url: str, *, must_exist: bool = False) -> Store:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced, for messages and logs."""
-    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    """``url`` with its passwords replaced, for messages, logs and the report: the one in
+    ``user:password@`` (up to the last ``@`` before the path) and libpq's ``password=`` and
+    ``sslpassword=`` query parameters."""
+    url = re.sub(r"(://[^/@:?#]*):[^/?#]*@", r"\1:***@", url)
+    return re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 register_store("sqlite", _sqlite)

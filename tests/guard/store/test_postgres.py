@@ -102,6 +102,24 @@ def test_calguard_report_reads_a_store_from_before_the_history(
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
 
 
+def test_a_password_in_the_query_never_reaches_the_report(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libpq also takes the password as ``?password=``: the report's page (shared with
+    colleagues) and what calguard prints name the store without it."""
+    url = f"{pg_url}?password=hunter2-query"  # trust authentication: accepted, unused
+    assert main(["flags", "list", "--store", url]) == 2  # no calguard tables yet
+    assert "hunter2" not in "".join(capsys.readouterr())
+    store = open_store(pg_url)
+    for _ in range(3):
+        store.update("k", pride_question)
+    store.close()
+    assert main(["report", "--store", url, "--out-dir", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "password=***" in page
+    assert "hunter2" not in page + "".join(capsys.readouterr())
+
+
 def test_postgres_scheme_is_an_alias(pg_url: str) -> None:
     store = open_store(pg_url.replace("postgresql://", "postgres://", 1))
     try:
