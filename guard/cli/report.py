@@ -33,12 +33,12 @@ def run(args: argparse.Namespace) -> int:
         print("calguard: error: calguard report draws with matplotlib: pip install "
               "'calguard[report]'", file=sys.stderr)  # fmt: skip
         return 2
+    from guard.cli.flags import printable
     from guard.evaluation.live_table import EvalRow, format_rows
     from guard.evaluation.report_data import read_eval
     from guard.evaluation.report_page import Section, page
     from guard.evaluation.report_plots import bias_png, cost_png, history_png, priors_png
     from guard.evaluation.report_store import format_traffic, read_store
-    from guard.cli.flags import printable
     from guard.store import redact
 
     out = Path(args.out_dir)
