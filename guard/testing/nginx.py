@@ -46,6 +46,11 @@ BAD_GATEWAY = (
     'processed: repeat it only if that is safe", "type": "bad_gateway", "param": null, '
     '"code": "replica_unavailable"}}'
 )
+# A body over client_max_body_size, which nginx refuses before any replica sees it.
+TOO_LARGE = (
+    '{"error": {"message": "request body is over the limit of 4 MiB", '
+    '"type": "invalid_request_error", "param": null, "code": null}}'
+)
 GATEWAY_TIMEOUT = (
     '{"error": {"message": "the calguard replica did not answer in time; the request may have '
     'been processed: repeat it only if that is safe", "type": "gateway_timeout", '
@@ -117,11 +122,16 @@ http {{
             proxy_next_upstream_timeout 10s;
             error_page 502 @bad_gateway;
             error_page 504 @gateway_timeout;
+            error_page 413 @too_large;
 {show}        }}
         location @bad_gateway {{
             default_type application/json;
 {show}
             return 502 '{BAD_GATEWAY}';
+        }}
+        location @too_large {{
+            default_type application/json;
+            return 413 '{TOO_LARGE}';
         }}
         location @gateway_timeout {{
             default_type application/json;

@@ -144,7 +144,8 @@ def test_the_nginx_conf_balances_three_replicas(
     """examples/nginx.conf in front of three replicas on one store; it retries exactly what
     guard.testing.nginx retries."""
     text = (EXAMPLES / "nginx.conf").read_text()
-    for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway"):
+    for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway",
+                      "error_page 413 @too_large;", "client_max_body_size 4m;"):  # fmt: skip
         assert directive in render_config(["http://127.0.0.1:1"], 1)
         assert directive in text
     assert "non_idempotent;" not in text.replace("`non_idempotent`", "")
@@ -166,6 +167,13 @@ def test_the_nginx_conf_balances_three_replicas(
             model="m", messages=[{"role": "user", "content": "hello"}], stream=True
         ) as stream:
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        for size in (4_100_000, 5_000_000):  # refused by calguard, then by nginx itself
+            with pytest.raises(openai.APIStatusError) as refused:
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "x" * size}]
+                )
+            assert refused.value.status_code == 413
+            assert refused.value.type == "invalid_request_error"  # an OpenAI-style body
 
 
 def chunk(content: str | None) -> bytes:
