@@ -178,3 +178,13 @@ def test_keys_chosen_by_clients_are_shown_never_run(
     assert not [a for _, attrs in parsed.tags for a, _ in attrs if a.startswith("on")]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert sorted(p.name for p in out.glob("*.png")) == ["store_history.png", "store_priors.png"]
+
+
+@pytest.mark.parametrize("keys", ["0", "-2"])
+def test_keys_is_one_or_more(keys: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keys 0 said 'no key has learned a prior yet' of a store full of them; --keys -2 put
+    the '(N more keys)' row first."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", "--store", "sqlite:///x.db", "--keys", keys])
+    assert stopped.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
