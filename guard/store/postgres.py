@@ -293,6 +293,14 @@ class PostgresStore:
         )
         return [r[0] for r in rows]
 
+    def states(self) -> dict[str, State]:
+        """Every key with its state, in one query (what the report reads)."""
+        rows = self._read(
+            "SELECT key, state FROM calibration_state WHERE state IS NOT NULL "
+            'ORDER BY key COLLATE "C"'
+        )
+        return {k: dict(json.loads(s)) for k, s in rows}
+
     # -- flags ---------------------------------------------------------------------------------
 
     def add_flag(self, flag: dict[str, Any]) -> int:

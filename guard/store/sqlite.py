@@ -277,6 +277,11 @@ class SQLiteStore:
     def keys(self) -> list[str]:
         return [r[0] for r in self._read("SELECT key FROM calibration_state ORDER BY key")]
 
+    def states(self) -> dict[str, State]:
+        """Every key with its state, in one query (what the report reads)."""
+        rows = self._read("SELECT key, state FROM calibration_state ORDER BY key")
+        return {k: dict(json.loads(s)) for k, s in rows}
+
     def ping(self) -> None:
         self._read("SELECT 1 FROM calibration_state LIMIT 1")
 
