@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print("calguard: error: calguard report draws with matplotlib: pip install "
               "'calguard[report]'", file=sys.stderr)  # fmt: skip
         return 2
+    from guard.cli.flags import printable
     from guard.evaluation.live_table import EvalRow, format_rows
     from guard.evaluation.report_data import read_eval
     from guard.evaluation.report_page import Section, page
@@ -55,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.store:
         where = redact(args.store)
         found = read_store(args.store, args.keys)
+        # Keys are client strings (guard.key, guard.labels, model names): escape sequences and
+        # bidi overrides are shown, never acted on, in the terminal and on the page alike.
+        found = replace(
+            found,
+            priors=[replace(p, key=printable(p.key)) for p in found.priors],
+            traffic=[replace(r, key=None if r.key is None else printable(r.key))
+                     for r in found.traffic],
+        )  # fmt: skip
         if found.priors:
             pictures = (("learned priors", priors_png(found.priors)),
                         ("how the priors moved", history_png(found.priors)))  # fmt: skip
@@ -75,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
 def add_parser(sub: Any) -> None:
     rp = sub.add_parser(
         "report",
@@ -88,7 +105,7 @@ def add_parser(sub: Any) -> None:
                     help="a calguard eval --out file (repeatable)")  # fmt: skip
     rp.add_argument("--store", metavar="URL",
                     help="a store: sqlite:///calguard.db or postgresql://user@host/db")  # fmt: skip
-    rp.add_argument("--keys", type=int, default=12,
+    rp.add_argument("--keys", type=_positive, default=12,
                     help="store keys drawn and listed (most trafficked; default 12)")  # fmt: skip
     rp.add_argument("--out-dir", default="calguard-report", help="default calguard-report/")
     rp.set_defaults(func=run)

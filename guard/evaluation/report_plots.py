@@ -1,10 +1,17 @@
-"""The report's pictures as PNG bytes (matplotlib, no display needed)."""
+"""The report's pictures as PNG bytes (matplotlib, no display needed).
+
+Their text (calibration keys, label words, calibration names) can come from clients: a
+``guard.key`` or ``guard.labels`` is any string. It is drawn as it is written: never read as
+mathtext (a ``$`` in a key would otherwise be parsed, and a bad formula stops the report).
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from guard.evaluation.report_data import EvalRun
 from guard.evaluation.report_store import LearnedPrior
@@ -19,6 +26,22 @@ def _png(fig: object) -> bytes:
     return buf.getvalue()
 
 
+F = TypeVar("F", bound=Callable[..., bytes])
+
+
+def _plain_text(draw: F) -> F:
+    """Every text object ``draw`` makes is plain text (``text.parse_math`` off)."""
+
+    @functools.wraps(draw)
+    def plain(*args: object, **kwargs: object) -> bytes:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return plain  # type: ignore[return-value]
+
+
 def _pyplot() -> object:
     import matplotlib
 
@@ -28,6 +51,7 @@ def _pyplot() -> object:
     return plt
 
 
+@_plain_text
 def bias_png(run: EvalRun) -> bytes:
     """Recall per gold position for each calibration: flat bars are an unbiased model."""
     plt: object = _pyplot()
@@ -46,6 +70,7 @@ def bias_png(run: EvalRun) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def cost_png(run: EvalRun) -> bytes:
     """Accuracy against upstream calls per item, one point per calibration."""
     plt: object = _pyplot()
@@ -62,6 +87,7 @@ def cost_png(run: EvalRun) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def priors_png(priors: Sequence[LearnedPrior]) -> bytes:
     """Each key's learned prior against uniform (the dashed line)."""
     plt: object = _pyplot()
@@ -82,6 +108,7 @@ def priors_png(priors: Sequence[LearnedPrior]) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def history_png(priors: Sequence[LearnedPrior]) -> bytes:
     """How each key's prior moved: one line per option ID or label against the questions (or
     inputs) the key had seen, uniform dashed."""

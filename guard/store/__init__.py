@@ -27,8 +27,24 @@ def register_store(scheme: str, factory: StoreFactory) -> None:
     STORES[scheme] = factory
 
 
-def _sqlite(url: str) -> Store:
-    return SQLiteStore(sqlite_path(url))
+def _sqlite(url: str, *, must_exist: bool = False) -> Store:
+    if not must_exist:
+        return SQLiteStore(sqlite_path(url))
+    # A reader never changes the schema: a proxy of the release before, still running on the
+    # file, could not start again on a store migrated past what it knows.
+    store = SQLiteStore(sqlite_path(url), migrate=False)
+    try:
+        version = store.schema_version()
+        if version == 0 and not store.has_state_table():
+            raise ConfigError(
+                f"no store at {sqlite_path(url)} ({url}): nothing has been recorded there yet "
+                "(no calguard tables); pass --store with the proxy's store"
+            )
+        pending(version, store.migrations, url)  # a newer store: raises, saying what to do
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def sqlite_path(url: str) -> Path:
@@ -70,8 +86,11 @@ def _postgres(url: str, *, must_exist: bool = False) -> Store:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced, for messages and logs."""
-    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    """``url`` with its passwords replaced, for messages, logs and the report: the one in
+    ``user:password@`` (up to the last ``@`` before the path) and libpq's ``password=`` and
+    ``sslpassword=`` query parameters."""
+    url = re.sub(r"(://[^/@:?#]*):[^/?#]*@", r"\1:***@", url)
+    return re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 register_store("sqlite", _sqlite)
@@ -100,8 +119,8 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
             "pass --store sqlite:///path/to/calguard.db or --config with the proxy's store"
         )
     try:
-        if must_exist and STORES[scheme] is _postgres:
-            return _postgres(url, must_exist=True)
+        if must_exist and STORES[scheme] in (_postgres, _sqlite):
+            return STORES[scheme](url, must_exist=True)  # type: ignore[call-arg]
         return STORES[scheme](url)
     except (OSError, sqlite3.Error, StoreUnavailableError) as exc:
         raise ConfigError(f"store {redact(url)!r} cannot be opened: {exc}") from exc

@@ -209,8 +209,14 @@ class PostgresStore:
 
     def migrate(self) -> MigrationResult:
         """Apply the missing migrations in one transaction holding an advisory lock: replicas
-        starting at once apply each migration exactly once."""
+        starting at once apply each migration exactly once. Without ``timeout_s``: a migration
+        runs as long as it needs (an index on a flag log of millions of records takes seconds,
+        waiting for flags being written first), and a replica starting meanwhile waits for it."""
         with self._conn() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('statement_timeout', '0', true), "
+                "set_config('lock_timeout', '0', true)"
+            )
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(_VERSION_TABLE)
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
@@ -286,6 +292,14 @@ class PostgresStore:
             'SELECT key FROM calibration_state WHERE state IS NOT NULL ORDER BY key COLLATE "C"'
         )
         return [r[0] for r in rows]
+
+    def states(self) -> dict[str, State]:
+        """Every key with its state, in one query (what the report reads)."""
+        rows = self._read(
+            "SELECT key, state FROM calibration_state WHERE state IS NOT NULL "
+            'ORDER BY key COLLATE "C"'
+        )
+        return {k: dict(json.loads(s)) for k, s in rows}
 
     # -- flags ---------------------------------------------------------------------------------
 

@@ -141,6 +141,14 @@ class SQLiteStore:
                 db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
             )
 
+    def has_state_table(self) -> bool:
+        """Whether the file holds calguard's tables (from before versioning, too)."""
+        return bool(
+            self._read(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calibration_state'"
+            )
+        )
+
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -200,10 +208,21 @@ class SQLiteStore:
             return result
 
     def history(self, key: str) -> list[HistoryPoint]:
-        rows = self._read(
-            "SELECT version, time, point FROM calibration_history WHERE key = ? ORDER BY version",
-            (key,),
-        )
+        with _available(self.path):
+            try:
+                rows = (
+                    self._conn()
+                    .execute(
+                        "SELECT version, time, point FROM calibration_history WHERE key = ? "
+                        "ORDER BY version",
+                        (key,),
+                    )
+                    .fetchall()
+                )
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                return []  # opened by a reader (no migration) on a store from before the history
         return [HistoryPoint(int(v), float(t), json.loads(p)) for v, t, p in rows]
 
     def add_flag(self, flag: dict[str, Any]) -> int:
@@ -257,6 +276,11 @@ class SQLiteStore:
 
     def keys(self) -> list[str]:
         return [r[0] for r in self._read("SELECT key FROM calibration_state ORDER BY key")]
+
+    def states(self) -> dict[str, State]:
+        """Every key with its state, in one query (what the report reads)."""
+        rows = self._read("SELECT key, state FROM calibration_state ORDER BY key")
+        return {k: dict(json.loads(s)) for k, s in rows}
 
     def ping(self) -> None:
         self._read("SELECT 1 FROM calibration_state LIMIT 1")

@@ -69,14 +69,15 @@ class Job:
     cache: dict[Any, Any] = field(default_factory=dict)  # per-process state by key (the task's)
     detected: Any = None  # what the auto-detection found (an McqPrompt)
     namespace: str = "public"  # where client-chosen keys (guard.key) live: one per proxy key
-    calls: int = 0  # every HTTP call made upstream for this request
+    calls: int = 0  # every call asked upstream for this request (its retries: once)
     usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
 
     def asker(
         self, upstream: Upstream, headers: Mapping[str, str], query: str, count: Callable[[], Any]
     ) -> Ask:
-        """Ask ``upstream`` (chat completions) for this job: every HTTP call counted, its usage
-        added up, an error answer raised as the upstream's own."""
+        """Ask ``upstream`` (chat completions) for this job: every call counted (once, however
+        often the upstream client retried it), its usage added up, an error answer raised as
+        the upstream's own."""
 
         async def ask(body: dict[str, Any]) -> dict[str, Any]:
             count()

@@ -183,7 +183,7 @@ async def run(job: Job) -> Outcome:
         "probs": floats(res.probs),
         "raw_probs": floats(res.raw_probs),
         "prior": floats(res.prior),
-        "upstream_calls": job.calls,  # every HTTP call, a refused logprob attempt included
+        "upstream_calls": job.calls,  # every call asked (its retries inside: once)
         "flags": [],
         "key": key,
         "handling": res.handling,

@@ -2,7 +2,9 @@
 
 A task that writes a key's state (one transaction per question or input) also counts, under
 :data:`TRAFFIC`, per method: the requests that taught it and the upstream calls they made (every
-HTTP call, a refused logprob attempt or a failed order included). Counting rides on that write:
+call asked, a refused logprob attempt, a failed order or a re-ask of an upstream that ignores
+``n`` included; a call the upstream client retried after a 429, a 5xx or a dropped connection
+counts once). Counting rides on that write:
 no store round trip of its own. Requests that write no state (``none`` classification, judges)
 are not counted here; their flags are, in the flag log.
 """

@@ -46,6 +46,11 @@ BAD_GATEWAY = (
     'processed: repeat it only if that is safe", "type": "bad_gateway", "param": null, '
     '"code": "replica_unavailable"}}'
 )
+# A body over client_max_body_size, which nginx refuses before any replica sees it.
+TOO_LARGE = (
+    '{"error": {"message": "request body is over the limit of 4 MiB", '
+    '"type": "invalid_request_error", "param": null, "code": null}}'
+)
 GATEWAY_TIMEOUT = (
     '{"error": {"message": "the calguard replica did not answer in time; the request may have '
     'been processed: repeat it only if that is safe", "type": "gateway_timeout", '
@@ -117,11 +122,16 @@ http {{
             proxy_next_upstream_timeout 10s;
             error_page 502 @bad_gateway;
             error_page 504 @gateway_timeout;
+            error_page 413 @too_large;
 {show}        }}
         location @bad_gateway {{
             default_type application/json;
 {show}
             return 502 '{BAD_GATEWAY}';
+        }}
+        location @too_large {{
+            default_type application/json;
+            return 413 '{TOO_LARGE}';
         }}
         location @gateway_timeout {{
             default_type application/json;
@@ -154,20 +164,40 @@ def _prefix() -> Path:
     return prefix
 
 
+class PortTakenError(RuntimeError):
+    """nginx could not bind its port: another process took it after :func:`free_port`."""
+
+
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, prefix: Path, wait_s: float) -> None:
+    """Until nginx listens: it writes its pid file once its sockets are bound (a connection
+    alone could reach another process that took the port)."""
     import socket
 
     deadline = time.monotonic() + wait_s
     while True:
         if proc.poll() is not None:
             log = (prefix / "error.log").read_text(errors="replace")
-            raise RuntimeError(f"nginx exited with status {proc.returncode}: {log[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            error = PortTakenError if "Address already in use" in log else RuntimeError
+            raise error(f"nginx exited with status {proc.returncode}: {log[-2000:]}")
+        if (prefix / "nginx.pid").exists():
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
         if time.monotonic() > deadline:
             raise RuntimeError(f"nginx did not listen on port {port} within {wait_s} s")
         time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its workers
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
 
 
 @contextmanager
@@ -175,45 +205,53 @@ def run_nginx_config(
     config: str, port: int, *, wait_s: float = 30.0, keep_prefix: bool = False
 ) -> Iterator[Nginx]:
     """Run nginx in the foreground with ``config`` (which listens on ``port``); stopped (SIGQUIT,
-    then SIGKILL) and its prefix removed on exit, also on failure."""
+    then SIGKILL) and its prefix removed on exit, also on failure. :class:`PortTakenError`:
+    ``port`` is taken."""
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError("nginx is not installed (Debian: apt-get install nginx)")
     prefix = _prefix()
-    conf = prefix / "nginx.conf"
-    conf.write_text(config)
-    command = [
-        binary, "-p", f"{prefix}/", "-c", str(conf),
-        "-g", f"daemon off; master_process on; pid {prefix / 'nginx.pid'}; "
-              f"error_log {prefix / 'error.log'} warn;",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        conf = prefix / "nginx.conf"
+        conf.write_text(config)
+        command = [
+            binary, "-p", f"{prefix}/", "-c", str(conf),
+            "-g", f"daemon off; master_process on; pid {prefix / 'nginx.pid'}; "
+                  f"error_log {prefix / 'error.log'} warn;",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
         _wait_listening(proc, port, prefix, wait_s)
         yield Nginx(f"http://127.0.0.1:{port}", proc, prefix)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its workers
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
+        if proc is not None:
+            _stop(proc)
         if not keep_prefix:
             shutil.rmtree(prefix, ignore_errors=True)
+
+
+PORT_TRIES = 3
 
 
 @contextmanager
 def run_nginx(
     backends: Sequence[str], *, keepalive: int = 0, workers: int = 1, port: int | None = None
 ) -> Iterator[Nginx]:
-    """nginx balancing ``backends`` on a free 127.0.0.1 port (see :func:`render_config`)."""
-    port = port or free_port()
-    config = render_config(backends, port, keepalive=keepalive, workers=workers)
-    with run_nginx_config(config, port) as nginx:
+    """nginx balancing ``backends`` on a free 127.0.0.1 port (see :func:`render_config`); on
+    another one when a process took it before nginx could bind it (several test runs share the
+    machine)."""
+    with contextlib.ExitStack() as stack:
+        for attempt in range(PORT_TRIES):
+            chosen = port or free_port()
+            config = render_config(backends, chosen, keepalive=keepalive, workers=workers)
+            try:
+                nginx = stack.enter_context(run_nginx_config(config, chosen))
+            except PortTakenError:
+                if port is not None or attempt == PORT_TRIES - 1:
+                    raise
+                continue
+            break
         yield nginx

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,19 +70,28 @@ class Replicas:
             f.close()
 
 
-def _wait_healthy(group: Replicas, wait_s: float) -> None:
+PORT_TAKEN = "address already in use"  # uvicorn's words when its port was taken meanwhile
+RELAUNCHES = 3  # per replica: a free port taken by another process before the replica binds it
+
+
+def _wait_healthy(group: Replicas, wait_s: float, relaunch: Callable[[int], None]) -> None:
     deadline = time.monotonic() + wait_s
-    for i, url in enumerate(group.urls):
+    for i in range(len(group.urls)):
+        tries = 0
         while True:
             if group.processes[i].poll() is not None:
-                raise RuntimeError(f"replica {url} exited at start-up: {group.log(i)}")
+                if PORT_TAKEN in group.log(i) and tries < RELAUNCHES:
+                    tries += 1
+                    relaunch(i)  # on another free port
+                    continue
+                raise RuntimeError(f"replica {group.urls[i]} exited at start-up: {group.log(i)}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{group.urls[i]}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"replica {url} did not answer /healthz in {wait_s} s")
+                raise RuntimeError(f"replica {group.urls[i]} did not answer /healthz in {wait_s} s")
             time.sleep(0.1)
 
 
@@ -91,27 +100,37 @@ def run_replicas(
     n: int, *, upstream: str, store: str, extra_config: str = FLAGGED_ROUTE, wait_s: float = 120
 ) -> Iterator[Replicas]:
     """``n`` ``calguard serve`` processes with one config (``upstream``, ``store``, and
-    ``extra_config`` YAML), each on a free port; yields once every one answers ``/healthz``."""
+    ``extra_config`` YAML), each on a free port; yields once every one answers ``/healthz``.
+    A replica whose port another process took between :func:`free_port` and its bind (several
+    test runs share the machine) is started again on another."""
     folder = Path(tempfile.mkdtemp(prefix="calguard-replicas-"))
     group = Replicas([], [], folder)
+
+    def launch(i: int) -> None:
+        port = free_port()
+        config = folder / f"replica-{i}.yaml"
+        config.write_text(f"upstream: {upstream}\nport: {port}\nstore: {store}\n{extra_config}")
+        log = open(folder / f"replica-{i}.log", "wb")  # noqa: SIM115 (closed in stop)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        if i < len(group.processes):  # a relaunch: the old one has exited
+            group.logs[i].close()
+            group.logs[i], group.processes[i], group.urls[i] = log, proc, url
+        else:
+            group.logs.append(log)
+            group.processes.append(proc)
+            group.urls.append(url)
+
     try:
         for i in range(n):
-            port = free_port()
-            config = folder / f"replica-{i}.yaml"
-            config.write_text(f"upstream: {upstream}\nport: {port}\nstore: {store}\n{extra_config}")
-            log = open(folder / f"replica-{i}.log", "wb")  # noqa: SIM115 (closed in stop)
-            group.logs.append(log)
-            group.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "guard.cli", "serve", "--config", str(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
-            )
-            group.urls.append(f"http://127.0.0.1:{port}")
-        _wait_healthy(group, wait_s)
+            launch(i)
+        _wait_healthy(group, wait_s, launch)
         yield group
     finally:
         group.stop()

@@ -4,18 +4,24 @@ simulated fake upstream, against the fake directly (``wrap``), with no network a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import runpy
 import subprocess
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
-from guard.config import load_settings
+from guard.config import Settings, load_settings
 from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.nginx import render_config, run_nginx_config
@@ -120,13 +126,26 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
     assert (tmp_path / "report" / "report.html").exists()
 
 
+def behind_the_example_nginx(stack: ExitStack, settings: Settings, conf: str = "") -> str:
+    """examples/nginx.conf as written (only its ports changed) in front of three replicas on
+    ``settings``; its base URL."""
+    text = conf or (EXAMPLES / "nginx.conf").read_text()
+    for i in range(3):
+        url = stack.enter_context(serve_in_thread(create_app(settings)))
+        text = text.replace(f"127.0.0.1:800{i + 1}", url.removeprefix("http://"))
+    port = free_port()
+    text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+    return stack.enter_context(run_nginx_config(text, port)).url
+
+
 def test_the_nginx_conf_balances_three_replicas(
     nginx_bin: str, upstream: str, tmp_path: Path
 ) -> None:
-    """examples/nginx.conf as written (only its ports changed) in front of three replicas on one
-    store; it retries exactly what guard.testing.nginx retries."""
+    """examples/nginx.conf in front of three replicas on one store; it retries exactly what
+    guard.testing.nginx retries."""
     text = (EXAMPLES / "nginx.conf").read_text()
-    for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway"):
+    for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway",
+                      "error_page 413 @too_large;", "client_max_body_size 4m;"):  # fmt: skip
         assert directive in render_config(["http://127.0.0.1:1"], 1)
         assert directive in text
     assert "non_idempotent;" not in text.replace("`non_idempotent`", "")
@@ -134,15 +153,8 @@ def test_the_nginx_conf_balances_three_replicas(
         None, {"upstream": upstream, "store": f"sqlite:///{tmp_path / 'c.db'}"}
     )
     with ExitStack() as stack:
-        for i in range(3):
-            url = stack.enter_context(serve_in_thread(create_app(settings)))
-            text = text.replace(f"127.0.0.1:800{i + 1}", url.removeprefix("http://"))
-        port = free_port()
-        text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
-        nginx = stack.enter_context(run_nginx_config(text, port))
-        client = stack.enter_context(
-            openai.OpenAI(base_url=f"{nginx.url}/v1", api_key="x", max_retries=0)
-        )
+        lb = behind_the_example_nginx(stack, settings)
+        client = stack.enter_context(openai.OpenAI(base_url=f"{lb}/v1", api_key="x", max_retries=0))
         q = "Question: Which is 2 + 2?\nA. three\nB. four\nC. five\nD. six\nAnswer:"
         for _ in range(6):
             r = client.chat.completions.create(
@@ -155,6 +167,65 @@ def test_the_nginx_conf_balances_three_replicas(
             model="m", messages=[{"role": "user", "content": "hello"}], stream=True
         ) as stream:
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        for size in (4_100_000, 5_000_000):  # refused by calguard, then by nginx itself
+            with pytest.raises(openai.APIStatusError) as refused:
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "x" * size}]
+                )
+            assert refused.value.status_code == 413
+            assert refused.value.type == "invalid_request_error"  # an OpenAI-style body
+
+
+def chunk(content: str | None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    event = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "slow",
+             "choices": [{"index": 0, "delta": delta,
+                          "finish_reason": None if content is not None else "stop"}]}  # fmt: skip
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+def slow_stream(read: threading.Event, waited: list[bool]) -> Starlette:
+    """An upstream that streams one event, then the rest only once the test has ``read`` the
+    first one (or after 30 s): what a model that takes its time to write looks like."""
+
+    async def chat(request: Request) -> StreamingResponse:
+        async def events() -> AsyncIterator[bytes]:
+            yield chunk("first ")
+            waited.append(await asyncio.to_thread(read.wait, 30))
+            yield chunk("second")
+            yield chunk(None)
+            yield b"data: [DONE]\n\n"
+
+        await request.body()
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def test_a_stream_through_the_nginx_conf_arrives_event_by_event(
+    nginx_bin: str, tmp_path: Path
+) -> None:
+    """Streamed replies pass nginx as they are written (proxy_buffering off), not when the
+    upstream has finished: the openai client reads the first event while the upstream is still
+    waiting to write the next."""
+    read, waited = threading.Event(), []
+    with ExitStack() as stack:
+        up = stack.enter_context(serve_in_thread(slow_stream(read, waited)))
+        settings = load_settings(
+            None, {"upstream": f"{up}/v1", "store": f"sqlite:///{tmp_path / 'c.db'}"}
+        )
+        lb = behind_the_example_nginx(stack, settings)
+        client = stack.enter_context(openai.OpenAI(base_url=f"{lb}/v1", api_key="x", max_retries=0))
+        pieces = []
+        with client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "write slowly"}], stream=True
+        ) as stream:
+            for c in stream:
+                if c.choices and c.choices[0].delta.content:
+                    pieces.append(c.choices[0].delta.content)
+                    read.set()
+    assert pieces == ["first ", "second"]
+    assert waited == [True]  # the client had the first event before the upstream wrote more
 
 
 @pytest.mark.usefixtures("settled_gc")

@@ -9,15 +9,20 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from calibrators.label_prior import BatchCalibrator
 from guard.cli import main
 from guard.evaluation.report_data import read_eval
 from guard.evaluation.report_store import read_store
+from guard.store import SQLiteStore
 from guard.testing.replay import create_replay_upstream
 from guard.testing.servers import serve_in_thread
+from tests.guard.store.states import pride_question
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -129,3 +134,57 @@ def test_a_store_that_is_not_there_is_not_created(
     assert main(["report", "--store", url, "--out-dir", str(tmp_path / "o")]) == 2
     assert "no store at" in capsys.readouterr().err
     assert not (tmp_path / "absent.db").exists()
+
+
+# Keys a client chooses (guard.key, guard.labels): mathtext, markup, terminal escape sequences,
+# a bidi override.
+HOSTILE_KEYS = [
+    "client/public/$\\foo{$",
+    "client/public/</pre><script>alert(1)</script><img src=x onerror=alert(2)>",
+    "client/public/\x1b]0;owned\x07\x1b[2J\u202egnp.exe",
+]
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def test_keys_chosen_by_clients_are_shown_never_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    for key in HOSTILE_KEYS:
+        for _ in range(3):
+            store.update(key, pride_question)
+    labels = BatchCalibrator(2)
+    labels.update(np.log([0.7, 0.3]))
+    store.update("m|classify|$\\bad{$/<b>no</b>|fp", lambda s: ({"batch": labels.to_dict()}, 0))
+    store.close()
+    out = tmp_path / "o"
+    assert main(["report", "--store", f"sqlite:///{tmp_path / 'c.db'}", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e]", printed)  # nothing a terminal runs
+    assert "\\x1b]0;owned\\x07" in printed  # shown, escaped
+    page = (out / "report.html").read_text()
+    parsed = Tags()
+    parsed.feed(page)
+    assert [t for t, _ in parsed.tags if t == "script"] == ["script"]  # the page's own only
+    assert [t for t, _ in parsed.tags if t == "img"] == ["img", "img"]  # the two pictures
+    assert not [a for _, attrs in parsed.tags for a, _ in attrs if a.startswith("on")]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert sorted(p.name for p in out.glob("*.png")) == ["store_history.png", "store_priors.png"]
+
+
+@pytest.mark.parametrize("keys", ["0", "-2"])
+def test_keys_is_one_or_more(keys: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keys 0 said 'no key has learned a prior yet' of a store full of them; --keys -2 put
+    the '(N more keys)' row first."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", "--store", "sqlite:///x.db", "--keys", keys])
+    assert stopped.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err

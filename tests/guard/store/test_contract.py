@@ -214,6 +214,47 @@ def test_the_history_is_bounded_and_spans_the_whole_life_of_a_key(store_url: str
         store.close()
 
 
+def _questions_in_a_process(url: str, times: int, start: Any, out: Any) -> None:
+    store = with_history(url, 8)
+    try:
+        start.wait(60)
+        out.put([store.update("k", pride_question) for _ in range(times)])
+    finally:
+        store.close()
+
+
+def test_the_history_of_a_key_two_processes_update(store_url: str) -> None:
+    """Two processes (spawned) answering questions of one key: every question counted once, and
+    the history exactly what one process would have kept: no point lost, none twice, each the
+    state its own update wrote."""
+    per_process = 60
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    with_history(store_url, 8).close()  # the schema exists before both start
+    procs = [
+        ctx.Process(target=_questions_in_a_process, args=(store_url, per_process, start, out))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        results = [out.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(results[0] + results[1]) == list(range(1, 2 * per_process + 1))
+    store = with_history(store_url, 8)
+    try:
+        points = store.history("k")
+        assert [p.version for p in points] == list(range(16, 2 * per_process + 1, 16))
+        assert [p.methods["pride"]["seen"] for p in points] == [p.version for p in points]
+    finally:
+        store.close()
+
+
 def test_a_point_is_the_state_its_update_wrote_and_fails_with_it(store_url: str) -> None:
     store = with_history(store_url, 64)
     try:

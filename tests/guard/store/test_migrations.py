@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from guard.cli.main import main
 from guard.errors import ConfigError
 from guard.store import Store, open_store, sqlite_path
 from guard.store.migrations import Migration, MigrationResult, check_order, pending
@@ -169,6 +170,39 @@ def test_version_1_with_its_data_gains_the_history(
         assert len(point.methods["pride"]["prior"]) == 4
     finally:
         new.close()
+
+
+def test_readers_never_migrate(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``calguard report`` and ``calguard flags`` on a version-1 store (a proxy of that release
+    may still run on it, and could not start again on a store migrated past what it knows):
+    they read it as it is and change nothing."""
+    cls: Any = SQLiteStore
+    if not url.startswith("sqlite"):
+        from guard.store.postgres import PostgresStore as cls
+    with monkeypatch.context() as m:
+        m.setattr(cls, "migrations", cls.migrations[:1])
+        old = open_store(url)
+        old.history_points = 0  # type: ignore[attr-defined]  # that release kept no history
+        for _ in range(3):
+            old.update("k", pride_question)
+        old.add_flag({"time": 1.0, "request_id": "r", "route": "m", "model": "u", "key": "k",
+                      "action": "flag", "policies": ["pii"]})  # fmt: skip
+        old.close()
+    assert main(["report", "--store", url, "--out-dir", str(tmp_path / "report")]) == 0
+    assert main(["flags", "list", "--store", url]) == 0
+    printed = capsys.readouterr()
+    assert "k" in printed.out.split()
+    assert "1 record(s)" in printed.err
+    assert query(url, "SELECT version FROM schema_version") == [(1,)]
+    if url.startswith("sqlite"):
+        empty = tmp_path / "empty.db"
+        empty.touch()
+        assert main(["flags", "list", "--store", f"sqlite:///{empty}"]) == 2
+        assert "nothing has been recorded there yet" in capsys.readouterr().err
+        with sqlite3.connect(empty) as db:
+            assert db.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 def test_a_store_newer_than_the_code_says_so(url: str, monkeypatch: pytest.MonkeyPatch) -> None:

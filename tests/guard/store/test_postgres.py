@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,6 +101,74 @@ def test_calguard_report_reads_a_store_from_before_the_history(
     assert re.search(r"^k\s+pride\s+-\s+-\s+-\s+1\s+0$", capsys.readouterr().out, re.M)
     with psycopg.connect(pg_url) as conn:  # still schema 1: the reader changed nothing
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_password_in_the_query_never_reaches_the_report(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libpq also takes the password as ``?password=``: the report's page (shared with
+    colleagues) and what calguard prints name the store without it."""
+    url = f"{pg_url}?password=hunter2-query"  # trust authentication: accepted, unused
+    assert main(["flags", "list", "--store", url]) == 2  # no calguard tables yet
+    assert "hunter2" not in "".join(capsys.readouterr())
+    store = open_store(pg_url)
+    for _ in range(3):
+        store.update("k", pride_question)
+    store.close()
+    assert main(["report", "--store", url, "--out-dir", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "password=***" in page
+    assert "hunter2" not in page + "".join(capsys.readouterr())
+
+
+def test_migrations_outlast_the_store_timeout_on_a_live_database(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 1 to 2 under a running replica: migration 2 indexes the flag log, so it waits for
+    the flags being written (on a log of millions of records, building the index takes longer
+    than ``timeout_s`` too), and a replica starting meanwhile waits for it. Neither gives up
+    after ``timeout_s`` (they did: the upgrade could not be done with the default)."""
+    with monkeypatch.context() as m:
+        m.setattr(PostgresStore, "migrations", PostgresStore.migrations[:1])
+        open_store(pg_url).close()
+    url = f"{pg_url}?timeout_s=0.5"
+    with psycopg.connect(pg_url) as old_replica:  # a flag insert in flight, not yet committed
+        old_replica.execute(
+            'INSERT INTO flags ("time", request_id, route, model, key, action, policies, '
+            "record) VALUES (1, 'r', 'm', 'u', 'k', 'flag', ARRAY['pii'], '{}')"
+        )
+        results: list[Any] = []
+
+        def start_replica() -> None:
+            try:
+                store = PostgresStore(url)
+                results.append(store.migrated)
+                store.close()
+            except Exception as exc:
+                results.append(exc)
+
+        replicas = [threading.Thread(target=start_replica) for _ in range(2)]
+        for t in replicas:
+            t.start()
+        deadline = time.monotonic() + 60
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            while any(t.is_alive() for t in replicas) and time.monotonic() < deadline:
+                (waiting,) = watch.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s",
+                    (old_replica.info.backend_pid,),
+                ).fetchone() or (0,)
+                if waiting == 2:  # one for the flag log, one for the migration lock
+                    break
+                time.sleep(0.05)
+        time.sleep(1.5)  # three times timeout_s: both were still waiting
+        old_replica.commit()
+    for t in replicas:
+        t.join(60)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(len(r.applied) for r in results) == [0, 1]  # applied once, by one of them
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM flags").fetchone() == (1,)
 
 
 def test_postgres_scheme_is_an_alias(pg_url: str) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from guard.testing import nginx as nginx_module
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
-from guard.testing.nginx import render_config, run_nginx
+from guard.testing.nginx import PortTakenError, render_config, run_nginx
 from guard.testing.servers import free_port, serve_in_thread
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -121,3 +122,27 @@ def test_the_config_retries_only_what_is_safe() -> None:
     assert "server 127.0.0.1:2 " in text
     assert "keepalive " not in text  # no kept-alive connection to a replica by default
     assert "keepalive 16;" in render_config(["http://127.0.0.1:1"], 8080, keepalive=16)
+
+
+@pytest.fixture
+def taken_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A port some other process listens on, handed out first by ``free_port``: what happens
+    when another test run takes a free port before nginx (or a replica) binds it."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(16)
+        port = int(other.getsockname()[1])
+        ports = iter([port])
+        monkeypatch.setattr(nginx_module, "free_port", lambda: next(ports, None) or free_port())
+        yield port
+
+
+def test_a_port_taken_before_nginx_binds_it_is_given_up_for_another(
+    nginx_bin: str, taken_port: int, healthy: tuple[str, FakeUpstreamState]
+) -> None:
+    url, _ = healthy
+    with run_nginx([url]) as lb, httpx.Client(timeout=10) as client:
+        assert lb.url != f"http://127.0.0.1:{taken_port}"
+        assert client.get(f"{lb.url}/v1/models").status_code == 200
+    with pytest.raises(PortTakenError), run_nginx([url], port=taken_port):
+        pass  # a port the caller chose is not changed
