@@ -143,7 +143,10 @@ def test_adaptive_keeps_asking_while_orders_disagree() -> None:
 @pytest.mark.parametrize("budget", [1.2, 1.5, 2.0, 3.0])
 def test_adaptive_running_mean_never_exceeds_the_budget_after_warmup(budget: float) -> None:
     rng = np.random.default_rng(1)
-    planner = PermutationPlanner(4, "adaptive", warmup=4, alpha=0.02, budget=budget)
+    # value_floor=0: the budget alone decides, so the controller must spend what it may.
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=4, alpha=0.02, budget=budget, value_floor=0.0
+    )
     prior = np.array([0.15, 0.4, 0.3, 0.15])
     means = []
 
