@@ -25,8 +25,8 @@ from guard.testing.simulated import simulation_family
 
 GRID: dict[str, list[Any]] = {
     "design": ["far", "auto", "adversarial"],
-    "pair_prior": [True, False],
-    "max_threshold": [4.0, 5.0],
+    "value_floor": [0.0, 0.05, 0.1, 0.15],
+    "pair_prior": [False, True],
 }
 
 

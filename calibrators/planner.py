@@ -282,7 +282,7 @@ class PermutationPlanner:
             self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
         return None
 
-    def _affordable(self, extra_calls: int) -> bool:
+    def _affordable(self, extra_calls: float) -> bool:
         # Hard guard: the running mean (this question included) never exceeds the budget.
         return self.spent + extra_calls <= self.budget * self.started + 1e-9
 

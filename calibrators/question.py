@@ -91,6 +91,8 @@ class QuestionRun:
         self._obs: dict[Perm, FloatArray] = {}
         self._queue: list[Perm] = []
         self._result: McqResult | None = None
+        self._logs: list[FloatArray] = []  # debiased_logs(), for the orders in _logs_of
+        self._logs_of: list[Perm] = []
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
         self.index = planner.started  # this question's number in the key (1-based)
         # What planning this question did to the planner's schedule counters, so that another
@@ -171,9 +173,11 @@ class QuestionRun:
         """(k, n): log of each answered order, debiased and mapped to original order."""
         prior = self.prior if self.prior is not None else self._answer_prior
         assert prior is not None, "only single/adaptive questions are debiased"
-        return np.log(
-            np.stack([to_original(debias(p, prior), perm) for perm, p in self.observations()])
-        )
+        obs = self.observations()
+        if len(self._logs) != len(obs) or self._logs_of != [perm for perm, _ in obs]:
+            self._logs = [np.log(to_original(debias(p, prior), perm)) for perm, p in obs]
+            self._logs_of = [perm for perm, _ in obs]
+        return np.stack(self._logs)
 
     def debiased_estimate(self) -> FloatArray:
         """Normalised weighted geometric mean of the debiased observations so far (original
