@@ -569,5 +569,7 @@ def test_warmup_and_refresh_answers_follow_the_harm_weight() -> None:
     assert planner.later_weight() == 0.0
     early = [s for s in seen if s[0] == 1.0]
     late = [s for s in seen if s[0] == 0.0]
-    assert early and not any(right for _, right, _ in early)  # every order averaged: the decoy
-    assert late and all(right and debiased for _, right, debiased in late)
+    assert early
+    assert not any(right for _, right, _ in early)  # every order averaged: the decoy wins
+    assert late
+    assert all(right and debiased for _, right, debiased in late)
