@@ -46,7 +46,10 @@ from calibrators.referential import Handling
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
 METHODS: tuple[str, ...] = get_args(Method)
 
-PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
+# adaptive: one question in this many is a probe: it may ask more orders while they look harmful,
+# and the value floor does not stop it; only probes (and warm-up and refresh questions) feed the
+# harm check, whose evidence would otherwise be selected by the floor (the least certain only).
+PROBE_EVERY = 4
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
@@ -297,13 +300,13 @@ class PermutationPlanner:
         margin = top2_margin(est)
         if margin >= self.threshold:
             return None
+        probe = run.index % PROBE_EVERY == 0
         worth = self.value.threshold(CallValue.stage(len(logs)))
-        if worth is not None and margin >= worth:
+        if worth is not None and margin >= worth and not probe:
             return None  # from here on another order seldom changes the answer
-        if self.harm_check and run.index % PROBE_EVERY and self.harm.extras_hurt():
-            # Do no harm: the other orders carry worse evidence than the first. One uncertain
-            # question in PROBE_EVERY still asks, so that the evidence keeps coming and a
-            # false alarm can clear.
+        if self.harm_check and not probe and self.harm.extras_hurt():
+            # Do no harm: the other orders carry worse evidence than the first. Probes still
+            # ask, so that the evidence keeps coming and a false alarm can clear.
             return None
         if not self._affordable(1) or (
             self._refresh_due() and not self._affordable(1 + self.n - self.budget)
@@ -331,8 +334,10 @@ class PermutationPlanner:
             if self.pair_prior or run.all_cyclic_seen():
                 self.contrast.update(obs)
             # The prior the question was debiased with; a warm-up or refresh question, the
-            # key's prior with this question folded in.
-            self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
+            # key's prior with this question folded in. With the value floor on, an adaptive
+            # question that is not a probe asked more orders only if it was unsure: not evidence.
+            if run.role != "adaptive" or not self.value.floor or run.index % PROBE_EVERY == 0:
+                self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
         if run.role == "adaptive":
             self._record_value(run)
         if run.role == "adaptive" and not run.guard_blocked:

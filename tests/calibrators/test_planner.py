@@ -531,7 +531,8 @@ def test_the_value_floor_stops_asking_orders_that_change_nothing(floor: float) -
         assert planner.mean_calls > 1.9  # the budget alone decides: it is spent
         assert planner.value.threshold(0) is None
     else:
-        assert planner.mean_calls < 1.3  # a second order never changed the answer
+        # a second order never changed the answer: asked on probes only (one question in four)
+        assert planner.mean_calls < 1.4
         assert planner.value.threshold(0) is not None
 
 
