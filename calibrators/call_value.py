@@ -2,16 +2,16 @@
 
 Adaptive debiasing asks another order while the pooled answer's top-two margin is under a
 threshold that the budget controller raises until the calls are spent. On a strong model most
-of those calls change nothing: with the far second order, llama-65b's answer flips on 41 % of
-its least certain quarter of questions and on 3 % or fewer of the other half, so spending the
-whole budget there buys little accuracy for its cost (and pools more answers whose balance is
-no better). :class:`CallValue` records, per stage (deciding the second order; deciding the third
-or a later one) and per bin of the margin the decision was taken at, how many questions asked
-another order and how often that order changed the answer. A non-increasing fit of the change
-rate over the margin (pool-adjacent-violators) gives the margin from which another order changes
-the answer less often than ``floor``; above it the planner stops asking, whatever the budget
-would allow. Only margins that were asked are ever seen, so the estimate errs toward asking:
-while the rate near the threshold stays over the floor the budget decides, as before.
+of those calls change nothing: past its least certain questions, a second order seldom moves a
+strong model's answer, so spending the whole budget there buys little accuracy for its cost
+(and pools more answers whose balance is no better). :class:`CallValue` records, per stage
+(deciding the second order; deciding the third or a later one) and per bin of the margin the
+decision was taken at, how many questions asked another order and how often that order changed
+the answer. A non-increasing fit of the change rate over the margin (pool-adjacent-violators)
+gives the margin from which another order changes the answer less often than ``floor``; above it
+the planner stops asking, whatever the budget would allow. Only margins that were asked are ever
+seen; the planner's probes (one question in four) ignore the floor, so margins above it keep
+being seen and the threshold can rise again.
 
 The state is two small count tables, JSON-serialisable for the store.
 """

@@ -14,10 +14,10 @@ in the answers a key has already received in more than one order:
 The first is a one-sided test at ``z`` standard errors over at least ``min_questions`` questions;
 a false alarm costs little (extra orders are still asked on one question in four, and the alarm
 clears as evidence comes). The second is looked at after every question for as long as the key
-lives, and a false alarm costs much (the prior stops being divided out: on llama-65b, RStd 4.2
-instead of 2.3 on the 4 of 20 arrival orders where a fixed 1.5-standard-error test tripped), so
-it uses a boundary that stays valid however often it is looked at (:func:`mixture_bound`): the
-chance that it ever trips on a prior that does no harm is at most ``alpha``. The state is a few
+lives, and a false alarm costs much (the prior is no longer divided out, and balance goes with
+it: ``python -m bench.adaptive_ablation`` puts back a fixed 1.5-standard-error test), so it uses
+a boundary that stays valid however often it is looked at (:func:`mixture_bound`): the chance
+that it ever trips on a prior that does no harm is at most ``alpha``. The state is a few
 counters.
 """
 
