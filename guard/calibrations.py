@@ -50,12 +50,17 @@ CALIBRATIONS: dict[str, dict[str, Any]] = {
     "judge": {"swap": None, "none": None},
 }
 TASK_NAMES = ("mcq", "classify", "judge", "none")
+# Entries of a key's state beside its methods' (the domain word pool, the inputs seen, the
+# traffic counts): no calibration may take these names.
+STATE_ENTRIES = ("pool", "seen", "traffic")
 
 
 def register_calibration(task: str, name: str, calibrator: type) -> None:
     """Make ``name`` a calibration of ``task`` (``classify``: an online label calibrator)."""
     if task != "classify":
         raise ValueError("custom calibrations are label calibrators: register them for 'classify'")
+    if name in STATE_ENTRIES:
+        raise ValueError(f"{name!r} names an entry of the stored state: choose another name")
     for method in ("update", "calibrate", "to_dict", "from_dict"):
         if not callable(getattr(calibrator, method, None)):
             raise TypeError(f"{calibrator!r} has no {method}(): not a label calibrator")

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.testing.nginx import nginx_binary
+from guard.testing.postgres_server import PostgresUnavailableError, PrivatePostgres
 
 RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "recorded"
 
@@ -121,3 +123,35 @@ def pg_url(pg_admin: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server (``guard.testing.postgres_server``) that the test may stop
+    and start: never the machine's own cluster. Skips, saying why, where it cannot run."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or calguard[postgres])")
+    try:
+        pg = PrivatePostgres()
+    except PostgresUnavailableError as exc:
+        pytest.skip(f"no private PostgreSQL server: {exc}")
+    try:
+        pg.init().start()
+    except PostgresUnavailableError as exc:
+        pg.close()
+        pytest.skip(f"no private PostgreSQL server: {exc}")
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """The nginx executable; the test skips, saying why, where it is not installed."""
+    found = nginx_binary()
+    if found is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx; .ci/run does it)")
+    return found

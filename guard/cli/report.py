@@ -2,8 +2,9 @@
 
 From ``calguard eval`` results (``--eval results.json``, repeatable): the bias picture (recall
 per gold position, per calibration) and the cost picture (accuracy against upstream calls per
-item). From a store (``--store sqlite:///calguard.db``): each key's learned prior against
-uniform and the traffic that taught it.
+item). From a store (``--store sqlite:///calguard.db`` or ``postgresql://...``): each key's
+learned prior against uniform, how it moved as the key saw questions, and a table of each key's
+traffic (requests, upstream calls) and flag records (also printed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+TRAFFIC_NOTE = (
+    "requests and upstream calls are counted in each key's state (from schema version 2 on; "
+    "'none' classification and judges keep no state: '-'); flagged and blocked are the flag "
+    "records logged under the key; (no calibration): requests no calibration ran for."
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
               "'calguard[report]'", file=sys.stderr)  # fmt: skip
         return 2
     from guard.evaluation.live_table import EvalRow, format_rows
-    from guard.evaluation.report_data import read_eval, read_store
+    from guard.evaluation.report_data import read_eval
     from guard.evaluation.report_page import Section, page
-    from guard.evaluation.report_plots import bias_png, cost_png, priors_png
+    from guard.evaluation.report_plots import bias_png, cost_png, history_png, priors_png
+    from guard.evaluation.report_store import format_traffic, read_store
+    from guard.store import redact
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,15 +53,22 @@ def run(args: argparse.Namespace) -> int:
         table = format_rows(ev.title, [EvalRow(**r) for r in ev.rows])
         sections.append(Section(ev.title, table, pictures))
     if args.store:
-        priors = read_store(args.store, args.keys)
-        if priors:
-            png = priors_png(priors)
-            (out / "store_priors.png").write_bytes(png)
-            sections.append(Section(f"Learned priors in {args.store}", "",
-                                    (("learned priors", png),)))  # fmt: skip
+        where = redact(args.store)
+        found = read_store(args.store, args.keys)
+        if found.priors:
+            pictures = (("learned priors", priors_png(found.priors)),
+                        ("how the priors moved", history_png(found.priors)))  # fmt: skip
+            for name, (_, png) in zip(("priors", "history"), pictures, strict=True):
+                (out / f"store_{name}.png").write_bytes(png)
+            sections.append(Section(f"Learned priors in {where}", "", pictures))
         else:
-            sections.append(Section(f"Learned priors in {args.store}",
+            sections.append(Section(f"Learned priors in {where}",
                                     note="no key has learned a prior yet"))  # fmt: skip
+        table = format_traffic(found.traffic, args.keys)
+        note = TRAFFIC_NOTE if found.traffic else "no traffic yet"
+        sections.append(Section(f"Traffic and flags per calibration key in {where}", table,
+                                note=note))  # fmt: skip
+        print(f"{where}\n{table}")
     report = out / "report.html"
     report.write_text(page("calguard report", sections), encoding="utf-8")
     print(f"calguard: wrote {report} and {len(list(out.glob('*.png')))} PNG(s) in {out}")
@@ -65,11 +81,14 @@ def add_parser(sub: Any) -> None:
         help="plots of an eval run and of the store's learned priors (PNG + one HTML page)",
         description="Draw what calibration did: from calguard eval results, recall per gold "
         "position (bias) and accuracy against calls (cost); from a store, the learned priors "
-        "against uniform. Writes PNGs and a self-contained report.html (no network needed).",
+        "against uniform, how they moved, and each key's traffic and flags. Writes PNGs and a "
+        "self-contained report.html (no network needed).",
     )
     rp.add_argument("--eval", action="append", metavar="RESULTS.json",
                     help="a calguard eval --out file (repeatable)")  # fmt: skip
-    rp.add_argument("--store", metavar="URL", help="a store, e.g. sqlite:///calguard.db")
-    rp.add_argument("--keys", type=int, default=12, help="store keys drawn (most trafficked)")
+    rp.add_argument("--store", metavar="URL",
+                    help="a store: sqlite:///calguard.db or postgresql://user@host/db")  # fmt: skip
+    rp.add_argument("--keys", type=int, default=12,
+                    help="store keys drawn and listed (most trafficked; default 12)")  # fmt: skip
     rp.add_argument("--out-dir", default="calguard-report", help="default calguard-report/")
     rp.set_defaults(func=run)

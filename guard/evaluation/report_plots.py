@@ -6,7 +6,8 @@ import io
 import math
 from collections.abc import Sequence
 
-from guard.evaluation.report_data import EvalRun, LearnedPrior
+from guard.evaluation.report_data import EvalRun
+from guard.evaluation.report_store import LearnedPrior
 
 
 def _png(fig: object) -> bytes:
@@ -78,4 +79,33 @@ def priors_png(priors: Sequence[LearnedPrior]) -> bytes:
     for ax in list(axes.flat)[len(priors) :]:
         ax.axis("off")
     fig.suptitle("Learned priors in the store (dashed: uniform)", fontsize=10, y=1.06)
+    return _png(fig)
+
+
+def history_png(priors: Sequence[LearnedPrior]) -> bytes:
+    """How each key's prior moved: one line per option ID or label against the questions (or
+    inputs) the key had seen, uniform dashed."""
+    plt: object = _pyplot()
+    cols = min(3, len(priors))
+    rows = math.ceil(len(priors) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False)  # type: ignore[attr-defined]
+    for ax, p in zip(axes.flat, priors, strict=False):
+        seen = [s for s, _ in p.history]
+        top = 0.0
+        for i, name in enumerate(p.classes):
+            ys = [prior[i] for _, prior in p.history]
+            top = max(top, *ys)
+            ax.plot(seen, ys, marker="." if len(seen) <= 24 else None, linewidth=1.2, label=name)
+        ax.axhline(1.0 / len(p.prior), linestyle="--", color="gray", linewidth=1)
+        ax.set_ylim(0, max(top * 1.15, 1.5 / len(p.prior)))
+        ax.set_xlim(left=0)
+        ax.set_xlabel("questions seen" if "|classify|" not in p.key else "inputs seen", fontsize=7)
+        ax.tick_params(labelsize=7)
+        key = p.key if len(p.key) <= 36 else "…" + p.key[-35:]
+        ax.set_title(f"{key}\n{p.method}, {len(p.history)} points", fontsize=7)
+        ax.legend(fontsize=6, ncols=min(5, len(p.classes)), loc="upper right")
+    for ax in list(axes.flat)[len(priors) :]:
+        ax.axis("off")
+    fig.suptitle("How the learned priors moved (dashed: uniform)", fontsize=10, y=1.04)
+    fig.tight_layout()
     return _png(fig)

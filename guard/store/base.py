@@ -1,4 +1,4 @@
-"""What calguard keeps: calibration state per calibration key, and the flag log.
+"""What calguard keeps: calibration state per calibration key, its history, and the flag log.
 
 :class:`Store` is the Protocol every store implements (SQLite ships; a server database can be
 added for several replicas, see :mod:`guard.store`). Its methods are blocking: the pipeline calls
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
+
+from guard.store.history import HistoryPoint
 
 T = TypeVar("T")
 State = dict[str, Any]
@@ -21,7 +23,12 @@ class Store(Protocol):
 
     def update(self, key: str, fn: Callable[[State | None], tuple[State, T]]) -> T:
         """Atomically (no lost update across processes): read the state of ``key``, let ``fn``
-        return (new state, result), write the new state, return the result."""
+        return (new state, result), write the new state, return the result. In the same
+        transaction, when :func:`guard.store.history.point_of` says one is due, write a history
+        point of the new state and drop the points off the new stride."""
+
+    def history(self, key: str) -> list[HistoryPoint]:
+        """The key's history points, oldest first (at most ``history_points``)."""
 
     def add_flag(self, flag: dict[str, Any]) -> int:
         """Commit one flag record before the response is sent; returns its id. ``flag`` holds
@@ -35,6 +42,9 @@ class Store(Protocol):
     def flag(self, flag_id: int) -> dict[str, Any] | None: ...
 
     def count_flags(self) -> int: ...
+
+    def flag_counts(self) -> dict[tuple[str | None, str], int]:
+        """Flag records per (calibration key, action); key None: no calibration ran."""
 
     def keys(self) -> list[str]:
         """Every calibration key with a state."""

@@ -3,8 +3,10 @@
 Same :class:`guard.store.base.Store` behaviour as SQLite, over a ``psycopg_pool`` connection pool
 (``pip install 'calguard[postgres]'``). ``update`` is one transaction: insert the key's row if it
 is missing, lock it with ``SELECT ... FOR UPDATE``, run ``fn``, write; so replicas on any host never
-lose an update. ``add_flag`` commits before it returns. The schema is versioned
-(:data:`MIGRATIONS`, applied under an advisory lock when the store is opened).
+lose an update. A history point that is due (:mod:`guard.store.history`) goes in the same
+statement as the state's write: it costs no round trip. ``add_flag`` commits before it returns.
+The schema is versioned (:data:`MIGRATIONS`, applied under an advisory lock when the store is
+opened).
 
 Down or slow: every call is bounded by ``timeout_s`` (waiting for a pooled connection, connecting,
 each statement) and psycopg's operational errors become
@@ -13,13 +15,15 @@ The pool checks each connection before lending it and reconnects in the backgrou
 recovers by itself when the database is back.
 
 Query parameters of the URL that calguard reads (and does not pass to libpq): ``timeout_s``
-(default 5) and ``pool_size`` (most connections per process, default 8).
+(default 5), ``pool_size`` (most connections per process, default 8) and ``history_points``
+(most history points kept per key, default 64; 0 writes none).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -31,6 +35,7 @@ from psycopg_pool import ConnectionPool
 from guard.errors import ConfigError, StoreUnavailableError
 from guard.store import redact
 from guard.store.base import FLAG_COLUMNS, State
+from guard.store.history import HISTORY_POINTS, HistoryPoint, point_of, stride
 from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
 T = TypeVar("T")
@@ -61,7 +66,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             'CREATE INDEX IF NOT EXISTS flags_time ON flags ("time")',
         ),
     ),
+    Migration(
+        2,
+        "the history of each key's prior; flags counted per calibration key",
+        (
+            """CREATE TABLE calibration_history (
+                key TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                "time" DOUBLE PRECISION NOT NULL,
+                point TEXT NOT NULL,
+                PRIMARY KEY (key, version)
+            )""",
+            "CREATE INDEX flags_key ON flags (key, action)",
+        ),
+    ),
 )
+
+# The state's write, the points off the new stride dropped and the new point, in one statement
+# (data-modifying CTEs run to completion whether or not the main statement reads them).
+_UPDATE_WITH_POINT = """WITH thin AS (
+    DELETE FROM calibration_history WHERE key = %(key)s AND version %% %(stride)s <> 0
+), written AS (
+    UPDATE calibration_state SET state = %(state)s, version = version + 1, updated = now()
+    WHERE key = %(key)s
+)
+INSERT INTO calibration_history (key, version, "time", point)
+VALUES (%(key)s, %(version)s, %(time)s, %(point)s)
+ON CONFLICT (key, version) DO UPDATE SET "time" = excluded."time", point = excluded.point"""
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
@@ -70,7 +101,7 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 )"""
 MIGRATION_LOCK = 0x63616C67_75617264  # "calguard": the advisory lock migrations hold
 
-_OWN_PARAMS = ("timeout_s", "pool_size")
+_OWN_PARAMS = ("timeout_s", "pool_size", "history_points")
 
 
 def _split(url: str) -> tuple[str, dict[str, str]]:
@@ -99,6 +130,7 @@ class PostgresStore:
         timeout_s: float | None = None,
         pool_size: int | None = None,
         migrate: bool = True,
+        history_points: int | None = None,
     ) -> None:
         """``migrate``: wait for the database (up to ``timeout_s``) and bring the schema up to
         date now, as start-up does; False opens the pool without waiting (it connects when
@@ -108,10 +140,16 @@ class PostgresStore:
         try:
             self.timeout_s = float(timeout_s or own.get("timeout_s") or 5.0)
             size = int(pool_size or own.get("pool_size") or 8)
+            points = own.get("history_points", HISTORY_POINTS)
+            self.history_points = int(points if history_points is None else history_points)
         except ValueError as exc:
-            raise ConfigError(f"store {self.url}: timeout_s / pool_size: {exc}") from exc
-        if self.timeout_s <= 0 or size < 1:
-            raise ConfigError(f"store {self.url}: timeout_s must be > 0 and pool_size >= 1")
+            raise ConfigError(
+                f"store {self.url}: timeout_s / pool_size / history_points: {exc}"
+            ) from exc
+        if self.timeout_s <= 0 or size < 1 or self.history_points < 0:
+            raise ConfigError(
+                f"store {self.url}: timeout_s must be > 0, pool_size >= 1, history_points >= 0"
+            )
         self._connect_timeout = max(2, math.ceil(self.timeout_s))  # libpq's least is 2 s
         self._pool = ConnectionPool(
             conninfo,
@@ -211,16 +249,37 @@ class PostgresStore:
                 (key,),
             )
             row = conn.execute(
-                "SELECT state FROM calibration_state WHERE key = %s FOR UPDATE", (key,)
+                "SELECT state, version FROM calibration_state WHERE key = %s FOR UPDATE", (key,)
             ).fetchone()
             old = row[0] if row else None
             state, result = fn(None if old is None else dict(json.loads(old)))
-            conn.execute(
-                "UPDATE calibration_state SET state = %s, version = version + 1, "
-                "updated = now() WHERE key = %s",
-                (json.dumps(state, separators=(",", ":")), key),
-            )
+            text = json.dumps(state, separators=(",", ":"))
+            version = (int(row[1]) if row else 0) + 1  # the row is locked: nobody else writes
+            point = point_of(version, state, self.history_points)
+            if point is None:
+                conn.execute(
+                    "UPDATE calibration_state SET state = %s, version = version + 1, "
+                    "updated = now() WHERE key = %s",
+                    (text, key),
+                )
+            else:  # one statement: the history costs no round trip of its own
+                conn.execute(_UPDATE_WITH_POINT, {
+                    "key": key, "state": text, "version": version, "time": time.time(),
+                    "stride": stride(version, self.history_points),
+                    "point": json.dumps(point, separators=(",", ":")),
+                })  # fmt: skip
         return result
+
+    def history(self, key: str) -> list[HistoryPoint]:
+        try:
+            rows = self._read(
+                'SELECT version, "time", point FROM calibration_history WHERE key = %s '
+                "ORDER BY version",
+                (key,),
+            )
+        except psycopg.errors.UndefinedTable:
+            return []  # opened by a reader (no migration) on a store from before the history
+        return [HistoryPoint(int(v), float(t), json.loads(p)) for v, t, p in rows]
 
     def keys(self) -> list[str]:
         rows = self._read(
@@ -269,6 +328,10 @@ class PostgresStore:
 
     def count_flags(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM flags")[0][0])
+
+    def flag_counts(self) -> dict[tuple[str | None, str], int]:
+        rows = self._read("SELECT key, action, COUNT(*) FROM flags GROUP BY key, action")
+        return {(k, a): int(n) for k, a, n in rows}
 
     # -- the process ---------------------------------------------------------------------------
 

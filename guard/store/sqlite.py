@@ -1,7 +1,10 @@
-"""The default store: calibration state per key and the flag log, in one SQLite file (WAL).
+"""The default store: calibration state per key, its history and the flag log, in one SQLite
+file (WAL).
 
 Every change is a read-modify-write inside one ``BEGIN IMMEDIATE`` transaction, so several
-workers on one machine share the state without losing updates, and it survives restarts. It
+workers on one machine share the state without losing updates, and it survives restarts. A
+key's history point (:mod:`guard.store.history`) is written in the transaction of the update it
+records. It
 implements :class:`guard.store.base.Store`. The schema is versioned (:data:`MIGRATIONS`, applied
 when the store is opened). A file locked longer than ``timeout_s`` (or unreadable) raises
 :class:`~guard.errors.StoreUnavailableError`: the request gets a 503, not a 500.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 
 from guard.errors import StoreUnavailableError
 from guard.store.base import FLAG_COLUMNS, State
+from guard.store.history import HISTORY_POINTS, HistoryPoint, point_of, stride
 from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
 T = TypeVar("T")
@@ -48,6 +53,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS flags_time ON flags (time)",
         ),
     ),
+    Migration(
+        2,
+        "the history of each key's prior; flags counted per calibration key",
+        (
+            """CREATE TABLE calibration_history (
+                key TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                time REAL NOT NULL,
+                point TEXT NOT NULL,
+                PRIMARY KEY (key, version)
+            )""",
+            "CREATE INDEX flags_key ON flags (key, action)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -73,11 +92,20 @@ class SQLiteStore:
 
     migrations: tuple[Migration, ...] = MIGRATIONS
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout_s: float = 30.0,
+        migrate: bool = True,
+        history_points: int = HISTORY_POINTS,
+    ) -> None:
         """``timeout_s``: how long a write waits for another writer's lock before the request
-        gets a 503. ``migrate``: bring the schema up to date now (what start-up does)."""
+        gets a 503. ``migrate``: bring the schema up to date now (what start-up does).
+        ``history_points``: most history points kept per key (0: none written)."""
         self.path = Path(path)
         self.timeout_s = timeout_s
+        self.history_points = history_points
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.migrated = self.migrate() if migrate else None  # what opening it applied
@@ -157,7 +185,26 @@ class SQLiteStore:
                 "version = calibration_state.version + 1, updated = julianday('now')",
                 (key, json.dumps(state, separators=(",", ":"))),
             )
+            version = 1 if row is None else int(row[1]) + 1
+            point = point_of(version, state, self.history_points)
+            if point is not None:
+                db.execute(
+                    "DELETE FROM calibration_history WHERE key = ? AND version % ? != 0",
+                    (key, stride(version, self.history_points)),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO calibration_history (key, version, time, point) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key, version, time.time(), json.dumps(point, separators=(",", ":"))),
+                )
             return result
+
+    def history(self, key: str) -> list[HistoryPoint]:
+        rows = self._read(
+            "SELECT version, time, point FROM calibration_history WHERE key = ? ORDER BY version",
+            (key,),
+        )
+        return [HistoryPoint(int(v), float(t), json.loads(p)) for v, t, p in rows]
 
     def add_flag(self, flag: dict[str, Any]) -> int:
         """Commit one flag record (before the response is sent); returns its id.
@@ -203,6 +250,10 @@ class SQLiteStore:
 
     def count_flags(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM flags")[0][0])
+
+    def flag_counts(self) -> dict[tuple[str | None, str], int]:
+        rows = self._read("SELECT key, action, COUNT(*) FROM flags GROUP BY key, action")
+        return {(k, a): int(n) for k, a, n in rows}
 
     def keys(self) -> list[str]:
         return [r[0] for r in self._read("SELECT key FROM calibration_state ORDER BY key")]

@@ -33,6 +33,7 @@ from guard.errors import InvalidRequestError
 from guard.request import ClassifyOptions
 from guard.store import State
 from guard.tasks.job import Job, Outcome
+from guard.tasks.traffic import counted
 
 DOMAIN_REFRESH = 50
 
@@ -99,7 +100,7 @@ async def run(job: Job) -> Outcome:
             fresh.add(opts.input or "")  # the stored pool, plus this input once
             st.update(pool=fresh.to_dict(), seen=int(st.get("seen", 0)) + 1)
             st[method] = {"log_prior": fitted}
-            return st, None
+            return counted(st, method, job.calls), None
 
         await asyncio.to_thread(store.update, key, save)
         calibrated = apply_prior(raw, log_prior)
@@ -118,7 +119,7 @@ async def run(job: Job) -> Outcome:
                 )
             cal.update(raw)  # this input is part of the batch (the measured cold-start choice)
             st[method] = cal.to_dict()
-            return st, (cal.calibrate(raw), cal.log_prior)
+            return counted(st, method, job.calls), (cal.calibrate(raw), cal.log_prior)
 
         calibrated, log_prior = await asyncio.to_thread(store.update, key, learn)
     else:

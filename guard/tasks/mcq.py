@@ -4,8 +4,9 @@ The planner state of a calibration key lives in the store; this process keeps a 
 per key and plans each question on that snapshot. When the question is answered, one store
 transaction reads the key's state, adopts the question into it
 (:meth:`calibrators.planner.PermutationPlanner.adopt`) and writes it back: one round trip per
-question, and several workers share a key without losing updates. The orders of one step are
-asked concurrently.
+question, and several workers share a key without losing updates; the same write counts the
+key's traffic (:mod:`guard.tasks.traffic`) and, now and then, the store adds a history point of
+its prior. The orders of one step are asked concurrently.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from guard.store import State
 from guard.tasks.distribution import id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import McqPrompt, find_options, locate_options
+from guard.tasks.traffic import counted
 
 
 def calibration_key(
@@ -136,7 +138,7 @@ async def run(job: Job) -> Outcome:
     def finish(state: State | None) -> tuple[State, PermutationPlanner]:
         fresh = _stored(job, state, method, prompt.n)
         fresh.adopt(question)
-        return {**(state or {}), method: fresh.to_dict()}, fresh
+        return counted({**(state or {}), method: fresh.to_dict()}, method, job.calls), fresh
 
     try:
         job.cache[(key, method)] = await asyncio.to_thread(job.store.update, key, finish)

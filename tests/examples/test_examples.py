@@ -9,13 +9,16 @@ import os
 import runpy
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import openai
 import pytest
 
 from guard.config import load_settings
 from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
+from guard.testing.nginx import render_config, run_nginx_config
 from guard.testing.servers import free_port, serve_in_thread
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -115,3 +118,40 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
     assert [r["calibration"] for r in rows] == ["none", "pride", "adaptive", "cyclic"]
     assert all(r["items"] == 20 for r in rows)
     assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_the_nginx_conf_balances_three_replicas(
+    nginx_bin: str, upstream: str, tmp_path: Path
+) -> None:
+    """examples/nginx.conf as written (only its ports changed) in front of three replicas on one
+    store; it retries exactly what guard.testing.nginx retries."""
+    text = (EXAMPLES / "nginx.conf").read_text()
+    for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway"):
+        assert directive in render_config(["http://127.0.0.1:1"], 1)
+        assert directive in text
+    assert "non_idempotent;" not in text.replace("`non_idempotent`", "")
+    settings = load_settings(
+        None, {"upstream": upstream, "store": f"sqlite:///{tmp_path / 'c.db'}"}
+    )
+    with ExitStack() as stack:
+        for i in range(3):
+            url = stack.enter_context(serve_in_thread(create_app(settings)))
+            text = text.replace(f"127.0.0.1:800{i + 1}", url.removeprefix("http://"))
+        port = free_port()
+        text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+        nginx = stack.enter_context(run_nginx_config(text, port))
+        client = stack.enter_context(
+            openai.OpenAI(base_url=f"{nginx.url}/v1", api_key="x", max_retries=0)
+        )
+        q = "Question: Which is 2 + 2?\nA. three\nB. four\nC. five\nD. six\nAnswer:"
+        for _ in range(6):
+            r = client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": q}],
+                extra_body={"guard": {"calibration": "pride"}},
+            )
+            assert (r.model_extra or {})["guard"]["calibration"] == "pride"
+        with client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hello"}], stream=True
+        ) as stream:
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)

@@ -23,10 +23,11 @@ def test_migrate_applies_then_has_nothing_to_do(
 ) -> None:
     assert main(["migrate", "--store", url]) == 0
     out = capsys.readouterr().out
-    assert f"store {url}: schema version 0 -> 1" in out
+    assert f"store {url}: schema version 0 -> 2" in out
     assert "applied 1: calibration state and the flag log" in out
+    assert "applied 2: the history of each key's prior; flags counted per calibration key" in out
     assert main(["migrate", "--store", url]) == 0
-    assert "schema version 1, up to date; nothing to do" in capsys.readouterr().out
+    assert "schema version 2, up to date; nothing to do" in capsys.readouterr().out
 
 
 def test_migrate_reads_the_store_from_the_config(
@@ -35,7 +36,7 @@ def test_migrate_reads_the_store_from_the_config(
     config = tmp_path / "c.yaml"
     config.write_text(f"store: sqlite:///{tmp_path / 'from-config.db'}\n")
     assert main(["migrate", "--config", str(config)]) == 0
-    assert "0 -> 1" in capsys.readouterr().out
+    assert "0 -> 2" in capsys.readouterr().out
     assert (tmp_path / "from-config.db").is_file()
 
 
@@ -44,12 +45,12 @@ def test_a_store_newer_than_this_calguard_is_refused(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     with monkeypatch.context() as m:
-        m.setattr(SQLiteStore, "migrations", (*SQLiteStore.migrations, Migration(2, "x", ())))
+        m.setattr(SQLiteStore, "migrations", (*SQLiteStore.migrations, Migration(3, "x", ())))
         assert main(["migrate", "--store", url]) == 0
     capsys.readouterr()
     assert main(["migrate", "--store", url]) == 2
     err = capsys.readouterr().err
-    assert "schema version 2, newer than this calguard knows (1)" in err
+    assert "schema version 3, newer than this calguard knows (2)" in err
     assert "Upgrade calguard" in err
 
 

@@ -1,8 +1,10 @@
-"""``calguard report`` on an eval run of the ARC replay and on its store: the PNGs, the
-self-contained page, and the page in a real headless Chromium with every image loaded."""
+"""``calguard report`` on an eval run of the ARC replay and on its store: the PNGs (the learned
+priors and how they moved), the traffic table, the self-contained page, and the page in a real
+headless Chromium with every image loaded."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from guard.cli import main
-from guard.evaluation.report_data import read_eval, read_store
+from guard.evaluation.report_data import read_eval
+from guard.evaluation.report_store import read_store
 from guard.testing.replay import create_replay_upstream
 from guard.testing.servers import serve_in_thread
 
@@ -42,6 +45,9 @@ def report(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+PICTURES = ["eval0_bias.png", "eval0_cost.png", "store_history.png", "store_priors.png"]
+
+
 def test_the_bias_picture_is_read_from_the_answers(run: Path) -> None:
     ev = read_eval(run)
     assert ev.classes == ["A", "B", "C", "D"]
@@ -51,20 +57,39 @@ def test_the_bias_picture_is_read_from_the_answers(run: Path) -> None:
 
 
 def test_the_store_priors_are_the_learning_methods(run: Path) -> None:
-    priors = read_store(f"sqlite:///{run.with_suffix('.db')}")
+    priors = read_store(f"sqlite:///{run.with_suffix('.db')}").priors
     assert sorted(p.method for p in priors) == ["adaptive", "pride"]
     for p in priors:
         assert p.seen == 80
         assert sum(p.prior) == pytest.approx(1.0)
         assert max(p.prior) > 0.3  # the model's B/C preference, learned
+        # One point per question (80 is under the 64-point cap's first doubling: every 2nd).
+        assert [seen for seen, _ in p.history] == list(range(2, 81, 2))
+        assert p.history[-1] == (80, tuple(p.prior))
+        assert p.history[0] != p.history[-1]  # it moved
+
+
+def test_the_traffic_of_each_key_is_what_the_eval_sent(run: Path) -> None:
+    """Per key (one per calibration in an eval run), the requests and upstream calls the store
+    counted equal the questions asked and the calls the eval counted from the evidence."""
+    rows = {r["calibration"]: r for r in json.loads(run.read_text())["rows"]}
+    traffic = read_store(f"sqlite:///{run.with_suffix('.db')}").traffic
+    assert sorted(m for t in traffic for m in t.methods) == sorted(rows)
+    for t in traffic:
+        (method,) = t.methods
+        assert t.requests == rows[method]["items"] == 80
+        assert t.calls == round(rows[method]["calls"] * 80)
+        assert (t.flagged, t.blocked) == (0, 0)
 
 
 def test_pngs_and_one_self_contained_page(report: Path) -> None:
     names = sorted(p.name for p in report.glob("*.png"))
-    assert names == ["eval0_bias.png", "eval0_cost.png", "store_priors.png"]
+    assert names == PICTURES
     assert all((report / n).read_bytes().startswith(PNG) for n in names)
     html = (report / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 3
+    assert html.count('src="data:image/png;base64,') == len(PICTURES)
+    assert 'alt="how the priors moved"' in html
+    assert "Traffic and flags per calibration key" in html
     assert not re.search(r"(src|href)=\"https?:", html)  # nothing to fetch
 
 
@@ -77,7 +102,7 @@ def test_the_page_in_headless_chromium(report: Path) -> None:
                          timeout=60, check=True).stdout  # fmt: skip
     body = re.search(r'<body data-images="(\d+)" data-loaded="(\d+)"', dom)
     assert body is not None, dom[:500]
-    assert body.groups() == ("3", "3")  # every image decoded
+    assert body.groups() == (str(len(PICTURES)),) * 2  # every image decoded
     shot = report / "screenshot.png"  # kept with the report (pytest keeps recent tmp dirs)
     size = ["--hide-scrollbars", "--window-size=1100,2200"]
     cmd = [chromium, *QUIET, *size, f"--screenshot={shot}", url]
@@ -95,3 +120,12 @@ def test_results_without_their_answers(tmp_path: Path, capsys: pytest.CaptureFix
     lone.write_text('{"run": {}, "rows": []}')
     assert main(["report", "--eval", str(lone), "--out-dir", str(tmp_path / "o")]) == 2
     assert "r.jsonl (the answers of" in capsys.readouterr().err
+
+
+def test_a_store_that_is_not_there_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    assert main(["report", "--store", url, "--out-dir", str(tmp_path / "o")]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert not (tmp_path / "absent.db").exists()

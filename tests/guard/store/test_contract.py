@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from guard.store import State, Store, open_store
+from guard.store import SQLiteStore, State, Store, open_store, sqlite_path
+from guard.store.history import summary
+from tests.guard.store.states import pride_question
 
 Opener = Callable[[], Store]
 
@@ -40,6 +42,15 @@ def reopen(store_url: str) -> Iterator[Opener]:
 @pytest.fixture
 def store(reopen: Opener) -> Store:
     return reopen()
+
+
+def with_history(url: str, points: int) -> Store:
+    """A store on ``url`` that keeps at most ``points`` history points per key."""
+    if url.startswith("sqlite"):
+        return SQLiteStore(sqlite_path(url), history_points=points)
+    from guard.store.postgres import PostgresStore
+
+    return PostgresStore(url, history_points=points)
 
 
 def flag_of(t: float, policies: list[str], **extra: Any) -> dict[str, Any]:
@@ -176,6 +187,64 @@ def test_no_lost_update_across_processes(store_url: str, reopen: Opener) -> None
     assert sorted(results[0] + results[1]) == list(range(1, 2 * per_process + 1))
 
 
+# -- history ------------------------------------------------------------------------------------
+
+
+def test_the_history_is_bounded_and_spans_the_whole_life_of_a_key(store_url: str) -> None:
+    """100 questions, at most 8 points: after every update the key holds 8 or fewer, and at
+    the end one every 16 questions, from the 16th to the 96th, each the prior as it was."""
+    store = with_history(store_url, 8)
+    expected = {8: range(1, 9), 12: range(2, 13, 2), 40: range(8, 41, 8), 64: range(8, 65, 8)}
+    try:
+        for n in range(1, 101):
+            assert store.update("k", pride_question) == n
+            assert len(store.history("k")) <= 8
+            if n in expected:
+                assert [p.version for p in store.history("k")] == list(expected[n])
+        points = store.history("k")
+        assert [p.version for p in points] == [16, 32, 48, 64, 80, 96]
+        assert [p.methods["pride"]["seen"] for p in points] == [16, 32, 48, 64, 80, 96]
+        assert all(abs(sum(p.methods["pride"]["prior"]) - 1) < 1e-5 for p in points)
+        assert points[0].time <= points[-1].time
+        state = store.load("k")
+        assert state is not None
+        assert points[-1].methods != summary(state)  # taken then, not now: 4 questions ago
+        assert store.history("other") == []
+    finally:
+        store.close()
+
+
+def test_a_point_is_the_state_its_update_wrote_and_fails_with_it(store_url: str) -> None:
+    store = with_history(store_url, 64)
+    try:
+        store.update("k", pride_question)
+        state = store.load("k")
+        assert state is not None
+        (point,) = store.history("k")
+        assert (point.version, point.methods) == (1, summary(state))
+
+        def boom(state: State | None) -> tuple[State, None]:
+            raise RuntimeError("no")
+
+        with pytest.raises(RuntimeError):
+            store.update("k", boom)
+        assert len(store.history("k")) == 1  # no point for an update that did not happen
+        store.update("plain", lambda _: ({"n": 1}, None))
+        assert store.history("plain") == []  # a state without a prior has no history
+    finally:
+        store.close()
+
+
+def test_no_history_when_asked_for_none(store_url: str) -> None:
+    store = with_history(store_url, 0)
+    try:
+        for _ in range(3):
+            store.update("k", pride_question)
+        assert store.history("k") == []
+    finally:
+        store.close()
+
+
 # -- flags --------------------------------------------------------------------------------------
 
 
@@ -237,6 +306,16 @@ def test_hostile_text_round_trips(store: Store) -> None:
     assert rec is not None
     assert (rec["model"], rec["request_id"], rec["response"]["content"]) == (odd, odd, odd)
     assert store.count_flags() == 1
+
+
+def test_flags_are_counted_per_key_and_action(store: Store) -> None:
+    assert store.flag_counts() == {}
+    for key, action in [("a", "flag"), ("a", "flag"), ("a", "block"), (None, "flag"),
+                        ("b", "block")]:  # fmt: skip
+        store.add_flag(flag_of(1.0, ["pii"], key=key, action=action))
+    assert store.flag_counts() == {
+        ("a", "flag"): 2, ("a", "block"): 1, (None, "flag"): 1, ("b", "block"): 1
+    }  # fmt: skip
 
 
 def test_ping_answers_on_a_working_store(store: Store) -> None:

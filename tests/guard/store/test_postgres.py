@@ -1,16 +1,19 @@
 """What is PostgreSQL's own: the URL, a database that is down (a 503, never a 500) and back
-(recovery without a restart), readers, ``calguard flags`` against it. The Protocol's behaviour
-is in test_contract.py, migrations in test_migrations.py. Each test gets a fresh database and
-skips, saying why, when PostgreSQL is not reachable."""
+(recovery without a restart), readers, ``calguard flags`` and ``calguard report`` against it.
+The Protocol's behaviour is in test_contract.py, migrations in test_migrations.py. Each test
+gets a fresh database and skips, saying why, when PostgreSQL is not reachable."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from guard.cli.main import main
@@ -19,6 +22,7 @@ from guard.store import open_store
 from guard.store.postgres import PostgresStore
 from guard.testing.servers import free_port
 from guard.testing.tcp_proxy import TcpProxy
+from tests.guard.store.states import pride_question
 
 T = TypeVar("T")
 
@@ -69,6 +73,33 @@ def test_url_parameters_of_calguard_are_read_and_not_passed_to_libpq(pg_url: str
         open_store(f"{pg_url}?timeout_s=soon")
     with pytest.raises(ConfigError, match="pool_size >= 1"):
         open_store(f"{pg_url}?pool_size=0")
+    store = open_store(f"{pg_url}?history_points=3")
+    try:
+        assert store.history_points == 3  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    with pytest.raises(ConfigError, match="history_points >= 0"):
+        open_store(f"{pg_url}?history_points=-1")
+
+
+def test_calguard_report_reads_a_store_from_before_the_history(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader does not migrate a PostgreSQL store: on schema 1 the report has no history to
+    draw, and says the rest (the prior now, the flags per key)."""
+    with monkeypatch.context() as m:
+        m.setattr(PostgresStore, "migrations", PostgresStore.migrations[:1])
+        old = open_store(pg_url)
+        old.history_points = 0  # type: ignore[attr-defined]  # that release kept no history
+        for _ in range(6):
+            old.update("k", pride_question)
+        old.add_flag({"time": 1.0, "request_id": "r", "route": "m", "model": "u", "key": "k",
+                      "action": "flag", "policies": ["pii"]})  # fmt: skip
+        old.close()
+    assert main(["report", "--store", pg_url, "--out-dir", str(tmp_path)]) == 0
+    assert re.search(r"^k\s+pride\s+-\s+-\s+-\s+1\s+0$", capsys.readouterr().out, re.M)
+    with psycopg.connect(pg_url) as conn:  # still schema 1: the reader changed nothing
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
 
 
 def test_postgres_scheme_is_an_alias(pg_url: str) -> None:
@@ -132,8 +163,6 @@ def test_a_reader_never_creates_the_tables(pg_url: str, capsys: pytest.CaptureFi
         open_store(pg_url, must_exist=True)
     assert main(["flags", "list", "--store", pg_url]) == 2
     assert "run calguard migrate first" in capsys.readouterr().err
-    import psycopg
-
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT to_regclass('flags')").fetchone() == (None,)
 

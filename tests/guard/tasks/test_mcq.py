@@ -16,6 +16,7 @@ from guard.config import Settings
 from guard.endpoints import CHAT
 from guard.pipeline import Pipeline
 from guard.store import SQLiteStore
+from guard.tasks.traffic import traffic_of
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 
@@ -71,16 +72,22 @@ def test_a_pride_question_after_the_warmup_is_one_store_round_trip(
 
 def test_two_processes_on_one_key_lose_no_update(upstream: str, tmp_path: Path) -> None:
     """Two pipelines (two workers) on one SQLite file, questions alternating between them: the
-    stored planner counts every question and every call exactly once."""
+    stored planner, the key's traffic and its history count every question and every call
+    exactly once."""
     a = Pipeline(Settings(upstream=upstream), SQLiteStore(tmp_path / "s.db"))
     b = Pipeline(Settings(upstream=upstream), SQLiteStore(tmp_path / "s.db"))
     replies = ask([a, b], 30, {"calibration": "pride", "key": "shared"})
     store = SQLiteStore(tmp_path / "s.db")
     (key,) = store.keys()
-    planner = PermutationPlanner.from_dict(store.load(key)["pride"])  # type: ignore[index]
+    state = store.load(key)
+    assert state is not None
+    planner = PermutationPlanner.from_dict(state["pride"])
+    history = [p.methods["pride"]["seen"] for p in store.history(key)]
     store.close()
     calls = sum(json.loads(r.body)["guard"]["upstream_calls"] for r in replies)
     assert (planner.started, planner.spent) == (30, calls)
+    assert traffic_of(state) == {"pride": {"requests": 30, "calls": calls}}
+    assert history == list(range(1, 31))
     assert planner.estimator.count == sum(
         json.loads(r.body)["guard"]["role"] in ("warmup", "refresh") for r in replies
     )
