@@ -72,17 +72,25 @@ def test_the_mixture_boundary_is_seldom_ever_reached_by_a_fair_walk() -> None:
     assert fixed > 0.5
 
 
+def fixed_z_prior_check(h: HarmCheck, z: float = 1.5) -> bool:
+    """The prior check before issue 10's second round: McNemar at a fixed 1.5 standard errors."""
+    if h.questions < h.min_questions or h.pairs == 0:
+        return False
+    diff = (h.agree_debiased - h.agree_raw) / h.pairs
+    return bool(diff + z * np.sqrt(max(h.discordant, 1)) / h.pairs < 0.0)
+
+
 def test_a_harmless_prior_does_not_trip_the_prior_check_over_a_long_stream() -> None:
     # The model's position prior is exactly the one divided out, its content weak: debiasing
     # changes an answer's agreement now one way, now the other. Looked at after every question
-    # for 300 questions, a fixed 1.5-standard-error test tripped on 10 of these 20 streams.
+    # for 300 questions, a fixed 1.5-standard-error test trips on half of these streams.
     prior = np.array([0.3, 0.2, 0.25, 0.25])
     shift = cyclic_shift(4, 2)
-    tripped = 0
+    tripped = fixed_tripped = 0
     for seed in range(20):
         rng = np.random.default_rng(seed)
         h = HarmCheck()
-        ever = False
+        ever = fixed = False
         for _ in range(300):
             content = rng.normal(0, 0.3, 4)
             first = np.log(prior) + content + rng.normal(0, 0.5, 4)
@@ -90,8 +98,11 @@ def test_a_harmless_prior_does_not_trip_the_prior_check_over_a_long_stream() -> 
             obs = [((0, 1, 2, 3), normalise(np.exp(first))), (shift, normalise(np.exp(later)))]
             h.update(obs, prior)
             ever = ever or h.prior_hurts()
+            fixed = fixed or fixed_z_prior_check(h)
         tripped += ever
+        fixed_tripped += fixed
     assert tripped <= 1
+    assert fixed_tripped >= 8  # the old test, on the same streams (10 of the 20)
 
 
 def test_only_questions_whose_first_order_is_as_shown_count() -> None:
