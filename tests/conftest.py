@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import ipaddress
 import os
 import socket
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,20 @@ def recorded() -> Callable[[str], Path]:
 @pytest.fixture(scope="session")
 def recorded_dir(recorded: Callable[[str], Path]) -> Path:
     return recorded("")
+
+
+@pytest.fixture
+def settled_gc() -> None:
+    """Finalise now what earlier tests left behind (litellm leaves its event loop open as the
+    thread's current loop). Otherwise the next ``asyncio.run`` drops it, and the garbage
+    collector finalises it at some later allocation: inside an ``ast.parse`` on CPython 3.11,
+    its warning gets formatted by pytest, which parses again (to place the carets), and the
+    outer parse fails with "SystemError: AST constructor recursion depth mismatch". inspect_ai
+    parses sources when it loads a task file or a module, so its tests ask for this first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        asyncio.set_event_loop(None)
+        gc.collect()
 
 
 @pytest.fixture(scope="session")

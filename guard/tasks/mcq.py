@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+from calibrators.permutation import FloatArray, Perm
 from calibrators.planner import PermutationPlanner, QuestionRun
 from calibrators.referential import check_referential
 from guard.errors import CalguardError, InvalidRequestError, UpstreamError
@@ -25,6 +27,9 @@ from guard.tasks.distribution import id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import McqPrompt, find_options, locate_options
 from guard.tasks.traffic import counted
+
+T = TypeVar("T")
+Answer = TypeVar("Answer")
 
 
 def calibration_key(
@@ -91,28 +96,49 @@ async def _snapshot(job: Job, key: str, method: str, n: int) -> PermutationPlann
     return planner
 
 
-async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, Any]:
-    ids = {i: id_forms(i) for i in prompt.ids}
-    template: dict[str, Any] | None = None
+Gather = Callable[[list[Awaitable[Answer]]], Awaitable[list[Answer | BaseException]]]
+
+
+async def _gather(aws: list[Awaitable[Answer]]) -> list[Answer | BaseException]:
+    return await asyncio.gather(*aws, return_exceptions=True)
+
+
+async def ask_orders(
+    run: QuestionRun,
+    ask: Callable[[Perm], Awaitable[tuple[FloatArray, T]]],
+    gather: Gather[tuple[FloatArray, T]] = _gather,
+) -> tuple[list[T], list[BaseException]]:
+    """Ask every order the planner hands out for ``run``, a step at a time (the orders of one
+    step concurrently, through ``gather``); ``ask(perm)`` gives the distribution over the
+    displayed IDs and whatever else the caller keeps. An order whose call fails is dropped: the
+    answer rests on the others. Returns what each answered order gave (in the order answered)
+    and the errors; when nothing was answered, ``run.result()`` cannot be taken.
+
+    The proxy and the inspect_ai solver (:mod:`guard.integrations.inspect`) both drive a
+    question through this function."""
+    kept: list[T] = []
     errors: list[BaseException] = []
     while batch := run.pending():
-        answers = await asyncio.gather(
-            *(job.distribution(prompt.permuted(p), ids) for p in batch),
-            return_exceptions=True,
-        )
+        answers = await gather([ask(p) for p in batch])
         for perm, a in zip(batch, answers, strict=True):
             if isinstance(a, BaseException):
                 errors.append(a)
                 run.drop(perm)
                 continue
-            template = template or a[1]
+            kept.append(a[1])
             run.observe(perm, a[0])
-    if template is None:
+    return kept, errors
+
+
+async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, Any]:
+    ids = {i: id_forms(i) for i in prompt.ids}
+    kept, errors = await ask_orders(run, lambda perm: job.distribution(prompt.permuted(perm), ids))
+    if not kept:
         first = errors[0] if errors else None
         if isinstance(first, CalguardError):
             raise first
         raise UpstreamError(f"no upstream call for this question succeeded: {first!r}")
-    return template
+    return kept[0]
 
 
 async def run(job: Job) -> Outcome:

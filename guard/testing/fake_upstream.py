@@ -7,7 +7,7 @@ distributions. For tests, the demo and benchmarks — never a real model.
   whatever cyclic order is asked).
 - Other prompts get a short deterministic echo.
 - ``logprobs=False`` simulates an API without logprobs: answers are sampled (``n`` choices) as
-  text ("The answer is (B).").
+  text ("The answer is (B)."); at ``temperature: 0``, the most likely one (greedy).
 - ``stream: true`` is answered with SSE chunks.
 """
 
@@ -142,11 +142,15 @@ def _choices(
         }
         msg = {"role": "assistant", "content": best}
         return [{"index": 0, "message": msg, "logprobs": logprobs, "finish_reason": "stop"}]
-    # No logprobs on offer: sample answers, seeded by the prompt so a retry repeats itself.
+    # No logprobs on offer: sample answers, seeded by the prompt so a retry repeats itself;
+    # at temperature 0, the most likely answer every time (greedy decoding).
     n = 1 if state.ignore_n else int(body.get("n") or 1)
     seed = _h(json.dumps(body.get("messages"), sort_keys=True)) + state.calls
     rng = np.random.default_rng(seed)
-    picks = rng.choice(len(ids), size=n, p=p / p.sum())
+    if body.get("temperature") == 0:
+        picks = np.full(n, int(np.argmax(p)))
+    else:
+        picks = rng.choice(len(ids), size=n, p=p / p.sum())
     return [
         {
             "index": i,
@@ -158,7 +162,12 @@ def _choices(
     ]
 
 
-def _answer(state: FakeUpstreamState, body: dict[str, Any]) -> dict[str, Any]:
+def complete(
+    state: FakeUpstreamState, body: dict[str, Any], answer_text: str = "The answer is ({})."
+) -> dict[str, Any]:
+    """The chat completion (a dict, as on the wire) the fake answers ``body`` with; a sampled
+    MCQ answer reads ``answer_text`` with the ID in it. The HTTP face and the inspect_ai model
+    provider (:mod:`guard.testing.inspect_provider`) both answer through this."""
     found = last_user_text(body.get("messages") or [])
     text = found[1] if found else ""
     mcq = find_options(text) if text else None
@@ -166,7 +175,8 @@ def _answer(state: FakeUpstreamState, body: dict[str, Any]) -> dict[str, Any]:
     if mcq is not None:
         p = state.responder(text[: mcq.spans[0][0]], mcq.options)
         if p is not None:
-            return _completion(body, _choices(state, body, mcq.ids, p), state.calls)
+            choices = _choices(state, body, mcq.ids, p, answer_text)
+            return _completion(body, choices, state.calls)
     dist = state.text_responder(text) if state.text_responder and text else None
     if dist:
         tokens = list(dist)
@@ -220,7 +230,7 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
             err = {"error": {"code": 500, "message": "logprobs is not supported",
                              "type": "server_error"}}  # fmt: skip
             return JSONResponse(err, status_code=500)
-        completion = _answer(state, body)
+        completion = complete(state, body)
         if body.get("stream"):
             return StreamingResponse(_sse(completion), media_type="text/event-stream")
         state.last_body = json.dumps(completion).encode()

@@ -155,3 +155,29 @@ def test_the_nginx_conf_balances_three_replicas(
             model="m", messages=[{"role": "user", "content": "hello"}], stream=True
         ) as stream:
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+@pytest.mark.usefixtures("settled_gc")
+def test_the_inspect_task_runs_against_the_fake_provider(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspect_ai import eval
+
+    monkeypatch.setenv("INSPECT_LOG_DIR", str(tmp_path / "logs"))
+    lines = run_example("inspect_task.py", capsys).splitlines()
+    assert [line.split()[0] for line in lines] == ["none", "adaptive"]
+    assert "calls/sample 1.00" in lines[0]
+    assert "RStd" in lines[1]
+    assert len(list((tmp_path / "logs").glob("*.eval"))) == 2
+    # As `inspect eval examples/inspect_task.py -T calibration=pride` finds and runs it.
+    key = {"What is 7 multiplied by 8?": "56"}  # the rest: the fake's arbitrary pick
+    monkeypatch.chdir(EXAMPLES.parent)
+    [log] = eval(
+        "examples/inspect_task.py", model="calguard-fake/simulated",
+        model_args={"answers": key}, task_args={"calibration": "pride"}, display="none",
+        log_dir=str(tmp_path / "logs"),
+    )  # fmt: skip
+    assert log.status == "success"
+    assert log.results is not None
+    assert log.eval.task_args["calibration"] == "pride"
+    assert log.results.total_samples == 40

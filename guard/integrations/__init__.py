@@ -1,0 +1,1 @@
+"""calguard inside other tools: each integration is an optional extra (``calguard[inspect]``)."""
