@@ -1,14 +1,17 @@
 """Choose adaptive's defaults by leave-one-model-out, on the recordings and a simulation family.
 
-    python -m bench.adaptive_lomo [--seeds 10] [--budget 2]
+    python -m bench.adaptive_lomo [--seeds 20] [--budget 2]
 
 Every candidate setting is scored on every model (the four recorded ARC files of
 ``../shared/data/recorded`` and :func:`guard.testing.simulated.simulation_family`). For each
 held-out model, the setting that misses a goal on the fewest *other* models (ties: the smallest
 worst shortfall) is picked and its result on the held-out one printed: a default that only works on
 the models it was tuned on shows up here. A setting's shortfall on one model is its worst miss
-against the goals (points under the cost line, under the better of raw/PriDe, RStd over PriDe's),
-so 0 means every goal met.
+against the goals (points under the cost line, under the better of raw/PriDe, under cyclic where
+that is in reach, RStd over PriDe's), so 0 means every goal met. The goals are judged over 20
+arrival orders (as ``calguard eval-offline`` and the tests judge them), and so is the choice: at
+10, PriDe's own mean RStd on llama-65b moves by 0.4 (2.27 against 2.65), more than the margins
+the settings are told apart by.
 """
 
 from __future__ import annotations
@@ -25,18 +28,20 @@ from guard.testing.simulated import simulation_family
 
 GRID: dict[str, list[Any]] = {
     "design": ["far", "auto", "adversarial"],
-    "pair_prior": [True, False],
-    "max_threshold": [4.0, 5.0],
+    "value_floor": [0.0, 0.05, 0.1, 0.15],
+    "pair_prior": [False, True],
 }
 
 
 def shortfall(v: AdaptiveVerdict) -> float:
     """Worst miss against the goals, in points (0 when every goal is met)."""
     target = 0.5 if v.cyclic_gain >= 1.0 else -0.5
+    near_cyclic = v.vs_cyclic + 1.0 if v.cyclic_gain >= 1.0 and v.cyclic_in_reach else 0.0
     return min(
         0.0,
         v.vs_line - target,
         v.vs_best + 0.5,
+        near_cyclic,
         v.pride.balance.mean - v.adaptive.balance.mean,
     )
 
@@ -49,7 +54,7 @@ def models(questions: int) -> list[McqRecords]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--budget", type=float, default=2.0)
     ap.add_argument("--questions", type=int, default=300, help="per simulated model")
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Adaptive debiasing on simulated models (not real data): the family the defaults are chosen on.
 
-    python -m bench.simulated_mcq [--questions 300] [--seeds 20] [--budget 2]
+    python -m bench.simulated_mcq [--questions 300] [--seeds 20] [--budget 2] [--only NAME ...]
 
 For each model of :func:`guard.testing.simulated.simulation_family` (strong and weak, flat and
 skewed ID priors, per-question prior spread, and the position-content interaction that makes
@@ -22,8 +22,11 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=300)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--budget", type=float, default=2.0)
+    ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
     args = ap.parse_args()
     for model in simulation_family():
+        if args.only and not any(part in model.name for part in args.only):
+            continue
         rec = model.record(args.questions)
         rows = evaluate_mcq(rec, args.seeds, (args.budget,))
         verdict = verdict_from_rows(rows, args.budget, two_order_ceiling(rec))

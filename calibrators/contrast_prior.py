@@ -43,6 +43,9 @@ def _design(perms: Sequence[Perm], n: int) -> tuple[FloatArray, FloatArray]:
     return x, mx
 
 
+_PRECISION: dict[int, float] = {}
+
+
 class ContrastPrior:
     """Least-squares position prior from multi-order questions, with its own uncertainty."""
 
@@ -55,11 +58,22 @@ class ContrastPrior:
         self.full = 0
         self.full_mean = np.zeros(n)
         self.full_m2 = np.zeros((n, n))
+        self._prior: FloatArray | None = None  # prior(), until the next update
+
+    @staticmethod
+    def _one_question_precision(n: int) -> float:
+        # trace of (X'MX)^+ for one question asked in every cyclic order: a constant per n
+        cached = _PRECISION.get(n)
+        if cached is None:
+            _, mx = _design(cyclic_permutations(n), n)
+            cached = _PRECISION[n] = float(np.trace(np.linalg.pinv(mx.T @ mx)))
+        return cached
 
     def update(self, observations: Sequence[tuple[Perm, FloatArray]]) -> None:
         """Fold in one question's answered orders (distributions over displayed IDs)."""
         if len(observations) < 2:
             return
+        self._prior = None
         perms = [tuple(p) for p, _ in observations]
         y = np.concatenate([np.log(normalise(p)) for _, p in observations])
         _, mx = _design(perms, self.n)
@@ -90,8 +104,7 @@ class ContrastPrior:
             return None
         per_question = float(np.trace(self.full_m2)) / (self.full - 1)
         # One full-cyclic question's precision, to turn its spread into a noise level.
-        _, mx = _design(cyclic_permutations(self.n), self.n)
-        sigma2 = per_question / float(np.trace(np.linalg.pinv(mx.T @ mx)))
+        sigma2 = per_question / self._one_question_precision(self.n)
         return sigma2 * float(np.trace(np.linalg.pinv(self.gram)))
 
     def spread(self) -> FloatArray | None:
@@ -113,8 +126,10 @@ class ContrastPrior:
 
     def prior(self) -> FloatArray:
         """The prior to divide out: the estimate shrunk toward uniform by :meth:`reliability`."""
-        lp = self.reliability() * self.log_prior()
-        return normalise(np.exp(lp - lp.max()))
+        if self._prior is None:
+            lp = self.reliability() * self.log_prior()
+            self._prior = normalise(np.exp(lp - lp.max()))
+        return self._prior.copy()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -11,8 +11,14 @@ in the answers a key has already received in more than one order:
 - Dividing out the learned prior does not make the answers of different orders agree more than
   the raw answers do: what it removes is not a position bias. :meth:`HarmCheck.prior_hurts`.
 
-Both are one-sided tests at about two standard errors over at least ``min_questions`` questions,
-so a model without the problem rarely trips them by chance. The state is a few counters.
+The first is a one-sided test at ``z`` standard errors over at least ``min_questions`` questions;
+a false alarm costs little (extra orders are still asked on one question in four, and the alarm
+clears as evidence comes). The second is looked at after every question for as long as the key
+lives, and a false alarm costs much (the prior is no longer divided out, and balance goes with
+it: ``python -m bench.adaptive_ablation`` puts back a fixed 1.5-standard-error test), so it uses
+a boundary that stays valid however often it is looked at (:func:`mixture_bound`): the chance
+that it ever trips on a prior that does no harm is at most ``alpha``. The state is a few
+counters.
 """
 
 from __future__ import annotations
@@ -25,13 +31,23 @@ import numpy as np
 from calibrators.permutation import FloatArray, Perm, debias, normalise, to_original
 
 
+def mixture_bound(n: float, alpha: float = 0.05, rho: float = 10.0) -> float:
+    """Robbins' normal-mixture boundary for a sum of ``n`` fair +/-1 steps: the chance that
+    the sum ever reaches it, at any ``n``, is at most ``alpha``. ``rho`` sets the sample size
+    where the boundary is tightest (about ``rho`` steps)."""
+    return float(np.sqrt((n + rho) * (np.log((n + rho) / rho) + 2.0 * np.log(1.0 / alpha))))
+
+
 class HarmCheck:
     """Running evidence, per key, that extra orders or the prior make answers worse."""
 
-    def __init__(self, gap: float = 0.02, min_questions: int = 10, z: float = 1.5) -> None:
+    def __init__(
+        self, gap: float = 0.02, min_questions: int = 10, z: float = 1.5, alpha: float = 0.05
+    ) -> None:
         self.gap = gap  # first-order confidence lead (probability) that counts as harm
         self.min_questions = min_questions
         self.z = z
+        self.alpha = alpha  # prior_hurts: chance of ever tripping on a harmless prior
         self.questions = 0
         self.lead_sum = 0.0  # per question: first order's top probability minus the others'
         self.lead_sq = 0.0
@@ -39,6 +55,10 @@ class HarmCheck:
         self.agree_raw = 0  # of them, raw answers agreeing (mapped to the original options)
         self.agree_debiased = 0  # debiased answers agreeing
         self.discordant = 0  # pairs where exactly one of the two agrees
+        # Per question, (debiased agreements - raw ones) squared, summed: the steps of that
+        # difference are not independent within a question (its pairs share the first order),
+        # so the boundary runs on this variance rather than on the number of pairs.
+        self.net_sq = 0
 
     def update(self, observations: Sequence[tuple[Perm, FloatArray]], prior: FloatArray) -> None:
         """Fold in one question's answered orders; the first must be the order as shown."""
@@ -51,6 +71,7 @@ class HarmCheck:
         self.questions += 1
         self.lead_sum += lead
         self.lead_sq += lead * lead
+        net = 0
         for r, d in zip(raw[1:], deb[1:], strict=True):
             self.pairs += 1
             a_raw = bool(np.argmax(r) == np.argmax(raw[0]))
@@ -58,6 +79,8 @@ class HarmCheck:
             self.agree_raw += a_raw
             self.agree_debiased += a_deb
             self.discordant += a_raw != a_deb
+            net += int(a_deb) - int(a_raw)
+        self.net_sq += net * net
 
     def extras_hurt(self) -> bool:
         """The first order is clearly surer than the others: asking more orders would pool
@@ -78,18 +101,20 @@ class HarmCheck:
         return float(min(1.0, max(0.0, 1.0 - excess / (2.0 * self.gap))))
 
     def prior_hurts(self) -> bool:
-        """Debiased answers agree across orders clearly less often than raw ones."""
-        if self.questions < self.min_questions or self.pairs == 0:
+        """Debiased answers agree across orders clearly less often than raw ones: the raw
+        answers' lead in agreements is past :func:`mixture_bound` at its own variance (under
+        no harm, each question's difference is as likely either way)."""
+        if self.questions < self.min_questions or self.net_sq == 0:
             return False
-        diff = (self.agree_debiased - self.agree_raw) / self.pairs
-        se = np.sqrt(max(self.discordant, 1)) / self.pairs  # McNemar: paired difference
-        return bool(diff + self.z * se < 0.0)
+        lead = self.agree_raw - self.agree_debiased
+        return lead >= mixture_bound(self.net_sq, self.alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "gap": self.gap,
             "min_questions": self.min_questions,
             "z": self.z,
+            "alpha": self.alpha,
             "questions": self.questions,
             "lead_sum": self.lead_sum,
             "lead_sq": self.lead_sq,
@@ -97,14 +122,17 @@ class HarmCheck:
             "agree_raw": self.agree_raw,
             "agree_debiased": self.agree_debiased,
             "discordant": self.discordant,
+            "net_sq": self.net_sq,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HarmCheck:
-        h = cls(float(d["gap"]), int(d["min_questions"]), float(d["z"]))
+        alpha = float(d.get("alpha", 0.05))  # stored before the boundary: today's default
+        h = cls(float(d["gap"]), int(d["min_questions"]), float(d["z"]), alpha)
         h.questions = int(d["questions"])
         h.lead_sum, h.lead_sq = float(d["lead_sum"]), float(d["lead_sq"])
         h.pairs = int(d["pairs"])
         h.agree_raw, h.agree_debiased = int(d["agree_raw"]), int(d["agree_debiased"])
         h.discordant = int(d["discordant"])
+        h.net_sq = int(d.get("net_sq", h.discordant))  # stored before: as if pairs independent
         return h

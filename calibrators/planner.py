@@ -11,11 +11,12 @@ and the offline evaluation drive this same object. Methods:
 - ``adaptive`` (ours): as ``pride``, but an uncertain debiased answer gets one more shift at a
   time, pooled in log space, until the last two agree, the pooled top-two margin clears a
   threshold (adapted online so the mean calls per question track ``budget``, capped at
-  ``max_threshold``), or every shift was asked; a hard guard keeps the running mean under the
-  budget. Which shift next (``design``): on a flat prior the far order, else the favourite moved
-  to the position the prior favours least. The prior is shrunk toward uniform by its own
-  uncertainty and the warm-up lasts while that is large (:mod:`calibrators.contrast_prior`);
-  label-free evidence of harm backs extra orders and the prior off (:mod:`calibrators.harm`).
+  ``max_threshold``) or the margin from which another order seldom changes the answer
+  (:mod:`calibrators.call_value`), or every shift was asked; a hard guard keeps the running
+  mean under the budget and saves for the prior's refresh. Which shift next:
+  :mod:`calibrators.order_design`. The prior is shrunk toward uniform by its own uncertainty and
+  the warm-up lasts while that is large (:mod:`calibrators.contrast_prior`); label-free evidence
+  of harm backs extra orders and the prior off (:mod:`calibrators.harm`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from calibrators.call_value import CallValue
 from calibrators.contrast_prior import ContrastPrior
 from calibrators.harm import HarmCheck
+from calibrators.order_design import Design, next_order
 from calibrators.permutation import (
     FloatArray,
     Perm,
@@ -36,19 +39,17 @@ from calibrators.permutation import (
     full_permutations,
     question_prior,
 )
+from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
 from calibrators.referential import Handling
 
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
-Design = Literal["auto", "far", "adversarial"]
 METHODS: tuple[str, ...] = get_args(Method)
 
-# adaptive, design "auto": a prior whose largest entry is under this many times its smallest is
-# too flat to say where the favourite is least favoured; the second order is then the far one.
-AUTO_PRIOR_RATIO = 1.5
-PROBE_EVERY = 4  # adaptive: while extra orders look harmful, one question in this many asks them
-# Settings added after states were first stored: a stored state without them takes the defaults.
-NEWER_SETTINGS = ("max_warmup", "prior_confidence", "design", "harm_check", "pair_prior")
+# adaptive: one question in this many is a probe: it may ask more orders while they look harmful,
+# and the value floor does not stop it; only probes (and warm-up and refresh questions) feed the
+# harm check, whose evidence would otherwise be selected by the floor (the least certain only).
+PROBE_EVERY = 4
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
@@ -69,10 +70,13 @@ class PermutationPlanner:
     max_warmup, prior_confidence: ``adaptive`` only — the warm-up goes on past ``warmup``
         questions, up to ``max_warmup``, while the prior's reliability
         (:meth:`prior_reliability`) is under ``prior_confidence``.
-    design: ``adaptive`` only — which order comes next: ``auto`` (the far order second on a flat
-        prior, else and later the favourite to the least-favoured position), ``far`` (the far
-        order second, whatever the prior) or ``adversarial`` (always the least-favoured position:
-        the rule before issue 10).
+    design: ``adaptive`` only — which order comes next (:mod:`calibrators.order_design`): ``far``
+        (the far order second, whatever the prior), ``auto`` (far on a flat prior, else the
+        favourite to the least-favoured position) or ``adversarial`` (always the least-favoured
+        position: the rule before issue 10).
+    value_floor: ``adaptive`` only — stop asking another order from the margin where one
+        changes the answer on fewer than this share of questions (:class:`CallValue`; 0: off,
+        the budget alone decides).
     harm_check: ``adaptive`` only — back off extra orders and the prior when the label-free
         evidence of :class:`HarmCheck` says they make answers worse.
     pair_prior: ``adaptive`` only — learn the prior from every question asked in two or more
@@ -94,9 +98,10 @@ class PermutationPlanner:
         max_count: int | None = None,
         max_warmup: int = 24,
         prior_confidence: float = 0.8,
-        design: Design = "auto",
+        design: Design = "far",
         harm_check: bool = True,
         pair_prior: bool = False,
+        value_floor: float = 0.1,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -132,6 +137,7 @@ class PermutationPlanner:
         self.harm_check = harm_check
         self.pair_prior = pair_prior
         self.harm = HarmCheck()
+        self.value = CallValue(value_floor)
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
@@ -231,53 +237,13 @@ class PermutationPlanner:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable state (settings, counters and the prior)."""
-        return {
-            "n": self.n,
-            "method": self.method,
-            "warmup": self.warmup,
-            "alpha": self.alpha,
-            "budget": self.budget,
-            "threshold": self.threshold,
-            "max_threshold": self.max_threshold,
-            "lr": self.lr,
-            "started": self.started,
-            "spent": self.spent,
-            "warmed": self.warmed,
-            "after_warmup": self.after_warmup,
-            "estimator": self.estimator.to_dict(),
-            "max_warmup": self.max_warmup,
-            "prior_confidence": self.prior_confidence,
-            "design": self.design,
-            "contrast": self.contrast.to_dict(),
-            "harm_check": self.harm_check,
-            "pair_prior": self.pair_prior,
-            "harm": self.harm.to_dict(),
-        }
+        return planner_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PermutationPlanner:
-        est = PriorEstimator.from_dict(d["estimator"])
-        p = cls(
-            int(d["n"]),
-            d["method"],
-            warmup=int(d["warmup"]),
-            alpha=float(d["alpha"]),
-            budget=float(d["budget"]),
-            threshold=float(d["threshold"]),
-            max_threshold=float(d["max_threshold"]),
-            lr=float(d["lr"]),
-            max_count=est.max_count,
-            # Stored before these settings existed: today's defaults.
-            **{k: d[k] for k in NEWER_SETTINGS if k in d},
-        )
-        p.estimator = est
-        if "contrast" in d:
-            p.contrast = ContrastPrior.from_dict(p.n, d["contrast"])
-        if "harm" in d:
-            p.harm = HarmCheck.from_dict(d["harm"])
-        p.started, p.spent = int(d["started"]), int(d["spent"])
-        p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
-        return p
+        """The planner a :meth:`to_dict` state describes (one stored by an older calguard takes
+        today's defaults for the settings it lacks)."""
+        return planner_from_dict(cls, d)
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -319,7 +285,7 @@ class PermutationPlanner:
             self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
         return None
 
-    def _affordable(self, extra_calls: int) -> bool:
+    def _affordable(self, extra_calls: float) -> bool:
         # Hard guard: the running mean (this question included) never exceeds the budget.
         return self.spent + extra_calls <= self.budget * self.started + 1e-9
 
@@ -331,33 +297,31 @@ class PermutationPlanner:
         if len(logs) >= 2 and int(np.argmax(logs[-1])) == int(np.argmax(logs[-2])):
             return None  # two orders, the favourite at different positions, same answer
         est = run.pooled_logs() * len(logs)
-        if top2_margin(est) >= self.threshold:
+        margin = top2_margin(est)
+        if margin >= self.threshold:
             return None
-        if self.harm_check and run.index % PROBE_EVERY and self.harm.extras_hurt():
-            # Do no harm: the other orders carry worse evidence than the first. One uncertain
-            # question in PROBE_EVERY still asks, so that the evidence keeps coming and a
-            # false alarm can clear.
+        probe = run.index % PROBE_EVERY == 0
+        worth = self.value.threshold(CallValue.stage(len(logs)))
+        if worth is not None and margin >= worth and not probe:
+            return None  # from here on another order seldom changes the answer
+        if self.harm_check and not probe and self.harm.extras_hurt():
+            # Do no harm: the other orders carry worse evidence than the first. Probes still
+            # ask, so that the evidence keeps coming and a false alarm can clear.
             return None
-        if not self._affordable(1):
+        if not self._affordable(1) or (
+            self._refresh_due() and not self._affordable(1 + self.n - self.budget)
+        ):
+            # The budget guard; and while the prior's refresh is due, save for it (spending
+            # every credit on extra orders would postpone it for ever).
             run.guard_blocked = True
             return None
-        prior = run.prior
-        assert prior is not None
-        top = int(np.argmax(est))
-        far = self.design == "far" or (
-            self.design == "auto" and float(prior.max() / prior.min()) < AUTO_PRIOR_RATIO
-        )
-        if far and len(logs) == 1:
-            # Second order: every option as far as it can go from where it was shown, so that
-            # what is left of a question's own position bias cancels rather than adds up.
-            first = run.answered[0]
-            return max(
-                remaining,
-                key=lambda perm: min(abs(perm.index(i) - first.index(i)) for i in range(self.n)),
-            )
-        # Move the current favourite to the position the prior favours least: if it still wins
-        # there, the decision is robust; if it was riding on its position, this exposes it.
-        return min(remaining, key=lambda perm: prior[perm.index(top)])
+        assert run.prior is not None
+        return next_order(self.design, run.prior, run.answered, remaining, int(np.argmax(est)))
+
+    def _refresh_due(self) -> bool:
+        # The next question (or this postponed one) is due to ask every order (alpha schedule).
+        k = self.after_warmup + 1
+        return math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha)
 
     def _spend(self, calls: int) -> None:
         self.spent += calls
@@ -370,11 +334,24 @@ class PermutationPlanner:
             if self.pair_prior or run.all_cyclic_seen():
                 self.contrast.update(obs)
             # The prior the question was debiased with; a warm-up or refresh question, the
-            # key's prior with this question folded in.
-            self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
+            # key's prior with this question folded in. With the value floor on, an adaptive
+            # question that is not a probe asked more orders only if it was unsure: not evidence.
+            if run.role != "adaptive" or not self.value.floor or run.index % PROBE_EVERY == 0:
+                self.harm.update(obs, run.prior if run.prior is not None else self.current_prior())
+        if run.role == "adaptive":
+            self._record_value(run)
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)
+
+    def _record_value(self, run: QuestionRun) -> None:
+        # Each extra order asked: the pooled margin it was asked at, and whether it moved the
+        # pooled answer's favourite.
+        for k in range(1, len(run.answered)):
+            before = run.pooled_logs(k) * k
+            after = run.pooled_logs(k + 1)
+            moved = int(np.argmax(before)) != int(np.argmax(after))
+            self.value.record(CallValue.stage(k), top2_margin(before), moved)
 
     def _adapt_threshold(self, extras: int) -> None:
         # Stochastic approximation toward the extra-call rate the budget leaves after the
@@ -388,6 +365,7 @@ class PermutationPlanner:
 
 __all__ = [
     "METHODS",
+    "NEWER_SETTINGS",
     "McqResult",
     "PermutationPlanner",
     "QuestionRun",

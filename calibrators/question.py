@@ -77,13 +77,22 @@ class QuestionRun:
         self.fixed = fixed
         self.prior = planner.current_prior() if role in ("single", "adaptive") else None
         # adaptive: how much the orders after the first count when pooled (do-no-harm check)
-        self.later_weight = planner.later_weight() if role == "adaptive" else 1.0
+        pooled = planner.method == "adaptive" and role in ("adaptive", "warmup", "refresh")
+        self.later_weight = planner.later_weight() if pooled else 1.0
+        # An adaptive key's warm-up or refresh question asks every order for the prior's sake;
+        # while the check weighs the later orders down, its answer does too (with the prior
+        # as it stood), rather than averaging orders known to read worse.
+        self._answer_prior = (
+            planner.current_prior() if role != "adaptive" and self.later_weight < 1.0 else None
+        )
         self._cyclic = cyclic_permutations(planner.n, fixed)
         self._asked: list[Perm] = []
         self._dropped: set[Perm] = set()
         self._obs: dict[Perm, FloatArray] = {}
         self._queue: list[Perm] = []
         self._result: McqResult | None = None
+        self._logs: list[FloatArray] = []  # debiased_logs(), for the orders in _logs_of
+        self._logs_of: list[Perm] = []
         self.guard_blocked = False  # the budget guard, not the threshold, stopped this question
         self.index = planner.started  # this question's number in the key (1-based)
         # What planning this question did to the planner's schedule counters, so that another
@@ -162,19 +171,22 @@ class QuestionRun:
 
     def debiased_logs(self) -> FloatArray:
         """(k, n): log of each answered order, debiased and mapped to original order."""
-        prior = self.prior
+        prior = self.prior if self.prior is not None else self._answer_prior
         assert prior is not None, "only single/adaptive questions are debiased"
-        return np.log(
-            np.stack([to_original(debias(p, prior), perm) for perm, p in self.observations()])
-        )
+        obs = self.observations()
+        if len(self._logs) != len(obs) or self._logs_of != [perm for perm, _ in obs]:
+            self._logs = [np.log(to_original(debias(p, prior), perm)) for perm, p in obs]
+            self._logs_of = [perm for perm, _ in obs]
+        return np.stack(self._logs)
 
     def debiased_estimate(self) -> FloatArray:
         """Normalised weighted geometric mean of the debiased observations so far (original
         order); the orders after the first weigh :attr:`later_weight` each."""
         return _softmax(self.pooled_logs())
 
-    def pooled_logs(self) -> FloatArray:
-        logs = self.debiased_logs()
+    def pooled_logs(self, orders: int | None = None) -> FloatArray:
+        """Weighted mean of the debiased logs of the first ``orders`` answered orders (all)."""
+        logs = self.debiased_logs()[:orders]
         w = np.full(len(logs), self.later_weight)
         w[0] = 1.0
         return (w @ logs) / w.sum()  # type: ignore[no-any-return]
@@ -210,12 +222,13 @@ class QuestionRun:
         obs = self.observations()
         first_perm, first = obs[0]
         raw = to_original(first, first_perm)
-        probs = self.debiased_estimate() if self.prior is not None else average_orders(obs)
+        debiased = self.prior is not None or self._answer_prior is not None
+        probs = self.debiased_estimate() if debiased else average_orders(obs)
         answers = tuple(int(np.argmax(to_original(p, perm))) for perm, p in obs)
         self._result = McqResult(
             probs,
             raw,
-            self.prior,
+            self.prior if self.prior is not None else self._answer_prior,
             tuple(self.answered),
             self.calls,
             self.handling,

@@ -143,7 +143,10 @@ def test_adaptive_keeps_asking_while_orders_disagree() -> None:
 @pytest.mark.parametrize("budget", [1.2, 1.5, 2.0, 3.0])
 def test_adaptive_running_mean_never_exceeds_the_budget_after_warmup(budget: float) -> None:
     rng = np.random.default_rng(1)
-    planner = PermutationPlanner(4, "adaptive", warmup=4, alpha=0.02, budget=budget)
+    # value_floor=0: the budget alone decides, so the controller must spend what it may.
+    planner = PermutationPlanner(
+        4, "adaptive", warmup=4, alpha=0.02, budget=budget, value_floor=0.0
+    )
     prior = np.array([0.15, 0.4, 0.3, 0.15])
     means = []
 
@@ -421,7 +424,7 @@ def test_state_stored_before_issue_10_loads_with_todays_defaults_and_keeps_its_p
     for _ in range(30):
         drive(planner.start(), noisy_prior_model(PRIOR, rng, 0.2))
     old = planner.to_dict()
-    for key in (*NEWER_SETTINGS, "contrast", "harm"):
+    for key in (*NEWER_SETTINGS, "contrast", "harm", "value"):
         del old[key]
     loaded = PermutationPlanner.from_dict(json.loads(json.dumps(old)))
     fresh = PermutationPlanner(4, "adaptive")
@@ -492,3 +495,82 @@ def test_adopt_equals_running_it_there_through_the_adaptive_machinery(pair_prior
         tripped = tripped or live.harm.extras_hurt()
     assert live.warmed > live.warmup  # the warm-up ran past its minimum
     assert tripped
+
+
+def test_the_prior_refresh_is_saved_for_when_the_budget_is_all_spent() -> None:
+    # Every question is uncertain and its orders disagree, so extra orders could take every
+    # call the budget allows; the refresh every 10th question must still happen (before, it
+    # waited for a credit that the threshold controller never left).
+    rng = np.random.default_rng(9)
+    planner = PermutationPlanner(4, "adaptive", warmup=4, alpha=0.1, budget=2.0)
+    for _ in range(200):
+        drive(planner.start(), noisy_prior_model(PRIOR, rng, 1.0))
+    refreshes = planner.contrast.full - planner.warmed
+    assert refreshes >= int((200 - planner.warmed) * 0.1) - 2
+    assert planner.mean_calls <= 2.0 + 1e-9
+
+
+def clear_model(gold: int, rng: np.random.Generator):
+    """A strong model: the right option leads by 1.5 nats in every order (plus a little noise),
+    so a second order always agrees with the first."""
+
+    def answer(perm: Perm) -> np.ndarray:
+        logits = 1.5 * (np.asarray(perm) == gold) + rng.normal(0, 0.05, 4)
+        return normalise(PRIOR * np.exp(logits))
+
+    return answer
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.1])
+def test_the_value_floor_stops_asking_orders_that_change_nothing(floor: float) -> None:
+    rng = np.random.default_rng(10)
+    planner = PermutationPlanner(4, "adaptive", budget=2.0, value_floor=floor)
+    for _ in range(300):
+        drive(planner.start(), clear_model(int(rng.integers(4)), rng))
+    if floor == 0.0:
+        assert planner.mean_calls > 1.9  # the budget alone decides: it is spent
+        assert planner.value.threshold(0) is None
+    else:
+        # a second order never changed the answer: asked on probes only (one question in four)
+        assert planner.mean_calls < 1.4
+        assert planner.value.threshold(0) is not None
+
+
+def test_the_value_floor_keeps_asking_where_orders_change_answers() -> None:
+    rng = np.random.default_rng(11)
+    planner = PermutationPlanner(4, "adaptive", budget=2.0, value_floor=0.1)
+    for _ in range(300):
+        drive(planner.start(), noisy_prior_model(PRIOR, rng, 1.0))
+    assert planner.mean_calls > 1.9  # the budget, not the floor, is what limits it here
+
+
+def test_warmup_and_refresh_answers_follow_the_harm_weight() -> None:
+    # Shown as written, the model knows the answer; in every other order a decoy reads best.
+    # Averaged over every order, the decoy wins; once the check has weighed the later orders
+    # down, a question asked in every order for the prior's sake answers as the first did.
+    rng = np.random.default_rng(12)
+    planner = PermutationPlanner(4, "adaptive", warmup=4, alpha=0.1, budget=2.0)
+    seen = []
+    for _ in range(120):
+        gold = int(rng.integers(4))
+        decoy = (gold + 1) % 4
+
+        def answer(perm: Perm, gold: int = gold, decoy: int = decoy) -> np.ndarray:
+            shown = np.asarray(perm)
+            if perm == (0, 1, 2, 3):
+                logits = 3.0 * (shown == gold)
+            else:
+                logits = 1.5 * (shown == decoy) + 0.3 * (shown == gold)
+            return normalise(PRIOR * np.exp(logits + rng.normal(0, 0.1, 4)))
+
+        weight = planner.later_weight()
+        res = drive(planner.start(), answer)
+        if res.role in ("warmup", "refresh"):
+            seen.append((weight, res.index == gold, res.prior is not None))
+    assert planner.later_weight() == 0.0
+    early = [s for s in seen if s[0] == 1.0]
+    late = [s for s in seen if s[0] == 0.0]
+    assert early
+    assert not any(right for _, right, _ in early)  # every order averaged: the decoy wins
+    assert late
+    assert all(right and debiased for _, right, debiased in late)

@@ -66,11 +66,14 @@ def test_debiased_choice_beats_multiple_choice_on_a_model_biased_by_its_id_prior
     debiased = figures(log)
     assert set(debiased) == {"accuracy", "stderr", "rstd", "calls_per_sample"}
     assert plain["calls_per_sample"] == 1.0
-    # Measured: 70.0 % / RStd 27.0 plain, 82.0 % / RStd 5.4 debiased (with the dataset seeds 0-2
-    # of simulated_samples: +12 to +19 points, RStd 19 to 26 lower).
+    # Measured: 70.0 % / RStd 27.0 plain, 76.7 % / RStd 5.7 at 1.48 calls debiased (82.0 % / RStd
+    # 5.4 at 2 calls with the planner before its value floor; with the dataset seeds 0-2 of
+    # simulated_samples then: +12 to +19 points, RStd 19 to 26 lower).
     assert debiased["accuracy"] > plain["accuracy"] + 0.05
     assert debiased["rstd"] < plain["rstd"] - 10.0
-    assert 1.5 < debiased["calls_per_sample"] <= 2.0  # the budget holds
+    # The budget holds; adaptive asks more than one order, but not every call the budget allows
+    # (its value floor stops where another order seldom changes the answer: 1.48 here).
+    assert 1.2 < debiased["calls_per_sample"] <= 2.0
     # Every sample carries its evidence; the scorer agrees with the answer it names.
     assert log.samples is not None
     assert len(log.samples) == N_SIM

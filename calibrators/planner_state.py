@@ -1,0 +1,82 @@
+"""A :class:`~calibrators.planner.PermutationPlanner`'s state as plain JSON, and back.
+
+The store keeps one such dict per calibration key. A state stored by an older calguard lacks the
+settings added since (:data:`NEWER_SETTINGS`) and the pieces of state that came with them: it
+loads with today's defaults for those.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from calibrators.call_value import CallValue
+from calibrators.contrast_prior import ContrastPrior
+from calibrators.harm import HarmCheck
+from calibrators.permutation import PriorEstimator
+
+if TYPE_CHECKING:
+    from calibrators.planner import PermutationPlanner
+
+# Settings added after states were first stored: a stored state without them takes the defaults.
+NEWER_SETTINGS = (
+    "max_warmup",
+    "prior_confidence",
+    "design",
+    "harm_check",
+    "pair_prior",
+    "value_floor",
+)
+
+
+def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
+    return {
+        "n": p.n,
+        "method": p.method,
+        "warmup": p.warmup,
+        "alpha": p.alpha,
+        "budget": p.budget,
+        "threshold": p.threshold,
+        "max_threshold": p.max_threshold,
+        "lr": p.lr,
+        "started": p.started,
+        "spent": p.spent,
+        "warmed": p.warmed,
+        "after_warmup": p.after_warmup,
+        "estimator": p.estimator.to_dict(),
+        "max_warmup": p.max_warmup,
+        "prior_confidence": p.prior_confidence,
+        "design": p.design,
+        "contrast": p.contrast.to_dict(),
+        "harm_check": p.harm_check,
+        "pair_prior": p.pair_prior,
+        "harm": p.harm.to_dict(),
+        "value_floor": p.value.floor,
+        "value": p.value.to_dict(),
+    }
+
+
+def planner_from_dict(cls: type[PermutationPlanner], d: dict[str, Any]) -> PermutationPlanner:
+    est = PriorEstimator.from_dict(d["estimator"])
+    p = cls(
+        int(d["n"]),
+        d["method"],
+        warmup=int(d["warmup"]),
+        alpha=float(d["alpha"]),
+        budget=float(d["budget"]),
+        threshold=float(d["threshold"]),
+        max_threshold=float(d["max_threshold"]),
+        lr=float(d["lr"]),
+        max_count=est.max_count,
+        # Stored before these settings existed: today's defaults.
+        **{k: d[k] for k in NEWER_SETTINGS if k in d},
+    )
+    p.estimator = est
+    if "contrast" in d:
+        p.contrast = ContrastPrior.from_dict(p.n, d["contrast"])
+    if "harm" in d:
+        p.harm = HarmCheck.from_dict(d["harm"])
+    if "value" in d:
+        p.value = CallValue.from_dict(d["value"])
+    p.started, p.spent = int(d["started"]), int(d["spent"])
+    p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
+    return p
