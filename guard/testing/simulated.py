@@ -21,6 +21,7 @@ meant to back the fake upstream and ``calguard demo`` of the proxy.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from calibrators.permutation import Perm, cyclic_shift, normalise
 from guard.evaluation.recorded import McqRecords
 
 DEFAULT_PRIOR = (0.12, 0.38, 0.32, 0.18)  # ARC-like: B and C favoured
+DRAW_SEED_STRIDE = 1000  # redrawn(d) moves the seed by d times this
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ class SimulatedMcqModel:
         z = np.log(prior) + content + noise
         return normalise(np.exp(z - z.max()))
 
+    def redrawn(self, draw: int) -> SimulatedMcqModel:
+        """The same model with its questions drawn afresh (``draw`` 0: this model itself): a
+        300-question draw's RStd is mostly which questions landed where, so a simulated model is
+        judged over several (:mod:`guard.evaluation.draws`)."""
+        return dataclasses.replace(self, seed=self.seed + draw * DRAW_SEED_STRIDE)
+
     def record(self, n_questions: int) -> McqRecords:
         """The cyclic-order recording of ``n_questions`` questions (the recorded-file format)."""
         n = self.n
@@ -123,10 +131,13 @@ class SimulatedMcqModel:
 def simulation_family() -> list[SimulatedMcqModel]:
     """The simulated models the adaptive defaults are chosen on, beside the recordings: strong
     and weak, flat and skewed priors, per-question prior spread, and the position-content
-    interaction that makes extra orders hurt (a base 30B model on MMLU behaved so)."""
+    interaction that makes extra orders hurt (a base 30B model on MMLU behaved so); four options
+    (ARC, MMLU) and five (CSQA)."""
     skew = DEFAULT_PRIOR
     mild = (0.22, 0.30, 0.26, 0.22)
     a_first = (0.36, 0.26, 0.22, 0.16)
+    five_a = (0.30, 0.25, 0.20, 0.15, 0.10)
+    five_mid = (0.18, 0.24, 0.22, 0.20, 0.16)
     return [
         SimulatedMcqModel(skew, 3.0, 1.0, 0.5, 1, 0.5, 0.0, "sim-strong-skewed"),
         SimulatedMcqModel(a_first, 3.5, 1.0, 0.4, 2, 0.3, 0.0, "sim-strong-mild-A"),
@@ -134,4 +145,7 @@ def simulation_family() -> list[SimulatedMcqModel]:
         SimulatedMcqModel(mild, 0.3, 1.0, 0.8, 4, 0.4, 0.0, "sim-near-random"),
         SimulatedMcqModel(mild, 2.0, 1.0, 0.4, 5, 0.4, 0.5, "sim-interaction"),
         SimulatedMcqModel(skew, 2.5, 1.0, 0.5, 6, 0.5, 0.8, "sim-skewed-interaction"),
+        # Five options, as CSQA: a strong chat model, and a near-random one.
+        SimulatedMcqModel(five_a, 3.0, 1.0, 0.5, 7, 0.5, 0.0, "sim5-strong"),
+        SimulatedMcqModel(five_mid, 0.3, 1.0, 0.8, 8, 0.4, 0.0, "sim5-near-random"),
     ]
