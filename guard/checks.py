@@ -22,7 +22,7 @@ from typing import Any
 
 from guard.config import RouteConfig, Settings
 from guard.endpoints import Endpoint
-from guard.errors import ConfigError, PolicyViolationError
+from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
 from guard.metrics import Metrics
 from guard.store import Store
 from policies import (
@@ -140,6 +140,18 @@ class Checks:
     ) -> None:
         """Check every text of the request; redactions rewrite ``body`` in place; a block
         raises :class:`PolicyViolationError`."""
+        unread = endpoint.unread_prompt(body) if policies else None
+        if unread is not None:
+            # A prompt the policies cannot read would walk around them: refuse it, saying why.
+            names = ", ".join(sorted({str(getattr(p, "name", p)) for p in policies}))
+            raise InvalidRequestError(
+                f"this route checks prompts ({names}) and '{unread}' was sent as token IDs, "
+                f"which calguard cannot read: send it as text, or use a route without "
+                f"prompt-side policies",
+                param=unread,
+                code="unreadable_prompt",
+                request_id=self.request_id,
+            )
         for text, put in list(endpoint.prompt_slots(body)):
             new, block = self.run(policies, Context("prompt", text, model=model))
             if block is not None:

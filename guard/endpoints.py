@@ -3,9 +3,10 @@
 Policies read and rewrite text; this module is the one place that knows where it is: every
 message of a chat request (string content or text parts, a name, earlier tool calls' arguments),
 tools' descriptions, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses
-input; each choice of an answer (content, refusal, tool and function call arguments), each
-choice's deltas in a stream. A choice whose text is rewritten loses its ``logprobs``: their
-tokens would spell the original.
+input (a prompt given as token IDs is not text: where a route checks prompts, such a request is
+refused rather than passed unread); each choice of an answer (content, refusal, tool and
+function call arguments), each choice's deltas in a stream. A choice whose text is rewritten
+loses its ``logprobs``: their tokens would spell the original.
 """
 
 from __future__ import annotations
@@ -78,6 +79,28 @@ def _strings(body: dict[str, Any], field: str) -> Iterator[Slot]:
         for i, v in enumerate(value):
             if isinstance(v, str):
                 yield v, _setter(value, i)
+
+
+def _token_ids(value: Any) -> bool:
+    """A prompt or input given as token IDs (or with some of its items so): text that no policy
+    can read."""
+    if not isinstance(value, list):
+        return False
+    return any(
+        isinstance(v, int) or (isinstance(v, list) and any(isinstance(t, int) for t in v))
+        for v in value
+    )
+
+
+def _unread_field(field: str) -> Callable[[dict[str, Any]], str | None]:
+    def unread(body: dict[str, Any]) -> str | None:
+        return field if _token_ids(body.get(field)) else None
+
+    return unread
+
+
+def _none_unread(_: dict[str, Any]) -> str | None:
+    return None
 
 
 def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
@@ -222,6 +245,8 @@ class Endpoint:
     delta_texts: Callable[[dict[str, Any]], Iterator[Delta]]
     tasks: bool = False  # calibrated tasks are served here
     required: str = "model"  # a body field it cannot do without, besides model
+    # The field of a request whose text policies cannot read (a prompt as token IDs), if any.
+    unread_prompt: Callable[[dict[str, Any]], str | None] = _none_unread
 
     def answers(self, completion: dict[str, Any]) -> Iterator[Slot]:
         """Each text of an answer (each choice, each output part), rewritable."""
@@ -248,10 +273,17 @@ COMPLETIONS = Endpoint(
     _choices(_completion_answer),
     _choice_deltas(_completion_delta),
     required="prompt",
+    unread_prompt=_unread_field("prompt"),
 )
 RESPONSES = Endpoint(
     "responses", "/responses", _responses_prompt, _responses_answer, _responses_deltas
 )
 EMBEDDINGS = Endpoint(
-    "embeddings", "/embeddings", _embeddings_prompt, _nothing, _nothing, required="input"
+    "embeddings",
+    "/embeddings",
+    _embeddings_prompt,
+    _nothing,
+    _nothing,
+    required="input",
+    unread_prompt=_unread_field("input"),
 )

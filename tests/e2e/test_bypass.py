@@ -212,3 +212,39 @@ def test_a_secret_in_any_disguise_is_blocked(
             model="secrets", messages=[{"role": "user", "content": f"my key is {key}"}]
         )
     assert len(state.requests) == n
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c, m, ids: c.completions.create(model=m, prompt=ids),
+        lambda c, m, ids: c.completions.create(model=m, prompt=[ids, ids]),
+        lambda c, m, ids: c.embeddings.create(model=m, input=ids),
+        lambda c, m, ids: c.embeddings.create(model=m, input=[ids]),
+    ],
+    ids=["completions", "completions-batch", "embeddings", "embeddings-batch"],
+)
+def test_a_prompt_sent_as_token_ids_cannot_walk_around_prompt_policies(
+    fake: tuple[FakeUpstreamState, openai.OpenAI], send: Any
+) -> None:
+    # Token IDs spell text no policy can read ("forbidden" in any tokenizer's IDs): a route
+    # that checks prompts refuses them, saying why, and the upstream never sees them.
+    state, client = fake
+    n = len(state.requests)
+    with pytest.raises(openai.BadRequestError) as exc:
+        send(client, "deny", [3, 1415, 9265, 1234])
+    assert exc.value.code == "unreadable_prompt"
+    assert "token IDs" in exc.value.message
+    assert "denylist" in exc.value.message
+    assert len(state.requests) == n
+
+
+def test_token_ids_pass_unchanged_where_no_prompt_policy_asks(
+    fake: tuple[FakeUpstreamState, openai.OpenAI],
+) -> None:
+    state, client = fake
+    client.completions.create(model="open-model", prompt=[[3, 1415], [9265]])
+    client.embeddings.create(model="open-model", input=[3, 1415])
+    completions, embeddings = state.requests[-2:]
+    assert completions["prompt"] == [[3, 1415], [9265]]
+    assert embeddings["input"] == [3, 1415]
