@@ -51,6 +51,11 @@ METHODS: tuple[str, ...] = get_args(Method)
 # harm check, whose evidence would otherwise be selected by the floor (the least certain only).
 PROBE_EVERY = 4
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
+# adaptive: once the prior first looks reliable after k warm-up questions, the warm-up goes on to
+# this many times k. Stopping the moment the estimate looks large against its noise stops on an
+# over-estimate (optional stopping): on a near-random model the prior then over-corrects, and
+# pooled answers pile on two options (SmolLM2 on 4 of 20 arrival orders).
+WARMUP_EXTENSION = 1.5
 
 
 class PermutationPlanner:
@@ -69,7 +74,8 @@ class PermutationPlanner:
         extra call of error), between 0 and ``max_threshold`` (4 nats: odds of about 55 to 1).
     max_warmup, prior_confidence: ``adaptive`` only — the warm-up goes on past ``warmup``
         questions, up to ``max_warmup``, while the prior's reliability
-        (:meth:`prior_reliability`) is under ``prior_confidence``.
+        (:meth:`prior_reliability`) is under ``prior_confidence``, and once it is not, for
+        half as many questions again (:data:`WARMUP_EXTENSION`).
     design: ``adaptive`` only — which order comes next (:mod:`calibrators.order_design`): ``far``
         (the far order second, whatever the prior), ``auto`` (far on a flat prior, else the
         favourite to the least-favoured position) or ``adversarial`` (always the least-favoured
@@ -144,6 +150,7 @@ class PermutationPlanner:
         self.spent = 0
         self.warmed = 0
         self.after_warmup = 0
+        self.sure_at: int | None = None  # adaptive: warm-up questions when the prior looked sure
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -185,12 +192,14 @@ class PermutationPlanner:
         fixed_t = tuple(sorted(set(fixed)))
         if handling == "permuted" and fixed_t:
             raise ValueError("fixed positions given but handling is 'permuted'")
-        before = (self.warmed, self.after_warmup)
+        before = (self.warmed, self.after_warmup, self.sure_at)
         run = self._plan(handling, fixed_t)
         run.counted = {
             "warmed": self.warmed - before[0],
             "after_warmup": self.after_warmup - before[1],
         }
+        if before[2] is None and self.sure_at is not None:
+            run.counted["sure_at"] = self.sure_at
         return run
 
     def adopt(self, run: QuestionRun) -> None:
@@ -209,6 +218,8 @@ class PermutationPlanner:
         self.spent += run.calls
         self.warmed += run.counted.get("warmed", 0)
         self.after_warmup += run.counted.get("after_warmup", 0)
+        if self.sure_at is None and "sure_at" in run.counted:
+            self.sure_at = run.counted["sure_at"]
         self._completed(run)
 
     def _plan(self, handling: Handling, fixed_t: tuple[int, ...]) -> QuestionRun:
@@ -260,7 +271,7 @@ class PermutationPlanner:
             and handling == "permuted"
             and self.warmed < self.max_warmup
             and self.after_warmup == 0
-            and self.prior_reliability() < self.prior_confidence
+            and self._still_warming()
         ):
             # The prior is still too unsure to divide out (a weak bias seen through noise):
             # keep estimating it, up to ``max_warmup`` questions. Only while the warm-up has not
@@ -284,6 +295,17 @@ class PermutationPlanner:
                 return "refresh"
             self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
         return None
+
+    def _still_warming(self) -> bool:
+        # While the prior is unsure; from the question it first looks sure, on to
+        # WARMUP_EXTENSION times as many warm-up questions (questions not chosen by the rule).
+        if self.sure_at is None:
+            if not self._contrast_ready():
+                return False  # too few full questions to judge: the warm-up ends at ``warmup``
+            if self.prior_reliability() < self.prior_confidence:
+                return True
+            self.sure_at = self.warmed
+        return self.warmed < math.ceil(WARMUP_EXTENSION * self.sure_at)
 
     def _affordable(self, extra_calls: float) -> bool:
         # Hard guard: the running mean (this question included) never exceeds the budget.

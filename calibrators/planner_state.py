@@ -42,6 +42,7 @@ def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
         "spent": p.spent,
         "warmed": p.warmed,
         "after_warmup": p.after_warmup,
+        "sure_at": p.sure_at,
         "estimator": p.estimator.to_dict(),
         "max_warmup": p.max_warmup,
         "prior_confidence": p.prior_confidence,
@@ -79,4 +80,6 @@ def planner_from_dict(cls: type[PermutationPlanner], d: dict[str, Any]) -> Permu
         p.value = CallValue.from_dict(d["value"])
     p.started, p.spent = int(d["started"]), int(d["spent"])
     p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
+    sure_at = d.get("sure_at")  # stored before the warm-up extension: judged afresh
+    p.sure_at = None if sure_at is None else int(sure_at)
     return p

@@ -50,3 +50,16 @@ def test_a_state_from_before_the_value_floor_keeps_its_design_and_takes_the_floo
     assert loaded.harm.net_sq == loaded.harm.discordant
     np.testing.assert_allclose(loaded.current_prior(), p.current_prior())
     played(loaded, 20, 3)  # and it carries on
+
+
+def test_a_state_from_before_the_warmup_extension_judges_it_afresh() -> None:
+    p = played(PermutationPlanner(4, "adaptive"), 40, 4)
+    assert p.sure_at is not None
+    assert json.loads(json.dumps(p.to_dict()))["sure_at"] == p.sure_at
+    old = p.to_dict()
+    del old["sure_at"]
+    loaded = PermutationPlanner.from_dict(json.loads(json.dumps(old)))
+    assert loaded.sure_at is None  # past its warm-up, so it never matters again
+    assert loaded.after_warmup > 0
+    played(loaded, 5, 5)
+    assert loaded.warmed == p.warmed
