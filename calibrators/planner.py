@@ -74,8 +74,9 @@ class PermutationPlanner:
         extra call of error), between 0 and ``max_threshold`` (4 nats: odds of about 55 to 1).
     max_warmup, prior_confidence: ``adaptive`` only — the warm-up goes on past ``warmup``
         questions, up to ``max_warmup``, while the prior's reliability
-        (:meth:`prior_reliability`) is under ``prior_confidence``, and once it is not, for
-        half as many questions again (:data:`WARMUP_EXTENSION`).
+        (:meth:`prior_reliability`) is under ``prior_confidence``; once it first is not, for
+        at least half as many questions again (:data:`WARMUP_EXTENSION`), and on while those
+        make it unsure again.
     design: ``adaptive`` only — which order comes next (:mod:`calibrators.order_design`): ``far``
         (the far order second, whatever the prior), ``auto`` (far on a flat prior, else the
         favourite to the least-favoured position) or ``adversarial`` (always the least-favoured
@@ -297,15 +298,18 @@ class PermutationPlanner:
         return None
 
     def _still_warming(self) -> bool:
-        # While the prior is unsure; from the question it first looks sure, on to
-        # WARMUP_EXTENSION times as many warm-up questions (questions not chosen by the rule).
+        # While the prior is unsure, and from the question it first looks sure on to
+        # WARMUP_EXTENSION times as many warm-up questions (questions not chosen by the rule);
+        # then for as long as those have made it look unsure again.
         if self.sure_at is None:
             if not self._contrast_ready():
                 return False  # too few full questions to judge: the warm-up ends at ``warmup``
             if self.prior_reliability() < self.prior_confidence:
                 return True
             self.sure_at = self.warmed
-        return self.warmed < math.ceil(WARMUP_EXTENSION * self.sure_at)
+        if self.warmed < math.ceil(WARMUP_EXTENSION * self.sure_at):
+            return True
+        return self.prior_reliability() < self.prior_confidence
 
     def _affordable(self, extra_calls: float) -> bool:
         # Hard guard: the running mean (this question included) never exceeds the budget.
