@@ -47,6 +47,13 @@ class OldPriorCheck(PermutationPlanner):
         self.harm = FixedZPriorCheck()
 
 
+class NoWarmupExtension(PermutationPlanner):
+    """The warm-up before the extension: it stops the moment the prior looks reliable."""
+
+    def _still_warming(self) -> bool:
+        return self.prior_reliability() < self.prior_confidence
+
+
 class WarmupAlwaysAveraged(PermutationPlanner):
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         run = super().start(handling, fixed)
@@ -73,11 +80,14 @@ def variants(budget: float) -> dict[str, Factory]:
             n, "adaptive", budget=budget
         ),
         "longer warm-up (prior_confidence=0.9)": plain(prior_confidence=0.9),
+        "warm-up stops when the prior first looks sure": lambda n: NoWarmupExtension(
+            n, "adaptive", budget=budget
+        ),
         "before issue 10's second round": lambda n: _before(n, budget),
     }
 
 
-class _Before(NoRefreshSaving, OldPriorCheck, WarmupAlwaysAveraged):
+class _Before(NoRefreshSaving, OldPriorCheck, WarmupAlwaysAveraged, NoWarmupExtension):
     pass
 
 
