@@ -145,9 +145,9 @@ class Checks:
             # A prompt the policies cannot read would walk around them: refuse it, saying why.
             names = ", ".join(sorted({str(getattr(p, "name", p)) for p in policies}))
             raise InvalidRequestError(
-                f"this route checks prompts ({names}) and '{unread}' was sent as token IDs, "
-                f"which calguard cannot read: send it as text, or use a route without "
-                f"prompt-side policies",
+                f"this route checks prompts ({names}) and '{unread}' was sent as token IDs or "
+                f"in another shape than a string or a list of strings, which calguard cannot "
+                f"read: send it as text, or use a route without prompt-side policies",
                 param=unread,
                 code="unreadable_prompt",
                 request_id=self.request_id,

@@ -74,9 +74,19 @@ def _with_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _lists(value: Any) -> Any:
+    """``value`` with every tuple a list, as the SDK sends it (a JSON array): the policies read
+    lists, and a tuple of text parts or strings would otherwise reach the model unread."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
+
+
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the request body: keyword arguments with ``extra_body`` merged in, the request options)."""
-    body = {k: v for k, v in kwargs.items() if k not in REQUEST_OPTIONS}
+    body = {k: _lists(v) for k, v in kwargs.items() if k not in REQUEST_OPTIONS}
     body.update(body.pop("extra_body", None) or {})
     options = {k: kwargs[k] for k in REQUEST_OPTIONS if kwargs.get(k) is not None}
     return body, options
@@ -277,7 +287,7 @@ def calibrated(
         async def run(messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
             body = {
                 "model": kwargs.pop("model", "local"),
-                "messages": messages,
+                "messages": _lists(messages),
                 **kwargs,
                 "guard": {**guard, **kwargs.pop("guard", {})},
             }

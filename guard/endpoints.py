@@ -81,20 +81,18 @@ def _strings(body: dict[str, Any], field: str) -> Iterator[Slot]:
                 yield v, _setter(value, i)
 
 
-def _token_ids(value: Any) -> bool:
-    """A prompt or input given as token IDs (or with some of its items so): text that no policy
-    can read."""
-    if not isinstance(value, list):
+def _unreadable(value: Any) -> bool:
+    """A prompt or input that is not text policies can read: token IDs (ints, or numbers an
+    upstream may take for them: ``3.0``, ``"3"`` in a nested list), token-ID lists, or any
+    other shape than a string or a list of strings (nothing at all is nothing to read)."""
+    if value is None or isinstance(value, str):
         return False
-    return any(
-        isinstance(v, int) or (isinstance(v, list) and any(isinstance(t, int) for t in v))
-        for v in value
-    )
+    return not (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
 def _unread_field(field: str) -> Callable[[dict[str, Any]], str | None]:
     def unread(body: dict[str, Any]) -> str | None:
-        return field if _token_ids(body.get(field)) else None
+        return field if _unreadable(body.get(field)) else None
 
     return unread
 

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
+import guard
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
@@ -248,3 +249,56 @@ def test_token_ids_pass_unchanged_where_no_prompt_policy_asks(
     completions, embeddings = state.requests[-2:]
     assert completions["prompt"] == [[3, 1415], [9265]]
     assert embeddings["input"] == [3, 1415]
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        # 3.0 is an integer to a JSON Schema validator, and pydantic's lax mode (vLLM) takes
+        # floats with no fraction, and digit strings inside a token-ID list, as token IDs
+        lambda c: c.completions.create(model="deny", prompt=[3.0, 1415.0]),
+        lambda c: c.completions.create(model="deny", prompt=[["3", "1415"]]),
+        lambda c: c.completions.create(model="deny", prompt=[["forbidden"]]),
+        lambda c: c.embeddings.create(model="deny", input=[[3.0, 1415.0]]),
+        lambda c: c.embeddings.create(model="deny", input=[["forbidden"]]),
+    ],
+    ids=["float-ids", "nested-digit-strings", "nested-text", "emb-float-ids", "emb-nested-text"],
+)
+def test_a_prompt_in_any_shape_but_text_cannot_walk_around_prompt_policies(
+    fake: tuple[FakeUpstreamState, openai.OpenAI], send: Any
+) -> None:
+    # Only a string or a list of strings is text the policies read; anything else on a route
+    # that checks prompts is refused, not passed on unread.
+    state, client = fake
+    n = len(state.requests)
+    with pytest.raises(openai.BadRequestError) as exc:
+        send(client)
+    assert exc.value.code == "unreadable_prompt"
+    assert len(state.requests) == n
+
+
+def test_the_wrapper_reads_tuples_as_the_sdk_sends_them(tmp_path: Path) -> None:
+    # The SDK takes any sequence (a tuple of parts, of strings) and sends it as a JSON array:
+    # the wrapped client's policies must read it too.
+    state = FakeUpstreamState(SimulatedResponder())
+    with serve_in_thread(create_fake_upstream(state)) as up:
+        client = guard.wrap(
+            openai.OpenAI(base_url=f"{up}/v1", api_key="x", max_retries=0),
+            store=f"sqlite:///{tmp_path / 'w.db'}",
+            route=RouteConfig(policies=DENY),
+        )
+        sends = [
+            lambda: client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": ({"type": "text", "text": "forbidden"},)}],
+            ),
+            lambda: client.completions.create(model="m", prompt=("forbidden",)),
+            lambda: client.embeddings.create(model="m", input=("forbidden",)),
+        ]
+        for send in sends:
+            with pytest.raises(guard.PolicyViolationError):
+                send()
+        assert state.requests == []
+        client.completions.create(model="m", prompt=("all fine",))  # read, and passed
+        assert state.requests[-1]["prompt"] == ["all fine"]
+        client.close()
