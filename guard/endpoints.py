@@ -90,17 +90,6 @@ def _unreadable(value: Any) -> bool:
     return not (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
-def _unread_field(field: str) -> Callable[[dict[str, Any]], str | None]:
-    def unread(body: dict[str, Any]) -> str | None:
-        return field if _unreadable(body.get(field)) else None
-
-    return unread
-
-
-def _none_unread(_: dict[str, Any]) -> str | None:
-    return None
-
-
 def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     yield from _strings(body, "prompt")
     yield from _texts(body, "suffix")
@@ -243,8 +232,13 @@ class Endpoint:
     delta_texts: Callable[[dict[str, Any]], Iterator[Delta]]
     tasks: bool = False  # calibrated tasks are served here
     required: str = "model"  # a body field it cannot do without, besides model
-    # The field of a request whose text policies cannot read (a prompt as token IDs), if any.
-    unread_prompt: Callable[[dict[str, Any]], str | None] = _none_unread
+    # The field that may hold a prompt as token IDs, which no policy can read (None: none).
+    token_field: str | None = None
+
+    def unread_prompt(self, body: dict[str, Any]) -> str | None:
+        """:attr:`token_field` when ``body`` holds it in a shape policies cannot read."""
+        field = self.token_field
+        return field if field is not None and _unreadable(body.get(field)) else None
 
     def answers(self, completion: dict[str, Any]) -> Iterator[Slot]:
         """Each text of an answer (each choice, each output part), rewritable."""
@@ -271,7 +265,7 @@ COMPLETIONS = Endpoint(
     _choices(_completion_answer),
     _choice_deltas(_completion_delta),
     required="prompt",
-    unread_prompt=_unread_field("prompt"),
+    token_field="prompt",
 )
 RESPONSES = Endpoint(
     "responses", "/responses", _responses_prompt, _responses_answer, _responses_deltas
@@ -283,5 +277,5 @@ EMBEDDINGS = Endpoint(
     _nothing,
     _nothing,
     required="input",
-    unread_prompt=_unread_field("input"),
+    token_field="input",
 )

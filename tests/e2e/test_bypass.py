@@ -215,25 +215,39 @@ def test_a_secret_in_any_disguise_is_blocked(
     assert len(state.requests) == n
 
 
+IDS = [3, 1415, 9265, 1234]
+
+
 @pytest.mark.parametrize(
     "send",
     [
-        lambda c, m, ids: c.completions.create(model=m, prompt=ids),
-        lambda c, m, ids: c.completions.create(model=m, prompt=[ids, ids]),
-        lambda c, m, ids: c.embeddings.create(model=m, input=ids),
-        lambda c, m, ids: c.embeddings.create(model=m, input=[ids]),
+        lambda c: c.completions.create(model="deny", prompt=IDS),
+        lambda c: c.completions.create(model="deny", prompt=[IDS, IDS]),
+        lambda c: c.embeddings.create(model="deny", input=IDS),
+        lambda c: c.embeddings.create(model="deny", input=[IDS]),
+        # 3.0 is an integer to a JSON Schema validator, and pydantic's lax mode (vLLM) takes
+        # floats with no fraction, and digit strings inside a token-ID list, as token IDs
+        lambda c: c.completions.create(model="deny", prompt=[3.0, 1415.0]),
+        lambda c: c.completions.create(model="deny", prompt=[["3", "1415"]]),
+        lambda c: c.completions.create(model="deny", prompt=[["forbidden"]]),
+        lambda c: c.embeddings.create(model="deny", input=[[3.0, 1415.0]]),
+        lambda c: c.embeddings.create(model="deny", input=[["forbidden"]]),
     ],
-    ids=["completions", "completions-batch", "embeddings", "embeddings-batch"],
-)
-def test_a_prompt_sent_as_token_ids_cannot_walk_around_prompt_policies(
+    ids=[
+        "completions", "completions-batch", "embeddings", "embeddings-batch",
+        "float-ids", "nested-digit-strings", "nested-text", "emb-float-ids", "emb-nested-text",
+    ],
+)  # fmt: skip
+def test_a_prompt_in_any_shape_but_text_cannot_walk_around_prompt_policies(
     fake: tuple[FakeUpstreamState, openai.OpenAI], send: Any
 ) -> None:
-    # Token IDs spell text no policy can read ("forbidden" in any tokenizer's IDs): a route
-    # that checks prompts refuses them, saying why, and the upstream never sees them.
+    # Only a string or a list of strings is text the policies read. Token IDs spell text no
+    # policy can read ("forbidden" in any tokenizer's IDs): a route that checks prompts refuses
+    # them and every other shape, saying why, and the upstream never sees them.
     state, client = fake
     n = len(state.requests)
     with pytest.raises(openai.BadRequestError) as exc:
-        send(client, "deny", [3, 1415, 9265, 1234])
+        send(client)
     assert exc.value.code == "unreadable_prompt"
     assert "token IDs" in exc.value.message
     assert "denylist" in exc.value.message
@@ -249,32 +263,6 @@ def test_token_ids_pass_unchanged_where_no_prompt_policy_asks(
     completions, embeddings = state.requests[-2:]
     assert completions["prompt"] == [[3, 1415], [9265]]
     assert embeddings["input"] == [3, 1415]
-
-
-@pytest.mark.parametrize(
-    "send",
-    [
-        # 3.0 is an integer to a JSON Schema validator, and pydantic's lax mode (vLLM) takes
-        # floats with no fraction, and digit strings inside a token-ID list, as token IDs
-        lambda c: c.completions.create(model="deny", prompt=[3.0, 1415.0]),
-        lambda c: c.completions.create(model="deny", prompt=[["3", "1415"]]),
-        lambda c: c.completions.create(model="deny", prompt=[["forbidden"]]),
-        lambda c: c.embeddings.create(model="deny", input=[[3.0, 1415.0]]),
-        lambda c: c.embeddings.create(model="deny", input=[["forbidden"]]),
-    ],
-    ids=["float-ids", "nested-digit-strings", "nested-text", "emb-float-ids", "emb-nested-text"],
-)
-def test_a_prompt_in_any_shape_but_text_cannot_walk_around_prompt_policies(
-    fake: tuple[FakeUpstreamState, openai.OpenAI], send: Any
-) -> None:
-    # Only a string or a list of strings is text the policies read; anything else on a route
-    # that checks prompts is refused, not passed on unread.
-    state, client = fake
-    n = len(state.requests)
-    with pytest.raises(openai.BadRequestError) as exc:
-        send(client)
-    assert exc.value.code == "unreadable_prompt"
-    assert len(state.requests) == n
 
 
 def test_the_wrapper_reads_tuples_as_the_sdk_sends_them(tmp_path: Path) -> None:
