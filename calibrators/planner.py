@@ -188,6 +188,22 @@ class PermutationPlanner:
             return self.estimator.prior
         return self.contrast.prior()
 
+    def warming(self, handling: Handling = "permuted") -> bool:
+        """Whether what the next question (with this ``handling``) asks depends on how the
+        questions before it ended: during a ``pride`` or ``adaptive`` warm-up. A caller with
+        several questions of one key in flight sends these one at a time (the proxy and the
+        inspect solver do), so that a burst of a key's first questions warms up as a
+        sequential run does: planned before any had finished, every one would be a warm-up
+        for ``pride``, and ``adaptive``'s warm-up would end at ``warmup`` questions, before
+        the prior's reliability could be judged."""
+        if self.method not in ("pride", "adaptive"):
+            return False
+        if self.warmed < self.warmup:
+            return True
+        if handling != "permuted" or self.after_warmup > 0:
+            return False  # planned the same whatever is in flight
+        return self.method == "pride" or self.warmed < self.max_warmup
+
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
         fixed_t = tuple(sorted(set(fixed)))

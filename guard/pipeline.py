@@ -285,6 +285,7 @@ class Pipeline:
             cache=self._cache,
             detected=detected,
             namespace=namespace(req.caller),
+            patience=self.settings.deadline / 2,
         )
         job.ask = job.asker(
             self.upstream_for(req.route), req.forward, req.query, self.metrics.upstream_calls.inc

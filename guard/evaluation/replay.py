@@ -6,6 +6,7 @@ a :class:`guard.fake_upstream.ReplayResponder` answers every order from the reco
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,3 +48,36 @@ def replay_through_proxy(
         pred[q] = int(g["index"])
         calls += int(g["upstream_calls"])
     return RunScore(accuracy(pred, rec.gold), rstd(pred, rec.gold, rec.n_options), calls / len(rec))
+
+
+async def replay_concurrently(
+    client: openai.AsyncOpenAI,
+    rec: McqRecords,
+    questions: Sequence[str],
+    order: Sequence[int],
+    guard: dict[str, Any],
+    concurrency: int,
+    model: str = "replay",
+) -> tuple[RunScore, list[dict[str, Any]]]:
+    """As :func:`replay_through_proxy`, with ``concurrency`` questions in flight at once (each
+    sent as a slot frees, in ``order``); also returns each question's ``guard`` evidence."""
+    pred = np.empty(len(rec), dtype=np.int64)
+    evidence: list[dict[str, Any]] = [{} for _ in range(len(rec))]
+    slots = asyncio.Semaphore(concurrency)
+
+    async def ask(q: int) -> None:
+        async with slots:
+            r = await client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}],
+                extra_body={"guard": guard},
+            )
+        evidence[q] = dict((r.model_extra or {})["guard"])
+        pred[q] = int(evidence[q]["index"])
+
+    await asyncio.gather(*(ask(int(q)) for q in order))
+    calls = sum(int(g["upstream_calls"]) for g in evidence)
+    score = RunScore(
+        accuracy(pred, rec.gold), rstd(pred, rec.gold, rec.n_options), calls / len(rec)
+    )
+    return score, evidence

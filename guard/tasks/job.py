@@ -69,6 +69,7 @@ class Job:
     cache: dict[Any, Any] = field(default_factory=dict)  # per-process state by key (the task's)
     detected: Any = None  # what the auto-detection found (an McqPrompt)
     namespace: str = "public"  # where client-chosen keys (guard.key) live: one per proxy key
+    patience: float | None = None  # seconds a question waits for its key's warm-up (mcq)
     calls: int = 0  # every call asked upstream for this request (its retries: once)
     usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from calibrators.permutation import FloatArray, Perm
 from calibrators.planner import PermutationPlanner, QuestionRun
-from calibrators.referential import check_referential
+from calibrators.referential import ReferentialCheck, check_referential
 from guard.errors import CalguardError, InvalidRequestError, UpstreamError
 from guard.request import McqOptions
 from guard.store import State
@@ -150,6 +151,44 @@ async def run(job: Job) -> Outcome:
     key = job.client_key(opts.key) or calibration_key(
         job.upstream_model, job.body, job.msg_index, prompt
     )
+    try:
+        warming = (await _snapshot(job, key, method, prompt.n)).warming(ref.handling)
+    except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
+        raise InvalidRequestError(str(exc), param="guard.calibration") from exc
+    if warming:
+        async with _one_at_a_time(job, key, method):
+            return await _answer(job, key, method, prompt, ref)
+    return await _answer(job, key, method, prompt, ref)
+
+
+@asynccontextmanager
+async def _one_at_a_time(job: Job, key: str, method: str) -> AsyncIterator[None]:
+    """While a key's warm-up lasts, its questions go one at a time in this process
+    (:meth:`PermutationPlanner.warming`): each is planned on the state its predecessors left.
+    A question that waited ``job.patience`` seconds goes ahead anyway, planned on the state as
+    it is then, so that a slow upstream turns a burst into a shorter warm-up, not timeouts.
+    (Workers do not wait for each other: each one's questions go one at a time.)"""
+    gate_key = ("warm-up gate", key, method, id(asyncio.get_running_loop()))
+    gate: asyncio.Lock | None = job.cache.get(gate_key)
+    if gate is None:
+        gate = job.cache[gate_key] = asyncio.Lock()
+    try:
+        async with asyncio.timeout(job.patience):
+            await gate.acquire()
+    except TimeoutError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        gate.release()
+
+
+async def _answer(
+    job: Job, key: str, method: str, prompt: McqPrompt, ref: ReferentialCheck
+) -> Outcome:
+    opts = job.opts
+    assert isinstance(opts, McqOptions)
     try:
         planner = await _snapshot(job, key, method, prompt.n)
         if opts.budget is not None and opts.budget != planner.budget:

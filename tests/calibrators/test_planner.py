@@ -206,6 +206,28 @@ def test_a_key_of_kept_in_place_questions_leaves_the_warmup() -> None:
     assert roles == ["warmup"] * 3 + ["single"] * 7
 
 
+@pytest.mark.parametrize("method", ["pride", "adaptive"])
+def test_a_question_waits_for_others_only_while_its_plan_depends_on_them(method: str) -> None:
+    planner = PermutationPlanner(4, method, warmup=3, max_warmup=10)  # type: ignore[arg-type]
+    model = prior_only_model(PRIOR, np.array([0.4, 0.3, 0.2, 0.1]))
+    waited = []
+    for _ in range(12):
+        waited.append(planner.warming())
+        drive(planner.start(), model)
+    # The warm-up, then the question that finds it over (while unfinished ones could still
+    # have changed that), then never again.
+    assert planner.warmed == (5 if method == "adaptive" else 3)  # adaptive: 3, extended to 5
+    assert waited == [True] * (planner.warmed + 1) + [False] * (11 - planner.warmed)
+    # After the first warm-up questions, a kept-in-place question is planned the same
+    # whatever is in flight (it neither estimates the prior nor ends the warm-up).
+    fresh = PermutationPlanner(4, method, warmup=1)  # type: ignore[arg-type]
+    drive(fresh.start(), model)
+    assert fresh.warming()
+    assert not fresh.warming("kept_in_place")
+    assert not PermutationPlanner(4, "cyclic").warming()
+    assert not PermutationPlanner(4, "none").warming()
+
+
 def test_protocol_errors_say_what_went_wrong() -> None:
     planner = PermutationPlanner(4, "pride", warmup=0)
     run = planner.start()

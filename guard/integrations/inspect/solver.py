@@ -23,7 +23,7 @@ from inspect_ai.util import LimitExceededError, collect, span
 
 from calibrators.permutation import FloatArray, Perm, apply_permutation
 from calibrators.planner import METHODS, Method, PermutationPlanner
-from calibrators.referential import check_referential
+from calibrators.referential import ReferentialCheck, check_referential
 from guard.integrations.inspect.asking import NO_LOGPROBS, SampleAsker
 from guard.tasks.mcq import ask_orders, floats
 
@@ -77,18 +77,6 @@ def run_id() -> str:
     return str(getattr(active, "eval_id", "")) if active is not None else ""
 
 
-def warming(planner: PermutationPlanner) -> bool:
-    """The planner's warm-up has not ended (PriDe, adaptive): the questions that estimate the
-    prior then go one at a time, as in a sequential run, so that samples in flight at once are
-    not all planned before the key has any prior (they would all be warm-ups for PriDe, and be
-    debiased with a flat prior by adaptive). After the warm-up, samples run concurrently."""
-    return (
-        planner.method in ("pride", "adaptive")
-        and planner.after_warmup == 0
-        and planner.warmed < planner.max_warmup
-    )
-
-
 @solver
 def debiased_choice(
     calibration: str = "adaptive",
@@ -129,13 +117,19 @@ def debiased_choice(
         if key not in planners:
             planners[key] = (PermutationPlanner(n, method, budget=budget), anyio.Lock())
         planner, gate = planners[key]
-        if warming(planner):
-            async with gate:  # one question at a time until the warm-up has ended
-                if warming(planner):
-                    return await answer(state, model, planner)
-        return await answer(state, model, planner)
+        options = [c.value for c in state.choices]
+        ref = check_referential(options, letters(n))
+        # While the key warms up, its samples go one at a time, as in a sequential run
+        # (PermutationPlanner.warming); after the warm-up, concurrently.
+        if planner.warming(ref.handling):
+            async with gate:
+                if planner.warming(ref.handling):
+                    return await answer(state, model, planner, ref)
+        return await answer(state, model, planner, ref)
 
-    async def answer(state: TaskState, model: Model, planner: PermutationPlanner) -> TaskState:
+    async def answer(
+        state: TaskState, model: Model, planner: PermutationPlanner, ref: ReferentialCheck
+    ) -> TaskState:
         n = len(state.choices)
         options = [c.value for c in state.choices]
         ids = letters(n)
@@ -150,7 +144,6 @@ def debiased_choice(
                 text = format_prompt(tpl, question, apply_permutation(options, perm))
                 return await asker.distribution(text, ids)
 
-        ref = check_referential(options, ids)
         run = planner.start(ref.handling, ref.fixed)
         kept, errors = await ask_orders(run, ask, _gather)
         if not kept:

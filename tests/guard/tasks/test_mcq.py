@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +17,7 @@ from guard.config import Settings
 from guard.endpoints import CHAT
 from guard.pipeline import Pipeline
 from guard.store import SQLiteStore
+from guard.tasks.mcq import _one_at_a_time
 from guard.tasks.traffic import traffic_of
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
@@ -110,3 +112,40 @@ def test_a_key_reused_with_another_option_count_is_a_400_and_the_state_survives(
     assert reply.status == 400
     assert b"guard.key" in reply.body
     ask([Pipeline(Settings(upstream=upstream), store)], 1, {"calibration": "pride", "key": "k"})
+
+
+def test_a_question_that_waited_its_patience_for_the_warm_up_goes_ahead() -> None:
+    """The warm-up gate holds a key's questions one at a time; one that has waited
+    ``job.patience`` goes ahead rather than run into the request deadline, and the gate still
+    works for the others."""
+    job: Any = SimpleNamespace(cache={}, patience=0.01)
+    order: list[str] = []
+
+    async def question(name: str, hold: asyncio.Event | None = None) -> None:
+        async with _one_at_a_time(job, "k", "adaptive"):
+            order.append(f"{name} in")
+            if hold is not None:
+                await hold.wait()
+            order.append(f"{name} out")
+
+    async def go() -> None:
+        hold = asyncio.Event()
+        first = asyncio.create_task(question("first", hold))
+        await asyncio.sleep(0)  # the first holds the gate
+        await question("impatient")  # gives up waiting, goes ahead while the first holds it
+        hold.set()
+        await first
+        job.patience = None  # wait as long as it takes
+        release = asyncio.Event()
+        a = asyncio.create_task(question("a", release))
+        b = asyncio.create_task(question("b"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert order[-1] == "a in"  # b waits while a holds the gate
+        release.set()
+        await asyncio.gather(a, b)
+
+    asyncio.run(go())
+    assert order == [
+        "first in", "impatient in", "impatient out", "first out", "a in", "a out", "b in", "b out"
+    ]  # fmt: skip

@@ -17,7 +17,7 @@ from inspect_ai.util import LimitExceededError
 
 from calibrators.planner import PermutationPlanner
 from guard.integrations.inspect import EVIDENCE, choice_with_bias, debiased_choice
-from guard.integrations.inspect.solver import _gather, format_prompt, letters, warming
+from guard.integrations.inspect.solver import _gather, format_prompt, letters
 from guard.testing.inspect_provider import model_output
 
 pytestmark = pytest.mark.usefixtures("settled_gc")  # see tests/conftest.py
@@ -66,7 +66,7 @@ def test_gather_hands_back_errors_but_a_sample_limit_stops_the_sample() -> None:
 def test_questions_wait_for_each_other_only_until_the_warm_up_has_ended(method: str) -> None:
     planner = PermutationPlanner(4, method, warmup=2)  # type: ignore[arg-type]
     skewed = [0.1, 0.6, 0.2, 0.1]
-    while warming(planner):
+    while planner.warming():
         run = planner.start()
         while batch := run.pending():
             for perm in batch:
@@ -74,7 +74,7 @@ def test_questions_wait_for_each_other_only_until_the_warm_up_has_ended(method: 
         run.result()
     assert planner.warmed >= 2
     assert planner.after_warmup == 1
-    assert not warming(PermutationPlanner(4, "cyclic"))
+    assert not PermutationPlanner(4, "cyclic").warming()
 
 
 def biased(fail_first_option: set[str]) -> Any:

@@ -1,0 +1,87 @@
+"""A key's first questions sent together through the proxy warm up as if sent one at a time.
+
+The planner judges whether its warm-up goes on from the questions it has *finished* asking in
+every order. A burst of a key's first questions (an eval harness at its default concurrency)
+used to be planned before any had finished: the warm-up ended at its first ``warmup`` (4)
+questions, the extension never applied, and on a near-random model the prior over-corrected.
+Here a near-random model (SmolLM2-135M's recorded ARC distributions, served by a replay upstream)
+gets 48 questions at once through the real server and the real async client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from guard.config import RouteConfig, Settings
+from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.evaluation.replay import arc_prompt
+from guard.server import create_app
+from guard.store import open_store
+from guard.testing.fake_upstream import FakeUpstreamState, ReplayResponder, create_fake_upstream
+from guard.testing.servers import serve_in_thread
+
+BURST = 48
+
+
+async def _burst(url: str, rec: McqRecords, method: str) -> list[dict[str, Any]]:
+    assert rec.questions is not None
+    questions = rec.questions
+    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0) as client:
+
+        async def ask(q: int) -> dict[str, Any]:
+            r = await client.chat.completions.create(
+                model="replay",
+                messages=[{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}],
+                extra_body={"guard": {"calibration": method}},
+            )
+            return dict((r.model_extra or {})["guard"])
+
+        return await asyncio.gather(*(ask(q) for q in range(BURST)))
+
+
+@pytest.mark.parametrize("method", ["adaptive", "pride"])
+def test_a_burst_of_first_questions_warms_up_as_one_at_a_time(
+    recorded: Callable[[str], Path], tmp_path: Path, method: str
+) -> None:
+    rec = load_recorded(recorded("arc_0s_SmolLM2-135M-Instruct.jsonl"))
+    assert isinstance(rec, McqRecords)
+    assert rec.questions is not None
+    db = tmp_path / "calguard.db"
+    state = FakeUpstreamState(ReplayResponder(rec, rec.questions))
+    with serve_in_thread(create_fake_upstream(state)) as up:
+        settings = Settings(
+            upstream=f"{up}/v1", store=f"sqlite:///{db}", default_route=RouteConfig(budget=2.0)
+        )
+        with serve_in_thread(create_app(settings)) as px:
+            evidence = asyncio.run(_burst(f"{px}/v1", rec, method))
+
+    keys = {g["key"] for g in evidence}
+    assert len(keys) == 1
+    store = open_store(f"sqlite:///{db}")
+    try:
+        saved = (store.load(keys.pop()) or {})[method]
+    finally:
+        store.close()
+    roles = [g["role"] for g in evidence]
+    # Every question that asked every order to estimate the prior was counted as a warm-up
+    # question (none was planned as one only because no prior had arrived yet).
+    assert roles.count("warmup") == saved["warmed"]
+    assert saved["started"] == BURST
+    if method == "pride":
+        assert saved["warmed"] == saved["warmup"]  # PriDe: exactly its warm-up, then one call
+        assert roles.count("single") == BURST - saved["warmup"]
+        return
+    # adaptive: the warm-up went on as the planner's rule says on the finished questions —
+    # to 1.5 times the question count where the prior first looked reliable, or to the cap.
+    sure_at, cap = saved["sure_at"], saved["max_warmup"]
+    if sure_at is None:
+        assert saved["warmed"] == cap
+    else:
+        assert saved["warmed"] >= min(math.ceil(1.5 * sure_at), cap) > saved["warmup"]
