@@ -5,7 +5,7 @@
 A replay upstream answers every order with its recorded row; the real proxy (a fresh SQLite
 store) gets the questions in eval-offline's arrival orders (``default_rng(seed).permutation``,
 seeds 0..``--seeds``-1), ``--concurrency`` in flight at once, with the async openai client. For
-PriDe and adaptive (budget 2) it prints the proxy's accuracy / RStd / calls per question and
+PriDe and adaptive (budget 2) it prints the proxy's accuracy / RStd / calls per question (mean and most) and
 how many questions warmed up, beside eval-offline's for the same orders (one at a time). While
 a key warms up, the proxy sends its questions one at a time (``PermutationPlanner.warming``);
 after it, all at once — so the figures differ from the offline ones only by which questions
@@ -50,7 +50,7 @@ def row(label: str, scores: list[RunScore], warm: list[int]) -> str:
     return (
         f"  {label:<28} {ms([s.accuracy for s in scores], 1):>11}  "
         f"{ms([s.rstd for s in scores], 1):>10}  {np.mean([s.calls for s in scores]):>6.2f}  "
-        f"{ms([float(w) for w in warm], 1):>10}"
+        f"{max(s.calls for s in scores):>6.2f}  {ms([float(w) for w in warm], 1):>10}"
     )
 
 
@@ -74,7 +74,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["pride", "adaptive"], help="pride, adaptive")
     args = ap.parse_args()
     print(f"# {args.seeds} arrival orders; the proxy at concurrency {args.concurrency}")
-    print(f"  {'':<28} {'accuracy %':>11}  {'RStd':>10}  {'calls':>6}  {'warm-up q':>10}")
+    print(
+        f"  {'':<28} {'accuracy %':>11}  {'RStd':>10}  {'calls':>6}  {'max':>6}  {'warm-up q':>10}"
+    )
     for path in args.files:
         rec = load_recorded(Path(path))
         assert isinstance(rec, McqRecords)

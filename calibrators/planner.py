@@ -231,13 +231,28 @@ class PermutationPlanner:
         if run.n != self.n:
             raise ValueError(f"planner has {self.n} options, this question {run.n}")
         run.result()  # finished, on its own copy
+        self._count(run)
+        self._completed(run)
+
+    def reserve(self, run: QuestionRun) -> None:
+        """Account, on a fresh copy of the key's state, for a question still in flight that
+        was planned on an older copy, and go on with it against this one: its planning and
+        the calls charged to it count here, so that questions planned on this copy see them
+        (the budget guard, the warm-up and refresh schedules). A process keeping a snapshot
+        of a shared state reserves its questions in flight on each fresh copy it loads; the
+        stored state itself counts a question once it is adopted (:meth:`adopt`)."""
+        if run.n != self.n:
+            raise ValueError(f"planner has {self.n} options, this question {run.n}")
+        self._count(run)
+        run.rebind(self)
+
+    def _count(self, run: QuestionRun) -> None:
         self.started += 1
         self.spent += run.calls
         self.warmed += run.counted.get("warmed", 0)
         self.after_warmup += run.counted.get("after_warmup", 0)
         if self.sure_at is None and "sure_at" in run.counted:
             self.sure_at = run.counted["sure_at"]
-        self._completed(run)
 
     def _plan(self, handling: Handling, fixed_t: tuple[int, ...]) -> QuestionRun:
         self.started += 1

@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from calibrators.permutation import FloatArray, Perm
@@ -161,6 +162,25 @@ async def run(job: Job) -> Outcome:
     return await _answer(job, key, method, prompt, ref)
 
 
+@dataclass
+class Flight:
+    """This process's questions of one key in flight: the warm-up gate, the lock that makes
+    its adoptions one at a time, and the runs planned but not yet adopted into the store."""
+
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adopting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    runs: set[QuestionRun] = field(default_factory=set)
+
+
+def _flight(job: Job, key: str, method: str) -> Flight:
+    # asyncio locks belong to one event loop: one record per key and loop.
+    name = ("in flight", key, method, id(asyncio.get_running_loop()))
+    flight: Flight | None = job.cache.get(name)
+    if flight is None:
+        flight = job.cache[name] = Flight()
+    return flight
+
+
 @asynccontextmanager
 async def _one_at_a_time(job: Job, key: str, method: str) -> AsyncIterator[None]:
     """While a key's warm-up lasts, its questions go one at a time in this process
@@ -168,10 +188,7 @@ async def _one_at_a_time(job: Job, key: str, method: str) -> AsyncIterator[None]
     A question that waited ``job.patience`` seconds goes ahead anyway, planned on the state as
     it is then, so that a slow upstream turns a burst into a shorter warm-up, not timeouts.
     (Workers do not wait for each other: each one's questions go one at a time.)"""
-    gate_key = ("warm-up gate", key, method, id(asyncio.get_running_loop()))
-    gate: asyncio.Lock | None = job.cache.get(gate_key)
-    if gate is None:
-        gate = job.cache[gate_key] = asyncio.Lock()
+    gate = _flight(job, key, method).gate
     try:
         async with asyncio.timeout(job.patience):
             await gate.acquire()
@@ -197,22 +214,17 @@ async def _answer(
         question = planner.start(ref.handling, ref.fixed)
     except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
         raise InvalidRequestError(str(exc), param="guard.calibration") from exc
-    template = await _ask_all(job, question, prompt)
-    res = question.result()
-
-    def finish(state: State | None) -> tuple[State, PermutationPlanner]:
-        fresh = _stored(job, state, method, prompt.n)
-        fresh.adopt(question)
-        return counted({**(state or {}), method: fresh.to_dict()}, method, job.calls), fresh
-
+    flight = _flight(job, key, method)
+    shared = planner is job.cache.get((key, method))  # not a this-request-only budget
+    if shared:
+        flight.runs.add(question)
     try:
-        job.cache[(key, method)] = await asyncio.to_thread(job.store.update, key, finish)
-    except ValueError as exc:  # another question of another shape made the key first
-        raise InvalidRequestError(
-            f"calibration key {key!r} is for questions of another shape ({exc}): use another "
-            "guard.key",
-            param="guard.key",
-        ) from exc
+        template = await _ask_all(job, question, prompt)
+        res = question.result()
+        async with flight.adopting:
+            await _adopt(job, key, method, prompt.n, question, flight)
+    finally:
+        flight.runs.discard(question)
     answer = prompt.ids[res.index]
     evidence = {
         "task": "mcq",
@@ -231,6 +243,32 @@ async def _answer(
         "order_answers": list(res.order_answers),
     }
     return Outcome(answer, evidence, template, job.usage)
+
+
+async def _adopt(
+    job: Job, key: str, method: str, n: int, question: QuestionRun, flight: Flight
+) -> None:
+    """One store transaction: the key's state, with ``question`` adopted into it, written
+    back; the process's snapshot is then that state with this process's other questions in
+    flight reserved on it, so that it counts what they were charged."""
+
+    def finish(state: State | None) -> tuple[State, PermutationPlanner]:
+        fresh = _stored(job, state, method, n)
+        fresh.adopt(question)
+        return counted({**(state or {}), method: fresh.to_dict()}, method, job.calls), fresh
+
+    try:
+        fresh = await asyncio.to_thread(job.store.update, key, finish)
+    except ValueError as exc:  # another question of another shape made the key first
+        raise InvalidRequestError(
+            f"calibration key {key!r} is for questions of another shape ({exc}): use another "
+            "guard.key",
+            param="guard.key",
+        ) from exc
+    flight.runs.discard(question)
+    for other in flight.runs:
+        fresh.reserve(other)
+    job.cache[(key, method)] = fresh
 
 
 def floats(x: Any) -> list[float] | None:

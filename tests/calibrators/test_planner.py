@@ -366,6 +366,31 @@ def test_adopt_accounts_for_a_run_of_another_copy_once() -> None:
         PermutationPlanner(3).adopt(run)
 
 
+def test_a_fresh_copy_with_the_questions_in_flight_reserved_equals_the_copy_they_ran_on() -> None:
+    """A process's snapshot after a question is adopted: the stored state, plus what the
+    process's other questions in flight were charged; they then go on against it."""
+    rng = np.random.default_rng(5)
+    # (budget 3: credit left for extra orders after the warm-up; no harm check to stop them)
+    cache = PermutationPlanner(4, "adaptive", warmup=3, budget=3.0, harm_check=False)
+    for _ in range(10):
+        drive(cache.start(), prior_only_model(PRIOR, rng.dirichlet(np.ones(4))))
+    stored = PermutationPlanner.from_dict(cache.to_dict())
+    first, second, third = (cache.start() for _ in range(3))
+    drive(first, prior_only_model(PRIOR, np.full(4, 0.25)))
+    stored.adopt(first)
+    fresh = PermutationPlanner.from_dict(stored.to_dict())
+    for run in (second, third):
+        fresh.reserve(run)
+    counters = ("started", "spent", "warmed", "after_warmup")
+    assert [getattr(fresh, c) for c in counters] == [getattr(cache, c) for c in counters]
+    spent = fresh.spent
+    drive(second, prior_only_model(PRIOR, np.full(4, 0.25)))  # a tie: more orders asked
+    assert second.calls > 1
+    assert fresh.spent == spent + second.calls - 1  # charged to the copy it goes on against
+    with pytest.raises(ValueError, match="options"):
+        PermutationPlanner(3).reserve(third)
+
+
 def _second_order(planner: PermutationPlanner, prior: np.ndarray) -> tuple[Perm, Perm]:
     """Warm the planner up on a prior-only model, then ask one uncertain question: its first
     two orders (the model always prefers what is shown at position D)."""

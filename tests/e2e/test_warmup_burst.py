@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openai
 import pytest
 
 from guard.config import RouteConfig, Settings
 from guard.evaluation.recorded import McqRecords, load_recorded
-from guard.evaluation.replay import arc_prompt
+from guard.evaluation.replay import arc_prompt, replay_concurrently
 from guard.server import create_app
 from guard.store import open_store
 from guard.testing.fake_upstream import FakeUpstreamState, ReplayResponder, create_fake_upstream
@@ -85,3 +86,44 @@ def test_a_burst_of_first_questions_warms_up_as_one_at_a_time(
         assert saved["warmed"] == cap
     else:
         assert saved["warmed"] >= min(math.ceil(1.5 * sure_at), cap) > saved["warmup"]
+
+
+def test_many_questions_in_flight_keep_the_budget(
+    recorded: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """After the warm-up, 16 questions at a time: each is planned on this process's snapshot,
+    which, each time a question is written back, is the stored state with the others in flight
+    reserved on it (their calls charged), so the running mean stays within the budget as it
+    does one at a time. Before, the snapshot forgot the questions in flight: 2.02 calls a
+    question on SmolLM2's arrival order 0 (2.05 on another)."""
+    rec = load_recorded(recorded("arc_0s_SmolLM2-135M-Instruct.jsonl"))
+    assert isinstance(rec, McqRecords)
+    assert rec.questions is not None
+    db = tmp_path / "calguard.db"
+    state = FakeUpstreamState(ReplayResponder(rec, rec.questions))
+    order = [int(q) for q in np.random.default_rng(0).permutation(len(rec))]
+
+    async def replay(url: str) -> list[dict[str, Any]]:
+        async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0) as client:
+            assert rec.questions is not None
+            _, evidence = await replay_concurrently(
+                client, rec, rec.questions, order, {"calibration": "adaptive"}, 16
+            )
+        return evidence
+
+    with serve_in_thread(create_fake_upstream(state)) as up:
+        settings = Settings(
+            upstream=f"{up}/v1", store=f"sqlite:///{db}", default_route=RouteConfig(budget=2.0)
+        )
+        with serve_in_thread(create_app(settings)) as px:
+            evidence = asyncio.run(replay(f"{px}/v1"))
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        saved = (store.load(evidence[0]["key"]) or {})["adaptive"]
+    finally:
+        store.close()
+    calls = sum(g["upstream_calls"] for g in evidence)
+    assert (saved["started"], saved["spent"]) == (len(rec), calls)
+    assert [g["role"] for g in evidence].count("warmup") == saved["warmed"]
+    assert calls <= 2.0 * len(rec)
