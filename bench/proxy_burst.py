@@ -5,11 +5,12 @@
 A replay upstream answers every order with its recorded row; the real proxy (a fresh SQLite
 store) gets the questions in eval-offline's arrival orders (``default_rng(seed).permutation``,
 seeds 0..``--seeds``-1), ``--concurrency`` in flight at once, with the async openai client. For
-PriDe and adaptive (budget 2) it prints the proxy's accuracy / RStd / calls per question (mean and most) and
-how many questions warmed up, beside eval-offline's for the same orders (one at a time). While
-a key warms up, the proxy sends its questions one at a time (``PermutationPlanner.warming``);
-after it, all at once — so the figures differ from the offline ones only by which questions
-were planned before earlier ones had finished.
+PriDe and adaptive (budget 2) it prints the proxy's accuracy / RStd / calls per question (the
+mean, and the most over the orders) and how many questions warmed up, beside eval-offline's for
+the same orders (one at a time). While a key warms up, the proxy sends its questions one at a
+time (``PermutationPlanner.warming``); after it, all at once, each planned on a snapshot that
+counts the others in flight (``PermutationPlanner.reserve``) — so the figures differ from the
+offline ones only by which questions were planned before earlier ones had finished.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from calibrators.permutation import (
 from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
 from calibrators.referential import Handling
+from calibrators.schedule import WARMUP_EXTENSION, EstimationSchedule
 
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -51,14 +52,9 @@ METHODS: tuple[str, ...] = get_args(Method)
 # harm check, whose evidence would otherwise be selected by the floor (the least certain only).
 PROBE_EVERY = 4
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
-# adaptive: once the prior first looks reliable after k warm-up questions, the warm-up goes on to
-# this many times k. Stopping the moment the estimate looks large against its noise stops on an
-# over-estimate (optional stopping): on a near-random model the prior then over-corrects, and
-# pooled answers pile on two options (SmolLM2 on 4 of 20 arrival orders).
-WARMUP_EXTENSION = 1.5
 
 
-class PermutationPlanner:
+class PermutationPlanner(EstimationSchedule):
     """Per-key online state and the policy that decides what each question asks.
 
     Parameters
@@ -188,22 +184,6 @@ class PermutationPlanner:
             return self.estimator.prior
         return self.contrast.prior()
 
-    def warming(self, handling: Handling = "permuted") -> bool:
-        """Whether what the next question (with this ``handling``) asks depends on how the
-        questions before it ended: during a ``pride`` or ``adaptive`` warm-up. A caller with
-        several questions of one key in flight sends these one at a time (the proxy and the
-        inspect solver do), so that a burst of a key's first questions warms up as a
-        sequential run does: planned before any had finished, every one would be a warm-up
-        for ``pride``, and ``adaptive``'s warm-up would end at ``warmup`` questions, before
-        the prior's reliability could be judged."""
-        if self.method not in ("pride", "adaptive"):
-            return False
-        if self.warmed < self.warmup:
-            return True
-        if handling != "permuted" or self.after_warmup > 0:
-            return False  # planned the same whatever is in flight
-        return self.method == "pride" or self.warmed < self.max_warmup
-
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
         fixed_t = tuple(sorted(set(fixed)))
@@ -290,62 +270,6 @@ class PermutationPlanner:
 
     # -- policy ----------------------------------------------------------------------------
 
-    def _estimation_role(self, handling: Handling) -> Role | None:
-        """'warmup' / 'refresh' when this question should ask every cyclic order, else None."""
-        if self.warmed < self.warmup:
-            # The first questions of a key estimate the prior, whatever the budget says. A
-            # kept-in-place question counts too: it cannot estimate the whole prior, but a key
-            # whose every question has such an option must not stay in warm-up for ever.
-            self.warmed += 1
-            return "warmup"
-        if (
-            self.method == "adaptive"
-            and handling == "permuted"
-            and self.warmed < self.max_warmup
-            and self.after_warmup == 0
-            and self._still_warming()
-        ):
-            # The prior is still too unsure to divide out (a weak bias seen through noise):
-            # keep estimating it, up to ``max_warmup`` questions. Only while the warm-up has not
-            # ended: later, the budget guard decides (a refresh).
-            self.warmed += 1
-            return "warmup"
-        if (
-            self.estimator.count == 0
-            and self.warmup > 0
-            and handling == "permuted"
-            and (self.method != "adaptive" or self._affordable(self.n))
-        ):
-            # Still no prior: the warm-up questions are in flight (a burst) or failed.
-            return "warmup"
-        if handling != "permuted":
-            return None  # a refresh needs every option to move
-        self.after_warmup += 1
-        k = self.after_warmup
-        if math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha):
-            if self.method != "adaptive" or self._affordable(self.n):
-                return "refresh"
-            self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
-        return None
-
-    def _still_warming(self) -> bool:
-        # While the prior is unsure, and from the question it first looks sure on to
-        # WARMUP_EXTENSION times as many warm-up questions (questions not chosen by the rule);
-        # then for as long as those have made it look unsure again.
-        if self.sure_at is None:
-            if not self._contrast_ready():
-                return False  # too few full questions to judge: the warm-up ends at ``warmup``
-            if self.prior_reliability() < self.prior_confidence:
-                return True
-            self.sure_at = self.warmed
-        if self.warmed < math.ceil(WARMUP_EXTENSION * self.sure_at):
-            return True
-        return self.prior_reliability() < self.prior_confidence
-
-    def _affordable(self, extra_calls: float) -> bool:
-        # Hard guard: the running mean (this question included) never exceeds the budget.
-        return self.spent + extra_calls <= self.budget * self.started + 1e-9
-
     def _next_adaptive(self, run: QuestionRun) -> Perm | None:
         logs = run.debiased_logs()
         remaining = run.unasked_cyclic()
@@ -374,11 +298,6 @@ class PermutationPlanner:
             return None
         assert run.prior is not None
         return next_order(self.design, run.prior, run.answered, remaining, int(np.argmax(est)))
-
-    def _refresh_due(self) -> bool:
-        # The next question (or this postponed one) is due to ask every order (alpha schedule).
-        k = self.after_warmup + 1
-        return math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha)
 
     def _spend(self, calls: int) -> None:
         self.spent += calls
@@ -423,6 +342,7 @@ class PermutationPlanner:
 __all__ = [
     "METHODS",
     "NEWER_SETTINGS",
+    "WARMUP_EXTENSION",
     "McqResult",
     "PermutationPlanner",
     "QuestionRun",

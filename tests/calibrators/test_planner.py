@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-import calibrators.planner as planner_module
+import calibrators.schedule as schedule_module
 from calibrators.permutation import (
     Perm,
     cyclic_permutations,
@@ -459,7 +459,7 @@ def noisy_prior_model(prior: np.ndarray, rng: np.random.Generator, spread: float
 
 
 def _prior_error_after_warmup(extension: float, monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(planner_module, "WARMUP_EXTENSION", extension)
+    monkeypatch.setattr(schedule_module, "WARMUP_EXTENSION", extension)
     true = np.array([0.22, 0.30, 0.26, 0.22])  # a weak bias (sim-near-random's)
     want = np.log(true) - np.log(true).mean()
     errors = []
