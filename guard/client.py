@@ -41,6 +41,7 @@ from guard.rendering import (
 )
 from guard.reply import Reply, new_request_id
 from guard.store import Store, open_store
+from guard.tasks.job import Recent
 from guard.upstreams.function import FunctionUpstream, accepted
 
 T = TypeVar("T")
@@ -58,10 +59,11 @@ def _pipeline(
     is_async: bool,
     store: str | Store,
     route: RouteConfig | None,
+    cache: Recent | None = None,
 ) -> Pipeline:
     st = open_store(store) if isinstance(store, str) else store
     settings = Settings(default_route=route or RouteConfig())
-    return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async))
+    return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async), cache=cache)
 
 
 def _with_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,6 +170,7 @@ class WrappedClient:
         *,
         store: str | Store = "sqlite:///calguard.db",
         route: RouteConfig | None = None,
+        _parent: WrappedClient | None = None,
     ) -> None:
         self._client = client
         self._store, self._route = store, route
@@ -182,8 +185,15 @@ class WrappedClient:
             create = getattr(getattr(client, name, None), "create", None)
             if create is not None:
                 functions[endpoint.path] = _with_options(create)
-        self._portal = Portal()
-        self._pipeline = pipeline = _pipeline(functions, is_async, store, route)
+        if _parent is None:
+            self._portal = Portal()
+            self._pipeline = pipeline = _pipeline(functions, is_async, store, route)
+        else:  # a with_options copy: the parent's store, state snapshots and portal thread
+            self._portal = _parent._portal
+            parent = _parent._pipeline
+            self._pipeline = pipeline = _pipeline(
+                functions, is_async, parent.store, route, parent.cache
+            )
 
         def make(endpoint: Endpoint, kinds: tuple[Any, Any]) -> _Resource:
             return _Resource(
@@ -205,10 +215,13 @@ class WrappedClient:
         return getattr(self._client, name)
 
     def with_options(self, **options: Any) -> WrappedClient:
-        """The SDK's ``with_options``, still wrapped (same store and route)."""
+        """The SDK's ``with_options``, still wrapped: the same store, route and calibration
+        state (one key's warm-up is shared with the copy), and, as the SDK's copies share
+        their HTTP client, closing either closes what they share."""
         return WrappedClient(
-            self._client.with_options(**options), store=self._store, route=self._route
-        )
+            self._client.with_options(**options), store=self._store, route=self._route,
+            _parent=self,
+        )  # fmt: skip
 
     copy = with_options
 

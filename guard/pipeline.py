@@ -101,6 +101,7 @@ class Pipeline:
         upstream: Upstream | None = None,
         metrics: Metrics | None = None,
         policies: dict[str, RoutePolicies] | None = None,
+        cache: Recent | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -110,7 +111,8 @@ class Pipeline:
         self.policies = policies
         self._given = upstream
         self.upstreams = RouteUpstreams(settings, upstream)
-        self._cache: dict[Any, Any] = Recent()  # the tasks' per-key state snapshots, bounded
+        # the tasks' per-key state snapshots, bounded; shared by a wrapped client's copies
+        self.cache = Recent() if cache is None else cache
         self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
         routes = list(settings.named_routes().values())
@@ -282,10 +284,10 @@ class Pipeline:
             route=req.route,
             upstream_model=req.upstream_model,
             top_logprobs=self.settings.top_logprobs,
-            cache=self._cache,
+            cache=self.cache,
             detected=detected,
             namespace=namespace(req.caller),
-            patience=self.settings.deadline / 2,
+            patience=self.settings.deadline / 4,
         )
         job.ask = job.asker(
             self.upstream_for(req.route), req.forward, req.query, self.metrics.upstream_calls.inc

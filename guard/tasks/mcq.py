@@ -87,7 +87,8 @@ async def _snapshot(job: Job, key: str, method: str, n: int) -> PermutationPlann
     planner: PermutationPlanner | None = job.cache.get((key, method))
     if planner is None:
         state = await asyncio.to_thread(job.store.load, key)
-        planner = _stored(job, state, method, n)
+        # Another question of the key may have cached its snapshot while this one loaded.
+        planner = job.cache.get((key, method)) or _stored(job, state, method, n)
         job.cache[(key, method)] = planner
     if planner.n != n:
         raise InvalidRequestError(
@@ -158,7 +159,9 @@ async def run(job: Job) -> Outcome:
         raise InvalidRequestError(str(exc), param="guard.calibration") from exc
     if warming:
         async with _one_at_a_time(job, key, method):
-            return await _answer(job, key, method, prompt, ref)
+            # The warm-up may have ended while this question waited: then it goes at once.
+            if (await _snapshot(job, key, method, prompt.n)).warming(ref.handling):
+                return await _answer(job, key, method, prompt, ref)
     return await _answer(job, key, method, prompt, ref)
 
 
@@ -185,8 +188,9 @@ def _flight(job: Job, key: str, method: str) -> Flight:
 async def _one_at_a_time(job: Job, key: str, method: str) -> AsyncIterator[None]:
     """While a key's warm-up lasts, its questions go one at a time in this process
     (:meth:`PermutationPlanner.warming`): each is planned on the state its predecessors left.
-    A question that waited ``job.patience`` seconds goes ahead anyway, planned on the state as
-    it is then, so that a slow upstream turns a burst into a shorter warm-up, not timeouts.
+    A question that waited ``job.patience`` seconds (a quarter of the request deadline) goes
+    ahead anyway, planned on the state as it is then, so that a slow upstream turns a burst
+    into a shorter warm-up, not timeouts.
     (Workers do not wait for each other: each one's questions go one at a time.)"""
     gate = _flight(job, key, method).gate
     try:
@@ -267,7 +271,8 @@ async def _adopt(
         ) from exc
     flight.runs.discard(question)
     for other in flight.runs:
-        fresh.reserve(other)
+        if other.n == fresh.n:  # one of another shape gets its 400 when it is written back
+            fresh.reserve(other)
     job.cache[(key, method)] = fresh
 
 
