@@ -148,6 +148,9 @@ class PermutationPlanner(EstimationSchedule):
         self.warmed = 0
         self.after_warmup = 0
         self.sure_at: int | None = None  # adaptive: warm-up questions when the prior looked sure
+        # adaptive, not stored: questions in flight whose order after the first is undecided
+        # (each keeps a share of the credit: QuestionRun.undecided).
+        self.undecided = 0
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -224,6 +227,7 @@ class PermutationPlanner(EstimationSchedule):
         if run.n != self.n:
             raise ValueError(f"planner has {self.n} options, this question {run.n}")
         self._count(run)
+        self.undecided += run.undecided
         run.rebind(self)
 
     def _count(self, run: QuestionRun) -> None:
@@ -289,7 +293,10 @@ class PermutationPlanner(EstimationSchedule):
             # Do no harm: the other orders carry worse evidence than the first. Probes still
             # ask, so that the evidence keeps coming and a false alarm can clear.
             return None
-        if not self._affordable(1) or (
+        # The budget guard keeps each question in flight whose second order is undecided its
+        # share (budget - 1): one at a time there are none, and nothing changes.
+        share = self.undecided * (self.budget - 1.0)
+        if not self._affordable(1 + share) or (
             self._refresh_due() and not self._affordable(1 + self.n - self.budget)
         ):
             # The budget guard; and while the prior's refresh is due, save for it (spending

@@ -98,6 +98,12 @@ class QuestionRun:
         # What planning this question did to the planner's schedule counters, so that another
         # copy of the state can account for it (:meth:`PermutationPlanner.adopt`).
         self.counted: dict[str, int] = {}
+        # adaptive: whether another order after the first is still to be decided; while it is,
+        # the budget guard keeps this question a share of the credit (questions in flight at
+        # once must not leave it all to those whose first answers came back first).
+        self.undecided = role == "adaptive"
+        if self.undecided:
+            planner.undecided += 1
         self._enqueue(first)
 
     # -- the protocol ----------------------------------------------------------------------
@@ -213,7 +219,12 @@ class QuestionRun:
         self._planner._spend(len(perms))
 
     def _maybe_extend(self) -> None:
-        if self.role == "adaptive" and self._obs and self.done:
+        if self.role != "adaptive" or not self.done:
+            return
+        if self.undecided:
+            self.undecided = False
+            self._planner.undecided -= 1
+        if self._obs:
             nxt = self._planner._next_adaptive(self)
             if nxt is not None:
                 self._enqueue([nxt])
