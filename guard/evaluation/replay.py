@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import openai
+from openai.types.chat import ChatCompletionUserMessageParam
 
 from calibrators.metrics import accuracy, rstd
 from guard.evaluation.mcq import RunScore
@@ -27,6 +28,21 @@ def arc_prompt(question: str, options: Sequence[str], subject: str = "arc") -> s
     )
 
 
+def _messages(
+    rec: McqRecords, questions: Sequence[str], q: int
+) -> list[ChatCompletionUserMessageParam]:
+    return [{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}]
+
+
+def _score(rec: McqRecords, order: Sequence[int], evidence: Sequence[dict[str, Any]]) -> RunScore:
+    """Scores over the questions asked (``order``), from each one's ``guard`` evidence."""
+    asked = np.asarray(order, dtype=np.int64)
+    pred = np.array([int(g["index"]) for g in evidence], dtype=np.int64)
+    gold = rec.gold[asked]
+    calls = sum(int(g["upstream_calls"]) for g in evidence)
+    return RunScore(accuracy(pred, gold), rstd(pred, gold, rec.n_options), calls / len(asked))
+
+
 def replay_through_proxy(
     client: openai.OpenAI,
     rec: McqRecords,
@@ -36,18 +52,13 @@ def replay_through_proxy(
     model: str = "replay",
 ) -> RunScore:
     """Send the questions in ``order``; score the proxy's answers and count upstream calls."""
-    pred = np.empty(len(rec), dtype=np.int64)
-    calls = 0
+    evidence = []
     for q in order:
         r = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}],
-            extra_body={"guard": guard},
+            model=model, messages=_messages(rec, questions, q), extra_body={"guard": guard}
         )
-        g = (r.model_extra or {})["guard"]
-        pred[q] = int(g["index"])
-        calls += int(g["upstream_calls"])
-    return RunScore(accuracy(pred, rec.gold), rstd(pred, rec.gold, rec.n_options), calls / len(rec))
+        evidence.append((r.model_extra or {})["guard"])
+    return _score(rec, order, evidence)
 
 
 async def replay_concurrently(
@@ -60,24 +71,16 @@ async def replay_concurrently(
     model: str = "replay",
 ) -> tuple[RunScore, list[dict[str, Any]]]:
     """As :func:`replay_through_proxy`, with ``concurrency`` questions in flight at once (each
-    sent as a slot frees, in ``order``); also returns each question's ``guard`` evidence."""
-    pred = np.empty(len(rec), dtype=np.int64)
-    evidence: list[dict[str, Any]] = [{} for _ in range(len(rec))]
+    sent as a slot frees, in ``order``); also returns each question's ``guard`` evidence, in
+    ``order``."""
     slots = asyncio.Semaphore(concurrency)
 
-    async def ask(q: int) -> None:
+    async def ask(q: int) -> dict[str, Any]:
         async with slots:
             r = await client.chat.completions.create(
-                model=model,
-                messages=[{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}],
-                extra_body={"guard": guard},
+                model=model, messages=_messages(rec, questions, q), extra_body={"guard": guard}
             )
-        evidence[q] = dict((r.model_extra or {})["guard"])
-        pred[q] = int(evidence[q]["index"])
+        return dict((r.model_extra or {})["guard"])
 
-    await asyncio.gather(*(ask(int(q)) for q in order))
-    calls = sum(int(g["upstream_calls"]) for g in evidence)
-    score = RunScore(
-        accuracy(pred, rec.gold), rstd(pred, rec.gold, rec.n_options), calls / len(rec)
-    )
-    return score, evidence
+    evidence = list(await asyncio.gather(*(ask(int(q)) for q in order)))
+    return _score(rec, order, evidence), evidence

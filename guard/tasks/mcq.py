@@ -196,13 +196,14 @@ async def _one_at_a_time(job: Job, key: str, method: str) -> AsyncIterator[None]
     try:
         async with asyncio.timeout(job.patience):
             await gate.acquire()
+        held = True
     except TimeoutError:
-        yield
-        return
+        held = False
     try:
         yield
     finally:
-        gate.release()
+        if held:
+            gate.release()
 
 
 async def _answer(

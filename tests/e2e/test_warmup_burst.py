@@ -22,7 +22,7 @@ import pytest
 
 from guard.config import RouteConfig, Settings
 from guard.evaluation.recorded import McqRecords, load_recorded
-from guard.evaluation.replay import arc_prompt, replay_concurrently
+from guard.evaluation.replay import replay_concurrently
 from guard.server import create_app
 from guard.store import open_store
 from guard.testing.fake_upstream import FakeUpstreamState, ReplayResponder, create_fake_upstream
@@ -32,19 +32,13 @@ BURST = 48
 
 
 async def _burst(url: str, rec: McqRecords, method: str) -> list[dict[str, Any]]:
+    """The first ``BURST`` questions, all at once: each one's guard evidence."""
     assert rec.questions is not None
-    questions = rec.questions
     async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0) as client:
-
-        async def ask(q: int) -> dict[str, Any]:
-            r = await client.chat.completions.create(
-                model="replay",
-                messages=[{"role": "user", "content": arc_prompt(questions[q], rec.options[q])}],
-                extra_body={"guard": {"calibration": method}},
-            )
-            return dict((r.model_extra or {})["guard"])
-
-        return await asyncio.gather(*(ask(q) for q in range(BURST)))
+        _, evidence = await replay_concurrently(
+            client, rec, rec.questions, range(BURST), {"calibration": method}, BURST
+        )
+    return evidence
 
 
 @pytest.mark.parametrize("method", ["adaptive", "pride"])

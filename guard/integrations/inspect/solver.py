@@ -124,14 +124,17 @@ def debiased_choice(
         if planner.warming(ref.handling):
             async with gate:
                 if planner.warming(ref.handling):
-                    return await answer(state, model, planner, ref)
-        return await answer(state, model, planner, ref)
+                    return await answer(state, model, planner, options, ref)
+        return await answer(state, model, planner, options, ref)
 
     async def answer(
-        state: TaskState, model: Model, planner: PermutationPlanner, ref: ReferentialCheck
+        state: TaskState,
+        model: Model,
+        planner: PermutationPlanner,
+        options: list[str],
+        ref: ReferentialCheck,
     ) -> TaskState:
-        n = len(state.choices)
-        options = [c.value for c in state.choices]
+        n = len(options)
         ids = letters(n)
         question = state.user_prompt.text
         index = next(i for i, m in enumerate(state.messages) if m is state.user_prompt)
