@@ -13,26 +13,10 @@ agreement to mark the models where pooling does not pay; this prints whether it 
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from bench.adaptive_lomo import models
 from calibrators.metrics import accuracy, rstd
-from calibrators.permutation import cyclic_shift, debias, question_prior, to_original
-from guard.evaluation.recorded import McqRecords
-
-
-def hindsight_logs(rec: McqRecords) -> npt.NDArray[np.float64]:
-    """(questions, n orders, n options): each cyclic order's answer, the prior of all the
-    file's questions divided out, in the original option order (log)."""
-    n = rec.n_options
-    p = rec.probs_cyclic / rec.probs_cyclic.sum(axis=-1, keepdims=True)
-    prior = np.exp(np.mean([np.log(question_prior(q)) for q in p], axis=0))
-    return np.log(
-        np.stack(
-            [np.stack([to_original(debias(q[k], prior), cyclic_shift(n, k)) for k in range(n)])
-             for q in p]
-        )
-    )  # fmt: skip
+from guard.evaluation.hindsight import hindsight_logs
 
 
 def main() -> None:

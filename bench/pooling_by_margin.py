@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from bench.adaptive_lomo import models
-from bench.order_agreement import hindsight_logs
+from guard.evaluation.hindsight import hindsight_logs
 
 BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, float("inf")))
 

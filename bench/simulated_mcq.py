@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 
 from guard.evaluation.draws import judge_draws
-from guard.evaluation.mcq import evaluate_mcq, two_order_ceiling, verdict_from_rows
+from guard.evaluation.hindsight import two_call_ceiling
+from guard.evaluation.mcq import evaluate_mcq, verdict_from_rows
 from guard.evaluation.table import format_table
 from guard.testing.simulated import simulation_family
 
@@ -41,7 +42,7 @@ def main() -> None:
             continue
         rec = model.record(args.questions)
         rows = evaluate_mcq(rec, args.seeds, (args.budget,))
-        verdict = verdict_from_rows(rows, args.budget, two_order_ceiling(rec))
+        verdict = verdict_from_rows(rows, args.budget, two_call_ceiling(rec))
         title = f"{model.name} (simulated), {args.questions} questions"
         print(format_table(title, rows))
         print(verdict.summary() if verdict else "", end="\n\n", flush=True)

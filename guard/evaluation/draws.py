@@ -21,10 +21,10 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from guard.evaluation.hindsight import two_call_ceiling
 from guard.evaluation.mcq import (
     AdaptiveVerdict,
     evaluate_mcq,
-    two_order_ceiling,
     verdict_from_rows,
 )
 from guard.evaluation.recorded import McqRecords
@@ -101,7 +101,7 @@ def judge_draws(
     ceilings: list[float] = []
     for rec in draws:
         rows = evaluate_mcq(rec, seeds, (budget,))
-        ceiling = two_order_ceiling(rec)
+        ceiling = two_call_ceiling(rec)
         verdict = verdict_from_rows(rows, budget, ceiling)
         assert verdict is not None
         per_rows.append(rows)

@@ -19,11 +19,9 @@ from calibrators.permutation import (
     Perm,
     counts_distribution,
     cyclic_shift,
-    debias,
-    question_prior,
-    to_original,
 )
 from calibrators.planner import McqResult, PermutationPlanner
+from guard.evaluation.hindsight import two_call_ceiling
 from guard.evaluation.recorded import McqRecords
 from guard.evaluation.table import Row, Stat
 
@@ -128,7 +126,9 @@ class AdaptiveVerdict:
     raw: Row
     pride: Row
     cyclic: Row
-    ceiling: float | None = None  # :func:`two_order_ceiling` of the file, if known
+    ceiling: float | None = (
+        None  # :func:`~guard.evaluation.hindsight.two_call_ceiling` of the file, if known
+    )
 
     @property
     def line(self) -> float:
@@ -158,8 +158,9 @@ class AdaptiveVerdict:
 
     @property
     def cyclic_in_reach(self) -> bool:
-        """Cyclic's accuracy is within a point of what two orders per question can reach (the
-        goal "within 1 point of cyclic" applies only then; unknown ceiling: assumed in reach)."""
+        """Cyclic's accuracy is within a point of what two calls per question can reach with
+        hindsight (the goal "within 1 point of cyclic" applies only then; unknown ceiling:
+        assumed in reach)."""
         return self.ceiling is None or self.ceiling >= self.cyclic.accuracy.mean - 1.0
 
     def misses(self) -> list[str]:
@@ -190,7 +191,11 @@ class AdaptiveVerdict:
             f"{self.adaptive.balance.mean:.1f} at {self.adaptive.calls.mean:.2f} calls; "
             f"{self.vs_line:+.1f} pt vs the PriDe-to-cyclic line, {self.vs_best:+.1f} pt vs "
             f"{best} (the better of raw/PriDe), {self.vs_cyclic:+.1f} pt vs cyclic"
-            + ("" if self.ceiling is None else f" (two orders reach {self.ceiling:.1f}%)")
+            + (
+                ""
+                if self.ceiling is None
+                else f" (two calls a question reach {self.ceiling:.1f}% with hindsight)"
+            )
             + "; "
             + ("every goal met" if not misses else "missed: " + "; ".join(misses))
         )
@@ -209,26 +214,7 @@ def judge_adaptive(
     row = score_method(
         rec, f"adaptive, budget {budget:g}", factory or adaptive_factory(budget), seeds
     )
-    return AdaptiveVerdict(budget, row, raw, pride, cyc, two_order_ceiling(rec))
-
-
-def two_order_ceiling(rec: McqRecords) -> float:
-    """What two orders per question can reach, with hindsight: accuracy of the shown order
-    pooled with one other cyclic order (the best one for the file, the same for every question),
-    both debiased by the prior of all the file's questions. Uses the labels to pick the order, so
-    it is a gauge of what is in reach, not a method."""
-    n = rec.n_options
-    p = rec.probs_cyclic / rec.probs_cyclic.sum(axis=-1, keepdims=True)
-    prior = np.exp(np.mean([np.log(question_prior(q)) for q in p], axis=0))
-    logs = np.log(
-        np.stack(
-            [
-                np.stack([to_original(debias(q[k], prior), cyclic_shift(n, k)) for k in range(n)])
-                for q in p
-            ]
-        )
-    )
-    return max(accuracy((logs[:, 0] + logs[:, k]).argmax(axis=1), rec.gold) for k in range(1, n))
+    return AdaptiveVerdict(budget, row, raw, pride, cyc, two_call_ceiling(rec))
 
 
 def mcq_baselines(rec: McqRecords, seeds: int = 20) -> tuple[Row, Row, Row]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard.evaluation.mcq import evaluate_mcq, two_order_ceiling, verdict_from_rows
+from guard.evaluation.hindsight import two_call_ceiling
+from guard.evaluation.mcq import evaluate_mcq, verdict_from_rows
 from guard.evaluation.recorded import ClassifyRecords, load_recorded
 from guard.evaluation.table import format_table
 
@@ -36,5 +37,5 @@ def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -
     head = f"{path.name}: {len(rec)} questions, {rec.n_options} options"
     rows = evaluate_mcq(rec, seeds, budgets)
     table = format_table(head, rows)
-    verdict = verdict_from_rows(rows, SUMMARY_BUDGET, two_order_ceiling(rec))
+    verdict = verdict_from_rows(rows, SUMMARY_BUDGET, two_call_ceiling(rec))
     return table if verdict is None else f"{table}\n{verdict.summary()}"

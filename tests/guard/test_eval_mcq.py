@@ -119,8 +119,8 @@ def test_where_cyclic_gains_a_point_in_reach_adaptive_is_within_a_point_of_it(
         pytest.skip(f"cyclic gains {v.cyclic_gain:+.1f} pt over PriDe here")
     if not v.cyclic_in_reach:
         pytest.skip(
-            f"two orders per question reach {v.ceiling:.1f}% with hindsight; cyclic's "
-            f"{v.cyclic.accuracy.mean:.1f}% needs every order"
+            f"two calls a question reach {v.ceiling:.1f}% with hindsight; cyclic's "
+            f"{v.cyclic.accuracy.mean:.1f}% needs more"
         )
     assert v.vs_cyclic >= -1.0, v.summary()
 
