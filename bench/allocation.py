@@ -21,7 +21,7 @@ cyclic averaging there, and costs the real models goals.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from calibrators.order_design import next_order
 from calibrators.permutation import Perm
 from calibrators.planner import PROBE_EVERY, PermutationPlanner, QuestionRun, top2_margin
 from guard.evaluation.draws import pool_rows
-from guard.evaluation.hindsight import hindsight_logs, two_call_answers
+from guard.evaluation.hindsight import hindsight_logs, two_call_answers, two_call_ceiling
 from guard.evaluation.mcq import AdaptiveVerdict, judge_adaptive, mcq_baselines, verdict_from_rows
 from guard.evaluation.recorded import McqRecords, load_recorded
 from guard.testing.simulated import simulation_family
@@ -96,7 +96,7 @@ def gauges(recs: Sequence[McqRecords]) -> str:
     return ", ".join(f"{k} {np.mean(v):.1f}" for k, v in cells.items())
 
 
-def judged(recs: Iterable[McqRecords], seeds: int) -> tuple[AdaptiveVerdict, AdaptiveVerdict]:
+def judged(recs: Sequence[McqRecords], seeds: int) -> tuple[AdaptiveVerdict, AdaptiveVerdict]:
     """(defaults, first answer decides), pooled over the draws."""
     per: tuple[list[list], list[list]] = ([], [])  # type: ignore[type-arg]
     for rec in recs:
@@ -104,7 +104,8 @@ def judged(recs: Iterable[McqRecords], seeds: int) -> tuple[AdaptiveVerdict, Ada
         for rows, factory in zip(per, (None, FirstAnswerDecides), strict=True):
             v = judge_adaptive(rec, seeds, 2.0, factory, base)
             rows.append([v.raw, v.pride, v.cyclic, v.adaptive])
-    out = [verdict_from_rows(pool_rows(rows)) for rows in per]
+    ceiling = float(np.mean([two_call_ceiling(rec) for rec in recs]))
+    out = [verdict_from_rows(pool_rows(rows), 2.0, ceiling) for rows in per]
     assert out[0] is not None
     assert out[1] is not None
     return out[0], out[1]
