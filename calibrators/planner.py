@@ -227,8 +227,7 @@ class PermutationPlanner(EstimationSchedule):
         if run.n != self.n:
             raise ValueError(f"planner has {self.n} options, this question {run.n}")
         self._count(run)
-        self.undecided += run.undecided
-        run.rebind(self)
+        run.rebind(self)  # its share of the credit, if it keeps one, moves here
 
     def _count(self, run: QuestionRun) -> None:
         self.started += 1

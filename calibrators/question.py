@@ -155,7 +155,18 @@ class QuestionRun:
         store shared by several workers); the run's own progress is kept."""
         if planner.n != self._planner.n:
             raise ValueError(f"planner has {planner.n} options, this question {self._planner.n}")
+        if self.undecided:  # the share of the credit moves with the question
+            self._planner.undecided -= 1
+            planner.undecided += 1
         self._planner = planner
+
+    def release(self) -> None:
+        """This question will ask no more orders (finished, or stopped: cancelled, a limit
+        hit): the share of the credit it kept while its next order was undecided goes back.
+        Idempotent."""
+        if self.undecided:
+            self.undecided = False
+            self._planner.undecided -= 1
 
     # -- what the planner reads ------------------------------------------------------------
 
@@ -221,9 +232,7 @@ class QuestionRun:
     def _maybe_extend(self) -> None:
         if self.role != "adaptive" or not self.done:
             return
-        if self.undecided:
-            self.undecided = False
-            self._planner.undecided -= 1
+        self.release()
         if self._obs:
             nxt = self._planner._next_adaptive(self)
             if nxt is not None:

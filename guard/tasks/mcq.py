@@ -121,15 +121,18 @@ async def ask_orders(
     question through this function."""
     kept: list[T] = []
     errors: list[BaseException] = []
-    while batch := run.pending():
-        answers = await gather([ask(p) for p in batch])
-        for perm, a in zip(batch, answers, strict=True):
-            if isinstance(a, BaseException):
-                errors.append(a)
-                run.drop(perm)
-                continue
-            kept.append(a[1])
-            run.observe(perm, a[0])
+    try:
+        while batch := run.pending():
+            answers = await gather([ask(p) for p in batch])
+            for perm, a in zip(batch, answers, strict=True):
+                if isinstance(a, BaseException):
+                    errors.append(a)
+                    run.drop(perm)
+                    continue
+                kept.append(a[1])
+                run.observe(perm, a[0])
+    finally:
+        run.release()  # stopped (cancelled, a sample limit) or finished: no more orders
     return kept, errors
 
 
