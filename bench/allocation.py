@@ -28,7 +28,6 @@ import numpy as np
 from bench.adaptive_lomo import recorded_files
 from calibrators.call_value import CallValue
 from calibrators.metrics import accuracy
-from calibrators.order_design import next_order
 from calibrators.permutation import Perm
 from calibrators.planner import PROBE_EVERY, PermutationPlanner, QuestionRun, top2_margin
 from guard.evaluation.draws import pool_rows
@@ -57,14 +56,7 @@ class FirstAnswerDecides(PermutationPlanner):
             self.plans[id(run)] = self._plan_extras(run, top2_margin(est), len(remaining))
         if not remaining or len(logs) - 1 >= self.plans.get(id(run), 0):
             return None
-        share = self.undecided * (self.budget - 1.0)
-        if not self._affordable(1 + share) or (
-            self._refresh_due() and not self._affordable(1 + self.n - self.budget)
-        ):
-            run.guard_blocked = True
-            return None
-        assert run.prior is not None
-        return next_order(self.design, run.prior, run.answered, remaining, int(np.argmax(est)))
+        return self._guarded_next(run, remaining, est)
 
     def _plan_extras(self, run: QuestionRun, margin: float, remaining: int) -> int:
         probe = run.index % PROBE_EVERY == 0

@@ -292,14 +292,21 @@ class PermutationPlanner(EstimationSchedule):
             # Do no harm: the other orders carry worse evidence than the first. Probes still
             # ask, so that the evidence keeps coming and a false alarm can clear.
             return None
-        # The budget guard keeps each question in flight whose second order is undecided its
-        # share (budget - 1): one at a time there are none, and nothing changes.
+        return self._guarded_next(run, remaining, est)
+
+    def _guarded_next(
+        self, run: QuestionRun, remaining: list[Perm], est: FloatArray
+    ) -> Perm | None:
+        """The next order of the design, if the budget guard lets another one be asked (else
+        None, and ``run.guard_blocked``)."""
+        # The guard keeps each question in flight whose second order is undecided its share
+        # (budget - 1): one at a time there are none, and nothing changes. While the prior's
+        # refresh is due, it saves for it (spending every credit on extra orders would
+        # postpone it for ever).
         share = self.undecided * (self.budget - 1.0)
         if not self._affordable(1 + share) or (
             self._refresh_due() and not self._affordable(1 + self.n - self.budget)
         ):
-            # The budget guard; and while the prior's refresh is due, save for it (spending
-            # every credit on extra orders would postpone it for ever).
             run.guard_blocked = True
             return None
         assert run.prior is not None

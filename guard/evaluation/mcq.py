@@ -126,9 +126,7 @@ class AdaptiveVerdict:
     raw: Row
     pride: Row
     cyclic: Row
-    ceiling: float | None = (
-        None  # :func:`~guard.evaluation.hindsight.two_call_ceiling` of the file, if known
-    )
+    ceiling: float | None = None  # the file's two_call_ceiling (guard.evaluation.hindsight)
 
     @property
     def line(self) -> float:
