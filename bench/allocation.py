@@ -2,17 +2,22 @@
 the least sure ones.
 
     python -m bench.allocation [--seeds 20] [--draws 10] [--only NAME ...]
+        [--variant decides|concentrated|demand|complete | --value-floor F]
 
-Two parts, per recorded ARC model and per simulated one (``--draws`` draws of its questions,
-5 arrival orders each):
+Per recorded ARC model and per simulated one (``--draws`` draws of its questions, 5 arrival
+orders each):
 
 1. Hindsight gauges (:mod:`guard.evaluation.hindsight`, the prior of all questions divided out):
    accuracy of the shown order alone, of the far pair on every question, and of every order for
-   the 1/(n-1) least certain questions — both at two calls a question — beside cyclic averaging.
-2. The planner's defaults against *the first answer decides*: a question whose first answer's
-   margin is under half the threshold asks every order, one under the threshold the far order
-   only, and no later answer asks for more (the threshold is steered by the calls each first
-   answer planned). Judged against issue 10's goals at budget 2.
+   the 1/(n-1) least certain questions — both at two calls a question — and of the latter once
+   the least warm-up and the refresh are paid out of the same two calls, beside cyclic
+   averaging; and the alternating share of the questions' own position biases (the part the
+   far pair leaves; 1/(n-1) when they are isotropic, as in the simulation).
+2. The planner's defaults, and how they hold the budget: where their threshold sits over the
+   second half of a run, and how often the budget guard, not the threshold, stopped a question.
+3. A variant of :mod:`bench.planner_variants` (``--variant``; default: the first answer decides)
+   or the defaults at another value floor, judged beside the defaults against issue 10's goals
+   at budget 2.
 
 It shows what limits adaptive debiasing on sim-strong-skewed: concentrating the calls reaches
 cyclic averaging there, and costs the real models goals.
@@ -21,60 +26,59 @@ cyclic averaging there, and costs the real models goals.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from bench.adaptive_lomo import recorded_files
-from calibrators.call_value import CallValue
+from bench.planner_variants import (
+    CompleteCycle,
+    DemandCounted,
+    FirstAnswerDecides,
+    Watched,
+)
 from calibrators.metrics import accuracy
-from calibrators.permutation import Perm
-from calibrators.planner import PROBE_EVERY, PermutationPlanner, QuestionRun, top2_margin
+from calibrators.planner import PermutationPlanner
 from guard.evaluation.draws import pool_rows
-from guard.evaluation.hindsight import hindsight_logs, two_call_answers, two_call_ceiling
-from guard.evaluation.mcq import AdaptiveVerdict, judge_adaptive, mcq_baselines, verdict_from_rows
+from guard.evaluation.hindsight import (
+    alternating_share,
+    hindsight_logs,
+    prior_paid_answers,
+    two_call_answers,
+    two_call_ceiling,
+)
+from guard.evaluation.mcq import (
+    AdaptiveVerdict,
+    arrival_orders,
+    judge_adaptive,
+    mcq_baselines,
+    run_order,
+    verdict_from_rows,
+)
 from guard.evaluation.recorded import McqRecords, load_recorded
 from guard.testing.simulated import simulation_family
 
-ESCALATE = 0.5  # every order under this fraction of the threshold
 
+def rationing(recs: Sequence[McqRecords], seeds: int) -> str:
+    """How the defaults hold the budget: the threshold over the second half of a run, and the
+    share of questions the guard stopped (their next order was wanted, the credit was out)."""
+    ths: list[float] = []
+    blocked: list[float] = []
+    watched: list[Watched] = []
 
-class FirstAnswerDecides(PermutationPlanner):
-    """Every order, the far one, or none, decided on the first answer alone."""
+    def factory(n: int) -> PermutationPlanner:
+        watched.append(Watched(n))
+        return watched[-1]
 
-    plans: dict[int, int]
-
-    def __init__(self, n: int) -> None:
-        super().__init__(n, "adaptive")
-        self.plans = {}
-
-    def _next_adaptive(self, run: QuestionRun) -> Perm | None:
-        logs = run.debiased_logs()
-        remaining = run.unasked_cyclic()
-        est = run.pooled_logs() * len(logs)
-        if len(logs) == 1:
-            self.plans[id(run)] = self._plan_extras(run, top2_margin(est), len(remaining))
-        if not remaining or len(logs) - 1 >= self.plans.get(id(run), 0):
-            return None
-        return self._guarded_next(run, remaining, est)
-
-    def _plan_extras(self, run: QuestionRun, margin: float, remaining: int) -> int:
-        probe = run.index % PROBE_EVERY == 0
-        if self.harm_check and not probe and self.harm.extras_hurt():
-            return 0
-        if margin < ESCALATE * self.threshold:
-            return remaining  # the value floor does not stop these
-        worth = self.value.threshold(CallValue.stage(1))
-        if margin >= self.threshold or (worth is not None and margin >= worth and not probe):
-            return 0
-        return 1
-
-    def _completed(self, run: QuestionRun) -> None:
-        blocked, run.guard_blocked = run.guard_blocked, True  # steer on the plan, below
-        super()._completed(run)
-        run.guard_blocked = blocked
-        if run.role == "adaptive":
-            self._adapt_threshold(self.plans.pop(id(run), 0))
+    for rec in recs:
+        for order in arrival_orders(len(rec), seeds):
+            run_order(rec, factory, order)
+            ths.append(float(np.mean(watched[-1].thresholds[len(rec) // 2 :])))
+            blocked.append(watched[-1].blocked / len(rec))
+    return (
+        f"threshold {np.mean(ths):.2f} nats over the second half, "
+        f"the guard stopped {np.mean(blocked):.0%} of the questions"
+    )
 
 
 def gauges(recs: Sequence[McqRecords]) -> str:
@@ -82,18 +86,35 @@ def gauges(recs: Sequence[McqRecords]) -> str:
     for rec in recs:
         logs = hindsight_logs(rec)
         answers = {"shown": logs[:, 0].argmax(axis=1), **two_call_answers(logs)}
+        answers["least certain, prior paid"] = prior_paid_answers(logs)
         answers["cyclic"] = logs.sum(axis=1).argmax(axis=1)
         for k, pred in answers.items():
             cells.setdefault(k, []).append(accuracy(pred, rec.gold))
-    return ", ".join(f"{k} {np.mean(v):.1f}" for k, v in cells.items())
+        cells.setdefault("alternating share", []).append(alternating_share(logs))
+    return ", ".join(
+        f"{k} {np.mean(v):.2f}" if k == "alternating share" else f"{k} {np.mean(v):.1f}"
+        for k, v in cells.items()
+    )
 
 
-def judged(recs: Sequence[McqRecords], seeds: int) -> tuple[AdaptiveVerdict, AdaptiveVerdict]:
-    """(defaults, first answer decides), pooled over the draws."""
+Factory = Callable[[int], PermutationPlanner]
+
+VARIANTS: dict[str, tuple[str, Factory]] = {
+    "decides": ("the first answer decides:", FirstAnswerDecides),
+    "concentrated": ("every order or none:", lambda n: FirstAnswerDecides(n, escalate=1.0)),
+    "demand": ("threshold by demand:", DemandCounted),
+    "complete": ("pair, then the cycle:", CompleteCycle),
+}
+
+
+def judged(
+    recs: Sequence[McqRecords], seeds: int, variant: Factory = FirstAnswerDecides
+) -> tuple[AdaptiveVerdict, AdaptiveVerdict]:
+    """(defaults, the variant), pooled over the draws."""
     per: tuple[list[list], list[list]] = ([], [])  # type: ignore[type-arg]
     for rec in recs:
         base = mcq_baselines(rec, seeds)
-        for rows, factory in zip(per, (None, FirstAnswerDecides), strict=True):
+        for rows, factory in zip(per, (None, variant), strict=True):
             v = judge_adaptive(rec, seeds, 2.0, factory, base)
             rows.append([v.raw, v.pride, v.cyclic, v.adaptive])
     ceiling = float(np.mean([two_call_ceiling(rec) for rec in recs]))
@@ -118,7 +139,29 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="arrival orders per recording")
     ap.add_argument("--draws", type=int, default=10, help="draws per simulated model")
     ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
+    ap.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="decides",
+        help="what the defaults are compared with (bench.planner_variants)",
+    )
+    ap.add_argument(
+        "--value-floor",
+        type=float,
+        help="compare the defaults with the defaults at this value floor instead",
+    )
     args = ap.parse_args()
+    floor: float | None = args.value_floor
+    variant: Factory
+    if floor is not None:
+        label = f"value floor {floor:g}:"
+
+        def variant(n: int) -> PermutationPlanner:
+            return PermutationPlanner(n, "adaptive", value_floor=floor)
+
+    else:
+        label, variant = VARIANTS[args.variant]
+
     models: list[tuple[str, list[McqRecords], int]] = []
     for path in recorded_files():
         rec = load_recorded(path)
@@ -129,10 +172,11 @@ def main() -> None:
     for name, recs, seeds in models:
         if args.only and not any(part in name for part in args.only):
             continue
-        defaults, decides = judged(recs, seeds)
+        defaults, other = judged(recs, seeds, variant)
         print(f"{name}: hindsight {gauges(recs)}")
-        print(f"  defaults:                 {line(defaults)}")
-        print(f"  the first answer decides: {line(decides)}", flush=True)
+        print(f"  {'defaults:':25s} {line(defaults)}")
+        print(f"  {'':25s} {rationing(recs, seeds)}")
+        print(f"  {label:25s} {line(other)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ what is in reach, and where a method falls short of it, how far.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -28,6 +30,24 @@ def hindsight_logs(rec: McqRecords) -> npt.NDArray[np.float64]:
     )  # fmt: skip
 
 
+def every_order_for_least_certain(
+    logs: npt.NDArray[np.float64], k: int, full: Sequence[int] = ()
+) -> npt.NDArray[np.int64]:
+    """Answers from :func:`hindsight_logs` when the ``k`` questions whose shown answer has the
+    smallest top-two margin, and the questions ``full``, are pooled over every order, and the
+    others answered in the shown order alone."""
+    shown = logs[:, 0]
+    top2 = np.sort(shown, axis=1)[:, -2:]
+    rest = np.setdiff1d(np.arange(len(logs)), np.asarray(full, dtype=np.int64))
+    margin = top2[rest, 1] - top2[rest, 0]
+    pooled = np.concatenate(
+        [np.asarray(full, dtype=np.int64), rest[np.argsort(margin, kind="stable")[:k]]]
+    )
+    answers: npt.NDArray[np.int64] = shown.argmax(axis=1)
+    answers[pooled] = logs[pooled].sum(axis=1).argmax(axis=1)
+    return answers
+
+
 def two_call_answers(logs: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.int64]]:
     """The answers of two label-free ways to spend two calls a question, from
     :func:`hindsight_logs`: ``"far pair"``, the shown order pooled with the far one (shift n/2)
@@ -35,15 +55,48 @@ def two_call_answers(logs: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.
     questions whose shown answer has the smallest top-two margin, the shown order alone for
     the rest."""
     n = logs.shape[-1]
-    shown = logs[:, 0]
-    top2 = np.sort(shown, axis=1)[:, -2:]
-    least = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[: round(len(logs) / (n - 1))]
-    concentrated = shown.argmax(axis=1)
-    concentrated[least] = logs[least].sum(axis=1).argmax(axis=1)
     return {
-        "far pair": (shown + logs[:, n // 2]).argmax(axis=1),
-        "every order, least certain": concentrated,
+        "far pair": (logs[:, 0] + logs[:, n // 2]).argmax(axis=1),
+        "every order, least certain": every_order_for_least_certain(
+            logs, round(len(logs) / (n - 1))
+        ),
     }
+
+
+def prior_paid_answers(
+    logs: npt.NDArray[np.float64], warmup: int = 4, alpha: float = 0.02, budget: float = 2.0
+) -> npt.NDArray[np.int64]:
+    """The concentrated way of :func:`two_call_answers` once learning the prior is paid for out
+    of the same budget: the first ``warmup`` questions and one in ``1/alpha`` after them ask
+    every order (the planner's least warm-up and its refresh), and what is left of ``budget``
+    calls a question buys every order for the least certain of the others. Still with
+    hindsight (the prior of all questions divided out); a gauge, not a method."""
+    q, n = logs.shape[0], logs.shape[-1]
+    refresh = [
+        warmup + i - 1 for i in range(1, q - warmup + 1) if int(i * alpha) > int((i - 1) * alpha)
+    ]
+    full = list(range(min(warmup, q))) + refresh
+    left = budget * q - q - len(full) * (n - 1)
+    return every_order_for_least_certain(logs, max(int(left // (n - 1)), 0), full)
+
+
+def alternating_share(logs: npt.NDArray[np.float64]) -> float:
+    """Label-free: the share of the questions' own position biases (what is left of each
+    question's answers across its orders once its content and the key's prior are taken out)
+    that lies along the alternating pattern (+ - + - ...) — the part that pooling the shown
+    order with the far one leaves in place. Isotropic biases give 1/(n-1); ``nan`` for an odd
+    number of options, which have no such pattern."""
+    n = logs.shape[-1]
+    if n % 2:
+        return float("nan")
+    lp = logs - np.log(np.exp(logs).sum(axis=-1, keepdims=True))
+    resid = lp - lp.mean(axis=1, keepdims=True)
+    resid = resid - resid.mean(axis=2, keepdims=True)
+    # displayed position of original option i in cyclic order k: (i - k) mod n
+    pos = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
+    bias = np.stack([resid[:, pos == p].mean(axis=1) for p in range(n)], axis=1)
+    alt = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    return float(np.sum((bias @ alt) ** 2) / n / np.sum(bias**2))
 
 
 def two_call_ceiling(rec: McqRecords) -> float:

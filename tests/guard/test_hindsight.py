@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from guard.evaluation.hindsight import hindsight_logs, two_call_answers, two_call_ceiling
+from guard.evaluation.hindsight import (
+    alternating_share,
+    hindsight_logs,
+    prior_paid_answers,
+    two_call_answers,
+    two_call_ceiling,
+)
 from guard.evaluation.recorded import McqRecords
 from guard.testing.simulated import simulation_family
 
@@ -45,3 +52,39 @@ def test_the_ceiling_uses_the_labels_only_to_choose_between_the_two(arc: McqReco
     assert two_call_answers(hindsight_logs(shuffled)).keys() == answers.keys()
     for k, pred in two_call_answers(hindsight_logs(shuffled)).items():
         np.testing.assert_array_equal(pred, answers[k])  # the answers never read the labels
+
+
+def test_paying_for_the_prior_leaves_fewer_questions_every_order() -> None:
+    q, n = 300, 4
+    rng = np.random.default_rng(1)
+    logs = np.zeros((q, n, n))
+    logs[:, 0, 0] = rng.uniform(0.1, 3.0, q)  # the shown order: option 0 by the margin
+    logs[:, 1:, 1] = 5.0  # every order pooled: option 1
+    paid = prior_paid_answers(logs)  # warm-up 4, refresh 1 in 50, budget 2
+    full = np.flatnonzero(paid == 1)
+    assert set(range(4)) <= set(full)  # the warm-up asks every order, whatever its margin
+    assert {53, 103, 153, 203, 253} <= set(full)  # the refresh: every 50th after it
+    assert q + len(full) * (n - 1) <= 2.0 * q  # within two calls a question
+    assert len(full) == 100  # (600 - 300) // 3: the budget is spent
+    prior = set(range(4)) | {53, 103, 153, 203, 253}
+    others = np.array(sorted(set(range(q)) - prior))
+    least = others[np.argsort(logs[others, 0, 0])[: 100 - len(prior)]]
+    assert set(full) - prior == set(least)  # what is left goes to the least certain
+    assert (prior_paid_answers(logs, budget=1.0) == 1).sum() == 9  # nothing left but the prior
+
+
+def test_the_alternating_share_is_a_third_for_isotropic_biases_and_reads_the_pattern() -> None:
+    model = next(m for m in simulation_family() if m.name == "sim-strong-skewed")
+    share = np.mean(
+        [alternating_share(hindsight_logs(model.redrawn(d).record(300))) for d in range(3)]
+    )
+    assert abs(share - 1 / 3) < 0.04, share  # per-question priors drawn independently per position
+    q, n = 200, 4
+    rng = np.random.default_rng(2)
+    content = rng.normal(0, 1, (q, 1, n))
+    for pattern, expected in ((np.array([1.0, -1, 1, -1]), 1.0), (np.array([1.0, 1, -1, -1]), 0.0)):
+        bias = rng.normal(0, 0.5, (q, 1)) * pattern  # each question's own position bias
+        pos = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n  # order k, option i -> position
+        logs = content + bias[:, pos]
+        assert alternating_share(logs) == pytest.approx(expected, abs=1e-9)
+    assert np.isnan(alternating_share(np.zeros((3, 5, 5))))  # five options: no such pattern
