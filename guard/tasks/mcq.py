@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -147,6 +147,16 @@ async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, A
     return kept[0]
 
 
+@contextmanager
+def _calibration_settings() -> Iterator[None]:
+    """A planner the request's settings cannot make ('full' on too many options, a budget
+    below the refresh's cost) is the client's error: a 400 naming ``guard.calibration``."""
+    try:
+        yield
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), param="guard.calibration") from exc
+
+
 async def run(job: Job) -> Outcome:
     opts = job.opts
     assert isinstance(opts, McqOptions)
@@ -156,10 +166,8 @@ async def run(job: Job) -> Outcome:
     key = job.client_key(opts.key) or calibration_key(
         job.upstream_model, job.body, job.msg_index, prompt
     )
-    try:
+    with _calibration_settings():
         warming = (await _snapshot(job, key, method, prompt.n)).warming(ref.handling)
-    except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
-        raise InvalidRequestError(str(exc), param="guard.calibration") from exc
     if warming:
         async with _one_at_a_time(job, key, method):
             # The warm-up may have ended while this question waited: then it goes at once.
@@ -214,14 +222,12 @@ async def _answer(
 ) -> Outcome:
     opts = job.opts
     assert isinstance(opts, McqOptions)
-    try:
+    with _calibration_settings():
         planner = await _snapshot(job, key, method, prompt.n)
         if opts.budget is not None and opts.budget != planner.budget:
             planner = PermutationPlanner.from_dict(planner.to_dict())  # this request only
             planner.budget = opts.budget
         question = planner.start(ref.handling, ref.fixed)
-    except ValueError as exc:  # e.g. 'full' on too many options, a budget below the refresh
-        raise InvalidRequestError(str(exc), param="guard.calibration") from exc
     flight = _flight(job, key, method)
     shared = planner is job.cache.get((key, method))  # not a this-request-only budget
     if shared:
