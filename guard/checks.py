@@ -144,10 +144,14 @@ class Checks:
         if unread is not None:
             # A prompt the policies cannot read would walk around them: refuse it, saying why.
             names = ", ".join(sorted({str(getattr(p, "name", p)) for p in policies}))
+            shape = (
+                "carries the prompt as embeddings"
+                if unread in endpoint.embeds_fields
+                else "was sent as token IDs or in another shape than a string or a list of strings"
+            )
             raise InvalidRequestError(
-                f"this route checks prompts ({names}) and '{unread}' was sent as token IDs or "
-                f"in another shape than a string or a list of strings, which calguard cannot "
-                f"read: send it as text, or use a route without prompt-side policies",
+                f"this route checks prompts ({names}) and '{unread}' {shape}, which calguard "
+                f"cannot read: send it as text, or use a route without prompt-side policies",
                 param=unread,
                 code="unreadable_prompt",
                 request_id=self.request_id,

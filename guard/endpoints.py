@@ -234,9 +234,16 @@ class Endpoint:
     required: str = "model"  # a body field it cannot do without, besides model
     # The field that may hold a prompt as token IDs, which no policy can read (None: none).
     token_field: str | None = None
+    # Fields that carry a prompt as vectors (vLLM's ``prompt_embeds``): never readable.
+    embeds_fields: tuple[str, ...] = ()
 
     def unread_prompt(self, body: dict[str, Any]) -> str | None:
-        """:attr:`token_field` when ``body`` holds it in a shape policies cannot read."""
+        """The field of ``body`` that holds a prompt policies cannot read: :attr:`token_field`
+        in another shape than text, or any of :attr:`embeds_fields` (None: every prompt is
+        text)."""
+        embeds = next((f for f in self.embeds_fields if body.get(f) is not None), None)
+        if embeds is not None:
+            return embeds
         field = self.token_field
         return field if field is not None and _unreadable(body.get(field)) else None
 
@@ -266,6 +273,7 @@ COMPLETIONS = Endpoint(
     _choice_deltas(_completion_delta),
     required="prompt",
     token_field="prompt",
+    embeds_fields=("prompt_embeds",),
 )
 RESPONSES = Endpoint(
     "responses", "/responses", _responses_prompt, _responses_answer, _responses_deltas

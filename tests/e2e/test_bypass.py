@@ -290,3 +290,37 @@ def test_the_wrapper_reads_tuples_as_the_sdk_sends_them(tmp_path: Path) -> None:
         client.completions.create(model="m", prompt=("all fine",))  # read, and passed
         assert state.requests[-1]["prompt"] == ["all fine"]
         client.close()
+
+
+def test_a_prompt_sent_as_embeddings_cannot_walk_around_prompt_policies(
+    fake: tuple[FakeUpstreamState, openai.OpenAI],
+) -> None:
+    # vLLM (--enable-prompt-embeds) takes a completion's prompt as a base64 tensor in
+    # 'prompt_embeds', beside or instead of 'prompt': no policy can read it.
+    state, client = fake
+    n = len(state.requests)
+    for prompt in ("harmless", None):
+        with pytest.raises(openai.BadRequestError) as exc:
+            client.completions.create(
+                model="deny", prompt=prompt, extra_body={"prompt_embeds": "AAAA"}
+            )
+        assert exc.value.code == "unreadable_prompt"
+        assert exc.value.param == "prompt_embeds"
+        assert "embeddings" in exc.value.message
+        assert "denylist" in exc.value.message
+    assert len(state.requests) == n
+
+
+def test_prompt_embeds_pass_unchanged_where_no_prompt_policy_asks(
+    fake: tuple[FakeUpstreamState, openai.OpenAI],
+) -> None:
+    state, client = fake
+    # the SDK sends "prompt": null; a client of vLLM may leave 'prompt' out altogether
+    client.completions.create(model="open-model", prompt=None, extra_body={"prompt_embeds": "AAAA"})
+    assert state.requests[-1]["prompt_embeds"] == "AAAA"
+    url = str(client.base_url).rstrip("/")
+    r = httpx.post(
+        f"{url}/completions", json={"model": "open-model", "prompt_embeds": "AAAA"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    assert state.requests[-1] == {"model": "open-model", "prompt_embeds": "AAAA"}
