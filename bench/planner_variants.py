@@ -3,7 +3,8 @@ product: each was measured and not kept; the README's "what limits it" and "Trie
 not kept" give their figures).
 
 - :class:`FirstAnswerDecides`: every order, the far one, or none, decided on the first answer
-  (``escalate`` 1: every order or none, the concentrated way).
+  (``escalate`` 1: every order or none, the concentrated way). A whole cycle is asked only when
+  it is affordable as a whole, so every question ends balanced (1, 2 or n orders).
 - :class:`DemandCounted`: the defaults, but a question the budget guard stopped steers the
   threshold by what it wanted, not by what it got.
 - :class:`CompleteCycle`: after the far pair, an unsure question asks the rest of the cycle
@@ -25,14 +26,25 @@ from calibrators.planner import PROBE_EVERY, PermutationPlanner, QuestionRun, to
 ESCALATE = 0.5  # every order under this fraction of the threshold
 
 
+def affordable_at_once(planner: PermutationPlanner, calls: int) -> bool:
+    """The budget guard's test for ``calls`` more orders asked as one (the planner's own
+    guard tests one order at a time, and could cut a cycle short, its positions unbalanced)."""
+    share = planner.undecided * (planner.budget - 1.0)
+    return planner._affordable(calls + share) and (
+        not planner._refresh_due() or planner._affordable(calls + planner.n - planner.budget)
+    )
+
+
 class FirstAnswerDecides(PermutationPlanner):
     """Every order, the far one, or none, decided on the first answer alone."""
 
-    plans: dict[int, int]
+    plans: dict[int, int]  # the extra orders each question will ask
+    wanted: dict[int, int]  # the extra orders it wanted (what steers the threshold)
 
     def __init__(self, n: int, escalate: float = ESCALATE) -> None:
         super().__init__(n, "adaptive")
         self.plans = {}
+        self.wanted = {}
         self.escalate = escalate
 
     def _next_adaptive(self, run: QuestionRun) -> Perm | None:
@@ -40,9 +52,16 @@ class FirstAnswerDecides(PermutationPlanner):
         remaining = run.unasked_cyclic()
         est = run.pooled_logs() * len(logs)
         if len(logs) == 1:
-            self.plans[id(run)] = self._plan_extras(run, top2_margin(est), len(remaining))
+            plan = self.wanted[id(run)] = self._plan_extras(run, top2_margin(est), len(remaining))
+            if plan > 1 and not affordable_at_once(self, len(remaining)):
+                # not the guard one order at a time: it could cut the cycle short, unbalanced
+                plan = 1 if self.escalate < 1.0 else 0
+            self.plans[id(run)] = plan
         if not remaining or len(logs) - 1 >= self.plans.get(id(run), 0):
             return None
+        if self.plans[id(run)] > 1:  # every order, paid for when planned
+            assert run.prior is not None
+            return next_order(self.design, run.prior, run.answered, remaining, int(np.argmax(est)))
         return self._guarded_next(run, remaining, est)
 
     def _plan_extras(self, run: QuestionRun, margin: float, remaining: int) -> int:
@@ -60,8 +79,9 @@ class FirstAnswerDecides(PermutationPlanner):
         blocked, run.guard_blocked = run.guard_blocked, True  # steer on the plan, below
         super()._completed(run)
         run.guard_blocked = blocked
+        self.plans.pop(id(run), None)
         if run.role == "adaptive":
-            self._adapt_threshold(self.plans.pop(id(run), 0))
+            self._adapt_threshold(self.wanted.pop(id(run), 0))
 
 
 class Watched(PermutationPlanner):
@@ -129,10 +149,7 @@ class CompleteCycle(DemandCounted):
         ):
             return None
         need = 1 if len(logs) == 1 else len(remaining)
-        share = self.undecided * (self.budget - 1.0)
-        if not self._affordable(need + share) or (
-            self._refresh_due() and not self._affordable(need + self.n - self.budget)
-        ):
+        if not affordable_at_once(self, need):
             run.guard_blocked = True
             self.wanted[id(run)] = need
             return None

@@ -83,9 +83,10 @@ def prior_paid_answers(
 def alternating_share(logs: npt.NDArray[np.float64]) -> float:
     """Label-free: the share of the questions' own position biases (what is left of each
     question's answers across its orders once its content and the key's prior are taken out)
-    that lies along the alternating pattern (+ - + - ...) — the part that pooling the shown
-    order with the far one leaves in place. Isotropic biases give 1/(n-1); ``nan`` for an odd
-    number of options, which have no such pattern."""
+    that lies along the alternating pattern (+ - + - ...). For four options that is all that
+    pooling the shown order with the far one leaves in place (for six or more, other patterns
+    survive it too). Isotropic biases give 1/(n-1); ``nan`` for an odd number of options,
+    which have no such pattern."""
     n = logs.shape[-1]
     if n % 2:
         return float("nan")

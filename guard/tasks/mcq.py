@@ -149,8 +149,9 @@ async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, A
 
 @contextmanager
 def _calibration_settings() -> Iterator[None]:
-    """A planner the request's settings cannot make ('full' on too many options, a budget
-    below the refresh's cost) is the client's error: a 400 naming ``guard.calibration``."""
+    """A planner that cannot be made for this request ('full' on too many options; a route
+    budget below the refresh's cost) is a 400 naming ``guard.calibration``, not a 500. (A
+    request's own ``guard.budget`` is taken as given: 1.0 means no extra orders.)"""
     try:
         yield
     except ValueError as exc:

@@ -69,7 +69,7 @@ def test_by_default_a_batch_input_file_is_relayed_unread(proxy: tuple[str, list[
     assert BATCH_LINE in seen[0][2]  # the denied word reached the provider, as uploaded
 
 
-@pytest.mark.parametrize("proxy", [["/chat/completions/*"]], indirect=True)
+@pytest.mark.parametrize("proxy", [["/models*", "/chat/completions*"]], indirect=True)
 def test_an_allow_list_without_files_keeps_the_batch_api_out(
     proxy: tuple[str, list[Any]],
 ) -> None:
@@ -82,4 +82,8 @@ def test_an_allow_list_without_files_keeps_the_batch_api_out(
                 input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h"
             )
         client.chat.completions.retrieve("chatcmpl-1")  # stored completions: listed, relayed
-    assert [(m, p) for m, p, _ in seen] == [("GET", "chat/completions/chatcmpl-1")]
+        client.models.list()  # the model list too
+    assert [(m, p) for m, p, _ in seen] == [
+        ("GET", "chat/completions/chatcmpl-1"),
+        ("GET", "models"),
+    ]

@@ -211,6 +211,8 @@ def test_state_survives_a_restart(stack: Stack) -> None:
 
 # -- errors --------------------------------------------------------------------------------
 
+SIX_OPTIONS = "Which is largest?\nA. 1\nB. 2\nC. 3\nD. 4\nE. 5\nF. 6\nAnswer:"
+
 
 @pytest.mark.parametrize(
     ("payload", "status", "param"),
@@ -233,6 +235,13 @@ def test_state_survives_a_restart(stack: Stack) -> None:
         (
             json.dumps(
                 {"model": "m", "messages": user(QUESTION), "guard": {"calibration": "batch"}}
+            ).encode(),
+            400,
+            "guard.calibration",
+        ),
+        (  # full-permutation averaging on six options: 720 calls, not offered (planner error)
+            json.dumps(
+                {"model": "m", "messages": user(SIX_OPTIONS), "guard": {"calibration": "full"}}
             ).encode(),
             400,
             "guard.calibration",

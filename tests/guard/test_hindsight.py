@@ -21,15 +21,18 @@ def test_every_order_goes_to_the_least_certain_questions_at_two_calls_a_question
     q, n = 30, 4
     margins = rng.permutation(np.linspace(0.1, 3.0, q))
     logs = np.zeros((q, n, n))
-    # The shown order favours option 0 by each question's margin; the other orders favour
-    # option 1 strongly enough that every order pooled picks it.
-    logs[:, 0, 0] = margins
-    logs[:, 1:, 1] = 5.0
+    # The shown order favours option 0 by each question's margin over its runner-up, option 2
+    # (whose own level varies, so the top log alone would rank them otherwise); the other
+    # orders favour option 1 strongly enough that every order pooled picks it.
+    runner_up = rng.uniform(0.5, 2.0, q)  # above the other two options (0)
+    logs[:, 0, 0] = runner_up + margins
+    logs[:, 0, 2] = runner_up
+    logs[:, 1:, 1] = 10.0
     answers = two_call_answers(logs)
     moved = np.flatnonzero(answers["every order, least certain"] == 1)
     assert len(moved) == q // (n - 1)  # 1 + (n - 1) / (n - 1): two calls a question
     assert set(moved) == set(np.argsort(margins)[: q // (n - 1)])
-    assert (answers["far pair"] == 1).all()  # far: 0 + 5 on option 1 beats the margin
+    assert (answers["far pair"] == 1).all()  # far: 0 + 10 on option 1 beats option 0
 
 
 def test_concentrating_the_calls_beats_the_far_pair_where_order_noise_is_independent() -> None:
