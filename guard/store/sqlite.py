@@ -87,6 +87,21 @@ def _available(path: Path) -> Iterator[None]:
         ) from exc
 
 
+def _wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode. On a new file that other processes are opening at the same
+    moment (replicas starting at once), SQLite can refuse the switch with "database is locked"
+    at once, without waiting its busy timeout: try again until ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteStore:
     """SQLite-backed store (``sqlite:///path``). Thread-safe; one connection per thread."""
 
@@ -153,8 +168,12 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                _wal(conn, self.timeout_s)
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
 

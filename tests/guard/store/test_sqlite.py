@@ -4,6 +4,7 @@ PostgreSQL, is in test_contract.py)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,35 @@ def test_a_file_locked_past_the_timeout_is_a_503_not_a_500(tmp_path: Path) -> No
     store.update("k", lambda s: ({"n": 1}, None))
     assert store.add_flag(_flag(1.0, ["pii"])) == 1
     store.close()
+
+
+def test_stores_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
+    """Replicas starting at once on a new file: SQLite may refuse the switch to WAL with
+    "database is locked" at once, without waiting its busy timeout (start-up failed on about
+    one such start in ten). Forty starts of six stores each: every store opens."""
+    errors: list[BaseException] = []
+    for trial in range(40):
+        path = tmp_path / f"new{trial}.db"
+        start = threading.Barrier(6)
+        opened: list[SQLiteStore] = []
+
+        def open_one(
+            path: Path = path, start: threading.Barrier = start, opened: list[SQLiteStore] = opened
+        ) -> None:
+            try:
+                start.wait(timeout=30)
+                opened.append(SQLiteStore(path))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for store in opened:
+            store.close()
+    assert errors == []
 
 
 def test_a_file_from_before_versioning_is_adopted_with_its_data(tmp_path: Path) -> None:
