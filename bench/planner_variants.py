@@ -26,15 +26,6 @@ from calibrators.planner import PROBE_EVERY, PermutationPlanner, QuestionRun, to
 ESCALATE = 0.5  # every order under this fraction of the threshold
 
 
-def affordable_at_once(planner: PermutationPlanner, calls: int) -> bool:
-    """The budget guard's test for ``calls`` more orders asked as one (the planner's own
-    guard tests one order at a time, and could cut a cycle short, its positions unbalanced)."""
-    share = planner.undecided * (planner.budget - 1.0)
-    return planner._affordable(calls + share) and (
-        not planner._refresh_due() or planner._affordable(calls + planner.n - planner.budget)
-    )
-
-
 class FirstAnswerDecides(PermutationPlanner):
     """Every order, the far one, or none, decided on the first answer alone."""
 
@@ -53,7 +44,7 @@ class FirstAnswerDecides(PermutationPlanner):
         est = run.pooled_logs() * len(logs)
         if len(logs) == 1:
             plan = self.wanted[id(run)] = self._plan_extras(run, top2_margin(est), len(remaining))
-            if plan > 1 and not affordable_at_once(self, len(remaining)):
+            if plan > 1 and not self._guard_allows(len(remaining)):
                 # not the guard one order at a time: it could cut the cycle short, unbalanced
                 plan = 1 if self.escalate < 1.0 else 0
             self.plans[id(run)] = plan
@@ -149,7 +140,7 @@ class CompleteCycle(DemandCounted):
         ):
             return None
         need = 1 if len(logs) == 1 else len(remaining)
-        if not affordable_at_once(self, need):
+        if not self._guard_allows(need):
             run.guard_blocked = True
             self.wanted[id(run)] = need
             return None

@@ -303,14 +303,19 @@ class PermutationPlanner(EstimationSchedule):
         # (budget - 1): one at a time there are none, and nothing changes. While the prior's
         # refresh is due, it saves for it (spending every credit on extra orders would
         # postpone it for ever).
-        share = self.undecided * (self.budget - 1.0)
-        if not self._affordable(1 + share) or (
-            self._refresh_due() and not self._affordable(1 + self.n - self.budget)
-        ):
+        if not self._guard_allows(1):
             run.guard_blocked = True
             return None
         assert run.prior is not None
         return next_order(self.design, run.prior, run.answered, remaining, int(np.argmax(est)))
+
+    def _guard_allows(self, calls: int) -> bool:
+        """Whether the budget guard lets ``calls`` more orders be asked now, as one: the
+        questions in flight keep their shares, and a refresh that is due is saved for."""
+        share = self.undecided * (self.budget - 1.0)
+        return self._affordable(calls + share) and (
+            not self._refresh_due() or self._affordable(calls + self.n - self.budget)
+        )
 
     def _spend(self, calls: int) -> None:
         self.spent += calls

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 WARMUP_EXTENSION = 1.5
 
 
+def refresh_due(k: int, alpha: float) -> bool:
+    """Whether the ``k``-th question after the warm-up (1-based) refreshes the prior: one in
+    ``1/alpha``, spread evenly, no randomness."""
+    return math.floor(k * alpha) > math.floor((k - 1) * alpha)
+
+
 class EstimationSchedule:
     """The warm-up and refresh schedule of a planner (its counters and settings are the
     planner's: see :class:`calibrators.planner.PermutationPlanner`)."""
@@ -95,7 +101,7 @@ class EstimationSchedule:
             return None  # a refresh needs every option to move
         self.after_warmup += 1
         k = self.after_warmup
-        if math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha):
+        if refresh_due(k, self.alpha):
             if self.method != "adaptive" or self._affordable(self.n):
                 return "refresh"
             self.after_warmup -= 1  # postpone: keep the refresh due until it is affordable
@@ -121,5 +127,4 @@ class EstimationSchedule:
 
     def _refresh_due(self) -> bool:
         # The next question (or this postponed one) is due to ask every order (alpha schedule).
-        k = self.after_warmup + 1
-        return math.floor(k * self.alpha) > math.floor((k - 1) * self.alpha)
+        return refresh_due(self.after_warmup + 1, self.alpha)

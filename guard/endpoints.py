@@ -241,11 +241,15 @@ class Endpoint:
         """The field of ``body`` that holds a prompt policies cannot read: :attr:`token_field`
         in another shape than text, or any of :attr:`embeds_fields` (None: every prompt is
         text)."""
-        embeds = next((f for f in self.embeds_fields if body.get(f) is not None), None)
+        embeds = self.embedded(body)
         if embeds is not None:
             return embeds
         field = self.token_field
         return field if field is not None and _unreadable(body.get(field)) else None
+
+    def embedded(self, body: dict[str, Any]) -> str | None:
+        """The field of :attr:`embeds_fields` that ``body`` sends its prompt in, if any."""
+        return next((f for f in self.embeds_fields if body.get(f) is not None), None)
 
     def answers(self, completion: dict[str, Any]) -> Iterator[Slot]:
         """Each text of an answer (each choice, each output part), rewritable."""

@@ -200,9 +200,8 @@ class Pipeline:
         if endpoint is CHAT:
             check_chat_body(body)
         else:
-            # vLLM takes a completion's prompt as embeddings instead of text
-            embedded = any(body.get(f) is not None for f in endpoint.embeds_fields)
-            check_body(body, "model" if embedded else endpoint.required)
+            # a prompt sent as embeddings (vLLM) needs no text prompt beside it
+            check_body(body, "model" if endpoint.embedded(body) else endpoint.required)
         rest, opts = split_guard(body)
         client_model = rest["model"]
         if self._given is None and not self.settings.serves(client_model):

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from calibrators.metrics import accuracy
 from calibrators.permutation import cyclic_shift, debias, question_prior, to_original
+from calibrators.schedule import refresh_due
 from guard.evaluation.recorded import McqRecords
 
 
@@ -72,9 +73,7 @@ def prior_paid_answers(
     calls a question buys every order for the least certain of the others. Still with
     hindsight (the prior of all questions divided out); a gauge, not a method."""
     q, n = logs.shape[0], logs.shape[-1]
-    refresh = [
-        warmup + i - 1 for i in range(1, q - warmup + 1) if int(i * alpha) > int((i - 1) * alpha)
-    ]
+    refresh = [warmup + i - 1 for i in range(1, q - warmup + 1) if refresh_due(i, alpha)]
     full = list(range(min(warmup, q))) + refresh
     left = budget * q - q - len(full) * (n - 1)
     return every_order_for_least_certain(logs, max(int(left // (n - 1)), 0), full)

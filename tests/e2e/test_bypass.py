@@ -244,14 +244,22 @@ def test_a_prompt_in_any_shape_but_text_cannot_walk_around_prompt_policies(
     # Only a string or a list of strings is text the policies read. Token IDs spell text no
     # policy can read ("forbidden" in any tokenizer's IDs): a route that checks prompts refuses
     # them and every other shape, saying why, and the upstream never sees them.
+    assert "token IDs" in refused_unread(fake, send).message
+
+
+def refused_unread(
+    fake: tuple[FakeUpstreamState, openai.OpenAI], send: Any
+) -> openai.BadRequestError:
+    """``send(client)`` is refused as an unreadable prompt, naming the route's policy, and
+    the upstream never sees it; the error, for what else it says."""
     state, client = fake
     n = len(state.requests)
     with pytest.raises(openai.BadRequestError) as exc:
         send(client)
     assert exc.value.code == "unreadable_prompt"
-    assert "token IDs" in exc.value.message
     assert "denylist" in exc.value.message
     assert len(state.requests) == n
+    return exc.value
 
 
 def test_token_ids_pass_unchanged_where_no_prompt_policy_asks(
@@ -297,18 +305,15 @@ def test_a_prompt_sent_as_embeddings_cannot_walk_around_prompt_policies(
 ) -> None:
     # vLLM (--enable-prompt-embeds) takes a completion's prompt as a base64 tensor in
     # 'prompt_embeds', beside or instead of 'prompt': no policy can read it.
-    state, client = fake
-    n = len(state.requests)
     for prompt in ("harmless", None):
-        with pytest.raises(openai.BadRequestError) as exc:
-            client.completions.create(
+        err = refused_unread(
+            fake,
+            lambda c, prompt=prompt: c.completions.create(
                 model="deny", prompt=prompt, extra_body={"prompt_embeds": "AAAA"}
-            )
-        assert exc.value.code == "unreadable_prompt"
-        assert exc.value.param == "prompt_embeds"
-        assert "embeddings" in exc.value.message
-        assert "denylist" in exc.value.message
-    assert len(state.requests) == n
+            ),
+        )
+        assert err.param == "prompt_embeds"
+        assert "embeddings" in err.message
 
 
 def test_prompt_embeds_pass_unchanged_where_no_prompt_policy_asks(
