@@ -110,6 +110,13 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+def _unread(body: dict[str, Any], endpoint: Endpoint) -> str | None:
+    """The field of ``body`` holding text the prompt policies would not read: the endpoint's
+    own (:meth:`Endpoint.unread_prompt`), or an ``extra_body`` left in the body, which the
+    OpenAI SDK (the wrapper) and LiteLLM (a LiteLLM route) merge over the checked fields."""
+    return "extra_body" if body.get("extra_body") is not None else endpoint.unread_prompt(body)
+
+
 def violation(verdict: Verdict, phase: str, request_id: str) -> PolicyViolationError:
     return PolicyViolationError(
         verdict.policy, verdict.reason or "policy hit", phase=phase, request_id=request_id
@@ -140,18 +147,22 @@ class Checks:
     ) -> None:
         """Check every text of the request; redactions rewrite ``body`` in place; a block
         raises :class:`PolicyViolationError`."""
-        unread = endpoint.unread_prompt(body) if policies else None
+        unread = _unread(body, endpoint) if policies else None
         if unread is not None:
             # A prompt the policies cannot read would walk around them: refuse it, saying why.
             names = ", ".join(sorted({str(getattr(p, "name", p)) for p in policies}))
-            shape = (
-                "carries the prompt as embeddings"
-                if unread in endpoint.embeds_fields
-                else "was sent as token IDs or in another shape than a string or a list of strings"
-            )
+            if unread == "extra_body":
+                shape = "is merged into the request after the checks (by the SDK or LiteLLM)"
+            elif unread in endpoint.embeds_fields:
+                shape = "carries the prompt as embeddings"
+            else:
+                shape = (
+                    "was sent as token IDs or in another shape than a string or a list of strings"
+                )
             raise InvalidRequestError(
-                f"this route checks prompts ({names}) and '{unread}' {shape}, which calguard "
-                f"cannot read: send it as text, or use a route without prompt-side policies",
+                f"this route checks prompts ({names}) and '{unread}' {shape}, so calguard "
+                f"cannot read it: send the text itself, at the top level of the request, or use "
+                f"a route without prompt-side policies",
                 param=unread,
                 code="unreadable_prompt",
                 request_id=self.request_id,

@@ -35,6 +35,12 @@ def _dropping_logprobs(choice: Any, container: Any, key: Any) -> Callable[[str],
     return put
 
 
+def _list(value: Any) -> list[Any]:
+    """A field that should be a list, as one (anything else holds nothing to read: a malformed
+    request is the upstream's to refuse, a malformed answer is read as empty)."""
+    return value if isinstance(value, list) else []
+
+
 def _texts(obj: Any, *keys: str) -> Iterator[Slot]:
     """``obj[key]`` for each key whose value is a string."""
     if isinstance(obj, dict):
@@ -44,7 +50,7 @@ def _texts(obj: Any, *keys: str) -> Iterator[Slot]:
 
 
 def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    for m in body.get("messages") or []:
+    for m in _list(body.get("messages")):
         if not isinstance(m, dict):
             continue
         yield from _content(m)
@@ -55,7 +61,7 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     prediction = body.get("prediction")
     if isinstance(prediction, dict):
         yield from _content(prediction)
-    for tool in body.get("tools") or []:
+    for tool in _list(body.get("tools")):
         yield from _texts(tool.get("function") if isinstance(tool, dict) else None, "description")
 
 
@@ -152,7 +158,7 @@ def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
             continue
         yield from _content(item)
         yield from _texts(item, "output", "arguments")  # tool output fed back; earlier calls
-        for part in item.get("summary") or []:  # reasoning summaries
+        for part in _list(item.get("summary")):  # reasoning summaries
             yield from _texts(part, "text")
     prompt = body.get("prompt")
     variables = prompt.get("variables") if isinstance(prompt, dict) else None
@@ -166,7 +172,7 @@ def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
 
 def _choices(answer: Callable[[dict[str, Any]], Iterator[Slot]]) -> Callable[..., Iterator[Slot]]:
     def slots(completion: dict[str, Any]) -> Iterator[Slot]:
-        for choice in completion.get("choices") or []:
+        for choice in _list(completion.get("choices")):
             if isinstance(choice, dict):
                 yield from answer(choice)
 
@@ -180,7 +186,7 @@ def _choice_deltas(
     ``"<index>.tool_calls[<i>]"`` (a tool call's arguments): each is checked on its own."""
 
     def deltas(chunk: dict[str, Any]) -> Iterator[Delta]:
-        for choice in chunk.get("choices") or []:
+        for choice in _list(chunk.get("choices")):
             if isinstance(choice, dict):
                 index = choice.get("index", 0)
                 index = index if isinstance(index, int) else 0
@@ -191,13 +197,13 @@ def _choice_deltas(
 
 
 def _responses_answer(response: dict[str, Any]) -> Iterator[Slot]:
-    for item in response.get("output") or []:
+    for item in _list(response.get("output")):
         if not isinstance(item, dict):
             continue
         yield from _texts(item, "arguments")  # a function call
-        for part in item.get("content") or []:
+        for part in _list(item.get("content")):
             yield from _texts(part, "text", "refusal")
-        for part in item.get("summary") or []:
+        for part in _list(item.get("summary")):
             yield from _texts(part, "text")
 
 

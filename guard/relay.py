@@ -21,12 +21,16 @@ TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddi
 
 
 def check_relayed_path(path: str, method: str) -> None:
-    """A relayed path is a plain one: no ``.`` / ``..`` / empty segments (the HTTP client would
-    resolve them into another path, e.g. a text endpoint, or out of an allow-list), and never a
-    text endpoint in disguise (a POST to one goes through the pipeline; GET lists stored ones)."""
+    """A relayed path is a plain one: no ``.`` / ``..`` / empty segments and no percent sign
+    (the HTTP client would resolve the first into another path, e.g. a text endpoint, or out
+    of an allow-list; a path that still holds an escape after the server decoded it once was
+    encoded twice, and ``%2e%2e`` resolves as ``..`` there), and never a text endpoint in
+    disguise (a POST to one goes through the pipeline; GET lists stored ones)."""
     segments = path.split("/")
-    if any(s in ("", ".", "..") or "\\" in s for s in segments):
-        raise NotFoundError(f"/v1/{path}: not a path this proxy relays (dot or empty segments)")
+    if any(s in ("", ".", "..") or "\\" in s or "%" in s for s in segments):
+        raise NotFoundError(
+            f"/v1/{path}: not a path this proxy relays (dot or empty segments, or an escape)"
+        )
     if method == "POST" and path.lower() in TEXT_PATHS:
         raise NotFoundError(f"/v1/{path}: send it as POST /v1/{path.lower()}")
 
@@ -49,8 +53,14 @@ class Relay:
         query: str,
         request_id: str,
     ) -> Reply:
-        """Any other path under /v1, passed through untouched (unless the allow-list says no)."""
+        """Any other path under /v1 (``path`` with its leading ``/``), passed through untouched
+        (unless it is not a plain path, or the allow-list says no): the path checked is the
+        path sent, whichever route relays it."""
         out = {"x-calguard-request-id": request_id}
+        try:
+            check_relayed_path(path[1:], method)
+        except NotFoundError as exc:
+            return Reply.of_error(exc, out)
         allowed = self.settings.passthrough_paths
         if allowed is not None and not any(fnmatch.fnmatchcase(path, p) for p in allowed):
             err = NotFoundError(f"{method} /v1{path} is not passed through by this proxy")

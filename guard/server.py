@@ -46,7 +46,7 @@ from guard.errors import (
 )
 from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline
-from guard.relay import Relay, check_relayed_path
+from guard.relay import Relay
 from guard.reply import Reply, new_request_id
 from guard.request import parse_json
 from guard.store import Store, open_store
@@ -292,7 +292,6 @@ def create_app(
     async def other(request: Request, path: str) -> Response:
         """Every other path under /v1 (stored completions, files, batches, ...), untouched."""
         _authorize(request, settings.api_keys)
-        check_relayed_path(path, request.method)
         content = await _read_body(request, settings.max_body_bytes)
         reply = await relay["r"].forward(
             request.method, f"/{path}", content, request.headers, request.url.query,
