@@ -40,6 +40,7 @@ from guard.request import (
     GuardOptions,
     check_body,
     check_chat_body,
+    refuse_duplicate_keys,
     split_guard,
 )
 from guard.scrub import Scrubber, url_passwords
@@ -180,6 +181,8 @@ class Pipeline:
     ) -> Reply:
         try:
             req = self._parse(endpoint, body, request_id, out)
+            if raw is not None:
+                refuse_duplicate_keys(raw, prompts_checked=bool(req.policies.prompt))
             req.forward, req.query = forward_headers(headers or {}, self.settings), query
             req.scrub, req.caller = self.scrub, caller
             req.raw = raw if req.exact else None

@@ -164,6 +164,55 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    try:
+        json.loads(raw, object_pairs_hook=_unique_pairs)
+    except _Duplicate as dup:
+        return dup.key
+    return None
+
+
+def _model_given_twice(raw: bytes) -> bool:
+    if raw.count(b"model") + raw.count(b"\\u") < 2:  # cheap unless "model" occurs twice
+        return False
+    top: list[tuple[str, Any]] = json.loads(raw, object_pairs_hook=list)
+    return sum(k == "model" for k, _ in top) > 1
+
+
+def refuse_duplicate_keys(raw: bytes, *, prompts_checked: bool) -> None:
+    """A 400 ``duplicate_key`` for a (valid JSON) body that gives ``model`` twice at its top
+    level, or, where ``prompts_checked``, any key twice in one object. Parsers disagree on
+    which one counts (Python's and most keep the last, RapidJSON's lookup finds the first), so
+    the upstream could read a model calguard did not route or a text it did not check."""
+    if _model_given_twice(raw):
+        raise InvalidRequestError(
+            "the request body gives 'model' twice; send it once",
+            param="model",
+            code="duplicate_key",
+        )
+    if prompts_checked and (key := _duplicate_key(raw)) is not None:
+        raise InvalidRequestError(
+            f"this route checks prompts and the request body gives the key {key!r} twice in "
+            "one object; send each key once",
+            param=key,
+            code="duplicate_key",
+        )
+
+
 def _check_value(value: Any, depth: int, surrogates: bool) -> None:
     if depth > MAX_DEPTH:
         raise InvalidRequestError(
@@ -250,5 +299,6 @@ __all__ = [
     "check_chat_body",
     "parse_guard",
     "parse_json",
+    "refuse_duplicate_keys",
     "split_guard",
 ]

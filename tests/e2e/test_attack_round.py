@@ -211,3 +211,52 @@ def test_a_malformed_list_field_is_not_a_500_where_prompts_are_checked(
     url, _ = proxy
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
     assert raw(url, "POST", path, json.dumps(body).encode()) < 500
+
+
+DUPLICATED = [
+    # the key read last is checked; a parser that keeps the first (RapidJSON's FindMember,
+    # some strict decoders) would see the other text
+    b'{"model": "m", "messages": [{"role": "user", "content": "say forbidden"}],'
+    b' "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "say forbidden", "content": "hi"}]}',
+    b'{"model": "m", "prompt": "say forbidden", "prompt": "hi"}',
+]
+
+
+@pytest.mark.parametrize("body", DUPLICATED, ids=["messages", "content", "prompt"])
+def test_a_key_given_twice_is_refused_where_prompts_are_checked(
+    proxy: tuple[str, Recorder], body: bytes
+) -> None:
+    url, up = proxy
+    path = "/v1/completions" if b'"prompt"' in body else "/v1/chat/completions"
+    r = httpx.post(f"{url}{path}", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "duplicate_key"
+    assert "forbidden" not in r.text  # the error names the key, not the text
+    assert up.seen == []
+    opened = body.replace(b'"model": "m"', b'"model": "open"')
+    r = httpx.post(f"{url}{path}", content=opened, headers={"content-type": "application/json"})
+    assert r.status_code == 200  # no prompt policy: not refused
+
+
+@pytest.mark.parametrize(
+    "model", [b'"model": "unserved"', b'"m\\u006fdel": "unserved"'], ids=["plain", "escaped"]
+)
+def test_a_model_given_twice_is_refused_on_every_route(
+    proxy: tuple[str, Recorder], model: bytes
+) -> None:
+    # Only "open" and the default route's "m" are served; an upstream whose parser keeps the
+    # first key would have served "unserved".
+    url, up = proxy
+    body = b"{" + model + b', "prompt": "hi", "model": "open"}'
+    r = httpx.post(
+        f"{url}/v1/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("duplicate_key", "model")
+    assert up.seen == []
+    nested = b'{"model": "open", "prompt": "the model", "tools": [{"model": 1, "model": 2}]}'
+    r = httpx.post(
+        f"{url}/v1/completions", content=nested, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 200  # a nested key given twice is not the routing's business
