@@ -40,6 +40,7 @@ from calibrators.permutation import (
     question_prior,
 )
 from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict
+from calibrators.pooling import Pooling
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
 from calibrators.referential import Handling
 from calibrators.schedule import WARMUP_EXTENSION, EstimationSchedule
@@ -105,6 +106,7 @@ class PermutationPlanner(EstimationSchedule):
         harm_check: bool = True,
         pair_prior: bool = False,
         value_floor: float = 0.1,
+        pooling: Pooling = "mean",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -141,6 +143,7 @@ class PermutationPlanner(EstimationSchedule):
         self.pair_prior = pair_prior
         self.harm = HarmCheck()
         self.value = CallValue(value_floor)
+        self.pooling: Pooling = pooling
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0

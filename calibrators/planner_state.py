@@ -25,6 +25,7 @@ NEWER_SETTINGS = (
     "harm_check",
     "pair_prior",
     "value_floor",
+    "pooling",
 )
 
 
@@ -53,6 +54,7 @@ def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
         "harm": p.harm.to_dict(),
         "value_floor": p.value.floor,
         "value": p.value.to_dict(),
+        "pooling": p.pooling,
     }
 
 

@@ -20,6 +20,7 @@ from calibrators.permutation import (
     normalise,
     to_original,
 )
+from calibrators.pooling import position_free
 from calibrators.referential import Handling
 
 if TYPE_CHECKING:
@@ -206,6 +207,10 @@ class QuestionRun:
         logs = self.debiased_logs()[:orders]
         w = np.full(len(logs), self.later_weight)
         w[0] = 1.0
+        if self._planner.pooling == "position_free":
+            content = position_free(logs, self.answered[:orders], w)
+            if content is not None:
+                return content
         return (w @ logs) / w.sum()  # type: ignore[no-any-return]
 
     def all_cyclic_seen(self) -> bool:
