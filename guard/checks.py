@@ -167,12 +167,16 @@ class Checks:
                 code="unreadable_prompt",
                 request_id=self.request_id,
             )
+        # Every text is checked and redacted before a block is raised: the record keeps the
+        # request as it would have gone, never a redacting policy's match.
+        first: Verdict | None = None
         for text, put in list(endpoint.prompt_slots(body)):
             new, block = self.run(policies, Context("prompt", text, model=model))
-            if block is not None:
-                raise violation(block, "prompt", self.request_id)
+            first = first or block
             if new != text:
                 put(new)
+        if first is not None:
+            raise violation(first, "prompt", self.request_id)
 
     def answer(
         self,
@@ -186,6 +190,7 @@ class Checks:
         """Check every choice of an answer; redactions rewrite ``completion`` in place (True
         when one did); a block raises :class:`PolicyViolationError`."""
         changed = False
+        first: Verdict | None = None  # raised once every text is redacted (as for prompts)
         for text, put in list(endpoint.answers(completion)):
             ctx = Context(
                 "response",
@@ -195,11 +200,12 @@ class Checks:
                 previous_prior=previous_prior,
             )
             new, block = self.run(policies, ctx)
-            if block is not None:
-                raise violation(block, "response", self.request_id)
+            first = first or block
             if new != text:
                 put(new)
                 changed = True
+        if first is not None:
+            raise violation(first, "response", self.request_id)
         return changed
 
     def tally(self, metrics: Metrics, headers: dict[str, str] | None = None) -> None:
@@ -252,4 +258,20 @@ async def record(
         "request": redact_secrets(scrub.value(request) if scrub else request),
         "response": redact_secrets(scrub.value(response) if scrub else response),
     }
-    return await asyncio.to_thread(store.add_flag, flag)
+    return await asyncio.to_thread(store.add_flag, _text_only(flag))
+
+
+def _text_only(value: Any) -> Any:
+    """``value`` with every lone surrogate (an upstream can send ``\\ud800`` in its JSON) made
+    U+FFFD: a record must be storable and readable back as UTF-8 text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, Mapping):
+        return {_text_only(k): _text_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text_only(v) for v in value]
+    return value

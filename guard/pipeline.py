@@ -18,11 +18,10 @@ import asyncio
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, RoutePolicies, record, route_policies
+from guard.checks import Checks, RoutePolicies, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, Endpoint
 from guard.errors import (
@@ -34,10 +33,10 @@ from guard.errors import (
     UpstreamTimeoutError,
 )
 from guard.metrics import Metrics
+from guard.pipeline_request import PipelineRequest, said
 from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
 from guard.request import (
     AutoOptions,
-    GuardOptions,
     check_body,
     check_chat_body,
     refuse_duplicate_keys,
@@ -55,40 +54,6 @@ from guard.upstreams.headers import forward_headers, passed_headers
 from guard.upstreams.routes import RouteUpstreams
 
 log = logging.getLogger("calguard")
-
-
-@dataclass
-class _Request:
-    """One request as the pipeline carries it from step to step."""
-
-    endpoint: Endpoint
-    request_id: str
-    body: dict[str, Any]  # as it goes upstream: no guard, the upstream model, redactions made
-    opts: GuardOptions
-    client_model: str
-    upstream_model: str
-    route: RouteConfig
-    policies: RoutePolicies
-    checks: Checks
-    headers: dict[str, str]  # the reply's
-    forward: dict[str, str] = field(default_factory=dict)  # the client's, passed on
-    query: str = ""
-    scrub: Scrubber | None = None
-    caller: str | None = None  # the proxy key it came with: client-chosen keys live under it
-    exact: bool = False  # the body goes upstream as the client sent it: its own bytes
-    raw: bytes | None = None
-
-    async def log(self, store: Store, key: str | None, response: Any) -> None:
-        await record(
-            store,
-            self.checks,
-            route=self.client_model,
-            model=self.upstream_model,
-            key=key,
-            request=self.body,
-            response=response,
-            scrub=self.scrub,
-        )
 
 
 class Pipeline:
@@ -179,6 +144,7 @@ class Pipeline:
         caller: str | None,
         raw: bytes | None,
     ) -> Reply:
+        req: PipelineRequest | None = None
         try:
             req = self._parse(endpoint, body, request_id, out)
             if raw is not None:
@@ -195,11 +161,19 @@ class Pipeline:
             exc.request_id = exc.request_id or request_id
             self.metrics.errors.labels(exc.type).inc()
             reply = Reply.of_error(exc, out)
+        if req is not None and req.checks.flags and not req.logged and reply.stream is None:
+            # Prompt-side verdicts (a redaction went upstream) of a request that then failed
+            # or was refused upstream: recorded with what came back.
+            try:
+                await req.log(self.store, None, {"status": reply.status, "body": said(reply)})
+            except CalguardError as exc:
+                reply = Reply.of_error(exc, out)
+            req.checks.tally(self.metrics)
         return reply
 
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
-    ) -> _Request:
+    ) -> PipelineRequest:
         if endpoint is CHAT:
             check_chat_body(body)
         else:
@@ -216,7 +190,7 @@ class Pipeline:
             )
         upstream_model, route = self.settings.route(client_model)
         rest["model"] = upstream_model
-        return _Request(
+        return PipelineRequest(
             endpoint,
             request_id,
             rest,
@@ -230,7 +204,7 @@ class Pipeline:
             exact="guard" not in body and upstream_model == client_model,
         )
 
-    async def _prompt_checks(self, req: _Request) -> None:
+    async def _prompt_checks(self, req: PipelineRequest) -> None:
         if not req.policies.prompt:
             return
         req.body = copy.deepcopy(req.body)  # redactions rewrite nested texts
@@ -243,7 +217,7 @@ class Pipeline:
         if any(v.redacted is not None for v in req.checks.prompt_verdicts):
             req.raw = None  # rewritten: no longer the client's bytes
 
-    def _task(self, req: _Request) -> Job | None:
+    def _task(self, req: PipelineRequest) -> Job | None:
         """The calibrated task this request asks for (or the route detects), or None.
 
         ``guard.task`` is an order. Without it, a ``guard`` object that sets ``calibration``,
@@ -298,7 +272,7 @@ class Pipeline:
         )
         return job
 
-    async def _calibrated(self, req: _Request, job: Job) -> Reply:
+    async def _calibrated(self, req: PipelineRequest, job: Job) -> Reply:
         task = "mcq" if isinstance(job.opts, AutoOptions) else str(job.opts.task)
         self.metrics.requests.labels(task).inc()
         out = await TASKS[task](job)
@@ -313,7 +287,7 @@ class Pipeline:
             return Reply.of_stream(chunks(done, usage), req.headers)
         return Reply.of_json(done, req.headers)
 
-    async def _passthrough(self, req: _Request) -> Reply:
+    async def _passthrough(self, req: PipelineRequest) -> Reply:
         self.metrics.requests.labels("none").inc()
         upstream = self.upstream_for(req.route)
         path = req.endpoint.path
@@ -352,7 +326,7 @@ class Pipeline:
         req.headers.update(passed_headers(raw.headers))
         return await self._whole(req, raw)
 
-    async def _whole(self, req: _Request, raw: RawResponse) -> Reply:
+    async def _whole(self, req: PipelineRequest, raw: RawResponse) -> Reply:
         """A whole (non-stream) answer: as it came, unless a policy acts on it."""
         if raw.status != 200 or not (req.policies.response or req.checks.flags):
             return Reply.of_raw(raw, req.headers)
@@ -372,7 +346,7 @@ class Pipeline:
         return Reply.of_json(done, req.headers)
 
     async def _answer_checks(
-        self, req: _Request, done: dict[str, Any], evidence: Evidence | None
+        self, req: PipelineRequest, done: dict[str, Any], evidence: Evidence | None
     ) -> bool:
         """Response-side policies on a whole answer, then the flag record; True if it changed."""
         key = evidence.get("key") if evidence else None

@@ -27,9 +27,15 @@ def check_relayed_path(path: str, method: str) -> None:
     encoded twice, and ``%2e%2e`` resolves as ``..`` there), and never a text endpoint in
     disguise (a POST to one goes through the pipeline; GET lists stored ones)."""
     segments = path.split("/")
-    if any(s in ("", ".", "..") or "\\" in s or "%" in s for s in segments):
+    if any(s in ("", ".", "..") or "\\" in s or "%" in s for s in segments) or any(
+        c in "?#" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in path
+    ):
+        # ? and # (decoded from %3F, %23) would start a query or a fragment in the URL sent
+        # on, and the HTTP client drops tabs and line breaks: /v1/chat/completions%3F is not
+        # another path than the text endpoint
         raise NotFoundError(
-            f"/v1/{path}: not a path this proxy relays (dot or empty segments, or an escape)"
+            f"/v1/{path}: not a path this proxy relays (dot or empty segments, an escape, "
+            "a ? or #, or white space)"
         )
     if method == "POST" and path.lower() in TEXT_PATHS:
         raise NotFoundError(f"/v1/{path}: send it as POST /v1/{path.lower()}")
@@ -70,9 +76,9 @@ class Relay:
                 f"{method} /v1{path}: this proxy has no default upstream to relay to"
             )
             return Reply.of_error(err, out)
-        keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
-        keep.update(forward_headers(headers, self.settings))
         try:
+            keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
+            keep.update(forward_headers(headers, self.settings))
             raw = await self.upstream.forward(
                 method, path, content=content or None, headers=keep, query=query
             )
@@ -94,7 +100,9 @@ class Relay:
             data = listed["data"]
         except (ValueError, KeyError, TypeError):
             return reply
-        known = {m.get("id") for m in data if isinstance(m, dict)}
+        if not isinstance(data, list):  # not a list: the upstream's answer, as it said it
+            return reply
+        known = {m.get("id") for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
         data += [_route_model(name) for name in self.settings.routes if name not in known]
         return Reply.of_json(listed, {k: v for k, v in reply.headers.items()})
 

@@ -149,7 +149,10 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object, strictly: no NaN/Infinity, no lone surrogates, no
     nesting deeper than :data:`MAX_DEPTH`; anything else is an :class:`InvalidRequestError`."""
     try:
-        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        # Decoded here, strictly: json.loads(bytes) would also take UTF-16 and UTF-32 bodies
+        # and UTF-8-encoded surrogates, where the escape check below cannot see them.
+        text = raw.decode("utf-8-sig")  # a leading BOM is let be, as json.loads did
+        body = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidRequestError(
             f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json"
@@ -160,7 +163,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
-    _check_value(body, 0, b"\\ud" in raw.lower())
+    _check_value(body, 0, "\\ud" in text.lower())
     return body
 
 

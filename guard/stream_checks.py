@@ -16,6 +16,8 @@ the end, which decides the record and the release of what was held.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -23,10 +25,11 @@ from guard import sse
 from guard.checks import Checks, violation
 from guard.endpoints import Endpoint
 from guard.errors import UpstreamError
-from policies import Action, Context, Policy, Verdict, run_policies
+from policies import Action, Context, Policy, Verdict, apply_redactions, run_policies
 from policies.spans import SpanPolicy
 
 Log = Callable[[Any], Awaitable[Any]]
+log_ = logging.getLogger(__name__)
 
 MAX_WORD = 64  # a tail longer than this without a space is checked as it stands
 WINDOW = 1024  # span policies re-read this much settled text before the new text
@@ -128,14 +131,32 @@ async def checked_stream(
         pending.append((event.raw, ends))
 
     def withheld() -> dict[int | str, str]:
-        return {i: t.text() for i, t in texts.items()}
+        """The texts so far for the record, with the redacting policies' matches taken out."""
+        return {
+            i: apply_redactions(text, run_policies(policies, Context("response", text)))
+            for i, text in ((i, t.text()) for i, t in texts.items())
+        }
+
+    recorded = False
 
     async def blocked(verdict: Verdict) -> bytes:
+        nonlocal recorded
         err = violation(verdict, "response (stream)", checks.request_id)
         if verdict not in checks.response_verdicts:
             checks.response_verdicts.append(verdict)
+        recorded = True
         await log({**err.to_body(), "withheld": withheld()})
         return sse.encode(err.to_body())
+
+    async def cut_short(why: str) -> None:
+        """The stream ended before its end (the upstream failed, the client went): what was
+        flagged so far, the prompt's verdicts included, is still recorded."""
+        if recorded:
+            return
+        for t in texts.values():
+            checks.run(policies, Context("response", t.text()))
+        if checks.flags:
+            await asyncio.shield(log({"streamed_text": withheld(), "cut_short": why}))
 
     try:
         async for chunk in upstream:
@@ -152,6 +173,12 @@ async def checked_stream(
                     safe[i] - end >= holdback for i, end in pending[0][1].items()
                 ):
                     yield pending.pop(0)[0]
+    except (Exception, asyncio.CancelledError, GeneratorExit) as exc:
+        try:
+            await cut_short(f"{type(exc).__name__}: {exc}"[:300])
+        except Exception:  # the stream's own failure is the one to report
+            log_.exception("request %s: the record of a stream cut short", checks.request_id)
+        raise
     finally:
         aclose = getattr(upstream, "aclose", None)
         if aclose is not None:

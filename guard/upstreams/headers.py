@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from guard.errors import InvalidRequestError
+
 FORWARDED = ("openai-organization", "openai-project", "openai-beta", "idempotency-key")
 DROPPED = frozenset(
     {
@@ -35,8 +37,14 @@ DROPPED = frozenset(
 
 
 def forward_headers(client: Mapping[str, str], settings: Any) -> dict[str, str]:
-    """The client's headers that go upstream (names lower-case)."""
+    """The client's headers that go upstream (names lower-case); one that holds a control
+    character is a 400 (the HTTP client would refuse to send it)."""
     out = {k.lower(): v for k, v in client.items() if k.lower() in FORWARDED}
+    for name, value in out.items():
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            raise InvalidRequestError(
+                f"the header {name!r} holds a control character", param=name, code="bad_header"
+            )
     auth = next((v for k, v in client.items() if k.lower() == "authorization"), None)
     if (
         auth

@@ -20,9 +20,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
+import yarl
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -34,6 +35,8 @@ from tenacity import (
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def should_retry(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
@@ -135,8 +138,13 @@ class OpenAIUpstream:
             reraise=True,
         )
 
-    def _url(self, path: str, query: str) -> str:
-        return self.base_url + path + (f"?{query}" if query else "")
+    def _url(self, path: str, query: str) -> yarl.URL:
+        """The URL sent: ``path`` quoted once (a relayed path holds no escapes, calguard checked
+        that), the client's query string exactly as it came (not re-encoded)."""
+        return yarl.URL(
+            self.base_url + quote(path, safe=_PATH_SAFE) + (f"?{query}" if query else ""),
+            encoded=True,
+        )
 
     def _request_headers(self, headers: Headers | None, json_body: bool) -> dict[str, str]:
         out = dict(headers or {})
@@ -148,11 +156,11 @@ class OpenAIUpstream:
         return out
 
     async def _once(
-        self, method: str, url: str, content: bytes | None, headers: dict[str, str]
+        self, method: str, url: yarl.URL, content: bytes | None, headers: dict[str, str]
     ) -> RawResponse:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with self._http().request(
-            method, url, data=content, headers=headers, timeout=timeout
+            method, url, data=content, headers=headers, timeout=timeout, allow_redirects=False
         ) as resp:
             raw = RawResponse(
                 resp.status, await resp.read(), resp.headers.get("content-type", ""), _headers(resp)
@@ -238,7 +246,9 @@ class OpenAIUpstream:
         )
 
         async def open_() -> RawStream:
-            resp = await self._http().post(url, data=content, headers=h, timeout=timeout)
+            resp = await self._http().post(
+                url, data=content, headers=h, timeout=timeout, allow_redirects=False
+            )
             if resp.status >= 400:
                 raw = RawResponse(
                     resp.status, await resp.read(), resp.headers.get("content-type", ""),
