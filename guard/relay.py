@@ -9,12 +9,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from guard import sse
 from guard.config import Settings
 from guard.errors import CalguardError, NotFoundError
 from guard.metrics import Metrics
-from guard.reply import Reply, new_request_id, scrubbed
+from guard.reply import Reply, new_request_id, primed, scrubbed, started
 from guard.scrub import Scrubber
-from guard.upstreams import Upstream
+from guard.upstreams import RawResponse, Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
@@ -79,13 +80,22 @@ class Relay:
         try:
             keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
             keep.update(forward_headers(headers, self.settings))
-            raw = await self.upstream.forward(
+            opened = await self.upstream.relay(
                 method, path, content=content or None, headers=keep, query=query
+            )
+            self.metrics.upstream_calls.inc()
+            said = {**passed_headers(opened.headers), **out}
+            if opened.status == 200 and opened.content_type.startswith("text/event-stream"):
+                # as it comes, in whole events (so the scrubber sees each one whole)
+                return await primed(
+                    scrubbed(started(sse.whole_events(opened.chunks), said), self.scrub)
+                )
+            raw = RawResponse(
+                opened.status, await opened.read(), opened.content_type, opened.headers
             )
         except CalguardError as exc:
             return Reply.of_error(exc, out)
-        self.metrics.upstream_calls.inc()
-        return scrubbed(Reply.of_raw(raw, {**passed_headers(raw.headers), **out}), self.scrub)
+        return scrubbed(Reply.of_raw(raw, said), self.scrub)
 
     async def models(self, headers: Mapping[str, str], query: str) -> Reply:
         """The upstream's model list as it said it, plus the routes calguard serves."""

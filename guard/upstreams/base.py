@@ -61,6 +61,15 @@ class RawStream:
     async def read(self) -> bytes:
         return b"".join([c async for c in self.chunks])
 
+    @classmethod
+    def whole(cls, raw: RawResponse) -> RawStream:
+        """A whole answer as a stream of one chunk."""
+        return cls(raw.status, raw.headers, raw.content_type, _once(raw.body))
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
 
 Headers = Mapping[str, str]
 
@@ -104,6 +113,17 @@ class Upstream(Protocol):
         query: str = "",
     ) -> RawResponse:
         """Any other request under ``/v1`` (stored completions, files, ...), as it is."""
+
+    async def relay(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawStream:
+        """As :meth:`forward`, the answer's bytes as they come (a relayed stream streams)."""
 
     async def get(self, path: str) -> RawResponse: ...
 

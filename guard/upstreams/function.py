@@ -142,6 +142,18 @@ class FunctionUpstream:
     ) -> RawResponse:
         return await self.get(path)
 
+    async def relay(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawStream:
+        raw = await self.forward(method, path, content=content, headers=headers, query=query)
+        return RawStream.whole(raw)
+
     async def get(self, path: str) -> RawResponse:
         return RawResponse(404, b'{"error": {"message": "not served"}}', "application/json")
 

@@ -115,6 +115,18 @@ class LiteLLMUpstream:
     ) -> RawResponse:
         return _not_served(path)
 
+    async def relay(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawStream:
+        raw = await self.forward(method, path, content=content, headers=headers, query=query)
+        return RawStream.whole(raw)
+
     async def get(self, path: str) -> RawResponse:
         return RawResponse(200, b'{"object": "list", "data": []}', "application/json")
 

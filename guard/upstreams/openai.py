@@ -239,15 +239,32 @@ class OpenAIUpstream:
         """Retried until the status arrives; then the bytes as they come (no retry once they
         flow). ``timeout_s`` bounds each wait for bytes, not the whole stream."""
         content = content or json.dumps(body, separators=(",", ":")).encode()
-        h = self._request_headers(headers, True)
+        return await self._open("POST", path, content, self._request_headers(headers, True), query)
+
+    async def relay(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
+    ) -> RawStream:
+        """Any other request, as :meth:`stream` takes it: a relayed stream (Assistants runs)
+        streams, and lasts as long as its events keep coming."""
+        return await self._open(method, path, content, self._request_headers(headers, False), query)
+
+    async def _open(
+        self, method: str, path: str, content: bytes | None, h: dict[str, str], query: str
+    ) -> RawStream:
         url = self._url(path, query)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )
 
         async def open_() -> RawStream:
-            resp = await self._http().post(
-                url, data=content, headers=h, timeout=timeout, allow_redirects=False
+            resp = await self._http().request(
+                method, url, data=content, headers=h, timeout=timeout, allow_redirects=False
             )
             if resp.status >= 400:
                 raw = RawResponse(
@@ -257,7 +274,7 @@ class OpenAIUpstream:
                 resp.release()
                 if should_retry(raw.status, raw.headers, raw.body):
                     raise _RetryableStatus(raw)
-                return RawStream(raw.status, raw.headers, raw.content_type, _once_bytes(raw.body))
+                return RawStream.whole(raw)
             return RawStream(
                 resp.status,
                 _headers(resp),
@@ -267,7 +284,7 @@ class OpenAIUpstream:
 
         out = await self._retried(open_)
         if isinstance(out, RawResponse):  # retries ran out on an error status
-            return RawStream(out.status, out.headers, out.content_type, _once_bytes(out.body))
+            return RawStream.whole(out)
         assert isinstance(out, RawStream)
         return out
 
@@ -287,7 +304,3 @@ class OpenAIUpstream:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-async def _once_bytes(body: bytes) -> AsyncIterator[bytes]:
-    yield body
