@@ -23,7 +23,7 @@ from typing import Any
 from guard import sse
 from guard.checks import Checks, RoutePolicies, route_policies
 from guard.config import RouteConfig, Settings
-from guard.endpoints import CHAT, Endpoint
+from guard.endpoints import CHAT, RESPONSES, Endpoint
 from guard.errors import (
     CalguardError,
     InvalidRequestError,
@@ -39,6 +39,7 @@ from guard.request import (
     AutoOptions,
     check_body,
     check_chat_body,
+    check_types,
     refuse_duplicate_keys,
     split_guard,
 )
@@ -174,13 +175,20 @@ class Pipeline:
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
     ) -> PipelineRequest:
+        # A Responses call with a stored prompt may leave the model to it (the SDK makes
+        # model, input and prompt all optional): it takes the default route.
+        stored = (
+            endpoint is RESPONSES and "model" not in body and isinstance(body.get("prompt"), dict)
+        )
         if endpoint is CHAT:
             check_chat_body(body)
+        elif stored:
+            check_types(body, chat=False)
         else:
             # a prompt sent as embeddings (vLLM) needs no text prompt beside it
             check_body(body, "model" if endpoint.embedded(body) else endpoint.required)
         rest, opts = split_guard(body)
-        client_model = rest["model"]
+        client_model = "" if stored else rest["model"]
         if self._given is None and not self.settings.serves(client_model):
             served = ", ".join(sorted(self.settings.routes)) or "none"
             raise NotFoundError(
@@ -189,7 +197,8 @@ class Pipeline:
                 code="model_not_found",
             )
         upstream_model, route = self.settings.route(client_model)
-        rest["model"] = upstream_model
+        if upstream_model or not stored:  # a route's own upstream model still applies
+            rest["model"] = upstream_model
         return PipelineRequest(
             endpoint,
             request_id,

@@ -300,6 +300,7 @@ __all__ = [
     "NoTask",
     "check_body",
     "check_chat_body",
+    "check_types",
     "parse_guard",
     "parse_json",
     "refuse_duplicate_keys",

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import openai
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -44,12 +45,14 @@ class Canned:
         self.status = 200
         self.sse: list[bytes] | None = None
         self.seen: list[str] = []
+        self.bodies: list[bytes] = []
         app = FastAPI()
 
         @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
         async def any_(path: str, request: Request) -> Response:
             query = request.scope["query_string"].decode()
             self.seen.append(request.scope["raw_path"].decode() + (f"?{query}" if query else ""))
+            self.bodies.append(await request.body())
             if path == "models":
                 data = MODELS.get(request.query_params.get("k", ""), [])
                 return Response(json.dumps({"object": "list", "data": data}))
@@ -281,3 +284,22 @@ def test_a_redacting_policys_match_is_not_stored_when_the_request_is_blocked(
         t in rec for rec in recs for t in ("TICKET-777", "TICKET-9", "TICKET-10", "TICKET-55")
     )
     assert all("[REDACTED]" in rec for rec in recs)
+
+
+def test_a_responses_call_with_a_stored_prompt_needs_no_model(
+    env: tuple[Canned, str, Path],
+) -> None:
+    # The SDK's responses.create makes model, input and prompt all optional: a stored prompt
+    # names its own model. It takes the default route, and its policies.
+    up, url, _ = env
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    client.responses.create(prompt={"id": "pmpt_abc"}, input="hi")
+    client.responses.create(prompt={"id": "pmpt_abc", "variables": {"city": "Paris"}})
+    assert up.seen == ["/v1/responses", "/v1/responses"]
+    sent = [json.loads(b) for b in up.bodies]
+    assert [("model" in b, b.get("input")) for b in sent] == [(False, "hi"), (False, None)]
+    with pytest.raises(openai.BadRequestError, match="forbidden"):
+        client.responses.create(prompt={"id": "p", "variables": {"x": "say forbidden"}})
+    with pytest.raises(openai.BadRequestError, match="'model' is required"):
+        client.responses.create(input="hi")  # type: ignore[call-overload]
+    assert len(up.seen) == 2
