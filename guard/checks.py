@@ -5,7 +5,9 @@ A route's ``policies`` are ``[{type, params, action, on}]``; ``on`` is ``prompt`
 part, a completion's prompt); response-side ones every choice of the answer. On each side: BLOCK
 stops the request with a ``policy_violation`` error, a redacting verdict rewrites the text, FLAG
 lets it through with the verdicts attached. Every request with a non-PASS verdict gets one flag
-record, committed before the response is sent. Streams: :mod:`guard.stream_checks`.
+record, committed before the response is sent. Streams: :mod:`guard.stream_checks`. Text beside
+an answer (reasoning, decoded tool-call arguments: :class:`guard.endpoint_fields.Aside`) is read
+by span policies only: the others judge the answer itself.
 
 Custom policies: a :class:`policies.registry.BuiltinPolicy` subclass registered with
 ``policies.registry.register``, or named in the ``calguard.policies`` entry point group.
@@ -21,6 +23,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from guard.config import RouteConfig, Settings
+from guard.endpoint_fields import Aside
 from guard.endpoints import Endpoint
 from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
 from guard.metrics import Metrics
@@ -36,6 +39,7 @@ from policies import (
     run_policies,
 )
 from policies.registry import POLICY_TYPES, register
+from policies.spans import SpanPolicy
 
 PHASES = ("prompt", "response", "both")
 
@@ -134,6 +138,8 @@ class Checks:
 
     def run(self, policies: Sequence[Policy], ctx: Context) -> tuple[str, Verdict | None]:
         """(the text after redactions, the blocking verdict if any)."""
+        if ctx.phase == "response" and isinstance(ctx.text, Aside):
+            policies = [p for p in policies if isinstance(p, SpanPolicy)]
         if not policies:
             return ctx.text, None
         verdicts = [v for v in run_policies(policies, ctx) if v.action != Action.PASS]

@@ -1,12 +1,16 @@
 """The text endpoints calguard serves, and where the text sits in each one's bodies.
 
-Policies read and rewrite text; this module is the one place that knows where it is: every
-message of a chat request (string content or text parts, a name, earlier tool calls' arguments),
-tools' descriptions, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses
-input (a prompt given as token IDs is not text: where a route checks prompts, such a request is
-refused rather than passed unread); each choice of an answer (content, refusal, tool and
-function call arguments), each choice's deltas in a stream. A choice whose text is rewritten
-loses its ``logprobs``: their tokens would spell the original.
+Policies read and rewrite text; this module (with :mod:`guard.responses_fields` for the
+Responses API, from the pieces in :mod:`guard.endpoint_fields`) is the one place that knows
+where it is: every message of a chat request (string content, or text and refusal parts; a
+name; earlier tool calls' arguments and custom tools' input), tools' and legacy functions'
+descriptions, a JSON schema's description, a predicted output, a completion's ``prompt`` and
+``suffix``, a Responses input (a prompt given as token IDs is not text: where a route checks
+prompts, such a request is refused rather than passed unread); each choice of an answer
+(content as a string or parts, refusal, audio transcript, reasoning, tool and function call
+arguments, custom tool input), each choice's deltas in a stream. Arguments are read as written
+and decoded (:func:`guard.endpoint_fields.arguments`). A choice whose text is rewritten loses
+its ``logprobs``: their tokens would spell the original.
 """
 
 from __future__ import annotations
@@ -15,76 +19,58 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# A text in a body, and how to put a rewritten one back.
-Slot = tuple[str, Callable[[str], None]]
-
-
-def _setter(container: Any, key: Any) -> Callable[[str], None]:
-    def put(text: str) -> None:
-        container[key] = text
-
-    return put
-
-
-def _dropping_logprobs(choice: Any, container: Any, key: Any) -> Callable[[str], None]:
-    def put(text: str) -> None:
-        container[key] = text
-        if isinstance(choice, dict) and choice.get("logprobs") is not None:
-            choice["logprobs"] = None
-
-    return put
-
-
-def _list(value: Any) -> list[Any]:
-    """A field that should be a list, as one (anything else holds nothing to read: a malformed
-    request is the upstream's to refuse, a malformed answer is read as empty)."""
-    return value if isinstance(value, list) else []
-
-
-def _texts(obj: Any, *keys: str) -> Iterator[Slot]:
-    """``obj[key]`` for each key whose value is a string."""
-    if isinstance(obj, dict):
-        for key in keys:
-            if isinstance(obj.get(key), str):
-                yield obj[key], _setter(obj, key)
+from guard.endpoint_fields import (
+    Aside,
+    Delta,
+    Slot,
+    arguments,
+    as_dict,
+    as_list,
+    asides,
+    content,
+    dropping_logprobs,
+    setter,
+    texts,
+)
+from guard.responses_fields import responses_answer, responses_deltas, responses_prompt
 
 
 def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    for m in _list(body.get("messages")):
+    for m in as_list(body.get("messages")):
         if not isinstance(m, dict):
             continue
-        yield from _content(m)
-        yield from _texts(m, "name")
-        for _, fn in _tool_arguments(m.get("tool_calls")):
-            yield fn["arguments"], _setter(fn, "arguments")
-        yield from _texts(m.get("function_call"), "arguments")
-    prediction = body.get("prediction")
-    if isinstance(prediction, dict):
-        yield from _content(prediction)
-    for tool in _list(body.get("tools")):
-        yield from _texts(tool.get("function") if isinstance(tool, dict) else None, "description")
+        yield from content(m)
+        yield from texts(m, "name", "refusal")
+        yield from _calls(m)
+    yield from content(body.get("prediction"))
+    for tool in as_list(body.get("tools")):
+        tool = as_dict(tool)
+        yield from texts(as_dict(tool.get("function")), "description")
+        yield from texts(as_dict(tool.get("custom")), "description")
+    for fn in as_list(body.get("functions")):  # the legacy form of tools
+        yield from texts(fn, "description")
+    schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
+    yield from texts(schema, "description")
 
 
-def _content(message: dict[str, Any]) -> Iterator[Slot]:
-    """A message's text: its string content, or each text part of its content list."""
-    content = message.get("content")
-    if isinstance(content, str):
-        yield content, _setter(message, "content")
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield part["text"], _setter(part, "text")
+def _calls(message: dict[str, Any]) -> Iterator[Slot]:
+    """The arguments of a message's tool calls and function call, a custom tool call's input."""
+    for call in as_list(message.get("tool_calls")):
+        call = as_dict(call)
+        yield from arguments(as_dict(call.get("function")), "arguments")
+        yield from arguments(as_dict(call.get("custom")), "input")
+    yield from arguments(as_dict(message.get("function_call")), "arguments")
 
 
 def _strings(body: dict[str, Any], field: str) -> Iterator[Slot]:
     """A field that is a string or a list of strings (a prompt, an embeddings input)."""
     value = body.get(field)
     if isinstance(value, str):
-        yield value, _setter(body, field)
+        yield value, setter(body, field)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             if isinstance(v, str):
-                yield v, _setter(value, i)
+                yield v, setter(value, i)
 
 
 def _unreadable(value: Any) -> bool:
@@ -98,46 +84,61 @@ def _unreadable(value: Any) -> bool:
 
 def _completion_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     yield from _strings(body, "prompt")
-    yield from _texts(body, "suffix")
+    yield from texts(body, "suffix")
 
 
-def _tool_arguments(calls: Any) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, function) of each tool call whose arguments are a string."""
-    for i, call in enumerate(calls if isinstance(calls, list) else []):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+def _tool_calls(calls: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, call) of each tool call."""
+    for i, call in enumerate(as_list(calls)):
+        if isinstance(call, dict):
             index = call.get("index", i)
-            yield (index if isinstance(index, int) else i), fn
+            yield (index if isinstance(index, int) else i), call
 
 
 def _chat_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     message = choice.get("message")
     if not isinstance(message, dict):
         return
-    for key in ("content", "refusal"):
-        if isinstance(message.get(key), str):
-            yield message[key], _dropping_logprobs(choice, message, key)
-    for _, fn in _tool_arguments(message.get("tool_calls")):  # a tool call's arguments are text
-        yield fn["arguments"], _setter(fn, "arguments")
-    yield from _texts(message.get("function_call"), "arguments")
+    yield from content(message, choice)
+    for text, _ in texts(message, "refusal"):
+        yield text, dropping_logprobs(choice, message, "refusal")
+    audio = as_dict(message.get("audio"))
+    for text, _ in texts(audio, "transcript"):
+        yield text, dropping_logprobs(choice, audio, "transcript")
+    yield from asides(message, "reasoning_content", "reasoning")  # vLLM, DeepSeek; OpenRouter
+    yield from _calls(message)
 
 
 def _completion_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     if isinstance(choice.get("text"), str):
-        yield choice["text"], _dropping_logprobs(choice, choice, "text")
+        yield choice["text"], dropping_logprobs(choice, choice, "text")
 
 
 def _chat_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
     delta = choice.get("delta")
     if not isinstance(delta, dict):
         return
-    content = delta.get("content")
-    yield "", content if isinstance(content, str) else ""
-    if isinstance(delta.get("refusal"), str):
-        yield ".refusal", delta["refusal"]
-    for i, fn in _tool_arguments(delta.get("tool_calls")):
-        yield f".tool_calls[{i}]", fn["arguments"]
-    for text, _ in _texts(delta.get("function_call"), "arguments"):
+    value = delta.get("content")
+    if isinstance(value, list):  # content parts
+        part = [as_dict(p) for p in value]
+        value = "".join(p["text"] for p in part if isinstance(p.get("text"), str))
+        refusal = "".join(p["refusal"] for p in part if isinstance(p.get("refusal"), str))
+        if refusal:
+            yield ".refusal", refusal
+    yield "", value if isinstance(value, str) else ""
+    for text, _ in texts(delta, "refusal"):
+        yield ".refusal", text
+    for text, _ in texts(as_dict(delta.get("audio")), "transcript"):
+        yield ".audio", text
+    for key in ("reasoning_content", "reasoning"):
+        for text, _ in texts(delta, key):
+            yield f".{key}", Aside(text)
+    for i, call in _tool_calls(delta.get("tool_calls")):
+        for text, _ in texts(as_dict(call.get("function")), "arguments"):
+            yield f".tool_calls[{i}]", text
+        for text, _ in texts(as_dict(call.get("custom")), "input"):
+            yield f".tool_calls[{i}]", text
+    for text, _ in texts(delta.get("function_call"), "arguments"):
         yield ".function_call", text
 
 
@@ -146,33 +147,13 @@ def _completion_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield "", text if isinstance(text, str) else ""
 
 
-def _responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
-    if isinstance(body.get("instructions"), str):
-        yield body["instructions"], _setter(body, "instructions")
-    items = body.get("input")
-    if isinstance(items, str):
-        yield items, _setter(body, "input")
-        return
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        yield from _content(item)
-        yield from _texts(item, "output", "arguments")  # tool output fed back; earlier calls
-        for part in _list(item.get("summary")):  # reasoning summaries
-            yield from _texts(part, "text")
-    prompt = body.get("prompt")
-    variables = prompt.get("variables") if isinstance(prompt, dict) else None
-    if isinstance(variables, dict):
-        yield from _texts(variables, *[k for k, v in variables.items() if isinstance(v, str)])
-
-
 def _embeddings_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     return _strings(body, "input")
 
 
 def _choices(answer: Callable[[dict[str, Any]], Iterator[Slot]]) -> Callable[..., Iterator[Slot]]:
     def slots(completion: dict[str, Any]) -> Iterator[Slot]:
-        for choice in _list(completion.get("choices")):
+        for choice in as_list(completion.get("choices")):
             if isinstance(choice, dict):
                 yield from answer(choice)
 
@@ -180,53 +161,24 @@ def _choices(answer: Callable[[dict[str, Any]], Iterator[Slot]]) -> Callable[...
 
 
 def _choice_deltas(
-    texts: Callable[[dict[str, Any]], Iterator[tuple[str, str]]],
+    read: Callable[[dict[str, Any]], Iterator[tuple[str, str]]],
 ) -> Callable[..., Iterator[Delta]]:
     """Each choice's streamed texts, keyed by choice index (its content) or by
     ``"<index>.tool_calls[<i>]"`` (a tool call's arguments): each is checked on its own."""
 
     def deltas(chunk: dict[str, Any]) -> Iterator[Delta]:
-        for choice in _list(chunk.get("choices")):
+        for choice in as_list(chunk.get("choices")):
             if isinstance(choice, dict):
                 index = choice.get("index", 0)
                 index = index if isinstance(index, int) else 0
-                for part, text in texts(choice):
+                for part, text in read(choice):
                     yield (f"{index}{part}" if part else index), text
 
     return deltas
 
 
-def _responses_answer(response: dict[str, Any]) -> Iterator[Slot]:
-    for item in _list(response.get("output")):
-        if not isinstance(item, dict):
-            continue
-        yield from _texts(item, "arguments")  # a function call
-        for part in _list(item.get("content")):
-            yield from _texts(part, "text", "refusal")
-        for part in _list(item.get("summary")):
-            yield from _texts(part, "text")
-
-
-_STREAMED = {  # Responses stream events that carry text, and which text of the item they add to
-    "response.output_text.delta": "",
-    "response.refusal.delta": ".refusal",
-    "response.function_call_arguments.delta": ".arguments",
-}
-
-
-def _responses_deltas(event: dict[str, Any]) -> Iterator[Delta]:
-    part = _STREAMED.get(str(event.get("type")))
-    if part is not None and isinstance(event.get("delta"), str):
-        index = event.get("output_index", 0)
-        index = index if isinstance(index, int) else 0
-        yield (f"{index}{part}" if part else index), event["delta"]
-
-
 def _nothing(_: dict[str, Any]) -> Iterator[Any]:
     return iter(())
-
-
-Delta = tuple[int | str, str]  # (a choice's index, or a tool call's key; its text)
 
 
 @dataclass(frozen=True)
@@ -286,7 +238,7 @@ COMPLETIONS = Endpoint(
     embeds_fields=("prompt_embeds",),
 )
 RESPONSES = Endpoint(
-    "responses", "/responses", _responses_prompt, _responses_answer, _responses_deltas
+    "responses", "/responses", responses_prompt, responses_answer, responses_deltas
 )
 EMBEDDINGS = Endpoint(
     "embeddings",

@@ -11,7 +11,10 @@ The checks cost time linear in the length of the answer. Span policies (denylist
 secrets, pii: their matches are local) look at each event's new settled text plus a window of
 :data:`WINDOW` characters before it; other policies (a length, a JSON schema, a refusal) look at
 the whole text each time it has grown by a quarter. Every policy sees the whole answer once at
-the end, which decides the record and the release of what was held.
+the end, which decides the record and the release of what was held; a text that is JSON (a
+tool call's arguments) is then also read with its strings decoded, as its client will read it.
+Text beside the answer (reasoning: an :class:`~guard.endpoint_fields.Aside`) is read by span
+policies only.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from guard import sse
 from guard.checks import Checks, violation
+from guard.endpoint_fields import Aside, decoded
 from guard.endpoints import Endpoint
 from guard.errors import UpstreamError
 from policies import Action, Context, Policy, Verdict, apply_redactions, run_policies
@@ -51,7 +55,8 @@ class _Text:
 
     FOLD = 32
 
-    def __init__(self) -> None:
+    def __init__(self, aside: bool = False) -> None:
+        self.aside = aside  # beside the answer: read by span policies only
         self.done = ""
         self.pieces: list[str] = []
         self.length = 0
@@ -94,7 +99,7 @@ def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdi
         t.checked = end
         if (v := _blocking(run_policies(spans, Context("response", window)))) is not None:
             return v
-    if others and end >= max(t.whole_at * GROWTH, 1):
+    if others and not t.aside and end >= max(t.whole_at * GROWTH, 1):
         t.whole_at = end
         return _blocking(run_policies(others, Context("response", t.text()[:end])))
     return None
@@ -125,7 +130,9 @@ async def checked_stream(
             )
         ends: dict[int | str, int] = {}
         for index, piece in endpoint.deltas(event.json()):
-            t = texts.setdefault(index, _Text())
+            if index not in texts:
+                texts[index] = _Text(aside=isinstance(piece, Aside))
+            t = texts[index]
             t.add(piece)
             ends[index] = t.length
         pending.append((event.raw, ends))
@@ -188,8 +195,12 @@ async def checked_stream(
     # The whole answer, once per text: this decides the record and the release of the rest.
     stop = None
     for t in texts.values():
-        _, block = checks.run(policies, Context("response", t.text()))
+        whole = t.text()
+        _, block = checks.run(policies, Context("response", Aside(whole) if t.aside else whole))
         stop = stop or block
+        for _, text in decoded(whole):  # a text that is JSON (arguments), as its client reads it
+            _, block = checks.run(policies, Context("response", Aside(text)))
+            stop = stop or block
     stop = stop or next((v for v in checks.response_verdicts if v.redacted is not None), None)
     if stop is not None:
         yield await blocked(stop)

@@ -1,0 +1,195 @@
+"""Reading text out of a body's fields, and putting rewritten text back: the pieces
+:mod:`guard.endpoints` and :mod:`guard.responses_fields` build each endpoint's readers from.
+
+A field of an unexpected type holds nothing to read (a malformed request is the upstream's to
+refuse, a malformed answer is read as empty), never an error.
+
+Tool-call arguments are JSON text, and a client reads them parsed: ``{"q": "\\u0066orbidden"}``
+is ``forbidden`` to it and to no policy reading the text as written. So :func:`arguments` also
+gives each string (value or key) of arguments that parse as JSON and hold an escape, decoded,
+as an :class:`Aside`; rewriting one re-serialises the arguments with it (``json.dumps``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# A text in a body, and how to put a rewritten one back.
+Slot = tuple[str, Callable[[str], None]]
+Delta = tuple[int | str, str]  # (a streamed text's key: a choice's index, or a part's; a piece)
+Path = tuple[Any, ...]  # keys and indexes into parsed JSON; a final _Key names a dict's key
+
+
+class Aside(str):
+    """Text beside the answer rather than the answer itself (reasoning, the decoded strings of
+    tool-call arguments, code a tool ran and its output): span policies (denylist, regex,
+    secrets, pii) read it; policies that judge an answer as a whole (its JSON shape, its
+    length, a refusal, plain-function policies) do not, as it is not the answer."""
+
+
+class _Key(str):
+    """In a :data:`Path`, the key of a dict itself rather than its value."""
+
+
+def setter(container: Any, key: Any) -> Callable[[str], None]:
+    def put(text: str) -> None:
+        container[key] = text
+
+    return put
+
+
+def dropping_logprobs(
+    owner: Any, container: Any, key: Any, empty: Any = None
+) -> Callable[[str], None]:
+    """Put the text back and drop ``owner["logprobs"]``: their tokens would spell the original."""
+
+    def put(text: str) -> None:
+        container[key] = text
+        if isinstance(owner, dict) and owner.get("logprobs"):
+            owner["logprobs"] = empty
+
+    return put
+
+
+def as_list(value: Any) -> list[Any]:
+    """A field that should be a list, as one."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A field that should be an object, as one."""
+    return value if isinstance(value, dict) else {}
+
+
+def texts(obj: Any, *keys: str) -> Iterator[Slot]:
+    """``obj[key]`` for each key whose value is a string."""
+    if isinstance(obj, dict):
+        for key in keys:
+            if isinstance(obj.get(key), str):
+                yield obj[key], setter(obj, key)
+
+
+def asides(obj: Any, *keys: str) -> Iterator[Slot]:
+    """:func:`texts`, as :class:`Aside` texts."""
+    for text, put in texts(obj, *keys):
+        yield Aside(text), put
+
+
+def parts(value: Any, owner: Any = None, *, empty: Any = None) -> Iterator[Slot]:
+    """Each ``text`` and ``refusal`` of a list of content parts (a part's own ``logprobs``, or
+    ``owner``'s, are dropped when it is rewritten)."""
+    for part in as_list(value):
+        if isinstance(part, dict):
+            for key in ("text", "refusal"):
+                if isinstance(part.get(key), str):
+                    holder = owner if owner is not None else part
+                    yield part[key], dropping_logprobs(holder, part, key, empty)
+
+
+def content(message: Any, owner: Any = None) -> Iterator[Slot]:
+    """A message's text: its string ``content``, or each text or refusal part of its list."""
+    if not isinstance(message, dict):
+        return
+    value = message.get("content")
+    if isinstance(value, str):
+        yield value, dropping_logprobs(owner, message, "content")
+    else:
+        yield from parts(value, owner)
+
+
+def arguments(container: Any, key: str) -> Iterator[Slot]:
+    """``container[key]``, JSON text (a tool call's arguments), as written, then decoded."""
+    for raw, put in texts(container, key):
+        yield raw, put
+        rewrites = _Rewrites(container, key, raw)
+        for path, text in decoded(raw):
+            yield Aside(text), rewrites.putter(path)
+
+
+def decoded(raw: str) -> Iterator[tuple[Path, str]]:
+    """(path, string) of each string and key of ``raw`` parsed as JSON, if it parses and has an
+    escape (without one every string reads in the text as written)."""
+    if "\\" not in raw:
+        return
+    value = _loads(raw)
+    if value is not None:
+        yield from _strings(value, ())
+
+
+def _loads(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError, TypeError):
+        return None
+
+
+def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield (*path, _Key(k)), k
+            yield from _strings(v, (*path, k))
+
+
+class _Rewrites:
+    """The decoded strings of one arguments text rewritten so far, put back in and the whole
+    re-serialised: into the arguments as they were before (so a rewrite of them as written
+    stays), else as they came."""
+
+    def __init__(self, container: Any, key: str, raw: str) -> None:
+        self.container, self.key, self.raw = container, key, raw
+        self.base: Any = None
+        self.done: dict[Path, str] = {}
+
+    def putter(self, path: Path) -> Callable[[str], None]:
+        def put(text: str) -> None:
+            if not self.done:
+                self.base = self.container.get(self.key)
+            self.done[path] = text
+            self.write()
+
+        return put
+
+    def write(self) -> None:
+        if () in self.done:  # the arguments were one string
+            self.container[self.key] = json.dumps(self.done[()])
+            return
+        # Values before keys, and a key before the key it is under: each path still leads there.
+        paths = sorted(self.done, key=lambda p: (isinstance(p[-1], _Key), -len(p)))
+        for base in (self.base, self.raw):
+            value = _loads(base)
+            if value is not None and all(_replace(value, p, self.done[p]) for p in paths):
+                self.container[self.key] = json.dumps(value)
+                return
+
+
+def _replace(value: Any, path: Path, text: str) -> bool:
+    """Put ``text`` at ``path`` in ``value`` (False: there is nothing there)."""
+    *steps, last = path
+    for step in steps:
+        if not _has(value, step):
+            return False
+        value = value[step]
+    if isinstance(last, _Key):
+        if not (isinstance(value, dict) and last in value):
+            return False
+        pairs = [((text if k == last else k), v) for k, v in value.items()]
+        value.clear()
+        value.update(pairs)
+    elif _has(value, last):
+        value[last] = text
+    else:
+        return False
+    return True
+
+
+def _has(value: Any, step: Any) -> bool:
+    if isinstance(value, dict):
+        return step in value
+    return isinstance(value, list) and isinstance(step, int) and step < len(value)

@@ -1,0 +1,70 @@
+"""guard.endpoint_fields: decoded tool-call arguments, text beside the answer, odd shapes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from guard.checks import Checks
+from guard.endpoint_fields import Aside, arguments
+from guard.endpoints import CHAT, RESPONSES
+from guard.errors import PolicyViolationError
+from policies import build_policy
+
+
+def test_decoded_arguments_are_read_and_rewritten_into_the_arguments() -> None:
+    call = {"arguments": '{"a\\u0040b.com": ["x", "c\\u0040d.com"], "plain": "e@f.com"}'}
+    slots = list(arguments(call, "arguments"))
+    assert [t for t, _ in slots][1:] == ["a@b.com", "x", "c@d.com", "plain", "e@f.com"]
+    assert all(isinstance(t, Aside) for t, _ in slots[1:])
+    raw = slots[0][0].replace("e@f.com", "[R]")
+    slots[0][1](raw)  # a rewrite of the arguments as written stays ...
+    slots[1][1]("[K]")  # ... beside a rewritten key
+    slots[3][1]("[R]")
+    assert json.loads(call["arguments"]) == {"[K]": ["x", "[R]"], "plain": "[R]"}
+    assert list(arguments({"arguments": '{"q": "no escape"}'}, "arguments"))[1:] == []
+    assert len(list(arguments({"arguments": '{"q": "\\u00'}, "arguments"))) == 1  # not JSON
+
+
+def test_a_json_schema_does_not_judge_the_reasoning_but_the_denylist_reads_it() -> None:
+    policies = [
+        build_policy({"type": "json_schema", "params": {"schema": {}}, "action": "block"}),
+        build_policy({"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block"}),
+    ]
+    message = {"role": "assistant", "content": "{}", "reasoning_content": "thinking"}
+    completion = {"choices": [{"index": 0, "message": message}]}
+    checks = Checks(request_id="r")
+    assert not checks.answer(policies, completion, CHAT)  # reasoning is no JSON: no matter
+    message["reasoning_content"] = "this is forbidden"
+    with pytest.raises(PolicyViolationError):
+        checks.answer(policies, completion, CHAT)
+    assert {v.policy for v in checks.response_verdicts} == {"denylist"}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"content": [3, {"text": 4}, None], "audio": 3, "reasoning": {"x": 1}, "refusal": 1},
+        {"content": None, "tool_calls": [{"custom": 3}, {"function": [], "custom": {"input": 1}}]},
+        {"content": None, "tool_calls": {"custom": {"input": "x"}}, "function_call": "x"},
+    ],
+)
+def test_odd_shapes_in_an_answer_are_read_as_empty(message: dict[str, Any]) -> None:
+    assert list(CHAT.answers({"choices": [{"message": message}]})) == []
+    assert list(CHAT.deltas({"choices": [{"delta": message}]})) in ([], [(0, "")])
+
+
+def test_responses_stream_events_with_whole_texts_are_read_and_empty_ones_are_not() -> None:
+    part = {"type": "output_text", "text": "all of it"}
+    done = {"type": "response.content_part.done", "sequence_number": 7, "part": part}
+    assert list(RESPONSES.deltas(done)) == [("response.content_part.done#7.0", "\nall of it")]
+    added = {**done, "type": "response.content_part.added", "part": {**part, "text": ""}}
+    assert list(RESPONSES.deltas(added)) == []  # nothing to read: it need not be held
+    summary = {"type": "response.reasoning_summary_text.delta", "output_index": 1,
+               "summary_index": 2, "delta": "hmm"}  # fmt: skip
+    [(key, text)] = RESPONSES.deltas(summary)
+    assert (key, text, isinstance(text, Aside)) == ("1.summary[2]", "hmm", True)
+    item = {"type": "reasoning", "summary": "odd", "content": [{"text": 5}], "outputs": 3}
+    assert list(RESPONSES.answers({"output": [item, "odd", None]})) == []
