@@ -161,7 +161,7 @@ async def checked_stream(
         if recorded:
             return
         for t in texts.values():
-            checks.run(policies, Context("response", t.text()))
+            checks.run(policies, Context("response", Aside(t.text()) if t.aside else t.text()))
         if checks.flags:
             await asyncio.shield(log({"streamed_text": withheld(), "cut_short": why}))
 
