@@ -103,17 +103,6 @@ class Upstream(Protocol):
     ) -> RawStream:
         """A streaming request, retried until its status arrives; its bytes as they come."""
 
-    async def forward(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: Headers | None = None,
-        query: str = "",
-    ) -> RawResponse:
-        """Any other request under ``/v1`` (stored completions, files, ...), as it is."""
-
     async def relay(
         self,
         method: str,
@@ -123,7 +112,8 @@ class Upstream(Protocol):
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
-        """As :meth:`forward`, the answer's bytes as they come (a relayed stream streams)."""
+        """Any other request under ``/v1`` (stored completions, files, ...), as it is; the
+        answer's bytes as they come (a relayed stream streams)."""
 
     async def get(self, path: str) -> RawResponse: ...
 

@@ -131,17 +131,6 @@ class FunctionUpstream:
                     await result
         yield sse.DONE
 
-    async def forward(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: Headers | None = None,
-        query: str = "",
-    ) -> RawResponse:
-        return await self.get(path)
-
     async def relay(
         self,
         method: str,
@@ -151,8 +140,7 @@ class FunctionUpstream:
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
-        raw = await self.forward(method, path, content=content, headers=headers, query=query)
-        return RawStream.whole(raw)
+        return RawStream.whole(await self.get(path))
 
     async def get(self, path: str) -> RawResponse:
         return RawResponse(404, b'{"error": {"message": "not served"}}', "application/json")

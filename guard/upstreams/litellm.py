@@ -104,17 +104,6 @@ class LiteLLMUpstream:
             raise UpstreamError(f"LiteLLM stream failed: {exc}") from exc
         yield b"data: [DONE]\n\n"
 
-    async def forward(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: Headers | None = None,
-        query: str = "",
-    ) -> RawResponse:
-        return _not_served(path)
-
     async def relay(
         self,
         method: str,
@@ -124,8 +113,7 @@ class LiteLLMUpstream:
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
-        raw = await self.forward(method, path, content=content, headers=headers, query=query)
-        return RawStream.whole(raw)
+        return RawStream.whole(_not_served(path))
 
     async def get(self, path: str) -> RawResponse:
         return RawResponse(200, b'{"object": "list", "data": []}', "application/json")

@@ -210,22 +210,9 @@ class OpenAIUpstream:
         result: RawResponse = await self._retried(lambda: self._once("POST", url, content, h))
         return result
 
-    async def forward(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: Headers | None = None,
-        query: str = "",
-    ) -> RawResponse:
-        h = self._request_headers(headers, False)
-        url = self._url(path, query)
-        result: RawResponse = await self._retried(lambda: self._once(method, url, content, h))
-        return result
-
     async def get(self, path: str) -> RawResponse:
-        return await self.forward("GET", path)
+        opened = await self.relay("GET", path)
+        return RawResponse(opened.status, await opened.read(), opened.content_type, opened.headers)
 
     async def stream(
         self,

@@ -4,12 +4,10 @@ in the body, and malformed fields that were 500s."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -20,6 +18,7 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import free_port, serve_in_thread
+from tests.e2e.wire import raw
 
 DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block"}]
 DENY_PROMPT = [{**DENY[0], "on": "prompt"}]
@@ -65,19 +64,6 @@ def proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str,
         )
         with serve_in_thread(create_app(settings)) as url:
             yield url, up
-
-
-def raw(url: str, method: str, path: str, body: bytes = b"") -> int:
-    """A request with its path exactly as written (no client normalises it); its status."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    conn.putrequest(method, path, skip_accept_encoding=True)
-    conn.putheader("content-type", "application/json")
-    conn.putheader("content-length", str(len(body)))
-    conn.endheaders(body)
-    status = conn.getresponse().status
-    conn.close()
-    return status
 
 
 @pytest.mark.parametrize(

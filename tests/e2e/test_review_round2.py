@@ -8,13 +8,11 @@ flagged text had streamed."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -25,6 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
+from tests.e2e.wire import raw
 
 ADMIN = "sk-adminKEY-0123456789abcdef0123"
 BLOCK = [
@@ -106,19 +105,6 @@ def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Canned
         )
         with serve_in_thread(create_app(settings)) as url:
             yield up, url, db
-
-
-def raw(url: str, method: str, path: str, body: bytes = b"") -> int:
-    """A request with its path exactly as written (no client normalises it); its status."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    conn.putrequest(method, path, skip_accept_encoding=True)
-    conn.putheader("content-type", "application/json")
-    conn.putheader("content-length", str(len(body)))
-    conn.endheaders(body)
-    status = conn.getresponse().status
-    conn.close()
-    return status
 
 
 def records(db: Path) -> list[str]:
