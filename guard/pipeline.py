@@ -150,7 +150,8 @@ class Pipeline:
             req = self._parse(endpoint, body, request_id, out)
             if raw is not None:
                 refuse_duplicate_keys(raw, prompts_checked=bool(req.policies.prompt))
-            req.forward, req.query = forward_headers(headers or {}, self.settings), query
+            req.forward = forward_headers(headers or {}, self.settings, self.scrub.keys)
+            req.query = query
             req.scrub, req.caller = self.scrub, caller
             req.raw = raw if req.exact else None
             await self._prompt_checks(req)

@@ -79,7 +79,7 @@ class Relay:
             return Reply.of_error(err, out)
         try:
             keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
-            keep.update(forward_headers(headers, self.settings))
+            keep.update(forward_headers(headers, self.settings, self.scrub.keys))
             opened = await self.upstream.relay(
                 method, path, content=content or None, headers=keep, query=query
             )

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from guard import sse
 from guard.errors import CalguardError
 from guard.reply import Reply
+from guard.upstreams.headers import header_lines
 
 T = TypeVar("T")
 
@@ -112,7 +113,7 @@ class AsyncReplyStream:
         assert reply.stream is not None
         self._stream = reply.stream
         self._kind = kind
-        self.headers = reply.headers
+        self.headers = httpx.Headers(header_lines(reply.headers))
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for event in sse.aevents(self._stream):
@@ -146,7 +147,7 @@ class ReplyStream:
         self._inner = AsyncReplyStream(reply, kind)
         self._it = self._inner.__aiter__()
         self._portal = portal
-        self.headers = reply.headers
+        self.headers = httpx.Headers(header_lines(reply.headers))
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -172,7 +173,7 @@ class RawReply:
     ``headers``, ``status_code``, ``content``, ``text``, ``json()`` and ``parse()``."""
 
     def __init__(self, reply: Reply, parsed: Any) -> None:
-        self.headers = httpx.Headers(reply.headers)
+        self.headers = httpx.Headers(header_lines(reply.headers))
         self.status_code = reply.status
         self.content = reply.body
         self._parsed = parsed

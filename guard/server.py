@@ -21,9 +21,9 @@ import asyncio
 import hmac
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,20 +51,31 @@ from guard.reply import Reply, new_request_id
 from guard.request import parse_json
 from guard.store import Store, open_store
 from guard.upstreams import Upstream, check_provider
+from guard.upstreams.headers import header_lines
+
+R = TypeVar("R", bound=Response)
+
+
+def _with_lines(response: R, headers: Mapping[str, str]) -> R:
+    """``response`` with ``headers`` added, a field that came on several lines as those lines
+    (two ``Set-Cookie`` stay two)."""
+    for name, value in header_lines(headers):
+        response.headers.append(name, value)
+    return response
 
 
 def _error(exc: CalguardError, request_id: str) -> JSONResponse:
     headers = {**getattr(exc, "headers", {}), "x-request-id": request_id}
-    return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers)
+    return _with_lines(JSONResponse(exc.to_body(), status_code=exc.status), headers)
 
 
 def render(reply: Reply) -> Response:
     """The pipeline's reply as an HTTP response, as it is."""
     if reply.stream is not None:
-        return StreamingResponse(
-            reply.stream, reply.status, headers=reply.headers, media_type=reply.media_type
-        )
-    return Response(reply.body, reply.status, headers=reply.headers, media_type=reply.media_type)
+        streamed = StreamingResponse(reply.stream, reply.status, media_type=reply.media_type)
+        return _with_lines(streamed, reply.headers)
+    response = Response(reply.body, reply.status, media_type=reply.media_type)
+    return _with_lines(response, reply.headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -35,6 +35,7 @@ from tenacity import (
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.headers import CREDENTIALS, from_wire
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -88,7 +89,7 @@ class _Wait:
 
 
 def _headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
-    return {k.lower(): v for k, v in resp.headers.items()}
+    return from_wire(resp.headers.items())
 
 
 class OpenAIUpstream:
@@ -149,7 +150,7 @@ class OpenAIUpstream:
     def _request_headers(self, headers: Headers | None, json_body: bool) -> dict[str, str]:
         out = dict(headers or {})
         if self.headers:  # calguard's own key wins over anything forwarded
-            out = {k: v for k, v in out.items() if k.lower() != "authorization"}
+            out = {k: v for k, v in out.items() if k.lower() not in CREDENTIALS}
             out.update(self.headers)
         if json_body:
             out["Content-Type"] = "application/json"
