@@ -2,7 +2,8 @@
 the least sure ones.
 
     python -m bench.allocation [--seeds 20] [--draws 10] [--only NAME ...]
-        [--variant decides|concentrated|demand|complete | --value-floor F]
+        [--variant decides|concentrated|demand|complete|gated|gated-strict|gated-plain
+         | --value-floor F]
 
 Per recorded ARC model and per simulated one (``--draws`` draws of its questions, 5 arrival
 orders each):
@@ -35,6 +36,7 @@ from bench.planner_variants import (
     CompleteCycle,
     DemandCounted,
     FirstAnswerDecides,
+    GatedConcentration,
     Watched,
 )
 from calibrators.metrics import accuracy
@@ -104,7 +106,50 @@ VARIANTS: dict[str, tuple[str, Factory]] = {
     "concentrated": ("every order or none:", lambda n: FirstAnswerDecides(n, escalate=1.0)),
     "demand": ("threshold by demand:", DemandCounted),
     "complete": ("pair, then the cycle:", CompleteCycle),
+    "gated": ("gated (shape, no lead):", GatedConcentration),
+    "gated-strict": (
+        "gated, lead bound at 1 s.e.:",
+        lambda n: GatedConcentration(n, lead_z=1.0),
+    ),
+    "gated-plain": (
+        "gated, no hysteresis, 10 full:",
+        lambda n: GatedConcentration(n, min_full=10, cut_close=None, lead_close=None),
+    ),
 }
+
+
+def gate_values(recs: Sequence[McqRecords], seeds: int, variant: Factory) -> str | None:
+    """For a gated variant: the gauge and the lead at the end of each run (mean, 10-90 %
+    range), and the share of questions planned concentrated."""
+    made: list[PermutationPlanner] = []
+
+    def factory(n: int) -> PermutationPlanner:
+        made.append(variant(n))
+        return made[-1]
+
+    ratios: list[float] = []
+    leads: list[float] = []
+    share: list[float] = []
+    for rec in recs:
+        for order in arrival_orders(len(rec), seeds):
+            run_order(rec, factory, order)
+            p = made[-1]
+            if not isinstance(p, GatedConcentration):
+                return None
+            r, lead = p.shape.ratio(), p.lead()
+            ratios.append(float("nan") if r is None else r)
+            leads.append(float("nan") if lead is None else lead)
+            share.append(p.gated / p.started)
+
+    def rng(v: list[float]) -> str:
+        lo, hi = np.nanpercentile(v, 10), np.nanpercentile(v, 90)
+        return f"{np.nanmean(v):.2f} ({lo:.2f} to {hi:.2f})"
+
+    return (
+        f"gauge at the end {rng(ratios)}, lead {rng(leads)}, "
+        f"concentrated {np.mean(share):.0%} of questions (runs with any: "
+        f"{np.mean([s > 0 for s in share]):.0%})"
+    )
 
 
 def judged(
@@ -177,6 +222,9 @@ def main() -> None:
         print(f"  {'defaults:':25s} {line(defaults)}")
         print(f"  {'':25s} {rationing(recs, seeds)}")
         print(f"  {label:25s} {line(other)}", flush=True)
+        gv = gate_values(recs, seeds, variant)
+        if gv is not None:
+            print(f"  {'':25s} {gv}", flush=True)
 
 
 if __name__ == "__main__":
