@@ -328,7 +328,7 @@ class Pipeline:
             elif req.checks.flags:  # prompt-side verdicts only: recorded before the stream
                 await req.log(self.store, None, {"stream": True})
                 req.checks.tally(self.metrics, req.headers)
-            return started(stream, req.headers)
+            return started(stream, req.headers, opened.content_type)
         self.metrics.upstream_calls.inc()
         raw = await upstream.post(
             path, req.body, headers=req.forward, query=req.query, content=req.raw

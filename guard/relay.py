@@ -88,7 +88,10 @@ class Relay:
             if opened.status == 200 and opened.content_type.startswith("text/event-stream"):
                 # as it comes, in whole events (so the scrubber sees each one whole)
                 return await primed(
-                    scrubbed(started(sse.whole_events(opened.chunks), said), self.scrub)
+                    scrubbed(
+                        started(sse.whole_events(opened.chunks), said, opened.content_type),
+                        self.scrub,
+                    )
                 )
             raw = RawResponse(
                 opened.status, await opened.read(), opened.content_type, opened.headers

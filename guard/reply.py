@@ -71,11 +71,14 @@ class Reply:
 
     @classmethod
     def of_raw(cls, raw: RawResponse, headers: dict[str, str]) -> Reply:
-        return cls(raw.status, headers, raw.body, media_type=raw.content_type or JSON, raw=raw)
+        """The upstream's answer as it came: no content type where it gave none."""
+        return cls(raw.status, headers, raw.body, media_type=raw.content_type, raw=raw)
 
     @classmethod
-    def of_stream(cls, stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
-        return cls(200, headers, stream=stream, media_type=SSE)
+    def of_stream(
+        cls, stream: AsyncIterator[bytes], headers: dict[str, str], media_type: str = SSE
+    ) -> Reply:
+        return cls(200, headers, stream=stream, media_type=media_type)
 
 
 def completion(
@@ -149,11 +152,11 @@ def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     return reply
 
 
-def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
+def started(stream: AsyncIterator[bytes], headers: dict[str, str], media_type: str = SSE) -> Reply:
     """A stream whose status has arrived (an upstream error status is a whole reply before
-    this). :func:`primed` then waits for its first bytes, so a failure before them (a block, a
-    store that cannot record) is a proper error reply; one after them is said in-band, as an
-    SSE error event of its own."""
+    this), with the upstream's content type. :func:`primed` then waits for its first bytes, so
+    a failure before them (a block, a store that cannot record) is a proper error reply; one
+    after them is said in-band, as an SSE error event of its own."""
 
     async def relay() -> AsyncIterator[bytes]:
         tail = b""
@@ -172,7 +175,7 @@ def started(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Reply:
             if aclose is not None:
                 await aclose()
 
-    return Reply.of_stream(relay(), headers)
+    return Reply.of_stream(relay(), headers, media_type)
 
 
 async def primed(reply: Reply) -> Reply:

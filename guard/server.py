@@ -70,11 +70,16 @@ def _error(exc: CalguardError, request_id: str) -> JSONResponse:
 
 
 def render(reply: Reply) -> Response:
-    """The pipeline's reply as an HTTP response, as it is."""
+    """The pipeline's reply as an HTTP response, as it is: its content type as the upstream
+    said it (given as a media type, Starlette would add a charset to a ``text/*`` one), none
+    where it said none (a 204, a 304)."""
+    response: Response
     if reply.stream is not None:
-        streamed = StreamingResponse(reply.stream, reply.status, media_type=reply.media_type)
-        return _with_lines(streamed, reply.headers)
-    response = Response(reply.body, reply.status, media_type=reply.media_type)
+        response = StreamingResponse(reply.stream, reply.status)
+    else:
+        response = Response(reply.body, reply.status)
+    if reply.media_type:
+        response.headers["content-type"] = reply.media_type
     return _with_lines(response, reply.headers)
 
 

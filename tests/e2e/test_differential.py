@@ -1,0 +1,142 @@
+"""Differential: what a client gets through calguard against what it gets from the upstream
+itself, byte for byte (transparent by default), and what the upstream gets either way.
+
+The upstream is raw HTTP on 127.0.0.1 (:mod:`tests.e2e.raw_upstream`): it answers exactly the
+bytes a case gives it, and records the exact bytes it was sent. Each case sends one request
+as exact bytes to it and to a real calguard in front of it, and compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from guard.config import Settings
+from guard.server import create_app
+from guard.testing.servers import serve_in_thread
+from tests.e2e.raw_upstream import (
+    JSON,
+    RawUpstream,
+    Reply,
+    chunked,
+    differs,
+    exchange,
+    raw_upstream,
+    request,
+    response,
+)
+
+KEY = "sk-upstream-differential-0123456789"
+CHAT = (
+    b'{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop","logprobs":null}]}'
+)
+CHUNK = (
+    b'{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    b'[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}'
+)
+ASK = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+ASK_STREAM = b'{"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+SSE = (b"content-type", b"text/event-stream")
+FRAMING = (b"content-length", b"transfer-encoding")  # calguard frames its own answer
+
+
+@dataclass
+class Pair:
+    up: RawUpstream
+    calguard: str
+
+    def both(self, req: bytes, answer: bytes | list[bytes] | None = None) -> tuple[Reply, Reply]:
+        """``req`` sent to the upstream, then through calguard (the upstream answering
+        ``answer`` to its target, when given): the two answers."""
+        if answer is not None:
+            target = req.split(b" ")[1].split(b"?")[0].removeprefix(b"/v1")
+            self.up.answers[target] = answer
+        direct = exchange(self.up.url, req)
+        return direct, exchange(self.calguard, req)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    db = Path(tmp_path_factory.mktemp("differential")) / "d.db"
+    with raw_upstream() as up:
+        s = Settings(upstream=f"{up.url}/v1", upstream_key=KEY, max_attempts=1,
+                     store=f"sqlite:///{db}")  # fmt: skip
+        with serve_in_thread(create_app(s)) as url:
+            yield Pair(up, url)
+
+
+# -- content types: as the upstream said them ------------------------------------------------
+
+TYPED = [
+    ("text/plain", b"text/plain", b"hello\n"),
+    ("text/html", b"text/html", b"<h1>boom</h1>"),
+    ("text/csv; header=present", b"text/csv; header=present", b"a,b\n1,2\n"),
+    ("application/jsonl", b"application/jsonl", b'{"a":1}\n{"b":2}\n'),
+    ("application/octet-stream", b"application/octet-stream", bytes(range(256))),
+]
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"), [(t, b) for _, t, b in TYPED], ids=[n for n, *_ in TYPED]
+)
+@pytest.mark.parametrize("status", [b"200 OK", b"500 Internal Server Error"])
+def test_a_relayed_content_type_is_the_upstreams(
+    pair: Pair, ctype: bytes, body: bytes, status: bytes
+) -> None:
+    """Before: ``text/plain`` came out as ``text/plain; charset=utf-8`` (Starlette adds one)."""
+    direct, via = pair.both(
+        request(b"GET", b"/v1/files/f-1/content"),
+        response(status, [(b"content-type", ctype)], body),
+    )
+    assert differs(direct, via) == []
+
+
+def test_a_pass_through_error_keeps_its_content_type(pair: Pair) -> None:
+    answer = response(b"500 Internal Server Error", [(b"content-type", b"text/plain")], b"oops\n")
+    direct, via = pair.both(request(b"POST", b"/v1/chat/completions", [JSON], ASK), answer)
+    assert via.header(b"content-type") == b"text/plain"
+    assert differs(direct, via) == []
+
+
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/threads/t/runs"])
+def test_a_stream_keeps_its_content_type(pair: Pair, path: bytes) -> None:
+    """The pipeline's pass-through stream and a relayed one (an Assistants run)."""
+    answer = chunked(b"200 OK", [SSE], [b"data: " + CHUNK + b"\n\n", b"data: [DONE]\n\n"])
+    direct, via = pair.both(request(b"POST", path, [JSON], ASK_STREAM), answer)
+    assert via.header(b"content-type") == b"text/event-stream"
+    assert differs(direct, via) == []
+
+
+NO_TYPE = [
+    ("no content type", request(b"GET", b"/v1/files/n/content"), response(b"200 OK", [], b"x")),
+    ("204", request(b"DELETE", b"/v1/files/d"), response(b"204 No Content", [])),
+    (
+        "304",
+        request(b"GET", b"/v1/files/c", [(b"if-none-match", b'"e1"')]),
+        response(b"304 Not Modified", [(b"etag", b'"e1"')]),
+    ),
+    (
+        "307",
+        request(b"POST", b"/v1/chat/completions", [JSON], ASK),
+        response(b"307 Temporary Redirect", [(b"location", b"/v2/chat/completions")]),
+    ),
+    (
+        "chat 204",
+        request(b"POST", b"/v1/chat/completions", [JSON], ASK),
+        response(b"204 No Content", []),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "req", "answer"), NO_TYPE, ids=[n for n, *_ in NO_TYPE])
+def test_no_content_type_where_the_upstream_gave_none(
+    pair: Pair, name: str, req: bytes, answer: bytes
+) -> None:
+    """Before: each came with ``content-type: application/json``."""
+    direct, via = pair.both(req, answer)
+    assert via.header(b"content-type") is None, name
+    assert differs(direct, via) == []
