@@ -85,6 +85,8 @@ class Relay:
             )
             self.metrics.upstream_calls.inc()
             said = {**passed_headers(opened.headers), **out}
+            if method == "HEAD" and "content-length" in opened.headers:
+                said["content-length"] = opened.headers["content-length"]  # what a GET gets
             if opened.status == 200 and opened.content_type.startswith("text/event-stream"):
                 # as it comes, in whole events (so the scrubber sees each one whole)
                 return await primed(

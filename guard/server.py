@@ -58,9 +58,13 @@ R = TypeVar("R", bound=Response)
 
 def _with_lines(response: R, headers: Mapping[str, str]) -> R:
     """``response`` with ``headers`` added, a field that came on several lines as those lines
-    (two ``Set-Cookie`` stay two)."""
+    (two ``Set-Cookie`` stay two). A ``content-length`` among them (a HEAD's: the length of
+    what a GET would get) replaces the one of the empty body."""
     for name, value in header_lines(headers):
-        response.headers.append(name, value)
+        if name == "content-length":
+            response.headers[name] = value
+        else:
+            response.headers.append(name, value)
     return response
 
 
@@ -304,9 +308,12 @@ def create_app(
             _authorize(request, [settings.admin_key] if settings.admin_key else settings.api_keys)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.api_route(
+        "/v1/{path:path}", methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+    )
     async def other(request: Request, path: str) -> Response:
-        """Every other path under /v1 (stored completions, files, batches, ...), untouched."""
+        """Every other path under /v1 (stored completions, files, batches, ...), untouched;
+        also a HEAD or an OPTIONS (a browser's CORS preflight) to any path under /v1."""
         _authorize(request, settings.api_keys)
         content = await _read_body(request, settings.max_body_bytes)
         reply = await relay["r"].forward(

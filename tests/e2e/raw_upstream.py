@@ -106,6 +106,8 @@ def raw_upstream() -> Iterator[RawUpstream]:
                 got = await _read(reader)
                 up.got.append(got)
                 answer = up.answer(got)
+                if got.method == b"HEAD" and isinstance(answer, bytes):  # the head alone
+                    answer = answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
                 for part in answer if isinstance(answer, list) else [answer]:
                     if part == CLOSE:
                         return

@@ -140,3 +140,50 @@ def test_no_content_type_where_the_upstream_gave_none(
     direct, via = pair.both(req, answer)
     assert via.header(b"content-type") is None, name
     assert differs(direct, via) == []
+
+
+# -- methods: HEAD and OPTIONS are relayed as the others ----------------------------------------
+
+PREFLIGHT = [
+    (b"origin", b"https://app.example"),
+    (b"access-control-request-method", b"POST"),
+    (b"access-control-request-headers", b"authorization,content-type,x-stainless-os"),
+]
+ALLOWED = [
+    (b"access-control-allow-origin", b"https://app.example"),
+    (b"access-control-allow-methods", b"POST, GET"),
+    (b"access-control-allow-headers", b"authorization, content-type, x-stainless-os"),
+    (b"access-control-max-age", b"600"),
+    (b"vary", b"Origin"),
+]
+
+
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/files", b"/v1/models"])
+def test_a_cors_preflight_reaches_the_upstream(pair: Pair, path: bytes) -> None:
+    """A browser SDK asks ``OPTIONS`` before its POST. Before: a 405 from calguard."""
+    direct, via = pair.both(
+        request(b"OPTIONS", path, PREFLIGHT), response(b"204 No Content", ALLOWED)
+    )
+    assert via.status == 204
+    assert differs(direct, via) == []
+    got = pair.up.got[-1]
+    assert (got.method, got.target) == (b"OPTIONS", path)
+    assert got.header(b"access-control-request-headers") == PREFLIGHT[2][1]
+
+
+@pytest.mark.parametrize("path", [b"/v1/files/file-1/content", b"/v1/models", b"/v1/models/m-1"])
+def test_head_is_relayed_with_the_length_a_get_would_get(pair: Pair, path: bytes) -> None:
+    """Before: a 405 (or, for the model routes, a GET sent upstream)."""
+    body = b'{"id":"file-1","object":"file"}'
+    answer = response(b"200 OK", [JSON, (b"etag", b'"v1"')], body)
+    direct, via = pair.both(request(b"HEAD", path), answer)
+    assert (via.status, via.body, via.header(b"content-length")) == (200, b"", b"%d" % len(body))
+    assert differs(direct, via) == []
+    assert (pair.up.got[-1].method, pair.up.got[-1].target) == (b"HEAD", path)
+
+
+def test_head_to_a_missing_file_is_the_upstreams_404(pair: Pair) -> None:
+    answer = response(b"404 Not Found", [JSON], b'{"error":{"message":"no such file"}}')
+    direct, via = pair.both(request(b"HEAD", b"/v1/files/nope"), answer)
+    assert via.status == 404
+    assert differs(direct, via) == []
