@@ -8,6 +8,7 @@ import fnmatch
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from guard import sse
 from guard.config import Settings
@@ -19,6 +20,16 @@ from guard.upstreams import RawResponse, Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def as_sent(path: str, written: str | None) -> str:
+    """``path`` (decoded, checked) as it goes in the URL: as the client ``written`` it when
+    that decodes to ``path`` (its escapes kept, so ``/models/org%2Fmodel`` stays one segment
+    upstream: the upstream's one decoding then gives the path calguard checked), else quoted."""
+    if written is not None and unquote(written) == path:
+        return written
+    return quote(path, safe=_PATH_SAFE)
 
 
 def check_relayed_path(path: str, method: str) -> None:
@@ -59,10 +70,11 @@ class Relay:
         headers: Mapping[str, str],
         query: str,
         request_id: str,
+        written: str | None = None,
     ) -> Reply:
-        """Any other path under /v1 (``path`` with its leading ``/``), passed through untouched
-        (unless it is not a plain path, or the allow-list says no): the path checked is the
-        path sent, whichever route relays it."""
+        """Any other path under /v1 (``path`` with its leading ``/``, decoded; ``written``: as
+        the client wrote it), passed through untouched (unless it is not a plain path, or the
+        allow-list says no): the path checked is the path sent, whichever route relays it."""
         out = {"x-calguard-request-id": request_id}
         try:
             check_relayed_path(path[1:], method)
@@ -81,7 +93,7 @@ class Relay:
             keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
             keep.update(forward_headers(headers, self.settings, self.scrub.keys))
             opened = await self.upstream.relay(
-                method, path, content=content or None, headers=keep, query=query
+                method, as_sent(path, written), content=content or None, headers=keep, query=query
             )
             self.metrics.upstream_calls.inc()
             said = {**passed_headers(opened.headers), **out}
@@ -121,10 +133,13 @@ class Relay:
         data += [_route_model(name) for name in self.settings.routes if name not in known]
         return Reply.of_json(listed, {k: v for k, v in reply.headers.items()})
 
-    async def model(self, model: str, headers: Mapping[str, str], query: str) -> Reply:
+    async def model(
+        self, model: str, headers: Mapping[str, str], query: str, written: str | None = None
+    ) -> Reply:
         if model in self.settings.routes:
             return Reply.of_json(_route_model(model), {})
-        return await self.forward("GET", f"/models/{model}", b"", headers, query, new_request_id())
+        path = f"/models/{model}"
+        return await self.forward("GET", path, b"", headers, query, new_request_id(), written)
 
 
 def _route_model(name: str) -> dict[str, Any]:

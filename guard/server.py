@@ -87,6 +87,14 @@ def render(reply: Reply) -> Response:
     return _with_lines(response, reply.headers)
 
 
+def _written(request: Request) -> str | None:
+    """The path after ``/v1`` as the client wrote it (its escapes kept), if it wrote ``/v1``."""
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes) or not raw.startswith(b"/v1/"):
+        return None
+    return raw[3:].decode("latin-1")
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -291,7 +299,8 @@ def create_app(
     @app.get("/v1/models/{model:path}")
     async def model(request: Request, model: str) -> Response:
         _authorize(request, settings.api_keys)
-        return render(await relay["r"].model(model, request.headers, request.url.query))
+        found = await relay["r"].model(model, request.headers, request.url.query, _written(request))
+        return render(found)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -318,7 +327,7 @@ def create_app(
         content = await _read_body(request, settings.max_body_bytes)
         reply = await relay["r"].forward(
             request.method, f"/{path}", content, request.headers, request.url.query,
-            request.state.request_id,
+            request.state.request_id, _written(request),
         )  # fmt: skip
         return render(reply)
 

@@ -112,8 +112,9 @@ class Upstream(Protocol):
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
-        """Any other request under ``/v1`` (stored completions, files, ...), as it is; the
-        answer's bytes as they come (a relayed stream streams)."""
+        """Any other request under ``/v1`` (stored completions, files, ...), as it is: ``path``
+        as it goes in the URL (escaped: ``/models/org%2Fmodel``); the answer's bytes as they
+        come (a relayed stream streams)."""
 
     async def get(self, path: str) -> RawResponse: ...
 

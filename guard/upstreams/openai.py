@@ -139,13 +139,11 @@ class OpenAIUpstream:
             reraise=True,
         )
 
-    def _url(self, path: str, query: str) -> yarl.URL:
-        """The URL sent: ``path`` quoted once (a relayed path holds no escapes, calguard checked
-        that), the client's query string exactly as it came (not re-encoded)."""
-        return yarl.URL(
-            self.base_url + quote(path, safe=_PATH_SAFE) + (f"?{query}" if query else ""),
-            encoded=True,
-        )
+    def _url(self, path: str, query: str, escaped: bool = False) -> yarl.URL:
+        """The URL sent: ``path`` quoted once (unless it comes ``escaped``: a relayed path, as
+        the client wrote it), the client's query string exactly as it came (not re-encoded)."""
+        sent = path if escaped else quote(path, safe=_PATH_SAFE)
+        return yarl.URL(self.base_url + sent + (f"?{query}" if query else ""), encoded=True)
 
     def _request_headers(self, headers: Headers | None, json_body: bool) -> dict[str, str]:
         out = dict(headers or {})
@@ -227,7 +225,8 @@ class OpenAIUpstream:
         """Retried until the status arrives; then the bytes as they come (no retry once they
         flow). ``timeout_s`` bounds each wait for bytes, not the whole stream."""
         content = content or json.dumps(body, separators=(",", ":")).encode()
-        return await self._open("POST", path, content, self._request_headers(headers, True), query)
+        h = self._request_headers(headers, True)
+        return await self._open("POST", self._url(path, query), content, h)
 
     async def relay(
         self,
@@ -239,13 +238,13 @@ class OpenAIUpstream:
         query: str = "",
     ) -> RawStream:
         """Any other request, as :meth:`stream` takes it: a relayed stream (Assistants runs)
-        streams, and lasts as long as its events keep coming."""
-        return await self._open(method, path, content, self._request_headers(headers, False), query)
+        streams, and lasts as long as its events keep coming. ``path`` goes as it is."""
+        h = self._request_headers(headers, False)
+        return await self._open(method, self._url(path, query, escaped=True), content, h)
 
     async def _open(
-        self, method: str, path: str, content: bytes | None, h: dict[str, str], query: str
+        self, method: str, url: yarl.URL, content: bytes | None, h: dict[str, str]
     ) -> RawStream:
-        url = self._url(path, query)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
         )

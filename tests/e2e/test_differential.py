@@ -187,3 +187,48 @@ def test_head_to_a_missing_file_is_the_upstreams_404(pair: Pair) -> None:
     direct, via = pair.both(request(b"HEAD", b"/v1/files/nope"), answer)
     assert via.status == 404
     assert differs(direct, via) == []
+
+
+# -- paths: as the client wrote them ------------------------------------------------------------
+
+WRITTEN = [
+    b"/v1/models/org%2Fmodel",  # a model id with a slash: one segment, not two
+    b"/v1/models/meta-llama%2FLlama-3-8B%3Afree",
+    b"/v1/models/a:b",
+    b"/v1/models/%C3%A9t%c3%a9",  # unicode, escapes in either case
+    b"/v1/models/a%7Eb~c",
+    b"/v1/models/%ff",  # not UTF-8 once decoded
+    b"/v1/files/file-abc%2Fdef/content",
+    b"/v1/threads/t/messages/m%21",
+]
+
+
+@pytest.mark.parametrize("path", WRITTEN)
+def test_a_relayed_path_reaches_the_upstream_as_written(pair: Pair, path: bytes) -> None:
+    """Before: ``org%2Fmodel`` arrived as ``org/model`` (another path upstream), ``%c3%a9`` as
+    ``%C3%A9``, ``%7E`` as ``~`` and ``%ff`` as ``%EF%BF%BD``."""
+    pair.both(request(b"GET", path + b"?limit=2&x=%2F"))
+    direct, via = pair.up.got[-2:]
+    assert via.target == direct.target == path + b"?limit=2&x=%2F"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        (b"POST", b"/v1/Chat%2FCompletions"),  # the text endpoint, around the policies
+        (b"POST", b"/v1/embeddings%2F"),
+        (b"GET", b"/v1/models%2F..%2Ffiles"),  # dot segments once decoded
+        (b"GET", b"/v1/models/x%2F%2E%2E%2F..%2Ffiles"),
+        (b"GET", b"/v1/files%3Fpurpose=x"),
+        (b"GET", b"/v1/files%2523"),  # encoded twice
+        (b"GET", b"/v1/files%5C..%5Cx"),
+    ],
+)
+def test_an_escaped_path_is_still_checked_as_decoded(
+    pair: Pair, method: bytes, path: bytes
+) -> None:
+    before = len(pair.up.got)
+    via = exchange(pair.calguard, request(method, path, [JSON], b"{}"))
+    assert via.status == 404
+    assert b'"not_found_error"' in via.body
+    assert len(pair.up.got) == before  # nothing went upstream
