@@ -62,10 +62,20 @@ def _with_lines(response: R, headers: Mapping[str, str]) -> R:
     what a GET would get) replaces the one of the empty body."""
     for name, value in header_lines(headers):
         if name == "content-length":
-            response.headers[name] = value
+            response.headers[name] = _latin1(value)
         else:
-            response.headers.append(name, value)
+            response.headers.append(name, _latin1(value))
     return response
+
+
+def _latin1(value: str) -> str:
+    """``value`` as Starlette writes header values (one byte per character): an upstream's
+    comes so already; any other text goes as its UTF-8 bytes, never a crash."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
 
 
 def _error(exc: CalguardError, request_id: str) -> JSONResponse:
@@ -83,7 +93,7 @@ def render(reply: Reply) -> Response:
     else:
         response = Response(reply.body, reply.status)
     if reply.media_type:
-        response.headers["content-type"] = reply.media_type
+        response.headers["content-type"] = _latin1(reply.media_type)
     return _with_lines(response, reply.headers)
 
 

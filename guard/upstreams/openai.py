@@ -35,7 +35,7 @@ from tenacity import (
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
-from guard.upstreams.headers import CREDENTIALS, from_wire
+from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -89,7 +89,14 @@ class _Wait:
 
 
 def _headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
-    return from_wire(resp.headers.items())
+    """The answer's header lines as their bytes came: each byte one character (as the server
+    writes them back), not aiohttp's UTF-8 reading of them (a UTF-8 value would go out as other
+    bytes, one that is not UTF-8 not at all)."""
+    return from_wire((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").partition(LINES)[0]
 
 
 class OpenAIUpstream:
@@ -161,9 +168,8 @@ class OpenAIUpstream:
         async with self._http().request(
             method, url, data=content, headers=headers, timeout=timeout, allow_redirects=False
         ) as resp:
-            raw = RawResponse(
-                resp.status, await resp.read(), resp.headers.get("content-type", ""), _headers(resp)
-            )
+            said = _headers(resp)
+            raw = RawResponse(resp.status, await resp.read(), _content_type(said), said)
         if should_retry(raw.status, raw.headers, raw.body):
             raise _RetryableStatus(raw)
         return raw
@@ -253,21 +259,14 @@ class OpenAIUpstream:
             resp = await self._http().request(
                 method, url, data=content, headers=h, timeout=timeout, allow_redirects=False
             )
+            said = _headers(resp)
             if resp.status >= 400:
-                raw = RawResponse(
-                    resp.status, await resp.read(), resp.headers.get("content-type", ""),
-                    _headers(resp),
-                )  # fmt: skip
+                raw = RawResponse(resp.status, await resp.read(), _content_type(said), said)
                 resp.release()
                 if should_retry(raw.status, raw.headers, raw.body):
                     raise _RetryableStatus(raw)
                 return RawStream.whole(raw)
-            return RawStream(
-                resp.status,
-                _headers(resp),
-                resp.headers.get("content-type", ""),
-                self._chunks(resp),
-            )
+            return RawStream(resp.status, said, _content_type(said), self._chunks(resp))
 
         out = await self._retried(open_)
         if isinstance(out, RawResponse):  # retries ran out on an error status

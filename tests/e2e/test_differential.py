@@ -232,3 +232,44 @@ def test_an_escaped_path_is_still_checked_as_decoded(
     assert via.status == 404
     assert b'"not_found_error"' in via.body
     assert len(pair.up.got) == before  # nothing went upstream
+
+
+# -- response header values: as their bytes came ---------------------------------------------
+
+ODD_VALUES = [
+    (b"x-title", "Café — 東京".encode()),  # UTF-8
+    (b"x-legacy", b"caf\xe9"),  # Latin-1 bytes (obs-text)
+    (b"content-disposition", b'attachment; filename="r\xc3\xa9sum\xc3\xa9.jsonl"'),
+]
+ODD_ANSWERS = [
+    ("relayed", request(b"GET", b"/v1/files/f-odd"),
+     response(b"200 OK", [JSON, *ODD_VALUES], b"{}")),
+    ("relayed 404", request(b"GET", b"/v1/files/f-gone"),
+     response(b"404 Not Found", [JSON, *ODD_VALUES], b'{"error":{"message":"gone"}}')),
+    ("chat", request(b"POST", b"/v1/chat/completions", [JSON], ASK),
+     response(b"200 OK", [JSON, *ODD_VALUES], CHAT)),
+    ("chat 429", request(b"POST", b"/v1/chat/completions", [JSON], ASK),
+     response(b"429 Too Many Requests", [JSON, *ODD_VALUES], b'{"error":{"message":"slow"}}')),
+    ("chat stream", request(b"POST", b"/v1/chat/completions", [JSON], ASK_STREAM),
+     chunked(b"200 OK", [SSE, *ODD_VALUES], [b"data: " + CHUNK + b"\n\n", b"data: [DONE]\n\n"])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "req", "answer"), ODD_ANSWERS, ids=[n for n, *_ in ODD_ANSWERS])
+def test_a_header_value_that_is_not_ascii_goes_out_as_its_bytes(
+    pair: Pair, name: str, req: bytes, answer: bytes | list[bytes]
+) -> None:
+    """Before: a 500 ``internal error (UnicodeEncodeError)`` for the first two (calguard read
+    the value as UTF-8 and wrote it as Latin-1), ``é`` as one byte for the third."""
+    direct, via = pair.both(req, answer)
+    assert via.status == direct.status, name
+    for field, value in ODD_VALUES:
+        assert via.header(field) == value, name
+    assert differs(direct, via, *FRAMING) == []
+
+
+def test_the_key_is_scrubbed_from_a_header_value_that_is_not_ascii(pair: Pair) -> None:
+    echoed = b"caf\xc3\xa9 Bearer " + KEY.encode() + b" \xe9"
+    pair.up.answers[b"/files/echo"] = response(b"200 OK", [JSON, (b"x-echo", echoed)], b"{}")
+    via = exchange(pair.calguard, request(b"GET", b"/v1/files/echo"))
+    assert via.header(b"x-echo") == b"caf\xc3\xa9 Bearer [REDACTED] \xe9"
