@@ -11,7 +11,8 @@ Retries (tenacity) follow the OpenAI SDK: 408, 409, 429 and 5xx (unless the upst
 honouring ``Retry-After``, bounded in attempts and in total time. When they run out, the last
 answer goes back as it was (a 429 stays a 429 with its ``Retry-After``); only when no answer came
 at all is it :class:`UpstreamError` (502) or :class:`UpstreamTimeoutError` (504). Streams are
-retried the same way until their status arrives. Compressed bodies are decompressed.
+retried the same way until their status arrives. Compressed bodies are decompressed, every
+layer (:mod:`guard.upstreams.encoding`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tenacity import (
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.encoding import Decoding
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -93,6 +95,11 @@ def _headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
     writes them back), not aiohttp's UTF-8 reading of them (a UTF-8 value would go out as other
     bytes, one that is not UTF-8 not at all)."""
     return from_wire((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
+
+
+def _decoding(resp: aiohttp.ClientResponse, said: Mapping[str, str]) -> Decoding:
+    """The codings aiohttp left on the body (none on a HEAD's: it has no body)."""
+    return Decoding([]) if resp.method == "HEAD" else Decoding.of(said)
 
 
 def _content_type(headers: Mapping[str, str]) -> str:
@@ -169,7 +176,8 @@ class OpenAIUpstream:
             method, url, data=content, headers=headers, timeout=timeout, allow_redirects=False
         ) as resp:
             said = _headers(resp)
-            raw = RawResponse(resp.status, await resp.read(), _content_type(said), said)
+            body = _decoding(resp, said).whole(await resp.read())
+            raw = RawResponse(resp.status, body, _content_type(said), said)
         if should_retry(raw.status, raw.headers, raw.body):
             raise _RetryableStatus(raw)
         return raw
@@ -260,13 +268,20 @@ class OpenAIUpstream:
                 method, url, data=content, headers=h, timeout=timeout, allow_redirects=False
             )
             said = _headers(resp)
-            if resp.status >= 400:
-                raw = RawResponse(resp.status, await resp.read(), _content_type(said), said)
+            try:
+                decoding = _decoding(resp, said)
+            except UpstreamError:
                 resp.release()
+                raise
+            if resp.status >= 400:
+                body = decoding.whole(await resp.read())
+                resp.release()
+                raw = RawResponse(resp.status, body, _content_type(said), said)
                 if should_retry(raw.status, raw.headers, raw.body):
                     raise _RetryableStatus(raw)
                 return RawStream.whole(raw)
-            return RawStream(resp.status, said, _content_type(said), self._chunks(resp))
+            chunks = self._chunks(resp, decoding)
+            return RawStream(resp.status, said, _content_type(said), chunks)
 
         out = await self._retried(open_)
         if isinstance(out, RawResponse):  # retries ran out on an error status
@@ -274,10 +289,15 @@ class OpenAIUpstream:
         assert isinstance(out, RawStream)
         return out
 
-    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _chunks(
+        self, resp: aiohttp.ClientResponse, decoding: Decoding
+    ) -> AsyncIterator[bytes]:
         try:
             async for chunk in resp.content.iter_any():
-                yield chunk
+                if out := decoding.feed(chunk) if decoding else chunk:
+                    yield out
+            if decoding and (tail := decoding.end()):
+                yield tail
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"upstream stream timed out after {self.timeout_s:g} s", code="upstream_timeout"

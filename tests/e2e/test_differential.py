@@ -8,7 +8,9 @@ as exact bytes to it and to a real calguard in front of it, and compares the two
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,3 +275,62 @@ def test_the_key_is_scrubbed_from_a_header_value_that_is_not_ascii(pair: Pair) -
     pair.up.answers[b"/files/echo"] = response(b"200 OK", [JSON, (b"x-echo", echoed)], b"{}")
     via = exchange(pair.calguard, request(b"GET", b"/v1/files/echo"))
     assert via.header(b"x-echo") == b"caf\xc3\xa9 Bearer [REDACTED] \xe9"
+
+
+# -- content codings: every layer undone, or nothing passed on unread -------------------------
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+STACKED = [
+    ("gzip, gzip", lambda b: gz(gz(b))),
+    ("deflate, gzip", lambda b: gz(zlib.compress(b))),
+    ("x-gzip", gz),
+    ("identity, gzip", gz),
+    ("GZIP", gz),  # aiohttp's own
+]
+
+
+@pytest.mark.parametrize(("coding", "encode"), STACKED, ids=[c for c, _ in STACKED])
+@pytest.mark.parametrize("where", ["relayed", "chat", "chat stream", "relayed 400"])
+def test_a_body_in_several_codings_reaches_the_client_decoded(
+    pair: Pair, coding: str, encode: Callable[[bytes], bytes], where: str
+) -> None:
+    """Before: aiohttp reads one coding only; the others reached the client as compressed
+    bytes, their Content-Encoding dropped (unreadable, and the key could not be scrubbed)."""
+    plain = {"relayed": b'{"k":"' + KEY.encode() + b'"}', "chat": CHAT,
+             "chat stream": b"data: " + CHUNK + b"\n\ndata: [DONE]\n\n",
+             "relayed 400": b'{"error":{"message":"bad"}}'}[where]  # fmt: skip
+    status = b"400 Bad Request" if where == "relayed 400" else b"200 OK"
+    ctype = SSE if where == "chat stream" else JSON
+    answer = response(status, [ctype, (b"content-encoding", coding.encode())], encode(plain))
+    path = b"/v1/files/f-z" if where.startswith("relayed") else b"/v1/chat/completions"
+    body = ASK_STREAM if where == "chat stream" else ASK
+    direct, via = pair.both(request(b"POST", path, [JSON], body), answer)
+    assert via.status == direct.status
+    assert via.header(b"content-encoding") is None
+    assert via.body == plain.replace(KEY.encode(), b"[REDACTED]")
+
+
+@pytest.mark.parametrize("coding", [b"x-custom", b"compress", b"gzip, x-custom", b"caf\xe9"])
+@pytest.mark.parametrize("path", [b"/v1/files/f-custom", b"/v1/chat/completions"])
+def test_a_coding_calguard_cannot_read_is_a_502_not_bytes_passed_on_unread(
+    pair: Pair, coding: bytes, path: bytes
+) -> None:
+    """Before: the bytes went out with no Content-Encoding, the key inside them unscrubbed."""
+    answer = response(
+        b"200 OK", [JSON, (b"content-encoding", coding)], b'{"k":"' + KEY.encode() + b'"}'
+    )
+    via = pair.both(request(b"POST", path, [JSON], ASK), answer)[1]
+    assert via.status == 502
+    assert b'"upstream_encoding"' in via.body
+    assert KEY.encode() not in via.body
+
+
+def test_a_body_that_does_not_decode_as_said_is_a_502(pair: Pair) -> None:
+    answer = response(b"200 OK", [JSON, (b"content-encoding", b"gzip, gzip")], gz(b"not twice"))
+    via = pair.both(request(b"GET", b"/v1/files/f-bad"), answer)[1]
+    assert via.status == 502
+    assert b'"upstream_encoding"' in via.body
