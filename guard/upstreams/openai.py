@@ -136,7 +136,9 @@ class OpenAIUpstream:
                 # An idle connection is retired before a server with the usual 5 s keep-alive
                 # (uvicorn's default) closes it: reusing one it is closing drops the request.
                 connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300, keepalive_timeout=4),
-                skip_auto_headers=("User-Agent",),
+                # none the client did not send: a body sent without a type goes without one
+                # (not as application/octet-stream), a request without Accept without one
+                skip_auto_headers=("User-Agent", "Accept", "Content-Type"),
             )
         return self._session
 

@@ -21,6 +21,7 @@ from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.raw_upstream import (
     JSON,
+    Got,
     RawUpstream,
     Reply,
     chunked,
@@ -334,3 +335,38 @@ def test_a_body_that_does_not_decode_as_said_is_a_502(pair: Pair) -> None:
     via = pair.both(request(b"GET", b"/v1/files/f-bad"), answer)[1]
     assert via.status == 502
     assert b'"upstream_encoding"' in via.body
+
+
+# -- request headers: the client's, and none calguard's HTTP client makes up -------------------
+
+OURS = {b"host", b"content-length", b"accept-encoding", b"authorization", b"connection"}
+
+
+def sent_on(got: list[Got]) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """The header lines the upstream got directly and through calguard, but those about the
+    connection and calguard's own key."""
+    direct, via = got[-2:]
+    return (sorted(h for h in direct.headers if h[0] not in OURS),
+            sorted(h for h in via.headers if h[0] not in OURS))  # fmt: skip
+
+
+BARE = [
+    (b"POST", b"/v1/files", [], b"raw upload"),
+    (b"PUT", b"/v1/vector_stores/vs_1", [(b"x-custom", b"1")], b"{}"),
+    (b"GET", b"/v1/files", [], b""),
+    (b"DELETE", b"/v1/files/f-1", [(b"user-agent", b"my-app/1")], b""),
+    (b"POST", b"/v1/uploads/u/parts", [(b"content-type", b"multipart/form-data; boundary=x")],
+     b"--x\r\ncontent-disposition: form-data; name=data\r\n\r\nabc\r\n--x--\r\n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), BARE)
+def test_a_relayed_request_gets_no_header_the_client_did_not_send(
+    pair: Pair, method: bytes, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Before: ``content-type: application/octet-stream`` on a body sent without one, and
+    ``accept: */*`` on every request without an Accept (aiohttp's defaults)."""
+    pair.both(request(method, path, headers, body))
+    direct, via = sent_on(pair.up.got)
+    assert via == direct
+    assert pair.up.got[-1].body == pair.up.got[-2].body == body
