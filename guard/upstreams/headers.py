@@ -1,16 +1,17 @@
 """Which headers cross calguard, each way.
 
 Client to upstream: every header the client sent, but the ones about this connection
-(hop-by-hop, host, length, encodings: calguard frames its own request) and the client's
-credentials (``Authorization``, ``api-key``, ``x-api-key``, ``Cookie``): those go only where
-the settings say so (``forward_client_key``, no ``upstream_key``, no proxy ``api_keys``), and
-never a cookie (one client's cookies would reach every route's provider). A header that holds
-one of calguard's own keys is not sent at all.
-Upstream to client: everything but hop-by-hop headers and what calguard re-frames (length,
-encoding: calguard decompresses). The upstream's ``x-request-id`` reaches the client as it is;
-calguard's own id is ``x-calguard-request-id``. A field the upstream sent on several lines
-(two ``Set-Cookie``) is carried in one entry, its lines joined by ``LINES`` (a character no
-field value can hold), and goes out as the lines it came in (:func:`header_lines`).
+(hop-by-hop, those ``Connection`` names, host, length, encodings: calguard frames its own
+request) and the client's credentials (``Authorization``, ``api-key``, ``x-api-key``,
+``Cookie``): those go only where the settings say so (``forward_client_key``, no
+``upstream_key``, no proxy ``api_keys``), and never a cookie (one client's cookies would reach
+every route's provider). A header that holds one of calguard's own keys is not sent at all.
+Upstream to client: everything but hop-by-hop headers (those ``Connection`` names too) and
+what calguard re-frames (length, encoding: calguard decompresses). The upstream's
+``x-request-id`` reaches the client as it is; calguard's own id is ``x-calguard-request-id``.
+A field the upstream sent on several lines (two ``Set-Cookie``) is carried in one entry, its
+lines joined by ``LINES`` (a character no field value can hold), and goes out as the lines it
+came in (:func:`header_lines`).
 """
 
 from __future__ import annotations
@@ -82,10 +83,11 @@ def forward_headers(
         and not settings.api_keys
     )
     keys = [s for s in secrets if s]
+    hop = _nominated(client)
     out: dict[str, str] = {}
     for name, value in client.items():
         k = name.lower()
-        if k in NOT_FORWARDED or k == "cookie" or (k in CREDENTIALS and not own_key):
+        if k in NOT_FORWARDED or k in hop or k == "cookie" or (k in CREDENTIALS and not own_key):
             continue
         if any(key in value for key in keys):
             continue
@@ -114,4 +116,12 @@ def _as_sent(name: str, value: str) -> str:
 
 def passed_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     """The upstream's response headers that reach the client."""
-    return {k: v for k, v in upstream.items() if k.lower() not in DROPPED}
+    hop = _nominated(upstream)
+    return {k: v for k, v in upstream.items() if k.lower() not in DROPPED and k.lower() not in hop}
+
+
+def _nominated(headers: Mapping[str, str]) -> set[str]:
+    """The fields ``Connection`` names: about that connection only, as hop-by-hop as the
+    standard ones (RFC 9110, 7.6.1); a proxy does not pass them on."""
+    said = ",".join(v for k, v in headers.items() if k.lower() == "connection")
+    return {t.strip().lower() for t in said.replace(LINES, ",").split(",")} - {""}

@@ -370,3 +370,21 @@ def test_a_relayed_request_gets_no_header_the_client_did_not_send(
     direct, via = sent_on(pair.up.got)
     assert via == direct
     assert pair.up.got[-1].body == pair.up.got[-2].body == body
+
+
+def test_a_header_the_clients_connection_names_is_not_forwarded(pair: Pair) -> None:
+    """``Connection: x-hop`` makes ``x-hop`` about that connection only (RFC 9110, 7.6.1).
+    Before: forwarded."""
+    hop = [(b"x-hop", b"1"), (b"x-kept", b"2")]
+    req = request(b"GET", b"/v1/files", hop)
+    exchange(pair.calguard, req.replace(b"connection: close", b"connection: close, X-Hop", 1))
+    names = [k for k, _ in pair.up.got[-1].headers]
+    assert b"x-kept" in names
+    assert b"x-hop" not in names
+
+
+def test_a_header_the_upstreams_connection_names_does_not_reach_the_client(pair: Pair) -> None:
+    hop = [JSON, (b"connection", b"X-Backend-Hop"), (b"x-backend-hop", b"10.0.0.7")]
+    via = pair.both(request(b"GET", b"/v1/files/f-hop"), response(b"200 OK", hop, b"{}"))[1]
+    assert via.status == 200
+    assert via.header(b"x-backend-hop") is None
