@@ -67,7 +67,12 @@ class Scrubber:
         return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        return {k: self.text(v) for k, v in headers.items()}
+        """Values scrubbed; a field whose name holds a key (lower-cased, as names travel) is
+        left out: a name cannot hold the mask."""
+        lowered = [k.lower() for k in self.keys]
+        return {
+            k: self.text(v) for k, v in headers.items() if not any(s in k.lower() for s in lowered)
+        }
 
     async def stream(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Each chunk scrubbed. The pipeline's streams come in whole SSE events (pass-through

@@ -388,3 +388,18 @@ def test_a_header_the_upstreams_connection_names_does_not_reach_the_client(pair:
     via = pair.both(request(b"GET", b"/v1/files/f-hop"), response(b"200 OK", hop, b"{}"))[1]
     assert via.status == 200
     assert via.header(b"x-backend-hop") is None
+
+
+# -- secrets: never in a header, names included -----------------------------------------------
+
+
+def test_a_header_named_after_the_key_does_not_reach_the_client(pair: Pair) -> None:
+    """Before: ``x-<key>: 1`` reached the client, the key in it lower-cased (only values were
+    scrubbed)."""
+    named = [JSON, (b"x-" + KEY.encode(), b"1"), (b"x-" + KEY.upper().encode(), b"2")]
+    for path in (b"/v1/files/f-named", b"/v1/chat/completions"):
+        answer = response(b"200 OK", named, CHAT)
+        via = pair.both(request(b"POST", path, [JSON], ASK), answer)[1]
+        assert via.status == 200
+        everything = b"".join(k + v for k, v in via.headers) + via.body
+        assert KEY.lower().encode() not in everything.lower()
