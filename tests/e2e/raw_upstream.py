@@ -170,6 +170,8 @@ def exchange(url: str, request: bytes, timeout_s: float = 10.0) -> Reply:
         while chunk := conn.recv(65536):
             data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
+    while head.split(b" ")[1].startswith(b"1"):  # an interim answer (100 Continue): the next
+        head, _, rest = rest.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     headers = [(k.strip().lower(), v.strip()) for k, _, v in (x.partition(b":") for x in lines[1:])]
     body = rest
@@ -177,7 +179,7 @@ def exchange(url: str, request: bytes, timeout_s: float = 10.0) -> Reply:
         body = b""
         while True:
             size, _, rest = rest.partition(b"\r\n")
-            n = int(size.split(b";")[0], 16)
+            n = int(size.split(b";")[0] or b"0", 16)  # none: the body was cut short
             if n == 0:
                 break
             body, rest = body + rest[:n], rest[n + 2 :]

@@ -20,6 +20,7 @@ from guard.config import Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.raw_upstream import (
+    CLOSE,
     JSON,
     Got,
     RawUpstream,
@@ -403,3 +404,90 @@ def test_a_header_named_after_the_key_does_not_reach_the_client(pair: Pair) -> N
         assert via.status == 200
         everything = b"".join(k + v for k, v in via.headers) + via.body
         assert KEY.lower().encode() not in everything.lower()
+
+
+# -- the sweep: cases that already crossed as they were, kept so ------------------------------
+
+EVENTS = [
+    b": keep-alive\n\n",
+    b"retry: 3000\n\n",
+    b"id: 7\ndata: " + CHUNK + b"\n\n",
+    b"event: ping\r\ndata: " + CHUNK + b"\r\n\r\n",  # CRLF line ends
+    b"da",  # an event split across chunks
+    b"ta: " + CHUNK[:40],
+    CHUNK[40:] + b"\n\n",
+    b"data: [DONE]\n\n",
+]
+REPEATED = [JSON, (b"set-cookie", b"a=1; Path=/"), (b"set-cookie", b"b=2"), (b"vary", b"Origin"),
+            (b"vary", b"Accept-Encoding"), (b"x-ratelimit-remaining-requests", b"59")]  # fmt: skip
+SWEEP = [
+    ("PATCH", request(b"PATCH", b"/v1/fine_tuning/jobs/ft-1", [JSON], b'{"a": 1}'), None),
+    ("PUT", request(b"PUT", b"/v1/vector_stores/vs_1", [JSON], b'{"a": 1}\n'), None),
+    ("assistants", request(b"GET", b"/v1/assistants/asst_1?order=desc&limit=2",
+                           [(b"openai-beta", b"assistants=v2")]), None),
+    ("batch", request(b"POST", b"/v1/batches", [JSON],
+                      b'{"input_file_id": "file-1", "endpoint": "/v1/chat/completions"}'), None),
+    ("repeated fields", request(b"GET", b"/v1/files/f-rep"), response(b"200 OK", REPEATED, b"{}")),
+    ("chunked jsonl", request(b"GET", b"/v1/files/f-ch/content"),
+     chunked(b"200 OK", [(b"content-type", b"application/jsonl")], [b'{"a":1}\n', b'{"b":2}\n'])),
+    ("100 continue", request(b"GET", b"/v1/files/f-100"),
+     b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"200 OK", [JSON], b"{}")),
+    ("302", request(b"GET", b"/v1/files/f-302/content"),
+     response(b"302 Found", [(b"location", b"https://cdn.example/f?sig=a%2Fb")], b"")),
+    ("409 text", request(b"POST", b"/v1/batches/b/cancel", [JSON], b""),
+     response(b"409 Conflict", [(b"content-type", b"text/plain")], b"already cancelled\n")),
+    ("503", request(b"GET", b"/v1/files/f-503"),
+     response(b"503 Service Unavailable", [JSON, (b"x-should-retry", b"false")], b'{"error":{}}')),
+    ("chat, trailing white space both ways",
+     request(b"POST", b"/v1/chat/completions", [JSON], ASK + b"  \n\n"),
+     response(b"200 OK", REPEATED, CHAT + b"\n  \r\n")),
+    ("chat error, white space", request(b"POST", b"/v1/chat/completions", [JSON], ASK),
+     response(b"400 Bad Request", [JSON], b'{ "error" : { "message" : "no" } }\n')),
+    ("chat stream: comments, retry, id, CRLF, split",
+     request(b"POST", b"/v1/chat/completions", [JSON], ASK_STREAM),
+     chunked(b"200 OK", [SSE, (b"x-request-id", b"req_1")], EVENTS)),
+    ("relayed stream: comments, retry, id, CRLF, split",
+     request(b"POST", b"/v1/threads/t/runs", [JSON], b'{"stream": true}'),
+     chunked(b"200 OK", [SSE], EVENTS)),
+    ("completions", request(b"POST", b"/v1/completions", [JSON], b'{"model":"m","prompt":"x"}\n'),
+     response(b"200 OK", [JSON], b'{"id":"c","object":"text_completion","choices":[]}\n')),
+    ("embeddings", request(b"POST", b"/v1/embeddings", [JSON], b'{"model":"m","input":"x"}'),
+     response(b"200 OK", [JSON], b'{"object":"list","data":[],"model":"m"}  ')),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "req", "answer"), SWEEP, ids=[n for n, *_ in SWEEP])
+def test_what_calguard_does_not_act_on_crosses_as_it_was(
+    pair: Pair, name: str, req: bytes, answer: bytes | list[bytes] | None
+) -> None:
+    direct, via = pair.both(req, answer)
+    assert differs(direct, via, *FRAMING) == [], name
+    sent_direct, sent_via = pair.up.got[-2:]
+    assert (sent_via.method, sent_via.target, sent_via.body) == (
+        sent_direct.method, sent_direct.target, sent_direct.body), name  # fmt: skip
+
+
+CUT = [
+    [response(b"200 OK", [JSON, (b"content-length", b"100")], b'{"partial', length=False), CLOSE],
+    [chunked(b"200 OK", [(b"content-type", b"application/jsonl")], [])[0],
+     b"8\r\n{\"a\":1}\n\r\n", CLOSE],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", CUT, ids=["content-length", "chunked"])
+def test_a_body_cut_short_is_a_502_not_a_short_200(pair: Pair, answer: list[bytes]) -> None:
+    """Directly, the client gets a 200 and a short body; calguard reads the whole body before
+    its status goes out, and says what happened."""
+    via = pair.both(request(b"GET", b"/v1/files/f-cut/content"), answer)[1]
+    assert via.status == 502
+    assert b'"upstream_error"' in via.body
+
+
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/threads/t/runs"])
+def test_a_stream_cut_short_ends_with_an_error_event(pair: Pair, path: bytes) -> None:
+    """The events that came reach the client as they were, then an error event of its own."""
+    head, first = chunked(b"200 OK", [SSE], [b"data: " + CHUNK + b"\n\n"])[:2]
+    direct, via = pair.both(request(b"POST", path, [JSON], ASK_STREAM), [head, first, CLOSE])
+    assert via.status == direct.status == 200
+    assert via.body.startswith(direct.body)
+    assert via.body[len(direct.body) :].startswith(b'data: {"error":')
