@@ -21,6 +21,7 @@ from guard.upstreams.headers import forward_headers, passed_headers
 
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
 
 
 def as_sent(path: str, written: str | None) -> str:
@@ -90,7 +91,8 @@ class Relay:
             )
             return Reply.of_error(err, out)
         try:
-            keep = {k: v for k, v in headers.items() if k.lower() == "content-type"}
+            # the body goes as its bytes: with the type and the coding the client gave them
+            keep = {k: v for k, v in headers.items() if k.lower() in _AS_ITS_BYTES}
             keep.update(forward_headers(headers, self.settings, self.scrub.keys))
             opened = await self.upstream.relay(
                 method, as_sent(path, written), content=content or None, headers=keep, query=query

@@ -41,7 +41,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "host",
     "content-length",
     "content-type",  # the pipeline sends JSON; a relayed request keeps the client's own
-    "content-encoding",
+    "content-encoding",  # the pipeline sends its own body; a relayed one keeps the client's
     "accept-encoding",  # calguard's HTTP client asks for what it can decode
     "expect",
 }

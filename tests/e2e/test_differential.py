@@ -491,3 +491,15 @@ def test_a_stream_cut_short_ends_with_an_error_event(pair: Pair, path: bytes) ->
     assert via.status == direct.status == 200
     assert via.body.startswith(direct.body)
     assert via.body[len(direct.body) :].startswith(b'data: {"error":')
+
+
+def test_a_relayed_body_keeps_its_content_encoding(pair: Pair) -> None:
+    """A compressed upload goes on as its bytes, so with the coding that reads them. Before:
+    gzip bytes went upstream said to be plain JSON (``Content-Encoding`` dropped)."""
+    body = gz(b'{"purpose": "batch"}')
+    coded = [JSON, (b"content-encoding", b"gzip")]
+    pair.both(request(b"POST", b"/v1/files", coded, body))
+    direct, via = sent_on(pair.up.got)
+    assert via == direct
+    assert (b"content-encoding", b"gzip") in via
+    assert pair.up.got[-1].body == body
