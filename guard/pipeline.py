@@ -310,7 +310,7 @@ class Pipeline:
             if opened.status >= 400:  # the upstream's own error, as it said it
                 body = await opened.read()
                 return Reply(opened.status, req.headers, body, media_type=opened.content_type)
-            if not opened.content_type.startswith("text/event-stream"):
+            if not sse.is_stream(opened.content_type):
                 # An upstream that answered a stream with one body: read it whole, within the
                 # request's deadline, and check it as one.
                 raw = RawResponse(opened.status, await opened.read(), opened.content_type)

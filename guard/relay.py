@@ -101,7 +101,7 @@ class Relay:
             said = {**passed_headers(opened.headers), **out}
             if method == "HEAD" and "content-length" in opened.headers:
                 said["content-length"] = opened.headers["content-length"]  # what a GET gets
-            if opened.status == 200 and opened.content_type.startswith("text/event-stream"):
+            if opened.status == 200 and sse.is_stream(opened.content_type):
                 # as it comes, in whole events (so the scrubber sees each one whole)
                 return await primed(
                     scrubbed(

@@ -17,6 +17,12 @@ from typing import Any
 DONE = b"data: [DONE]\n\n"
 
 
+def is_stream(content_type: str) -> bool:
+    """Whether an answer with this ``Content-Type`` is SSE (a media type is case-insensitive:
+    ``Text/Event-Stream; charset=UTF-8`` is one)."""
+    return content_type.partition(";")[0].strip().lower() == "text/event-stream"
+
+
 def encode(obj: Any) -> bytes:
     """One SSE event whose data is ``obj`` as compact JSON."""
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.config import Settings
+from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.raw_upstream import (
@@ -503,3 +503,32 @@ def test_a_relayed_body_keeps_its_content_encoding(pair: Pair) -> None:
     assert via == direct
     assert (b"content-encoding", b"gzip") in via
     assert pair.up.got[-1].body == body
+
+
+# -- media types are case-insensitive -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """calguard with a route whose answers a policy reads (``pii``, redact)."""
+    db = Path(tmp_path_factory.mktemp("checked")) / "c.db"
+    pii = RouteConfig(policies=[{"type": "pii", "action": "redact", "on": "response"}])
+    with raw_upstream() as up:
+        s = Settings(upstream=f"{up.url}/v1", upstream_key=KEY, max_attempts=1,
+                     store=f"sqlite:///{db}", routes={"m": pii})  # fmt: skip
+        with serve_in_thread(create_app(s)) as url:
+            yield Pair(up, url)
+
+
+@pytest.mark.parametrize("ctype", [b"Text/Event-Stream", b"TEXT/EVENT-STREAM; charset=UTF-8"])
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/threads/t/runs"])
+def test_a_stream_is_a_stream_whatever_the_case_of_its_media_type(
+    checked: Pair, ctype: bytes, path: bytes
+) -> None:
+    """Before: read as one JSON body; on a route with response policies a 502 'the upstream's
+    answer is not a JSON object' (and, elsewhere, held until the stream ended)."""
+    events = [b"data: " + CHUNK + b"\n\n", b"data: [DONE]\n\n"]
+    answer = chunked(b"200 OK", [(b"content-type", ctype)], events)
+    direct, via = checked.both(request(b"POST", path, [JSON], ASK_STREAM), answer)
+    assert via.status == 200
+    assert differs(direct, via) == []
