@@ -218,7 +218,9 @@ def create_app(
             if store is None:
                 st.close()
 
-    app = FastAPI(title="calguard", lifespan=lifespan)
+    # No redirect from /v1 to /v1/ or /healthz/ to /healthz: an empty 307 is neither the
+    # upstream's answer nor an OpenAI error (those paths are 404s)
+    app = FastAPI(title="calguard", lifespan=lifespan, redirect_slashes=False)
 
     def rid_of(request: Request) -> str:
         return getattr(request.state, "request_id", None) or new_request_id()
@@ -288,7 +290,7 @@ def create_app(
     async def embeddings(request: Request) -> Response:
         return await through(EMBEDDINGS, request)
 
-    @app.get("/v1/guard/flags")
+    @app.api_route("/v1/guard/flags", methods=["GET", "HEAD"])  # calguard's, never relayed
     async def list_flags(
         request: Request, since: float | None = None, policy: str | None = None, limit: int = 100
     ) -> dict[str, Any]:

@@ -532,3 +532,26 @@ def test_a_stream_is_a_stream_whatever_the_case_of_its_media_type(
     direct, via = checked.both(request(b"POST", path, [JSON], ASK_STREAM), answer)
     assert via.status == 200
     assert differs(direct, via) == []
+
+
+# -- calguard's own paths -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [b"/v1", b"/healthz/", b"/metrics/"])
+def test_a_path_with_or_without_its_slash_is_an_openai_404_not_a_redirect(
+    pair: Pair, path: bytes
+) -> None:
+    """Before: an empty 307 to the path with (or without) a slash."""
+    via = exchange(pair.calguard, request(b"GET", path))
+    assert via.status == 404
+    assert b'"not_found_error"' in via.body
+
+
+def test_head_to_the_flag_log_is_calguards_not_relayed(pair: Pair) -> None:
+    """The flag log is calguard's (off here: no admin key), for a HEAD as for a GET."""
+    before = len(pair.up.got)
+    get = exchange(pair.calguard, request(b"GET", b"/v1/guard/flags"))
+    head = exchange(pair.calguard, request(b"HEAD", b"/v1/guard/flags"))
+    assert get.status == head.status == 404
+    assert head.body == b""
+    assert len(pair.up.got) == before
