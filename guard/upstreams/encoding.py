@@ -40,9 +40,9 @@ class Decoding:
         codings = [c for c in codings if c not in ("", "identity")]
         unknown = [c for c in codings if c not in ZLIB]
         if unknown:
-            raise UpstreamError(
-                f"the upstream answered in a Content-Encoding calguard cannot read ({said!r}; "
-                "it asks for gzip or deflate): not passed on unread",
+            raise UpstreamError(  # the value is not said: it is the upstream's, unscrubbed
+                "the upstream answered in a Content-Encoding calguard cannot read (it asks for "
+                "gzip or deflate): not passed on unread",
                 code="upstream_encoding",
             )
         return cls(codings)

@@ -191,7 +191,9 @@ def test_a_body_in_several_codings_reaches_the_client_decoded(
     assert via.body == plain.replace(KEY.encode(), b"[REDACTED]")
 
 
-@pytest.mark.parametrize("coding", [b"x-custom", b"compress", b"gzip, x-custom", b"caf\xe9"])
+@pytest.mark.parametrize(
+    "coding", [b"x-custom", b"compress", b"gzip, x-custom", b"caf\xe9", KEY.encode()]
+)
 @pytest.mark.parametrize("path", [b"/v1/files/f-custom", b"/v1/chat/completions"])
 def test_a_coding_calguard_cannot_read_is_a_502_not_bytes_passed_on_unread(
     pair: Pair, coding: bytes, path: bytes
