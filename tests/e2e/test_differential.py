@@ -37,13 +37,6 @@ from tests.e2e.raw_upstream import (
     response,
 )
 
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    with calguard_in_front(tmp_path_factory.mktemp("differential") / "d.db") as both:
-        yield both
-
-
 # -- content types: as the upstream said them ------------------------------------------------
 
 TYPED = [

@@ -5,13 +5,10 @@ calguard answers on its own paths. The answer's way: ``test_differential.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.e2e.differential import (
     Pair,
-    calguard_in_front,
     gz,
 )
 from tests.e2e.raw_upstream import (
@@ -22,13 +19,6 @@ from tests.e2e.raw_upstream import (
     request,
     response,
 )
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    with calguard_in_front(tmp_path_factory.mktemp("differential") / "d.db") as both:
-        yield both
-
 
 # -- methods: HEAD and OPTIONS are relayed as the others ----------------------------------------
 
