@@ -90,7 +90,9 @@ class FunctionUpstream:
         obj = await self._call(path, body)
         first = as_dict(obj)
         choices = list(first.get("choices") or [])
-        if len(choices) < n:  # a function that answers once per call is asked once per sample
+        # A function that answers once per call is asked once per sample; an answer without
+        # choices (embeddings, a Responses object) or a request for one is whole as it is.
+        if n > 1 and "choices" in first and len(choices) < n:
             while len(choices) < n:
                 more = as_dict(await self._call(path, {k: v for k, v in body.items() if k != "n"}))
                 extra = list(more.get("choices") or [])

@@ -1,0 +1,71 @@
+"""``guard.wrap(client)`` as a drop-in, differentially: the same calls on a plain OpenAI client
+and on a wrapped one, against the same scripted upstream (:mod:`tests.e2e.scripted_upstream`),
+give the same objects, the same upstream requests, the same errors and the same helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+import guard
+from guard.testing.servers import serve_in_thread
+from tests.e2e.scripted_upstream import Script, create_scripted_upstream
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class Pair:
+    """A plain client and a wrapped one on the same upstream; ``each`` runs a call on both."""
+
+    def __init__(self, script: Script, url: str, db: str) -> None:
+        self.script = script
+        self.plain = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        inner = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        self.wrapped = guard.wrap(inner, store=db)
+
+    def each(self, call: Callable[[Any], Any]) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """(what ``call`` returned, the upstream requests it made), plain first."""
+        out = []
+        for client in (self.plain, self.wrapped):
+            n = len(self.script.requests)
+            result = call(client)
+            out.append((result, self.script.requests[n:]))
+        return out
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    script = Script()
+    with serve_in_thread(create_scripted_upstream(script)) as url:
+        p = Pair(script, url, f"sqlite:///{tmp_path / 'w.db'}")
+        yield p
+        p.plain.close()
+        p.wrapped.close()
+
+
+def _bodies(requests: list[dict[str, Any]]) -> list[Any]:
+    return [(r["method"], r["path"], r["body"]) for r in requests]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.embeddings.create(model="e", input=["ab", "c"], encoding_format="float"),
+        lambda c: c.embeddings.create(model="e", input="abc"),  # the SDK asks base64, decodes
+        lambda c: c.responses.create(model="m", input="hi"),
+    ],
+    ids=["embeddings-float", "embeddings-default", "responses"],
+)
+def test_an_answer_without_choices_is_one_call_and_the_sdks_own_object(
+    pair: Pair, call: Callable[[Any], Any]
+) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    assert _bodies(wrapped_sent) == _bodies(plain_sent)  # once, not twice
+    assert type(wrapped) is type(plain)
+    assert wrapped.model_dump() == plain.model_dump()  # no "choices": [] added
+    assert "choices" not in (wrapped.model_extra or {})
+    assert wrapped._request_id == f"req_{len(pair.script.requests)}"
