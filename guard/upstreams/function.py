@@ -37,7 +37,9 @@ def accepted(fn: Callable[..., Any], body: Mapping[str, Any]) -> dict[str, Any]:
 def as_dict(value: Any) -> dict[str, Any]:
     """A completion as a JSON-able dict: from an SDK object, a dict, or plain text."""
     if hasattr(value, "model_dump"):
-        return dict(value.model_dump(mode="json", exclude_unset=True))
+        # The SDK keeps values its model does not describe (a base64 embedding is a str where
+        # the model says floats): dump them as they are, without pydantic's warning.
+        return dict(value.model_dump(mode="json", exclude_unset=True, warnings=False))
     if isinstance(value, dict):
         return value
     return {

@@ -69,3 +69,14 @@ def test_an_answer_without_choices_is_one_call_and_the_sdks_own_object(
     assert wrapped.model_dump() == plain.model_dump()  # no "choices": [] added
     assert "choices" not in (wrapped.model_extra or {})
     assert wrapped._request_id == f"req_{len(pair.script.requests)}"
+
+
+def test_a_base64_embedding_comes_back_as_the_sdk_gives_it_without_a_warning(pair: Pair) -> None:
+    """The SDK keeps an asked-for base64 embedding a str (its model says floats); calguard
+    reading that object must not warn where the SDK does not (warnings are errors here)."""
+    (plain, _), (wrapped, sent) = pair.each(
+        lambda c: c.embeddings.create(model="e", input=["ab", "c"], encoding_format="base64")
+    )
+    assert len(sent) == 1
+    assert [d.embedding for d in wrapped.data] == [d.embedding for d in plain.data]
+    assert isinstance(wrapped.data[0].embedding, str)

@@ -60,8 +60,8 @@ def test_as_dict_from_text_and_from_an_sdk_object() -> None:
     assert as_dict(d) is d
 
     class Sdk:
-        def model_dump(self, mode: str, exclude_unset: bool) -> dict[str, Any]:
-            assert (mode, exclude_unset) == ("json", True)
+        def model_dump(self, mode: str, exclude_unset: bool, warnings: bool) -> dict[str, Any]:
+            assert (mode, exclude_unset, warnings) == ("json", True, False)
             return {"id": "sdk"}
 
     assert as_dict(Sdk()) == {"id": "sdk"}
