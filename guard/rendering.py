@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 import openai
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from openai._models import construct_type
 
 from guard import sse
 from guard.errors import CalguardError
@@ -72,19 +71,11 @@ class Portal:
             loop.close()
 
 
-@functools.lru_cache(maxsize=32)
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
-
-
 def model_of(kind: Any, data: Any) -> Any:
-    """``data`` as the SDK's ``kind`` (a model or a union of them, e.g. a stream event)."""
-    try:
-        return _adapter(kind).validate_python(data)
-    except ValidationError:  # as lenient as the SDK with what upstreams send
-        if isinstance(kind, type) and issubclass(kind, BaseModel) and isinstance(data, dict):
-            return kind.model_construct(**data)
-        return data
+    """``data`` as the SDK's ``kind`` (a model or a union of them, e.g. a stream event), built
+    as leniently as the SDK builds what it reads: a field an upstream leaves out is missing
+    from the model, never a reason to hand back a dict."""
+    return construct_type(type_=kind, value=data)
 
 
 def parse(reply: Reply, kind: Any) -> Any:

@@ -80,3 +80,32 @@ def test_a_base64_embedding_comes_back_as_the_sdk_gives_it_without_a_warning(pai
     assert len(sent) == 1
     assert [d.embedding for d in wrapped.data] == [d.embedding for d in plain.data]
     assert isinstance(wrapped.data[0].embedding, str)
+
+
+def _events(stream: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(type(e).__name__, e.model_dump()) for e in stream]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: _events(c.responses.create(model="m", input="hi", stream=True)),
+        lambda c: _events(c.chat.completions.create(model="tools", messages=MESSAGES, stream=True)),
+        lambda c: _events(
+            c.chat.completions.create(
+                model="m",
+                messages=MESSAGES,
+                n=2,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        ),
+    ],
+    ids=["responses", "chat-tool-call", "chat-n2-usage"],
+)
+def test_stream_events_are_the_sdks_objects(pair: Pair, call: Callable[[Any], Any]) -> None:
+    """Every event is the SDK's model, built as leniently as the SDK builds it: an upstream
+    that leaves out a field the SDK's model names (many do) still gives models, not dicts."""
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    assert _bodies(wrapped_sent) == _bodies(plain_sent)
+    assert wrapped == plain
