@@ -49,6 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The SDK's per-call request options: they go to the wrapped client's calls, not in the body.
 REQUEST_OPTIONS = ("extra_headers", "extra_query", "timeout")
+_RAW = "with_raw_response"  # set among the options of a call made with_raw_response
 _options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "options", default=None
 )
@@ -66,12 +67,18 @@ def _pipeline(
     return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async), cache=cache)
 
 
-def _with_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` called with the request options of the call being served."""
+def _with_options(resource: Any) -> Callable[..., Any]:
+    """``resource.create`` called with the request options of the call being served; for a call
+    made ``with_raw_response``, the resource's own ``with_raw_response.create``: the upstream's
+    headers come back, and the upstream sees the request the plain client would send."""
+    create = resource.create
+    raw = getattr(getattr(resource, "with_raw_response", None), "create", None)
 
-    @functools.wraps(fn)
+    @functools.wraps(create)
     def call(**kwargs: Any) -> Any:
-        return fn(**kwargs, **(_options.get() or {}))
+        options = dict(_options.get() or {})
+        fn = raw if options.pop(_RAW, False) and raw is not None else create
+        return fn(**kwargs, **options)
 
     return call
 
@@ -115,7 +122,7 @@ class _Create:
 
     async def _reply(self, kwargs: dict[str, Any]) -> Reply:
         body, options = _split(kwargs)
-        _options.set(options)
+        _options.set({**options, _RAW: True} if self._raw else options)
         return await self._pipeline.handle(self._endpoint, body, new_request_id())
 
     def _render(self, reply: Reply) -> Any:
@@ -179,12 +186,12 @@ class WrappedClient:
         is_async = isinstance(client, openai.AsyncOpenAI) or inspect.iscoroutinefunction(
             chat_create
         )
-        functions = {CHAT.path: _with_options(chat_create)}
+        functions = {CHAT.path: _with_options(client.chat.completions)}
         for endpoint, name in ((COMPLETIONS, "completions"), (RESPONSES, "responses"),
                                (EMBEDDINGS, "embeddings")):  # fmt: skip
-            create = getattr(getattr(client, name, None), "create", None)
-            if create is not None:
-                functions[endpoint.path] = _with_options(create)
+            resource = getattr(client, name, None)
+            if getattr(resource, "create", None) is not None:
+                functions[endpoint.path] = _with_options(resource)
         if _parent is None:
             self._portal = Portal()
             self._pipeline = pipeline = _pipeline(functions, is_async, store, route)

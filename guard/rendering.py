@@ -99,12 +99,45 @@ def _chunk(event: sse.Event, kind: Any) -> Any:
     return None if data is None else model_of(kind, data)
 
 
+_NOWHERE = httpx.Request("POST", "http://calguard.invalid/v1")
+
+
+def _headers(reply: Reply) -> httpx.Headers:
+    """The reply's headers as the SDK shows them: the upstream's (with their content type)
+    and calguard's own ``x-calguard-*``."""
+    lines = header_lines(reply.headers)
+    if not any(k == "content-type" for k, _ in lines):
+        lines.append(("content-type", reply.media_type))
+    return httpx.Headers(lines)
+
+
+class _StreamResponse(httpx.Response):
+    """``stream.response``, as on the SDK's streams: status and headers; closing it closes the
+    stream (the SDK's stream helpers close a stream so)."""
+
+    def __init__(self, reply: Reply, close: Any, aclose: Any = None) -> None:
+        self._close_stream, self._aclose_stream = None, None  # the constructor closes it
+        super().__init__(reply.status, headers=_headers(reply), request=_NOWHERE)
+        self._close_stream, self._aclose_stream = close, aclose
+
+    def close(self) -> None:
+        if self._close_stream is not None:
+            self._close_stream()
+        super().close()
+
+    async def aclose(self) -> None:
+        if self._aclose_stream is not None:
+            await self._aclose_stream()
+        await super().aclose()
+
+
 class AsyncReplyStream:
     def __init__(self, reply: Reply, kind: Any) -> None:
         assert reply.stream is not None
         self._stream = reply.stream
         self._kind = kind
-        self.headers = httpx.Headers(header_lines(reply.headers))
+        self.response: httpx.Response = _StreamResponse(reply, None, self._aclose)
+        self.headers = self.response.headers
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for event in sse.aevents(self._stream):
@@ -119,10 +152,13 @@ class AsyncReplyStream:
             self._it = self.__aiter__()
         return self._it.__anext__()
 
-    async def close(self) -> None:
+    async def _aclose(self) -> None:
         aclose = getattr(self._stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+    async def close(self) -> None:
+        await self.response.aclose()
 
     async def __aenter__(self) -> AsyncReplyStream:
         return self
@@ -138,7 +174,8 @@ class ReplyStream:
         self._inner = AsyncReplyStream(reply, kind)
         self._it = self._inner.__aiter__()
         self._portal = portal
-        self.headers = httpx.Headers(header_lines(reply.headers))
+        self.response: httpx.Response = _StreamResponse(reply, self._close)
+        self.headers = self.response.headers
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -149,8 +186,11 @@ class ReplyStream:
         except StopAsyncIteration:
             raise StopIteration from None
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._portal.call(self._inner.close())
+
+    def close(self) -> None:
+        self.response.close()
 
     def __enter__(self) -> ReplyStream:
         return self
@@ -161,14 +201,30 @@ class ReplyStream:
 
 class RawReply:
     """What ``with_raw_response.create(...)`` returns, as the SDK's raw response does:
-    ``headers``, ``status_code``, ``content``, ``text``, ``json()`` and ``parse()``."""
+    ``headers``, ``status_code``, ``request_id``, ``content``, ``text``, ``json()`` and
+    ``parse()``; for an answer calguard passed as it came, the rest of the SDK's own raw
+    response (``http_response``, ``retries_taken``, ``elapsed``, ``url``, ...) too."""
 
     def __init__(self, reply: Reply, parsed: Any) -> None:
-        self.headers = httpx.Headers(header_lines(reply.headers))
+        self._source = reply.raw.source if reply.raw is not None else None
+        self.headers = _headers(reply)
+        if self._source is not None:  # all of the upstream's headers, and calguard's own
+            ours = [(k, v) for k, v in self.headers.multi_items() if k.startswith("x-calguard-")]
+            self.headers = httpx.Headers([*self._source.headers.multi_items(), *ours])
         self.status_code = reply.status
         self.content = reply.body
         self._parsed = parsed
-        self.http_response = None
+        self.http_response = None if self._source is None else self._source.http_response
+
+    def __getattr__(self, name: str) -> Any:
+        source = self.__dict__.get("_source")
+        if source is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(source, name)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id")
 
     @property
     def text(self) -> str:
@@ -214,7 +270,7 @@ def as_sdk_error(exc: CalguardError) -> Exception:
         openai.InternalServerError if exc.status >= 500 else openai.APIStatusError
     )
     body = exc.to_body()
-    request = httpx.Request("POST", "http://calguard.invalid/v1")
+    request = _NOWHERE
     out: Any = Exception.__new__(_both(type(exc), sdk))
     Exception.__init__(out, exc.message)
     out.__dict__.update(vars(exc))

@@ -26,6 +26,7 @@ class RawResponse:
     content_type: str
     headers: Mapping[str, str] = field(default_factory=dict)
     obj: Any = None  # the upstream's own object, when it has one (the function upstream)
+    source: Any = None  # the SDK's raw response it was read from (a wrapped with_raw_response)
 
     def json(self) -> dict[str, Any]:
         try:

@@ -4,7 +4,8 @@ methods, or a decorated function), so :mod:`guard.client` runs the same pipeline
 A call's keyword arguments are the request body: the ones the callable does not name go in
 ``extra_body`` when it takes that (the OpenAI SDK's methods do), else are dropped. Exceptions
 raised by the callable (``openai.BadRequestError``, ...) reach the caller unchanged, as they would
-without calguard.
+without calguard. A callable may answer with the SDK's raw response (``with_raw_response``) or
+stream: its headers then come back with the answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from guard import sse
 from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.headers import from_wire
 
 _END = object()
 
@@ -58,6 +60,16 @@ def as_dict(value: Any) -> dict[str, Any]:
     }
 
 
+def unwrapped(answer: Any) -> tuple[Any, dict[str, str], Any]:
+    """(the answer, its headers, the SDK's raw response or None): a raw response
+    (``with_raw_response``) is parsed, an SDK stream's headers are its response's."""
+    if hasattr(answer, "http_response") and callable(getattr(answer, "parse", None)):
+        return answer.parse(), from_wire(answer.headers.multi_items()), answer
+    headers = getattr(getattr(answer, "response", None), "headers", None)
+    multi = getattr(headers, "multi_items", None)
+    return answer, from_wire(multi()) if callable(multi) else {}, None
+
+
 class FunctionUpstream:
     """Callables by path (``{"/chat/completions": create, ...}``). A sync callable runs in a
     thread, so the orders of one question are still asked at once."""
@@ -89,22 +101,25 @@ class FunctionUpstream:
         content: bytes | None = None,
     ) -> RawResponse:
         n = int(body.get("n") or 1)
-        obj = await self._call(path, body)
+        obj, headers, source = unwrapped(await self._call(path, body))
         first = as_dict(obj)
         choices = list(first.get("choices") or [])
         # A function that answers once per call is asked once per sample; an answer without
         # choices (embeddings, a Responses object) or a request for one is whole as it is.
         if n > 1 and "choices" in first and len(choices) < n:
             while len(choices) < n:
-                more = as_dict(await self._call(path, {k: v for k, v in body.items() if k != "n"}))
+                again = await self._call(path, {k: v for k, v in body.items() if k != "n"})
+                more = as_dict(unwrapped(again)[0])
                 extra = list(more.get("choices") or [])
                 if not extra:
                     break
                 for c in extra[: n - len(choices)]:
                     choices.append({**c, "index": len(choices)})
             first = {**first, "choices": choices}  # never the callable's own dict
-            obj = None
-        return RawResponse(200, json.dumps(first).encode(), "application/json", obj=obj)
+            obj = source = None
+        status = int(getattr(source, "status_code", 200))
+        body_ = json.dumps(first).encode()
+        return RawResponse(status, body_, "application/json", headers, obj=obj, source=source)
 
     async def stream(
         self,
@@ -115,8 +130,8 @@ class FunctionUpstream:
         query: str = "",
         content: bytes | None = None,
     ) -> RawStream:
-        chunks = await self._call(path, {**body, "stream": True})
-        return RawStream(200, {}, "text/event-stream", self._chunks(chunks))
+        chunks, headers, _ = unwrapped(await self._call(path, {**body, "stream": True}))
+        return RawStream(200, headers, "text/event-stream", self._chunks(chunks))
 
     async def _chunks(self, chunks: Any) -> AsyncIterator[bytes]:
         try:

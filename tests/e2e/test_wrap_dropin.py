@@ -109,3 +109,56 @@ def test_stream_events_are_the_sdks_objects(pair: Pair, call: Callable[[Any], An
     (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
     assert _bodies(wrapped_sent) == _bodies(plain_sent)
     assert wrapped == plain
+
+
+def _sent_headers(requests: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The headers a request carried, but the SDK's per-attempt and platform ones."""
+    varying = ("x-stainless-retry-count", "x-stainless-read-timeout", "x-stainless-async")
+    return [{k: v for k, v in r["headers"].items() if k not in varying} for r in requests]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.chat.completions.with_raw_response.create(model="m", messages=MESSAGES),
+        lambda c: c.completions.with_raw_response.create(model="m", prompt="hi"),
+        lambda c: c.embeddings.with_raw_response.create(model="e", input="hi"),
+        lambda c: c.responses.with_raw_response.create(model="m", input="hi"),
+    ],
+    ids=["chat", "completions", "embeddings", "responses"],
+)
+def test_with_raw_response_has_the_upstreams_headers_and_request_id(
+    pair: Pair, call: Callable[[Any], Any]
+) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    # the upstream sees what the plain client sends (the SDK marks a raw call as raw)
+    assert _sent_headers(wrapped_sent) == _sent_headers(plain_sent)
+    here = f"req_{len(pair.script.requests)}"
+    assert wrapped.headers["x-request-id"] == here
+    assert wrapped.request_id == here
+    for name in ("x-ratelimit-remaining-requests", "openai-processing-ms", "content-type"):
+        assert wrapped.headers[name] == plain.headers[name]
+    assert wrapped.headers["x-calguard-request-id"].startswith("cg-")
+    assert wrapped.status_code == plain.status_code == 200
+    assert wrapped.parse().model_dump() == plain.parse().model_dump()
+    assert wrapped.parse()._request_id == here
+    assert wrapped.http_response.status_code == 200
+    assert wrapped.retries_taken == plain.retries_taken == 0
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["create", "with_raw_response"])
+def test_a_stream_has_the_upstreams_response(pair: Pair, raw: bool) -> None:
+    def call(c: Any) -> Any:
+        chat = c.chat.completions.with_raw_response if raw else c.chat.completions
+        out = chat.create(model="m", messages=MESSAGES, stream=True)
+        stream = out.parse() if raw else out
+        with stream:
+            events = _events(stream)
+        return stream.response, events
+
+    (plain, _), (wrapped, _) = pair.each(call)
+    assert wrapped[1] == plain[1]
+    assert wrapped[0].status_code == 200
+    assert wrapped[0].headers["x-request-id"] == f"req_{len(pair.script.requests)}"
+    assert wrapped[0].headers["x-ratelimit-remaining-requests"] == "99"
+    assert wrapped[0].is_closed
