@@ -93,11 +93,19 @@ def _lists(value: Any) -> Any:
     return value
 
 
+def _given(value: Any) -> bool:
+    """Whether ``value`` is a value: the SDK's ``NOT_GIVEN`` and ``omit`` leave a field out."""
+    return not isinstance(value, openai.NotGiven | openai.Omit)
+
+
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the request body: keyword arguments with ``extra_body`` merged in, the request options)."""
-    body = {k: _lists(v) for k, v in kwargs.items() if k not in REQUEST_OPTIONS}
-    body.update(body.pop("extra_body", None) or {})
-    options = {k: kwargs[k] for k in REQUEST_OPTIONS if kwargs.get(k) is not None}
+    """(the request body: keyword arguments with ``extra_body`` merged in, the request options),
+    without what the SDK would leave out."""
+    given = {k: v for k, v in kwargs.items() if _given(v)}
+    body = {k: _lists(v) for k, v in given.items() if k not in REQUEST_OPTIONS}
+    extra = body.pop("extra_body", None) or {}
+    body.update({k: v for k, v in extra.items() if _given(v)})
+    options = {k: given[k] for k in REQUEST_OPTIONS if given.get(k) is not None}
     return body, options
 
 

@@ -162,3 +162,26 @@ def test_a_stream_has_the_upstreams_response(pair: Pair, raw: bool) -> None:
     assert wrapped[0].headers["x-request-id"] == f"req_{len(pair.script.requests)}"
     assert wrapped[0].headers["x-ratelimit-remaining-requests"] == "99"
     assert wrapped[0].is_closed
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_not_given_and_omit_are_left_out_as_the_sdk_leaves_them(pair: Pair, stream: bool) -> None:
+    """``logprobs=NOT_GIVEN`` (the SDK's way to say "not this time") is no value at all: not
+    a field calguard checks and refuses."""
+
+    def call(c: Any) -> Any:
+        out = c.chat.completions.create(
+            model="m",
+            messages=MESSAGES,
+            stream=stream,
+            logprobs=openai.NOT_GIVEN,
+            n=openai.omit,
+            stream_options=openai.omit,
+            tools=openai.NOT_GIVEN,
+            extra_body={"top_logprobs": openai.omit},
+        )
+        return _events(out) if stream else out.model_dump()
+
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    assert _bodies(wrapped_sent) == _bodies(plain_sent)
+    assert wrapped == plain
