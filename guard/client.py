@@ -16,7 +16,6 @@ render its reply as the OpenAI SDK's objects (:mod:`guard.rendering`)::
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import json
@@ -31,28 +30,15 @@ from openai.types.responses import Response, ResponseStreamEvent
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.pipeline import Pipeline
-from guard.rendering import (
-    AsyncReplyStream,
-    Portal,
-    RawReply,
-    ReplyStream,
-    as_sdk_error,
-    parse,
-)
-from guard.reply import Reply, new_request_id
+from guard.rendering import Portal, as_sdk_error, parse
+from guard.reply import new_request_id
+from guard.resources import Chat, Create, Resource, lists, sdk_call
 from guard.store import Store, open_store
 from guard.tasks.job import Recent
 from guard.upstreams.function import FunctionUpstream, accepted
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-# The SDK's per-call request options: they go to the wrapped client's calls, not in the body.
-REQUEST_OPTIONS = ("extra_headers", "extra_query", "timeout")
-_RAW = "with_raw_response"  # set among the options of a call made with_raw_response
-_options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "options", default=None
-)
 
 
 def _pipeline(
@@ -65,113 +51,6 @@ def _pipeline(
     st = open_store(store) if isinstance(store, str) else store
     settings = Settings(default_route=route or RouteConfig())
     return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async), cache=cache)
-
-
-def _with_options(resource: Any) -> Callable[..., Any]:
-    """``resource.create`` called with the request options of the call being served; for a call
-    made ``with_raw_response``, the resource's own ``with_raw_response.create``: the upstream's
-    headers come back, and the upstream sees the request the plain client would send."""
-    create = resource.create
-    raw = getattr(getattr(resource, "with_raw_response", None), "create", None)
-
-    @functools.wraps(create)
-    def call(**kwargs: Any) -> Any:
-        options = dict(_options.get() or {})
-        fn = raw if options.pop(_RAW, False) and raw is not None else create
-        return fn(**kwargs, **options)
-
-    return call
-
-
-def _lists(value: Any) -> Any:
-    """``value`` with every tuple a list, as the SDK sends it (a JSON array): the policies read
-    lists, and a tuple of text parts or strings would otherwise reach the model unread."""
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_lists(v) for v in value]
-    return value
-
-
-def _given(value: Any) -> bool:
-    """Whether ``value`` is a value: the SDK's ``NOT_GIVEN`` and ``omit`` leave a field out."""
-    return not isinstance(value, openai.NotGiven | openai.Omit)
-
-
-def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the request body: keyword arguments with ``extra_body`` merged in, the request options),
-    without what the SDK would leave out."""
-    given = {k: v for k, v in kwargs.items() if _given(v)}
-    body = {k: _lists(v) for k, v in given.items() if k not in REQUEST_OPTIONS}
-    extra = body.pop("extra_body", None) or {}
-    body.update({k: v for k, v in extra.items() if _given(v)})
-    options = {k: given[k] for k in REQUEST_OPTIONS if given.get(k) is not None}
-    return body, options
-
-
-class _Create:
-    """``create`` of one endpoint, through the pipeline; ``raw`` for ``with_raw_response``."""
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        endpoint: Endpoint,
-        kinds: tuple[Any, Any],
-        is_async: bool,
-        portal: Portal,
-        raw: bool = False,
-    ) -> None:
-        self._pipeline = pipeline
-        self._endpoint = endpoint
-        self._kinds = kinds
-        self._async = is_async
-        self._portal = portal
-        self._raw = raw
-
-    async def _reply(self, kwargs: dict[str, Any]) -> Reply:
-        body, options = _split(kwargs)
-        _options.set({**options, _RAW: True} if self._raw else options)
-        return await self._pipeline.handle(self._endpoint, body, new_request_id())
-
-    def _render(self, reply: Reply) -> Any:
-        if reply.stream is not None:
-            out: Any = (
-                AsyncReplyStream(reply, self._kinds[1])
-                if self._async
-                else ReplyStream(reply, self._kinds[1], self._portal)
-            )
-        else:
-            out = parse(reply, self._kinds[0]) if not self._raw or reply.error else None
-        if self._raw:
-            if reply.error is not None:
-                raise as_sdk_error(reply.error)
-            if out is None:
-                out = parse(reply, self._kinds[0])
-            return RawReply(reply, out)
-        return out
-
-    def create(self, **kwargs: Any) -> Any:
-        if self._async:
-
-            async def go() -> Any:
-                return self._render(await self._reply(kwargs))
-
-            return go()
-        return self._render(self._portal.call(self._reply(kwargs)))
-
-
-class _Resource:
-    def __init__(self, make: Callable[[bool], _Create]) -> None:
-        self._create = make(False)
-        self.with_raw_response = make(True)
-
-    def create(self, **kwargs: Any) -> Any:
-        return self._create.create(**kwargs)
-
-
-class _Chat:
-    def __init__(self, completions: _Resource) -> None:
-        self.completions = completions
 
 
 class WrappedClient:
@@ -194,12 +73,12 @@ class WrappedClient:
         is_async = isinstance(client, openai.AsyncOpenAI) or inspect.iscoroutinefunction(
             chat_create
         )
-        functions = {CHAT.path: _with_options(client.chat.completions)}
+        functions = {CHAT.path: sdk_call(client.chat.completions)}
         for endpoint, name in ((COMPLETIONS, "completions"), (RESPONSES, "responses"),
                                (EMBEDDINGS, "embeddings")):  # fmt: skip
             resource = getattr(client, name, None)
             if getattr(resource, "create", None) is not None:
-                functions[endpoint.path] = _with_options(resource)
+                functions[endpoint.path] = sdk_call(resource)
         if _parent is None:
             self._portal = Portal()
             self._pipeline = pipeline = _pipeline(functions, is_async, store, route)
@@ -210,15 +89,17 @@ class WrappedClient:
                 functions, is_async, parent.store, route, parent.cache
             )
 
-        def make(endpoint: Endpoint, kinds: tuple[Any, Any]) -> _Resource:
-            return _Resource(
-                lambda raw: _Create(pipeline, endpoint, kinds, is_async, self._portal, raw)
+        def make(endpoint: Endpoint, kinds: tuple[Any, Any], own: Any) -> Resource:
+            return Resource(
+                lambda raw: Create(pipeline, endpoint, kinds, is_async, self._portal, raw), own
             )
 
-        self.chat = _Chat(make(CHAT, (ChatCompletion, ChatCompletionChunk)))
-        self.completions = make(COMPLETIONS, (Completion, Completion))
-        self.responses = make(RESPONSES, (Response, ResponseStreamEvent))
-        self.embeddings = make(EMBEDDINGS, (CreateEmbeddingResponse, CreateEmbeddingResponse))
+        chat = (ChatCompletion, ChatCompletionChunk)
+        self.chat = Chat(make(CHAT, chat, client.chat.completions))
+        self.completions = make(COMPLETIONS, (Completion, Completion), client.completions)
+        self.responses = make(RESPONSES, (Response, ResponseStreamEvent), client.responses)
+        embeddings = (CreateEmbeddingResponse, CreateEmbeddingResponse)
+        self.embeddings = make(EMBEDDINGS, embeddings, client.embeddings)
 
     def __getattr__(self, name: str) -> Any:
         if name in _AROUND:  # would reach the model without the pipeline
@@ -315,7 +196,7 @@ def calibrated(
         async def run(messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
             body = {
                 "model": kwargs.pop("model", "local"),
-                "messages": _lists(messages),
+                "messages": lists(messages),
                 **kwargs,
                 "guard": {**guard, **kwargs.pop("guard", {})},
             }

@@ -185,3 +185,23 @@ def test_not_given_and_omit_are_left_out_as_the_sdk_leaves_them(pair: Pair, stre
     (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
     assert _bodies(wrapped_sent) == _bodies(plain_sent)
     assert wrapped == plain
+
+
+def _sent(requests: list[dict[str, Any]]) -> list[Any]:
+    """What reached the upstream: method, path, body and headers (the SDK's helper header too)."""
+    return list(zip(_bodies(requests), _sent_headers(requests), strict=True))
+
+
+def test_what_does_not_ask_the_model_is_the_clients_own(pair: Pair) -> None:
+    calls: list[Callable[[Any], Any]] = [
+        lambda c: c.chat.completions.list().data,
+        lambda c: c.chat.completions.retrieve("chatcmpl-s").model_dump(),
+        lambda c: c.chat.completions.messages.list("chatcmpl-s").data,
+        lambda c: c.chat.completions.delete("chatcmpl-s").model_dump(),
+        lambda c: c.responses.input_items.list("resp_s").data,
+        lambda c: c.responses.delete("resp_s"),
+        lambda c: c.responses.cancel("resp_s").model_dump(),
+    ]
+    for call in calls:
+        (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+        assert (wrapped, _sent(wrapped_sent)) == (plain, _sent(plain_sent))

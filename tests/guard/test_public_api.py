@@ -31,7 +31,14 @@ PUBLIC = [
     "wrap",
 ]
 # Lower layers of guard never import the request path or the faces built on them.
-FACES = {"guard.pipeline", "guard.server", "guard.client", "guard.rendering", "guard.cli"}
+FACES = {
+    "guard.pipeline",
+    "guard.server",
+    "guard.client",
+    "guard.resources",
+    "guard.rendering",
+    "guard.cli",
+}
 LOWER = [
     "errors.py",
     "sse.py",

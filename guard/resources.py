@@ -1,0 +1,154 @@
+"""The wrapped client's resources (:mod:`guard.client`): ``create`` of each text endpoint runs
+the pipeline, the SDK's own helpers (``parse``, ``stream``) run on that ``create``, and what
+does not ask the model (``retrieve``, ``list``, ...) is the client's own resource.
+
+The wrapped client's own ``create`` methods are the pipeline's upstream (:func:`sdk_call`),
+called with the request options of the call being served.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import openai
+
+from guard.endpoints import Endpoint
+from guard.pipeline import Pipeline
+from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, as_sdk_error, parse
+from guard.reply import Reply, new_request_id
+
+# The SDK's per-call request options: they go to the wrapped client's calls, not in the body.
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "timeout")
+_RAW = "with_raw_response"  # set among the options of a call made with_raw_response
+_options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "options", default=None
+)
+
+
+def sdk_call(resource: Any) -> Callable[..., Any]:
+    """``resource.create`` called with the request options of the call being served; for a call
+    made ``with_raw_response``, the resource's own ``with_raw_response.create``: the upstream's
+    headers come back, and the upstream sees the request the plain client would send."""
+    create = resource.create
+    raw = getattr(getattr(resource, "with_raw_response", None), "create", None)
+
+    @functools.wraps(create)
+    def call(**kwargs: Any) -> Any:
+        options = dict(_options.get() or {})
+        fn = raw if options.pop(_RAW, False) and raw is not None else create
+        return fn(**kwargs, **options)
+
+    return call
+
+
+def lists(value: Any) -> Any:
+    """``value`` with every tuple a list, as the SDK sends it (a JSON array): the policies read
+    lists, and a tuple of text parts or strings would otherwise reach the model unread."""
+    if isinstance(value, dict):
+        return {k: lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [lists(v) for v in value]
+    return value
+
+
+def _given(value: Any) -> bool:
+    """Whether ``value`` is a value: the SDK's ``NOT_GIVEN`` and ``omit`` leave a field out."""
+    return not isinstance(value, openai.NotGiven | openai.Omit)
+
+
+def split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the request body: keyword arguments with ``extra_body`` merged in, the request options),
+    without what the SDK would leave out."""
+    given = {k: v for k, v in kwargs.items() if _given(v)}
+    body = {k: lists(v) for k, v in given.items() if k not in REQUEST_OPTIONS}
+    extra = body.pop("extra_body", None) or {}
+    body.update({k: v for k, v in extra.items() if _given(v)})
+    options = {k: given[k] for k in REQUEST_OPTIONS if given.get(k) is not None}
+    return body, options
+
+
+class Create:
+    """``create`` of one endpoint, through the pipeline; ``raw`` for ``with_raw_response``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        endpoint: Endpoint,
+        kinds: tuple[Any, Any],
+        is_async: bool,
+        portal: Portal,
+        raw: bool = False,
+    ) -> None:
+        self._pipeline = pipeline
+        self._endpoint = endpoint
+        self._kinds = kinds
+        self._async = is_async
+        self._portal = portal
+        self._raw = raw
+
+    async def _reply(self, kwargs: dict[str, Any]) -> Reply:
+        body, options = split(kwargs)
+        _options.set({**options, _RAW: True} if self._raw else options)
+        return await self._pipeline.handle(self._endpoint, body, new_request_id())
+
+    def _render(self, reply: Reply) -> Any:
+        if reply.stream is not None:
+            out: Any = (
+                AsyncReplyStream(reply, self._kinds[1])
+                if self._async
+                else ReplyStream(reply, self._kinds[1], self._portal)
+            )
+        else:
+            out = parse(reply, self._kinds[0]) if not self._raw or reply.error else None
+        if self._raw:
+            if reply.error is not None:
+                raise as_sdk_error(reply.error)
+            if out is None:
+                out = parse(reply, self._kinds[0])
+            return RawReply(reply, out)
+        return out
+
+    def create(self, **kwargs: Any) -> Any:
+        if self._async:
+
+            async def go() -> Any:
+                return self._render(await self._reply(kwargs))
+
+            return go()
+        return self._render(self._portal.call(self._reply(kwargs)))
+
+
+# A resource's other ways to the model, which the wrapper does not (yet) take through it.
+_AROUND_RESOURCE = frozenset({"with_streaming_response", "connect", "compact", "parse", "stream"})
+
+
+class Resource:
+    """One endpoint of the wrapped client: ``create`` (and ``with_raw_response.create``) runs the
+    pipeline; what does not ask the model (``retrieve``, ``list``, ``delete``, ``messages``,
+    ...) is the client's."""
+
+    def __init__(self, make: Callable[[bool], Create], own: Any) -> None:
+        self._create = make(False)
+        self.with_raw_response = make(True)
+        self._own = own
+
+    def create(self, **kwargs: Any) -> Any:
+        return self._create.create(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _AROUND_RESOURCE:
+            raise AttributeError(
+                f"{name} on a calguard-wrapped client would go around its policies; use create "
+                "(or with_raw_response), or the unwrapped client if that is what you mean"
+            )
+        return getattr(self._own, name)
+
+
+class Chat:
+    def __init__(self, completions: Resource) -> None:
+        self.completions = completions
