@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import openai
+from pydantic import BaseModel
 
 from guard.endpoints import Endpoint
 from guard.pipeline import Pipeline
@@ -121,14 +123,27 @@ class Create:
         return self._render(self._portal.call(self._reply(kwargs)))
 
 
+# The SDK's request options as its helpers hand them to ``_post``, and as ``create`` takes them.
+_POST_OPTIONS = (("headers", "extra_headers"), ("params", "extra_query"),
+                 ("extra_json", "extra_body"), ("timeout", "timeout"))  # fmt: skip
 # A resource's other ways to the model, which the wrapper does not (yet) take through it.
-_AROUND_RESOURCE = frozenset({"with_streaming_response", "connect", "compact", "parse", "stream"})
+_AROUND_RESOURCE = frozenset({"with_streaming_response", "connect", "compact"})
+
+
+def _post_parsed(result: Any, parser: Any) -> Any:
+    """``result`` through a helper's parser, keeping its request id as the SDK does."""
+    if parser is None:
+        return result
+    out = parser(result)
+    if isinstance(out, BaseModel) and hasattr(result, "_request_id"):
+        out._request_id = result._request_id  # type: ignore[attr-defined]
+    return out
 
 
 class Resource:
     """One endpoint of the wrapped client: ``create`` (and ``with_raw_response.create``) runs the
-    pipeline; what does not ask the model (``retrieve``, ``list``, ``delete``, ``messages``,
-    ...) is the client's."""
+    pipeline; the SDK's own helpers (``parse``, ``stream``) run on that ``create``; what does
+    not ask the model (``retrieve``, ``list``, ``delete``, ``messages``, ...) is the client's."""
 
     def __init__(self, make: Callable[[bool], Create], own: Any) -> None:
         self._create = make(False)
@@ -137,6 +152,28 @@ class Resource:
 
     def create(self, **kwargs: Any) -> Any:
         return self._create.create(**kwargs)
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``parse``, its request sent by :meth:`_post`."""
+        return type(self._own).parse(self, *args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``stream`` helper, on a stream this resource's ``create`` opened."""
+        return type(self._own).stream(self, *args, **kwargs)
+
+    def _post(self, path: str, *, body: Any, options: Any, **_: Any) -> Any:
+        """How the SDK's helpers send a request: here through ``create``, then their parser."""
+        kwargs = dict(body or {})
+        kwargs.update({ours: options[k] for k, ours in _POST_OPTIONS if k in options})
+        parser = options.get("post_parser")
+        result = self.create(**kwargs)
+        if inspect.isawaitable(result):
+
+            async def parsed() -> Any:
+                return _post_parsed(await result, parser)
+
+            return parsed()
+        return _post_parsed(result, parser)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

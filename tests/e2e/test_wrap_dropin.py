@@ -4,12 +4,14 @@ give the same objects, the same upstream requests, the same errors and the same 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from pydantic import BaseModel
 
 import guard
 from guard.testing.servers import serve_in_thread
@@ -187,9 +189,84 @@ def test_not_given_and_omit_are_left_out_as_the_sdk_leaves_them(pair: Pair, stre
     assert wrapped == plain
 
 
+class Answer(BaseModel):
+    a: int
+
+
 def _sent(requests: list[dict[str, Any]]) -> list[Any]:
     """What reached the upstream: method, path, body and headers (the SDK's helper header too)."""
     return list(zip(_bodies(requests), _sent_headers(requests), strict=True))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.chat.completions.parse(model="json", messages=MESSAGES, response_format=Answer),
+        lambda c: c.chat.completions.parse(
+            model="tools",
+            messages=MESSAGES,
+            tools=[openai.pydantic_function_tool(Answer, name="get")],
+        ),
+        lambda c: c.responses.parse(model="json", input="hi", text_format=Answer),
+    ],
+    ids=["chat-response-format", "chat-strict-tool", "responses-text-format"],
+)
+def test_the_parse_helpers(pair: Pair, call: Callable[[Any], Any]) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    assert _sent(wrapped_sent) == _sent(plain_sent)
+    assert type(wrapped) is type(plain)
+    assert wrapped.model_dump(warnings=False) == plain.model_dump(warnings=False)
+    assert wrapped._request_id == f"req_{len(pair.script.requests)}"
+
+
+def _chat_helper(c: Any) -> Any:
+    with c.chat.completions.stream(model="json", messages=MESSAGES, response_format=Answer) as s:
+        kinds = [e.type for e in s]
+        return kinds, s.get_final_completion()
+
+
+def _responses_helper(c: Any) -> Any:
+    with c.responses.stream(model="json", input="hi", text_format=Answer) as s:
+        kinds = [e.type for e in s]
+        return kinds, s.get_final_response()
+
+
+@pytest.mark.parametrize("helper", [_chat_helper, _responses_helper], ids=["chat", "responses"])
+def test_the_stream_helpers(pair: Pair, helper: Callable[[Any], Any]) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(helper)
+    assert _sent(wrapped_sent) == _sent(plain_sent)
+    assert wrapped[0] == plain[0]
+    assert wrapped[1].model_dump(warnings=False) == plain[1].model_dump(warnings=False)
+
+
+def test_the_async_helpers(tmp_path: Path) -> None:
+    script = Script()
+
+    async def go(url: str) -> None:
+        plain = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        inner = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'a.db'}")
+        out = []
+        for c in (plain, wrapped):
+            parsed = await c.chat.completions.parse(
+                model="json", messages=MESSAGES, response_format=Answer
+            )
+            async with c.chat.completions.stream(model="json", messages=MESSAGES) as s:
+                kinds = [e.type async for e in s]
+                final = await s.get_final_completion()
+            async with c.responses.stream(model="m", input="hi") as rs:
+                rkinds = [e.type async for e in rs]
+                rfinal = await rs.get_final_response()
+            resp = await c.responses.parse(model="json", input="hi", text_format=Answer)
+            dumps = [x.model_dump(warnings=False) for x in (parsed, final, rfinal, resp)]
+            out.append((dumps, kinds, rkinds, parsed.choices[0].message.parsed))
+        assert out[1] == out[0]
+        assert out[1][3] == Answer(a=1)
+        await plain.close()
+        await wrapped.close()
+
+    with serve_in_thread(create_scripted_upstream(script)) as url:
+        asyncio.run(go(url))
 
 
 def test_what_does_not_ask_the_model_is_the_clients_own(pair: Pair) -> None:
