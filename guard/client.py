@@ -19,6 +19,7 @@ import asyncio
 import functools
 import inspect
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -49,7 +50,9 @@ def _pipeline(
     cache: Recent | None = None,
 ) -> Pipeline:
     st = open_store(store) if isinstance(store, str) else store
-    settings = Settings(default_route=route or RouteConfig())
+    # No deadline of calguard's own: the wrapped client's timeout and retries (the function's
+    # own time, for @calibrated) bound each call, as without calguard.
+    settings = Settings(default_route=route or RouteConfig(), deadline_s=math.inf)
     return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async), cache=cache)
 
 

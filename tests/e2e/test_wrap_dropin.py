@@ -5,6 +5,7 @@ give the same objects, the same upstream requests, the same errors and the same 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,21 @@ def test_what_does_not_ask_the_model_is_the_clients_own(pair: Pair) -> None:
     for call in calls:
         (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
         assert (wrapped, _sent(wrapped_sent)) == (plain, _sent(plain_sent))
+
+
+def test_the_wrapped_clients_timeout_is_the_only_time_limit(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call as long as the client allows is answered, as without calguard: the proxy's
+    own deadline (timeout_s x max_attempts, 220 s by default) is not the wrapper's. Here that
+    deadline is made shorter than the upstream's answer, which the client waits for."""
+    import guard.client
+
+    short = functools.partial(guard.client.Settings, timeout_s=0.05, retry_max_wait_s=0)
+    monkeypatch.setattr(guard.client, "Settings", short)
+    inner = openai.OpenAI(base_url=str(pair.plain.base_url), api_key="sk-x", max_retries=0)
+    wrapped = guard.wrap(inner.with_options(timeout=30), store=pair.wrapped._store)
+    pair.script.delay_s = 0.5
+    r = wrapped.chat.completions.create(model="m", messages=MESSAGES)
+    assert r.choices[0].message.content == "hello"
+    wrapped.close()
