@@ -21,6 +21,7 @@ from guard.endpoints import Endpoint
 from guard.pipeline import Pipeline
 from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, as_sdk_error, parse
 from guard.reply import Reply, new_request_id
+from guard.streamed import AsyncStreamedContext, StreamedContext
 
 # The SDK's per-call request options: they go to the wrapped client's calls, not in the body.
 REQUEST_OPTIONS = ("extra_headers", "extra_query", "timeout")
@@ -122,12 +123,29 @@ class Create:
             return go()
         return self._render(self._portal.call(self._reply(kwargs)))
 
+    def streamed(self, **kwargs: Any) -> Any:
+        """``with_streaming_response.create``: a context manager, the request made on entering."""
+        if self._async:
+            return AsyncStreamedContext(lambda: self._reply(kwargs), self._kinds)
+
+        def send() -> Reply:
+            return self._portal.call(self._reply(kwargs))
+
+        return StreamedContext(send, self._kinds, self._portal)
+
+
+class _Streaming:
+    """A resource's ``with_streaming_response``: ``create`` in a context manager."""
+
+    def __init__(self, raw: Create) -> None:
+        self.create = raw.streamed
+
 
 # The SDK's request options as its helpers hand them to ``_post``, and as ``create`` takes them.
 _POST_OPTIONS = (("headers", "extra_headers"), ("params", "extra_query"),
                  ("extra_json", "extra_body"), ("timeout", "timeout"))  # fmt: skip
 # A resource's other ways to the model, which the wrapper does not (yet) take through it.
-_AROUND_RESOURCE = frozenset({"with_streaming_response", "connect", "compact"})
+_AROUND_RESOURCE = frozenset({"connect", "compact"})
 
 
 def _post_parsed(result: Any, parser: Any) -> Any:
@@ -148,6 +166,7 @@ class Resource:
     def __init__(self, make: Callable[[bool], Create], own: Any) -> None:
         self._create = make(False)
         self.with_raw_response = make(True)
+        self.with_streaming_response = _Streaming(self.with_raw_response)
         self._own = own
 
     def create(self, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,72 @@ def test_the_wrapped_clients_timeout_is_the_only_time_limit(
     r = wrapped.chat.completions.create(model="m", messages=MESSAGES)
     assert r.choices[0].message.content == "hello"
     wrapped.close()
+
+
+def _streamed(stream: bool, read: str) -> Callable[[Any], Any]:
+    def call(c: Any) -> Any:
+        with c.chat.completions.with_streaming_response.create(
+            model="m", messages=MESSAGES, stream=stream
+        ) as r:
+            head = (
+                r.status_code,
+                r.headers["x-request-id"],
+                r.request_id,
+                r.headers["x-ratelimit-remaining-requests"],
+            )
+            if read == "lines":
+                body: Any = [line for line in r.iter_lines() if line]
+            elif read == "parse":
+                parsed = r.parse()
+                body = _events(parsed) if stream else parsed.model_dump()
+            else:
+                body = r.json()
+        return head, body
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("stream", "read"),
+    [(False, "parse"), (False, "json"), (False, "lines"), (True, "parse"), (True, "lines")],
+)
+def test_with_streaming_response(pair: Pair, stream: bool, read: str) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(_streamed(stream, read))
+    assert _bodies(wrapped_sent) == _bodies(plain_sent)
+    (status, request_id, said_id, remaining), body = wrapped
+    assert (status, remaining) == (plain[0][0], plain[0][3])
+    assert request_id == said_id == f"req_{len(pair.script.requests)}"
+    if read == "lines":  # the same JSON values (in-process, a stream's chunks are re-serialised)
+        body, plain = _values(body), (None, _values(plain[1]))
+    assert body == plain[1]
+
+
+def _values(lines: list[str]) -> list[Any]:
+    if not lines[0].startswith("data: "):
+        return [json.loads("".join(lines))]
+    return [line if line == "data: [DONE]" else json.loads(line[6:]) for line in lines]
+
+
+def test_with_streaming_response_async(tmp_path: Path) -> None:
+    script = Script()
+
+    async def go(url: str) -> None:
+        plain = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        inner = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'a.db'}")
+        out = []
+        for c in (plain, wrapped):
+            chat = c.chat.completions.with_streaming_response
+            async with chat.create(model="m", messages=MESSAGES) as r:
+                whole = (await r.parse()).model_dump()
+            async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
+                lines = _values([line async for line in r.iter_lines() if line])
+            async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
+                events = [e.model_dump() async for e in await r.parse()]
+            out.append((whole, lines, events, r.headers["x-ratelimit-remaining-requests"]))
+        assert out[1] == out[0]
+        await plain.close()
+        await wrapped.close()
+
+    with serve_in_thread(create_scripted_upstream(script)) as url:
+        asyncio.run(go(url))

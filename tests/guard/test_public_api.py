@@ -36,6 +36,7 @@ FACES = {
     "guard.server",
     "guard.client",
     "guard.resources",
+    "guard.streamed",
     "guard.rendering",
     "guard.cli",
 }
