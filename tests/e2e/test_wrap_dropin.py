@@ -371,3 +371,122 @@ def test_with_streaming_response_async(tmp_path: Path) -> None:
 
     with serve_in_thread(create_scripted_upstream(script)) as url:
         asyncio.run(go(url))
+
+
+def _error(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def caught(c: Any) -> Any:
+        with pytest.raises(openai.APIStatusError) as info:
+            call(c)
+        e = info.value
+        said = {k: v for k, v in e.response.headers.items() if k.startswith(("x-", "retry"))}
+        return type(e), e.status_code, e.body, e.request_id, e.message, said
+
+    return caught
+
+
+ERROR_CALLS: dict[str, Callable[[Any], Any]] = {
+    "chat": lambda c: c.chat.completions.create(model="m", messages=MESSAGES),
+    "chat-stream": lambda c: c.chat.completions.create(model="m", messages=MESSAGES, stream=True),
+    "raw": lambda c: c.chat.completions.with_raw_response.create(model="m", messages=MESSAGES),
+    "parse": lambda c: c.chat.completions.parse(model="m", messages=MESSAGES),
+    "responses-stream": lambda c: c.responses.create(model="m", input="hi", stream=True),
+    "embeddings": lambda c: c.embeddings.create(model="e", input="hi"),
+    "completions": lambda c: c.completions.create(model="m", prompt="hi"),
+}
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+@pytest.mark.parametrize("name", list(ERROR_CALLS))
+def test_upstream_errors_are_the_sdks_own(pair: Pair, status: int, name: str) -> None:
+    def call(c: Any) -> Any:
+        pair.script.faults.append((status, {"retry-after": "0"}))
+        return _error(ERROR_CALLS[name])(c)
+
+    (plain, _), (wrapped, sent) = pair.each(call)
+    assert len(sent) == 1
+    here = f"req_{len(pair.script.requests)}"
+    assert wrapped[3] == wrapped[5]["x-request-id"] == here
+    # the one part that differs: which request it was
+    plain = (*plain[:3], here, plain[4], {**plain[5], "x-request-id": here})
+    assert wrapped == plain
+
+
+def test_a_timeout_is_the_sdks(pair: Pair) -> None:
+    def call(c: Any) -> Any:
+        with pytest.raises(openai.APITimeoutError) as info:
+            c.chat.completions.create(model="m", messages=MESSAGES, timeout=0.05)
+        return type(info.value)
+
+    pair.script.delay_s = 0.5
+    (plain, _), (wrapped, _) = pair.each(call)
+    assert wrapped is plain
+
+
+def test_request_options_reach_the_upstream_as_the_plain_clients(pair: Pair) -> None:
+    def call(c: Any) -> Any:
+        c2 = c.with_options(max_retries=1, timeout=20)
+        assert (c2.max_retries, c2.timeout) == (1, 20)
+        pair.script.faults.append((429, {"retry-after": "0"}))  # retried once, by the SDK
+        out = c2.chat.completions.create(
+            model="m",
+            messages=MESSAGES,
+            extra_headers={"X-Mine": "1"},
+            extra_query={"q": "2"},
+            extra_body={"foo": 3},
+        )
+        return out.model_dump(), c.copy(max_retries=3).max_retries, [m.id for m in c.models.list()]
+
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(call)
+    assert wrapped == plain
+    assert [(r["query"], r["body"]) for r in wrapped_sent] == [
+        (r["query"], r["body"]) for r in plain_sent
+    ]
+    assert _sent_headers(wrapped_sent[:2]) == _sent_headers(plain_sent[:2])
+    assert wrapped_sent[1]["headers"]["x-mine"] == "1"
+    assert wrapped_sent[1]["headers"]["x-stainless-retry-count"] == "1"
+
+
+def test_files_and_batches_are_the_clients(pair: Pair) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(
+        lambda c: (c.files.list().data, c.batches.list().data)
+    )
+    assert (wrapped, _sent(wrapped_sent)) == (plain, _sent(plain_sent))
+
+
+def test_guard_evidence_is_the_only_difference_and_only_when_asked(pair: Pair) -> None:
+    asked = {"guard": {"task": "none"}}
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(
+        lambda c: c.chat.completions.create(
+            model="m", messages=MESSAGES, extra_body=asked if c is pair.wrapped else None
+        )
+    )
+    assert _sent(wrapped_sent) == _sent(plain_sent)  # the guard object never goes upstream
+    assert wrapped.model_dump() == plain.model_dump()
+
+    # A policy that flags the answer: the evidence (and its header) is all that is added.
+    flag = [{"type": "denylist", "params": {"words": ["hello"]}, "action": "flag"}]
+    inner = openai.OpenAI(base_url=str(pair.plain.base_url), api_key="sk-x", max_retries=0)
+    flagged = guard.wrap(inner, store=pair.wrapped._store, route=guard.RouteConfig(policies=flag))
+    raw = flagged.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    out = raw.parse().model_dump()
+    evidence = out.pop("guard")
+    assert out == plain.model_dump()
+    assert [f["policy"] for f in evidence["flags"]] == ["denylist"]
+    assert raw.headers["x-calguard-flags"] == "denylist"
+    assert raw.headers["x-request-id"] == f"req_{len(pair.script.requests)}"
+    flagged.close()
+
+
+def test_closing_the_wrapper_closes_the_client(tmp_path: Path) -> None:
+    inner = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+    with guard.wrap(inner, store=f"sqlite:///{tmp_path / 'c.db'}") as wrapped:
+        assert not wrapped.is_closed()
+    assert inner.is_closed()
+
+    async def go() -> bool:
+        ainner = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+        async with guard.wrap(ainner, store=f"sqlite:///{tmp_path / 'a.db'}"):
+            pass
+        return ainner.is_closed()
+
+    assert asyncio.run(go())
