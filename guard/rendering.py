@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx2 as httpx
 import openai
 from openai._models import construct_type
+from pydantic import BaseModel
 
 from guard import sse
 from guard.errors import CalguardError
@@ -84,7 +85,10 @@ def parse(reply: Reply, kind: Any) -> Any:
         raise as_sdk_error(reply.error)
     if reply.raw is not None and reply.raw.obj is not None:
         return reply.raw.obj  # calguard changed nothing: the upstream's own object
-    return model_of(kind, json.loads(reply.body))
+    out = model_of(kind, json.loads(reply.body))
+    if isinstance(out, BaseModel):  # as the SDK marks what it read: None when not one answer's
+        out._request_id = reply.headers.get("x-request-id")  # type: ignore[attr-defined]
+    return out
 
 
 def _chunk(event: sse.Event, kind: Any) -> Any:

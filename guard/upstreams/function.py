@@ -62,12 +62,16 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 def unwrapped(answer: Any) -> tuple[Any, dict[str, str], Any]:
     """(the answer, its headers, the SDK's raw response or None): a raw response
-    (``with_raw_response``) is parsed, an SDK stream's headers are its response's."""
+    (``with_raw_response``) is parsed, an SDK stream's headers are its response's, and an SDK
+    object keeps the one header it knows, its request id."""
     if hasattr(answer, "http_response") and callable(getattr(answer, "parse", None)):
         return answer.parse(), from_wire(answer.headers.multi_items()), answer
     headers = getattr(getattr(answer, "response", None), "headers", None)
     multi = getattr(headers, "multi_items", None)
-    return answer, from_wire(multi()) if callable(multi) else {}, None
+    if callable(multi):
+        return answer, from_wire(multi()), None
+    request_id = getattr(answer, "_request_id", None)
+    return answer, {"x-request-id": request_id} if isinstance(request_id, str) else {}, None
 
 
 class FunctionUpstream:

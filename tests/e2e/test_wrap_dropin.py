@@ -474,6 +474,9 @@ def test_guard_evidence_is_the_only_difference_and_only_when_asked(pair: Pair) -
     assert [f["policy"] for f in evidence["flags"]] == ["denylist"]
     assert raw.headers["x-calguard-flags"] == "denylist"
     assert raw.headers["x-request-id"] == f"req_{len(pair.script.requests)}"
+    assert raw.parse()._request_id == f"req_{len(pair.script.requests)}"
+    answer = flagged.chat.completions.create(model="m", messages=MESSAGES)
+    assert answer._request_id == f"req_{len(pair.script.requests)}"
     flagged.close()
 
 
