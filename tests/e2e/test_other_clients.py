@@ -36,7 +36,6 @@ def proxy(tmp_path: Path) -> Iterator[tuple[str, FakeUpstreamState]]:
 
 
 # litellm's own types trip a pydantic warning the first time they are built (not calguard's).
-@pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier")
 def test_the_litellm_sdk_as_a_client(proxy: tuple[str, FakeUpstreamState]) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm

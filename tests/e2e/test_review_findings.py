@@ -55,14 +55,13 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, FakeUpstreamState, FakeUpstream
             yield url, state, attacker, evil  # type: ignore[misc]
 
 
-@pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier")
 def test_a_client_cannot_send_a_litellm_routes_key_elsewhere(stack: Any) -> None:
     url, state, attacker, evil = stack
     for field in ("api_base", "base_url"):
         httpx.post(
             f"{url}/v1/chat/completions",
             json={"model": "claude", "messages": user("hi"), field: f"{evil}/v1"},
-            timeout=30,
+            timeout=300,  # LiteLLM's first call imports it: slow on a loaded machine
         )
     assert attacker.headers == []  # nothing reached the other server
     assert state.headers[-1]["authorization"] == "Bearer sk-route-SECRET-abcdef"

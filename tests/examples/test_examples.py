@@ -64,7 +64,6 @@ def test_proxy_with_the_openai_sdk(
 
 
 # litellm's own types trip a pydantic warning the first time they are built (not calguard's).
-@pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier")
 def test_proxy_with_the_litellm_sdk(
     proxy: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
