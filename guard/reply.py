@@ -143,6 +143,8 @@ def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     if not scrub:
         return reply
     reply.headers = scrub.headers(reply.headers)
+    if reply.media_type:  # the upstream's Content-Type, a header like the others
+        reply.media_type = scrub.text(reply.media_type)
     if reply.stream is not None:
         reply.stream = scrub.stream(reply.stream)
     else:
