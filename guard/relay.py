@@ -27,9 +27,15 @@ _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
 def as_sent(path: str, written: str | None) -> str:
     """``path`` (decoded, checked) as it goes in the URL: as the client ``written`` it when
     that decodes to ``path`` (its escapes kept, so ``/models/org%2Fmodel`` stays one segment
-    upstream: the upstream's one decoding then gives the path calguard checked), else quoted."""
-    if written is not None and unquote(written) == path:
-        return written
+    upstream: the upstream's one decoding then gives the path calguard checked), else quoted.
+    Escapes that are not UTF-8 decoded as U+FFFD for the check: that path goes, not the bytes
+    (an overlong ``%c0%ae`` is ``.`` to a lenient decoder upstream)."""
+    if written is not None:
+        try:
+            if unquote(written, errors="strict") == path:
+                return written
+        except UnicodeDecodeError:
+            pass
     return quote(path, safe=_PATH_SAFE)
 
 

@@ -1,5 +1,7 @@
 """Defects a third review found in the transparent-proxy and in-process changes, each failing
-before its fix: calguard's key reaching the client in the upstream's ``Content-Type``."""
+before its fix: calguard's key reaching the client in the upstream's ``Content-Type``, and a
+relayed path whose escapes are not UTF-8 (an overlong ``%c0%ae``) sent on as written although
+calguard checked another path."""
 
 from __future__ import annotations
 
@@ -38,3 +40,28 @@ def test_a_content_type_never_carries_calguards_key(
     assert not [h for h in via.headers if KEY.encode() in h[0] + h[1]]
     assert via.header(b"content-type") is not None
     assert KEY.encode() not in via.body
+
+
+# -- a relayed path whose escapes are not UTF-8 ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "checked"),
+    [
+        # overlong UTF-8 for "..": a lenient decoder upstream reads files/../chat/completions
+        (b"/v1/files/%c0%ae%c0%ae/chat/completions",
+         b"/v1/files/" + b"%EF%BF%BD" * 4 + b"/chat/completions"),
+        (b"/v1/files/a%c0%afb", b"/v1/files/a%EF%BF%BD%EF%BF%BDb"),  # overlong "/"
+        (b"/v1/models/%ed%a0%80", b"/v1/models/%EF%BF%BD%EF%BF%BD%EF%BF%BD"),  # a surrogate
+        (b"/v1/models/%ff", b"/v1/models/%EF%BF%BD"),
+    ],
+)  # fmt: skip
+def test_a_path_that_is_not_utf8_goes_as_the_path_checked(
+    pair: Pair, written: bytes, checked: bytes
+) -> None:
+    """calguard checks the path decoded as UTF-8, where bytes that are not UTF-8 become
+    U+FFFD. Before: the path went on as written, so what the upstream decoded (an overlong
+    ``%c0%ae`` is ``.`` to a lenient decoder) was not what calguard had checked."""
+    before = len(pair.up.got)
+    exchange(pair.calguard, request(b"POST", written, [JSON], b"{}"))
+    assert [g.target for g in pair.up.got[before:]] == [checked]
