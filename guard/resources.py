@@ -134,18 +134,35 @@ class Create:
         return StreamedContext(send, self._kinds, self._portal)
 
 
-class _Streaming:
-    """A resource's ``with_streaming_response``: ``create`` in a context manager."""
-
-    def __init__(self, raw: Create) -> None:
-        self.create = raw.streamed
-
-
 # The SDK's request options as its helpers hand them to ``_post``, and as ``create`` takes them.
 _POST_OPTIONS = (("headers", "extra_headers"), ("params", "extra_query"),
                  ("extra_json", "extra_body"), ("timeout", "timeout"))  # fmt: skip
 # A resource's other ways to the model, which the wrapper does not (yet) take through it.
 _AROUND_RESOURCE = frozenset({"connect", "compact"})
+
+
+def _delegated(own: Any, name: str, way: str = "") -> Any:
+    """``own.name``, unless it would ask the model around the pipeline."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    if name in _AROUND_RESOURCE or (way and name in ("parse", "stream")):
+        raise AttributeError(
+            f"{way or name} on a calguard-wrapped client would go around its policies; use "
+            "create (or with_raw_response.create), parse and stream, or the unwrapped client "
+            "if that is what you mean"
+        )
+    return getattr(own, name)
+
+
+class _Raw:
+    """A resource's ``with_raw_response`` (or ``with_streaming_response``): ``create`` through
+    the pipeline; what does not ask the model (``retrieve``, ``list``, ...) the client's own."""
+
+    def __init__(self, create: Callable[..., Any], own: Any, way: str) -> None:
+        self.create, self._own, self._way = create, own, way
+
+    def __getattr__(self, name: str) -> Any:
+        return _delegated(self._own, name, f"{self._way}.{name}")
 
 
 def _post_parsed(result: Any, parser: Any) -> Any:
@@ -165,8 +182,10 @@ class Resource:
 
     def __init__(self, make: Callable[[bool], Create], own: Any) -> None:
         self._create = make(False)
-        self.with_raw_response = make(True)
-        self.with_streaming_response = _Streaming(self.with_raw_response)
+        raw = make(True)
+        self.with_raw_response = _Raw(raw.create, own.with_raw_response, "with_raw_response")
+        streaming = own.with_streaming_response
+        self.with_streaming_response = _Raw(raw.streamed, streaming, "with_streaming_response")
         self._own = own
 
     def create(self, **kwargs: Any) -> Any:
@@ -195,14 +214,7 @@ class Resource:
         return _post_parsed(result, parser)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in _AROUND_RESOURCE:
-            raise AttributeError(
-                f"{name} on a calguard-wrapped client would go around its policies; use create "
-                "(or with_raw_response), or the unwrapped client if that is what you mean"
-            )
-        return getattr(self._own, name)
+        return _delegated(self._own, name)
 
 
 class Chat:

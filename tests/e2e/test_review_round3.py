@@ -1,14 +1,23 @@
 """Defects a third review found in the transparent-proxy and in-process changes, each failing
 before its fix: calguard's key reaching the client in the upstream's ``Content-Type``, and a
 relayed path whose escapes are not UTF-8 (an overlong ``%c0%ae``) sent on as written although
-calguard checked another path."""
+calguard checked another path, and the wrapped client's ``with_raw_response`` /
+``with_streaming_response`` without the resource's other methods."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
 import pytest
 
+import guard
+from guard.testing.servers import serve_in_thread
 from tests.e2e.differential import ASK, ASK_STREAM, CHAT, CHUNK, KEY, SSE, Pair
 from tests.e2e.raw_upstream import JSON, chunked, exchange, request, response
+from tests.e2e.scripted_upstream import Script, create_scripted_upstream
 
 # -- calguard's key in the upstream's Content-Type -------------------------------------------
 
@@ -65,3 +74,59 @@ def test_a_path_that_is_not_utf8_goes_as_the_path_checked(
     before = len(pair.up.got)
     exchange(pair.calguard, request(b"POST", written, [JSON], b"{}"))
     assert [g.target for g in pair.up.got[before:]] == [checked]
+
+
+# -- the wrapped client's raw and streaming resources ------------------------------------------
+
+
+@pytest.fixture
+def clients(tmp_path: Path) -> Iterator[tuple[Any, Any, Script]]:
+    script = Script()
+    with serve_in_thread(create_scripted_upstream(script)) as url:
+        plain = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        inner = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'w.db'}")
+        yield plain, wrapped, script
+        plain.close()
+        wrapped.close()
+
+
+RAW_CALLS = [
+    ("retrieve", lambda c: c.chat.completions.with_raw_response.retrieve("chatcmpl-s").parse()),
+    ("list", lambda c: c.chat.completions.with_raw_response.list().parse().data),
+    ("messages", lambda c: c.chat.completions.messages.with_raw_response.list("chatcmpl-s")
+     .parse().data),
+    ("delete", lambda c: c.responses.with_raw_response.delete("resp_s").parse()),
+    ("input items", lambda c: c.responses.input_items.with_raw_response.list("resp_s")
+     .parse().data),
+]  # fmt: skip
+
+
+def _streamed_retrieve(c: Any) -> Any:
+    with c.chat.completions.with_streaming_response.retrieve("chatcmpl-s") as r:
+        return r.parse()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [c for _, c in RAW_CALLS] + [_streamed_retrieve],
+    ids=[n for n, _ in RAW_CALLS] + ["streaming retrieve"],
+)
+def test_with_raw_response_has_the_resources_other_methods(
+    clients: tuple[Any, Any, Script], call: Any
+) -> None:
+    """Before: ``wrapped.chat.completions.with_raw_response.retrieve`` was an AttributeError
+    (only ``create`` was there), though ``wrapped.chat.completions.retrieve`` is the client's."""
+    plain, wrapped, _ = clients
+    assert call(wrapped) == call(plain)
+
+
+@pytest.mark.parametrize("name", ["parse", "stream", "connect", "compact"])
+@pytest.mark.parametrize("way", ["with_raw_response", "with_streaming_response"])
+def test_a_raw_way_to_the_model_around_the_pipeline_is_refused(
+    clients: tuple[Any, Any, Script], way: str, name: str
+) -> None:
+    """What would ask the model without the pipeline is not handed out by delegation."""
+    _, wrapped, _ = clients
+    with pytest.raises(AttributeError, match="around its policies"):
+        getattr(getattr(wrapped.responses, way), name)
