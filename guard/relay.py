@@ -44,10 +44,12 @@ def check_relayed_path(path: str, method: str) -> None:
     (the HTTP client would resolve the first into another path, e.g. a text endpoint, or out
     of an allow-list; a path that still holds an escape after the server decoded it once was
     encoded twice, and ``%2e%2e`` resolves as ``..`` there), and never a text endpoint in
-    disguise (a POST to one goes through the pipeline; GET lists stored ones)."""
-    segments = path.split("/")
-    if any(s in ("", ".", "..") or "\\" in s or "%" in s for s in segments) or any(
-        c in "?#" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in path
+    disguise (a POST to one goes through the pipeline; GET lists stored ones). A segment is
+    also read without its ``;`` parameters, as servers that route without them (Tomcat, Jetty,
+    Spring) read it: ``chat/completions;x`` is the text endpoint, ``..;`` a dot segment."""
+    segments = [s.split(";", 1)[0] for s in path.split("/")]
+    if any(s in ("", ".", "..") for s in segments) or any(
+        c in "?#%\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in path
     ):
         # ? and # (decoded from %3F, %23) would start a query or a fragment in the URL sent
         # on, and the HTTP client drops tabs and line breaks: /v1/chat/completions%3F is not
@@ -56,8 +58,8 @@ def check_relayed_path(path: str, method: str) -> None:
             f"/v1/{path}: not a path this proxy relays (dot or empty segments, an escape, "
             "a ? or #, or white space)"
         )
-    if method == "POST" and path.lower() in TEXT_PATHS:
-        raise NotFoundError(f"/v1/{path}: send it as POST /v1/{path.lower()}")
+    if method == "POST" and "/".join(segments).lower() in TEXT_PATHS:
+        raise NotFoundError(f"/v1/{path}: send it as POST /v1/{'/'.join(segments).lower()}")
 
 
 class Relay:

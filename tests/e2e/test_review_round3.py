@@ -130,3 +130,29 @@ def test_a_raw_way_to_the_model_around_the_pipeline_is_refused(
     _, wrapped, _ = clients
     with pytest.raises(AttributeError, match="around its policies"):
         getattr(getattr(wrapped.responses, way), name)
+
+
+# -- path parameters (;) that some servers drop before routing ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        b"/v1/chat/completions;x",  # Tomcat, Jetty, Spring: POST /v1/chat/completions
+        b"/v1/chat;x/completions",
+        b"/v1/embeddings;jsessionid=1",
+        b"/v1/files/a/..;/..;/chat/completions",  # '..;' is '..' there
+        b"/v1/files/;/x",  # an empty segment there
+        b"/v1/files/a%3B/..%3B/b",
+    ],
+)
+def test_a_path_parameter_does_not_hide_a_text_endpoint_or_a_dot_segment(
+    pair: Pair, path: bytes
+) -> None:
+    """Servers that take ``;`` as the start of a segment's parameters (RFC 3986, 3.3) route
+    without them. Before: each of these was relayed as it came, a POST to the text endpoint
+    around the policies (or out of an allow-list) for such an upstream."""
+    before = len(pair.up.got)
+    via = exchange(pair.calguard, request(b"POST", path, [JSON], ASK))
+    assert via.status == 404
+    assert len(pair.up.got) == before
