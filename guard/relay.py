@@ -100,8 +100,7 @@ class Relay:
             return Reply.of_error(err, out)
         try:
             # the body goes as its bytes: with the type and the coding the client gave them
-            keep = {k: v for k, v in headers.items() if k.lower() in _AS_ITS_BYTES}
-            keep.update(forward_headers(headers, self.settings, self.scrub.keys))
+            keep = forward_headers(headers, self.settings, self.scrub.keys, _AS_ITS_BYTES)
             opened = await self.upstream.relay(
                 method, as_sent(path, written), content=content or None, headers=keep, query=query
             )

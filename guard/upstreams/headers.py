@@ -71,10 +71,14 @@ def header_lines(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def forward_headers(
-    client: Mapping[str, str], settings: Any, secrets: Iterable[str] = ()
+    client: Mapping[str, str],
+    settings: Any,
+    secrets: Iterable[str] = (),
+    body: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """The client's headers that go upstream (names lower-case; a field sent on several lines
-    is combined with ", ", as HTTP allows a proxy to). One that holds a control character is a
+    is combined with ", ", as HTTP allows a proxy to), with ``body`` among them (a relayed
+    body's ``content-type``, ``content-encoding``). One that holds a control character is a
     400 (the HTTP client would refuse to send it); one that holds calguard's own key is left
     out."""
     own_key = (
@@ -87,7 +91,9 @@ def forward_headers(
     out: dict[str, str] = {}
     for name, value in client.items():
         k = name.lower()
-        if k in NOT_FORWARDED or k in hop or k == "cookie" or (k in CREDENTIALS and not own_key):
+        if (k in NOT_FORWARDED and k not in body) or k in hop or k == "cookie":
+            continue
+        if k in CREDENTIALS and not own_key:
             continue
         if any(key in value for key in keys):
             continue

@@ -156,3 +156,23 @@ def test_a_path_parameter_does_not_hide_a_text_endpoint_or_a_dot_segment(
     via = exchange(pair.calguard, request(b"POST", path, [JSON], ASK))
     assert via.status == 404
     assert len(pair.up.got) == before
+
+
+# -- a relayed body's own type and coding: checked and sent as the other headers -------------
+
+
+def test_a_relayed_content_type_goes_as_its_bytes(pair: Pair) -> None:
+    """Before: the relayed Content-Type skipped the header checks: read one character per
+    byte, a UTF-8 value went on re-encoded (``é`` as four bytes)."""
+    ctype = "text/plain; name=café".encode()
+    pair.both(request(b"POST", b"/v1/files", [(b"content-type", ctype)], b"x"))
+    direct, via = pair.up.got[-2:]
+    assert via.header(b"content-type") == direct.header(b"content-type") == ctype
+
+
+@pytest.mark.parametrize("name", [b"content-type", b"content-encoding"])
+def test_a_relayed_body_header_with_calguards_key_is_not_forwarded(pair: Pair, name: bytes) -> None:
+    """As any other client header that holds one of calguard's keys (README, Security)."""
+    before = len(pair.up.got)
+    exchange(pair.calguard, request(b"POST", b"/v1/files", [(name, b"x; " + KEY.encode())], b"x"))
+    assert [g.header(name) for g in pair.up.got[before:]] == [None]
