@@ -44,6 +44,11 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "content-encoding",  # the pipeline sends its own body; a relayed one keeps the client's
     "accept-encoding",  # calguard's HTTP client asks for what it can decode
     "expect",
+    # a method other than the one calguard checked: a PUT relayed to /chat/completions with
+    # "override: POST" is a POST there, around the policies, on an upstream that honours it
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 }
 CREDENTIALS = frozenset({"authorization", "api-key", "x-api-key"})
 DROPPED = HOP_BY_HOP | {
