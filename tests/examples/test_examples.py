@@ -125,6 +125,33 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
     assert (tmp_path / "report" / "report.html").exists()
 
 
+def test_eval_replay_refuses_a_port_another_server_answers(
+    recorded: Callable[[str], Path], upstream: str, tmp_path: Path
+) -> None:
+    # The README's own `calguard replay-upstream ... --port 8001 &` may still be running: the
+    # script's replay then cannot bind, and the eval must not go to whatever answers there.
+    env = {
+        **os.environ,
+        "DATA": str(recorded("").parent),
+        "PORT": upstream.removesuffix("/v1").rsplit(":", 1)[1],
+        "LIMIT": "5",
+        "OUT": str(tmp_path / "arc.json"),
+        "REPORT": str(tmp_path / "report"),
+    }
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / "eval_replay.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"port {env['PORT']} is in use" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "arc.json").exists()
+    assert not (tmp_path / "arc.jsonl").exists()
+
+
 def behind_the_example_nginx(stack: ExitStack, settings: Settings, conf: str = "") -> str:
     """examples/nginx.conf as written (only its ports changed) in front of three replicas on
     ``settings``; its base URL."""
