@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from guard.cli.listen import cannot_listen
+
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
@@ -23,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
         state = replay_state(args.files)
     except ValueError as exc:
         print(f"calguard: error: {exc}", file=sys.stderr)
+        return 2
+    if (why := cannot_listen(args.host, args.port)) is not None:
+        print(f"calguard: error: {why} (another server? pass --port)", file=sys.stderr)
         return 2
     print(
         f"calguard: replaying {', '.join(state.models)} (recorded outputs, not a live model) at "

@@ -17,6 +17,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from guard.cli.listen import cannot_listen
+
 # flag -> setting; each is also CALGUARD_<SETTING> for the worker processes
 FLAGS = ("upstream", "upstream_key", "host", "port", "store")
 
@@ -101,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
                 "--fake-upstream",
                 file=sys.stderr,
             )
+            return 2
+        if (why := cannot_listen(settings.host, settings.port)) is not None:
+            print(f"calguard: error: {why} (another server? pass --port)", file=sys.stderr)
             return 2
         app = create_app(settings)  # a bad policy or provider stops start-up here
         open_store(settings.store).close()  # and so does a store that cannot be opened

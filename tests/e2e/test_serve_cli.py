@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -291,3 +292,33 @@ def test_readyz_names_a_dead_upstream_in_a_real_process(tmp_path: Path) -> None:
         r = httpx.get(f"{url}/readyz", timeout=30)  # but not ready
     assert r.status_code == 503
     assert r.json()["error"]["message"].startswith("not ready — upstream: ")
+
+
+@pytest.mark.parametrize("command", ["serve", "replay-upstream"])
+def test_a_port_in_use_is_one_line_and_status_2(tmp_path: Path, command: str) -> None:
+    """Before: uvicorn's '[Errno 98] ... address already in use' after calguard had said where
+    it listens, and exit status 3 (README's examples/eval_replay.sh ran into it)."""
+    recorded = (
+        Path(__file__).parents[2] / "../shared/data/recorded/arc_0s_Llama-2-13b-chat-hf.jsonl"
+    )
+    if command == "replay-upstream" and not recorded.exists():
+        pytest.skip("../shared/data/recorded is not here")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        args = {
+            "serve": ["serve", "--upstream", "http://127.0.0.1:9/v1", "--port", port],
+            "replay-upstream": ["replay-upstream", str(recorded), "--port", port],
+        }[command]
+        out = subprocess.run(
+            [sys.executable, "-m", "guard.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")},
+        )
+    assert out.returncode == 2, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "--port" in out.stderr
