@@ -101,16 +101,19 @@ def test_the_policy_config_loads_and_builds_an_app(upstream: str) -> None:
     create_app(settings)
 
 
-def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> None:
+def eval_replay(
+    data: Path, port: int | str, limit: int, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """examples/eval_replay.sh run on ``port``, its outputs under ``tmp_path``."""
     env = {
         **os.environ,
-        "DATA": str(recorded("").parent),
-        "PORT": str(free_port()),
-        "LIMIT": "20",
+        "DATA": str(data),
+        "PORT": str(port),
+        "LIMIT": str(limit),
         "OUT": str(tmp_path / "arc.json"),
         "REPORT": str(tmp_path / "report"),
     }
-    done = subprocess.run(
+    return subprocess.run(
         ["bash", str(EXAMPLES / "eval_replay.sh")],
         env=env,
         capture_output=True,
@@ -118,6 +121,10 @@ def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> 
         timeout=120,
         check=False,
     )
+
+
+def test_eval_on_the_replay(recorded: Callable[[str], Path], tmp_path: Path) -> None:
+    done = eval_replay(recorded("").parent, free_port(), 20, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "arc.json").read_text())["rows"]
     assert [r["calibration"] for r in rows] == ["none", "pride", "adaptive", "cyclic"]
@@ -130,24 +137,10 @@ def test_eval_replay_refuses_a_port_another_server_answers(
 ) -> None:
     # The README's own `calguard replay-upstream ... --port 8001 &` may still be running: the
     # script's replay then cannot bind, and the eval must not go to whatever answers there.
-    env = {
-        **os.environ,
-        "DATA": str(recorded("").parent),
-        "PORT": upstream.removesuffix("/v1").rsplit(":", 1)[1],
-        "LIMIT": "5",
-        "OUT": str(tmp_path / "arc.json"),
-        "REPORT": str(tmp_path / "report"),
-    }
-    done = subprocess.run(
-        ["bash", str(EXAMPLES / "eval_replay.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    port = upstream.removesuffix("/v1").rsplit(":", 1)[1]
+    done = eval_replay(recorded("").parent, port, 5, tmp_path)
     assert done.returncode != 0
-    assert f"port {env['PORT']} is in use" in done.stderr, done.stderr[-2000:]
+    assert f"port {port} is in use" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "arc.json").exists()
     assert not (tmp_path / "arc.jsonl").exists()
 
