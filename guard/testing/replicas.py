@@ -70,7 +70,7 @@ class Replicas:
             f.close()
 
 
-PORT_TAKEN = "address already in use"  # uvicorn's words when its port was taken meanwhile
+PORT_TAKEN = "address already in use"  # the OS's words (in calguard's or uvicorn's line), any case
 RELAUNCHES = 3  # per replica: a free port taken by another process before the replica binds it
 
 
@@ -80,7 +80,7 @@ def _wait_healthy(group: Replicas, wait_s: float, relaunch: Callable[[int], None
         tries = 0
         while True:
             if group.processes[i].poll() is not None:
-                if PORT_TAKEN in group.log(i) and tries < RELAUNCHES:
+                if PORT_TAKEN in group.log(i).lower() and tries < RELAUNCHES:
                     tries += 1
                     relaunch(i)  # on another free port
                     continue
