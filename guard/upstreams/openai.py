@@ -90,6 +90,19 @@ class _Wait:
         return min(after, self.max_wait) if after is not None else self.backoff(state)
 
 
+def _unread(exc: aiohttp.ClientResponseError) -> tuple[str, str]:
+    """Why an answer could not be read, and its error code. The parser's own words are not
+    passed on: they can quote the upstream's bytes (a header's value)."""
+    said = (exc.message or "").lower()
+    if "content-encoding" in said:
+        return "is in a content coding calguard cannot read", "upstream_encoding"
+    if "got more than" in said or "too many headers" in said or "too long" in said:
+        return "has larger headers than calguard reads (a field over 8 KB, or over 128 fields)", (
+            "upstream_unreadable"
+        )
+    return "is not HTTP that calguard can read", "upstream_unreadable"
+
+
 def _headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
     """The answer's header lines as their bytes came: each byte one character (as the server
     writes them back), not aiohttp's UTF-8 reading of them (a UTF-8 value would go out as other
@@ -200,6 +213,14 @@ class OpenAIUpstream:
                 "raise timeout_s or check the upstream",
                 attempts=attempts,
                 code="upstream_timeout",
+            ) from exc
+        except aiohttp.ClientResponseError as exc:  # it answered; its answer did not parse
+            reason, code = _unread(exc)
+            raise UpstreamError(
+                f"the upstream at {self.shown_url} answered, but its answer {reason} "
+                f"({attempts} attempt(s))",
+                attempts=attempts,
+                code=code,
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(

@@ -6,6 +6,7 @@ calguard checked another path, and the wrapped client's ``with_raw_response`` /
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,32 @@ def test_a_method_override_header_is_not_forwarded(pair: Pair, name: bytes) -> N
     exchange(pair.calguard, req)
     got = pair.up.got[before:]
     assert [(g.header(name.lower()), g.header(b"x-ok")) for g in got] == [(None, b"1")]
+
+
+# -- an answer that came but cannot be read: said so, not "cannot reach" -----------------------
+
+UNREAD = [
+    ("header over 8 KB", [(b"x-big", KEY.encode() + b"a" * 9000)], "larger headers", "unreadable"),
+    ("200 headers", [(b"x-h%d" % i, b"1") for i in range(200)], "larger headers", "unreadable"),
+    ("brotli", [(b"content-encoding", b"br")], "content coding", "encoding"),
+    ("zstd", [(b"content-encoding", b"zstd")], "content coding", "encoding"),
+]
+
+
+@pytest.mark.parametrize(("name", "headers", "said", "code"), UNREAD, ids=[u[0] for u in UNREAD])
+def test_an_answer_calguard_cannot_read_is_said_to_be_one(
+    pair: Pair, name: str, headers: list[tuple[bytes, bytes]], said: str, code: str
+) -> None:
+    """Before: 'cannot reach the upstream ... ClientResponseError' (upstream_unreachable) for an
+    upstream that did answer. The parser's own words are not passed on: they quote the bytes
+    of the header (here one holding calguard's key)."""
+    target = b"/files/unread-" + name.replace(" ", "-").encode()
+    pair.up.answers[target] = response(b"200 OK", [JSON, *headers], b'{"ok":true}')
+    via = exchange(pair.calguard, request(b"GET", b"/v1" + target))
+    error = json.loads(via.body)["error"]
+    assert via.status == 502
+    assert error["code"] == f"upstream_{code}"
+    assert said in error["message"]
+    assert "cannot reach" not in error["message"]
+    assert KEY.encode() not in via.body
+    assert b"aaaa" not in via.body
