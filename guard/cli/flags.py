@@ -100,20 +100,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUBCOMMANDS = {
+    "list": "one line per flagged response: id, time, action, policies, model, reasons",
+    "show": "one record whole, as JSON: the request, the response and every verdict",
+    "export": "the records (--since, --policy) as JSON lines or CSV on stdout",
+}
+
+
 def add_parser(sub: Any) -> None:
     fl = sub.add_parser("flags", help="the flag log: list, show, export")
-    fsub = fl.add_subparsers(dest="flags_command", required=True)
-    for name in ("list", "show", "export"):
-        p = fsub.add_parser(name)
+    fsub = fl.add_subparsers(dest="flags_command", required=True, metavar="{list,show,export}")
+    for name, said in SUBCOMMANDS.items():
+        p = fsub.add_parser(name, help=said, description=said)
         p.add_argument("--store", help="sqlite:///path/c.db or postgresql://user@host/db")
         p.add_argument("--config", help="YAML config file")
         if name == "show":
-            p.add_argument("id", type=int)
+            p.add_argument("id", type=int, help="the record's id (from flags list)")
             continue
         p.add_argument("--since", help="unix time, ISO date, or a duration like 15m / 7d")
         p.add_argument("--policy", help="only records with a verdict of this policy")
         if name == "list":
-            p.add_argument("--limit", type=int, default=100)
+            p.add_argument("--limit", type=int, default=100, help="at most N records (100)")
         else:
-            p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+            p.add_argument(
+                "--format", choices=("jsonl", "csv"), default="jsonl", help="jsonl (default) or csv"
+            )
     fl.set_defaults(func=run)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from guard.cli import main
+from guard.cli.flags import SUBCOMMANDS
 from guard.store import SQLiteStore
 
 
@@ -107,3 +108,13 @@ def test_list_never_hands_the_terminal_a_control_sequence(
     assert "\u202e" not in out
     assert out.count("\n") == 1  # one record, one line: no forged line
     assert "\\x1b" in out  # shown, escaped
+
+
+def test_help_says_what_each_subcommand_does(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: 'calguard flags --help' listed {list,show,export} and nothing about them.
+    with pytest.raises(SystemExit):
+        main(["flags", "--help"])
+    said = capsys.readouterr().out
+    for name, does in SUBCOMMANDS.items():
+        assert name in said
+        assert " ".join(does.split()[:3]) in " ".join(said.split())
