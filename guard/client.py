@@ -31,7 +31,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.pipeline import Pipeline
-from guard.rendering import Portal, as_sdk_error, parse
+from guard.rendering import Portal, checked, parse
 from guard.reply import new_request_id
 from guard.resources import Chat, Create, Resource, lists, sdk_call
 from guard.store import Store, open_store
@@ -203,9 +203,7 @@ def calibrated(
                 **kwargs,
                 "guard": {**guard, **kwargs.pop("guard", {})},
             }
-            reply = await pipeline.handle(CHAT, body, new_request_id())
-            if reply.error is not None:
-                raise as_sdk_error(reply.error)
+            reply = checked(await pipeline.handle(CHAT, body, new_request_id()))
             if returns_text[0]:
                 return json.loads(reply.body)["choices"][0]["message"]["content"]
             return parse(reply, ChatCompletion)

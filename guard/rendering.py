@@ -79,10 +79,16 @@ def model_of(kind: Any, data: Any) -> Any:
     return construct_type(type_=kind, value=data)
 
 
-def parse(reply: Reply, kind: Any) -> Any:
-    """A finished non-stream reply as an SDK object; an error reply raises."""
+def checked(reply: Reply) -> Reply:
+    """``reply``, unless it is calguard's error: then what the SDK would raise."""
     if reply.error is not None:
         raise as_sdk_error(reply.error)
+    return reply
+
+
+def parse(reply: Reply, kind: Any) -> Any:
+    """A finished non-stream reply as an SDK object; an error reply raises."""
+    checked(reply)
     if reply.raw is not None and reply.raw.obj is not None:
         return reply.raw.obj  # calguard changed nothing: the upstream's own object
     out = model_of(kind, json.loads(reply.body))

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from guard.endpoints import Endpoint
 from guard.pipeline import Pipeline
-from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, as_sdk_error, parse
+from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, checked, parse
 from guard.reply import Reply, new_request_id
 from guard.streamed import AsyncStreamedContext, StreamedContext
 
@@ -98,21 +98,14 @@ class Create:
         return await self._pipeline.handle(self._endpoint, body, new_request_id())
 
     def _render(self, reply: Reply) -> Any:
-        if reply.stream is not None:
-            out: Any = (
-                AsyncReplyStream(reply, self._kinds[1])
-                if self._async
-                else ReplyStream(reply, self._kinds[1], self._portal)
-            )
+        out: Any
+        if reply.stream is None:
+            out = parse(reply, self._kinds[0])  # an error reply raises
+        elif self._async:
+            out = AsyncReplyStream(reply, self._kinds[1])
         else:
-            out = parse(reply, self._kinds[0]) if not self._raw or reply.error else None
-        if self._raw:
-            if reply.error is not None:
-                raise as_sdk_error(reply.error)
-            if out is None:
-                out = parse(reply, self._kinds[0])
-            return RawReply(reply, out)
-        return out
+            out = ReplyStream(reply, self._kinds[1], self._portal)
+        return RawReply(checked(reply), out) if self._raw else out
 
     def create(self, **kwargs: Any) -> Any:
         if self._async:

@@ -33,6 +33,7 @@ class Scrubber:
     def __init__(self, secrets: Iterable[str | None]) -> None:
         keys = sorted({s for s in secrets if s and len(s) >= MIN_LENGTH}, key=len, reverse=True)
         self.keys = keys
+        self._lowered = [k.lower() for k in keys]  # as header names travel
         self._bytes = [(k.encode(), MASK.encode()) for k in keys]
         # A key inside JSON may come back escaped (a "/" as "\/", non-ASCII as \uXXXX).
         self._bytes += [
@@ -69,9 +70,10 @@ class Scrubber:
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Values scrubbed; a field whose name holds a key (lower-cased, as names travel) is
         left out: a name cannot hold the mask."""
-        lowered = [k.lower() for k in self.keys]
         return {
-            k: self.text(v) for k, v in headers.items() if not any(s in k.lower() for s in lowered)
+            k: self.text(v)
+            for k, v in headers.items()
+            if not any(s in k.lower() for s in self._lowered)
         }
 
     async def stream(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

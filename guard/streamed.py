@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, as_sdk_error, parse
+from guard.rendering import AsyncReplyStream, Portal, RawReply, ReplyStream, checked, parse
 from guard.reply import Reply
 
 # Framing of the upstream's own bytes: the body here is already whole and decoded.
@@ -149,12 +149,6 @@ class AsyncStreamedReply(StreamedReply):
         await self.http_response.aclose()
 
 
-def _checked(reply: Reply) -> Reply:
-    if reply.error is not None:
-        raise as_sdk_error(reply.error)
-    return reply
-
-
 class StreamedContext:
     """``with ...with_streaming_response.create(...) as response:`` (the request is made on
     entering, as the SDK makes it; leaving closes the response)."""
@@ -163,7 +157,7 @@ class StreamedContext:
         self._send, self._kinds, self._portal = send, kinds, portal
 
     def __enter__(self) -> StreamedReply:
-        self._response = StreamedReply(_checked(self._send()), self._kinds, self._portal)
+        self._response = StreamedReply(checked(self._send()), self._kinds, self._portal)
         return self._response
 
     def __exit__(self, *exc: object) -> None:
@@ -177,7 +171,7 @@ class AsyncStreamedContext:
         self._send, self._kinds = send, kinds
 
     async def __aenter__(self) -> AsyncStreamedReply:
-        reply = _checked(await self._send())
+        reply = checked(await self._send())
         self._response = AsyncStreamedReply(reply, self._kinds, None)
         return self._response
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,34 +241,40 @@ def test_the_stream_helpers(pair: Pair, helper: Callable[[Any], Any]) -> None:
     assert wrapped[1].model_dump(warnings=False) == plain[1].model_dump(warnings=False)
 
 
-def test_the_async_helpers(tmp_path: Path) -> None:
-    script = Script()
+def _async_pair(tmp_path: Path, compare: Callable[[Any], Awaitable[Any]]) -> None:
+    """``compare`` run on a plain async client and on a wrapped one against the scripted
+    upstream; the two results must be equal."""
 
     async def go(url: str) -> None:
         plain = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
         inner = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
         wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'a.db'}")
-        out = []
-        for c in (plain, wrapped):
-            parsed = await c.chat.completions.parse(
-                model="json", messages=MESSAGES, response_format=Answer
-            )
-            async with c.chat.completions.stream(model="json", messages=MESSAGES) as s:
-                kinds = [e.type async for e in s]
-                final = await s.get_final_completion()
-            async with c.responses.stream(model="m", input="hi") as rs:
-                rkinds = [e.type async for e in rs]
-                rfinal = await rs.get_final_response()
-            resp = await c.responses.parse(model="json", input="hi", text_format=Answer)
-            dumps = [x.model_dump(warnings=False) for x in (parsed, final, rfinal, resp)]
-            out.append((dumps, kinds, rkinds, parsed.choices[0].message.parsed))
+        out = [await compare(c) for c in (plain, wrapped)]
         assert out[1] == out[0]
-        assert out[1][3] == Answer(a=1)
         await plain.close()
         await wrapped.close()
 
-    with serve_in_thread(create_scripted_upstream(script)) as url:
+    with serve_in_thread(create_scripted_upstream(Script())) as url:
         asyncio.run(go(url))
+
+
+def test_the_async_helpers(tmp_path: Path) -> None:
+    async def compare(c: Any) -> Any:
+        parsed = await c.chat.completions.parse(
+            model="json", messages=MESSAGES, response_format=Answer
+        )
+        async with c.chat.completions.stream(model="json", messages=MESSAGES) as s:
+            kinds = [e.type async for e in s]
+            final = await s.get_final_completion()
+        async with c.responses.stream(model="m", input="hi") as rs:
+            rkinds = [e.type async for e in rs]
+            rfinal = await rs.get_final_response()
+        resp = await c.responses.parse(model="json", input="hi", text_format=Answer)
+        assert parsed.choices[0].message.parsed == Answer(a=1)
+        dumps = [x.model_dump(warnings=False) for x in (parsed, final, rfinal, resp)]
+        return dumps, kinds, rkinds, parsed.choices[0].message.parsed
+
+    _async_pair(tmp_path, compare)
 
 
 def test_what_does_not_ask_the_model_is_the_clients_own(pair: Pair) -> None:
@@ -349,28 +355,17 @@ def _values(lines: list[str]) -> list[Any]:
 
 
 def test_with_streaming_response_async(tmp_path: Path) -> None:
-    script = Script()
+    async def compare(c: Any) -> Any:
+        chat = c.chat.completions.with_streaming_response
+        async with chat.create(model="m", messages=MESSAGES) as r:
+            whole = (await r.parse()).model_dump()
+        async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
+            lines = _values([line async for line in r.iter_lines() if line])
+        async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
+            events = [e.model_dump() async for e in await r.parse()]
+        return whole, lines, events, r.headers["x-ratelimit-remaining-requests"]
 
-    async def go(url: str) -> None:
-        plain = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
-        inner = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
-        wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'a.db'}")
-        out = []
-        for c in (plain, wrapped):
-            chat = c.chat.completions.with_streaming_response
-            async with chat.create(model="m", messages=MESSAGES) as r:
-                whole = (await r.parse()).model_dump()
-            async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
-                lines = _values([line async for line in r.iter_lines() if line])
-            async with chat.create(model="m", messages=MESSAGES, stream=True) as r:
-                events = [e.model_dump() async for e in await r.parse()]
-            out.append((whole, lines, events, r.headers["x-ratelimit-remaining-requests"]))
-        assert out[1] == out[0]
-        await plain.close()
-        await wrapped.close()
-
-    with serve_in_thread(create_scripted_upstream(script)) as url:
-        asyncio.run(go(url))
+    _async_pair(tmp_path, compare)
 
 
 def _error(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
