@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from guard.config import KEEP_ALIVE_S, load_settings
+    from guard.http_protocol import Protocol
     from guard.server import create_app
     from guard.store import open_store
 
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "log_level": "info",
             "access_log": args.access_log,
             "timeout_keep_alive": KEEP_ALIVE_S,  # longer than clients' pools keep idle ones
+            "http": Protocol,  # uvicorn's, with OpenAI-style 400s for unparseable requests
         }
         if args.workers > 1:
             if config is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +11,10 @@ from typing import Any
 import uvicorn
 
 from guard.config import KEEP_ALIVE_S
+from guard.http_protocol import Protocol
+from guard.testing.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "serve_in_thread"]
 
 
 @contextmanager
@@ -35,6 +32,7 @@ def serve_in_thread(app: Any, port: int | None = None, timeout_s: float = 20.0) 
         access_log=False,
         loop="asyncio",
         timeout_keep_alive=KEEP_ALIVE_S,
+        http=Protocol,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,0 +1,61 @@
+"""The HTTP protocol calguard is served with: uvicorn's own, with one change.
+
+A request uvicorn cannot parse (a malformed request line, a duplicate ``Host``, conflicting
+``Content-Length`` headers, a header block too large) never reaches the app: uvicorn answers it
+itself, in plain text. Here that answer is the OpenAI-style error body every other bad request
+gets (400 ``invalid_request_error``, code ``bad_http``), so a client that reads ``error.message``
+reads why. uvicorn's own words go in the message: they are fixed strings, never the request's
+bytes. The protocol is the one uvicorn's ``http="auto"`` picks: httptools where it is installed,
+else h11.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from guard.errors import InvalidRequestError
+
+
+def bad_http_response(reason: str) -> bytes:
+    """The whole HTTP/1.1 answer to a request that could not be parsed; the connection closes."""
+    error = InvalidRequestError(
+        f"calguard could not parse this HTTP request ({reason.rstrip('.')}): check the "
+        "client or whatever sits between it and calguard",
+        code="bad_http",
+    )
+    body = json.dumps(error.to_body()).encode()
+    head = (
+        "HTTP/1.1 400 Bad Request\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _OpenAIStyle400:
+    transport: asyncio.Transport
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(bad_http_response(msg))
+        self.transport.close()
+
+
+class H11(_OpenAIStyle400, H11Protocol):
+    pass
+
+
+Protocol: type[asyncio.Protocol] = H11
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is optional (uvicorn[standard] brings it)
+    pass
+else:
+
+    class HttpTools(_OpenAIStyle400, HttpToolsProtocol):
+        pass
+
+    Protocol = HttpTools
