@@ -315,7 +315,7 @@ class Pipeline:
                 # request's deadline, and check it as one.
                 raw = RawResponse(opened.status, await opened.read(), opened.content_type)
                 return await self._whole(req, raw)
-            stream = sse.whole_events(opened.chunks)
+            stream = sse.whole_events(opened.chunks, opened.limit)
             if req.policies.response:
 
                 async def log(response: Any) -> None:

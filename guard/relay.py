@@ -112,7 +112,9 @@ class Relay:
                 # as it comes, in whole events (so the scrubber sees each one whole)
                 return await primed(
                     scrubbed(
-                        started(sse.whole_events(opened.chunks), said, opened.content_type),
+                        started(
+                            sse.whole_events(opened.chunks, opened.limit), said, opened.content_type
+                        ),
                         self.scrub,
                     )
                 )

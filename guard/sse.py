@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from guard.errors import UpstreamError
+
 DONE = b"data: [DONE]\n\n"
 
 
@@ -62,39 +64,57 @@ def _parse(raw: bytes) -> Event:
     return Event(raw, data)
 
 
-class EventReader:
-    """Incremental SSE parser: ``feed(bytes) -> [Event]``; ``close() -> [Event]`` for the rest."""
+class EventTooLargeError(ValueError):
+    """An event (or what has come of it so far) is over the reader's ``limit``."""
 
-    def __init__(self) -> None:
-        self._buf = b""
+
+class EventReader:
+    """Incremental SSE parser: ``feed(bytes) -> [Event]``; ``close() -> [Event]`` for the rest.
+
+    Each byte is searched for a separator once, however many chunks an event arrives in (a
+    long event costs its length, not its length squared); with a ``limit``, an event that
+    grows past it raises :class:`EventTooLargeError`."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._buf = bytearray()
+        self._searched = 0  # no separator ends before this offset of _buf
+        self.limit = limit
 
     def feed(self, chunk: bytes) -> list[Event]:
         self._buf += chunk
         events: list[Event] = []
         while True:
-            cut = _boundary(self._buf)
+            # a separator may start up to 3 bytes back, and a lone CR needs the byte after it
+            cut = _boundary(self._buf, max(0, self._searched - 4))
             if cut is None:
+                self._searched = len(self._buf)
+                if self.limit is not None and len(self._buf) > self.limit:
+                    raise EventTooLargeError(f"an event of over {self.limit:,} bytes")
                 return events
-            raw, self._buf = self._buf[:cut], self._buf[cut:]
+            raw = bytes(self._buf[:cut])
+            del self._buf[:cut]
+            self._searched = 0
             events.append(_parse(raw))
 
     def close(self) -> list[Event]:
         """What is left after the last separator (a stream cut short), as one event."""
-        rest, self._buf = self._buf, b""
+        rest = self.pending
+        self._buf, self._searched = bytearray(), 0
         return [_parse(rest)] if rest.strip() else []
 
     @property
     def pending(self) -> bytes:
-        return self._buf
+        return bytes(self._buf)
 
 
 # A blank line: two line ends in a row, each CRLF, LF or CR (a CR not followed by LF).
 _BLANK = re.compile(rb"(?:\r\n|\r(?=[^\n])|\n)(?:\r\n|\r(?=[^\n])|\n)")
 
 
-def _boundary(buf: bytes) -> int | None:
-    """End (exclusive) of the first complete event in ``buf``, separator included."""
-    m = _BLANK.search(buf)
+def _boundary(buf: bytes | bytearray, start: int = 0) -> int | None:
+    """End (exclusive) of the first complete event in ``buf``, separator included; none of its
+    separators ends before ``start``."""
+    m = _BLANK.search(buf, start)
     return None if m is None else m.end()
 
 
@@ -115,14 +135,24 @@ def events(chunks: Iterator[bytes] | list[bytes]) -> Iterator[Event]:
     yield from reader.close()
 
 
-async def whole_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def whole_events(
+    chunks: AsyncIterator[bytes], limit: int | None = None
+) -> AsyncIterator[bytes]:
     """A byte stream re-cut at event boundaries: only whole events go on, so a stream that
     fails inside an event never delivers half of it (what was cut is dropped, the error
-    raised). A well-ended stream's last bytes go on as they are."""
-    reader = EventReader()
+    raised). A well-ended stream's last bytes go on as they are. An event over ``limit``
+    bytes is an :class:`UpstreamError` (``upstream_too_large``)."""
+    reader = EventReader(limit)
     try:
         async for chunk in chunks:
-            events = reader.feed(chunk)
+            try:
+                events = reader.feed(chunk)
+            except EventTooLargeError as exc:
+                raise UpstreamError(
+                    f"an event of the upstream's stream is larger than max_answer_bytes "
+                    f"({limit:,} bytes): the stream is cut there",
+                    code="upstream_too_large",
+                ) from exc
             if events:
                 yield b"".join(e.raw for e in events)
         if reader.pending:

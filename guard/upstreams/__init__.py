@@ -34,6 +34,7 @@ def _openai(spec: UpstreamSpec) -> Upstream:
         timeout_s=spec.timeout_s,
         max_attempts=spec.max_attempts,
         max_wait_s=spec.max_wait_s,
+        max_answer_bytes=spec.max_answer_bytes,
     )
 
 

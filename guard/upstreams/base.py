@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from guard.errors import UpstreamRejectedError
+from guard.errors import UpstreamError, UpstreamRejectedError
 from guard.upstreams.headers import passed_headers
 
 
@@ -58,9 +58,19 @@ class RawStream:
     headers: Mapping[str, str]
     content_type: str
     chunks: AsyncIterator[bytes]
+    limit: int | None = None  # read() reads at most this many bytes (else UpstreamError)
 
     async def read(self) -> bytes:
-        return b"".join([c async for c in self.chunks])
+        out = bytearray()
+        try:
+            async for chunk in self.chunks:
+                if self.limit is not None and len(out) + len(chunk) > self.limit:
+                    raise too_large(self.limit)
+                out += chunk
+        finally:
+            if (close := getattr(self.chunks, "aclose", None)) is not None:
+                await close()  # the connection goes back now, not when it is collected
+        return bytes(out)
 
     @classmethod
     def whole(cls, raw: RawResponse) -> RawStream:
@@ -70,6 +80,14 @@ class RawStream:
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
+
+
+def too_large(limit: int) -> UpstreamError:
+    return UpstreamError(
+        f"the upstream's answer is larger than max_answer_bytes ({limit:,} bytes, decoded): "
+        "not read further; raise max_answer_bytes if answers this large are expected",
+        code="upstream_too_large",
+    )
 
 
 Headers = Mapping[str, str]
@@ -132,3 +150,4 @@ class UpstreamSpec:
     timeout_s: float = 60.0
     max_attempts: int = 3
     max_wait_s: float = 20.0
+    max_answer_bytes: int = 256_000_000

@@ -1,4 +1,4 @@
-"""The content codings aiohttp leaves on an answer's body, undone.
+"""The content codings aiohttp leaves on an answer's body, undone, in bounded pieces.
 
 aiohttp decodes a body sent in one coding (``gzip``, ``deflate``); one sent in several
 (``Content-Encoding: deflate, gzip``, allowed by HTTP) or in ``x-gzip`` it passes on as it
@@ -6,27 +6,36 @@ came. calguard drops ``Content-Encoding`` (it serves what it read), so such a bo
 the client as compressed bytes said to be plain, and its keys could not be scrubbed from it:
 this undoes every gzip / deflate layer, in the reverse of the order they were applied. A coding
 calguard cannot read (it never asks for one) is an :class:`UpstreamError`, never passed on
-unread.
+unread, and so is a body in more than :data:`MAX_LAYERS` codings.
+
+No call holds more than :data:`PIECE` decoded bytes of a layer at once: a few kilobytes that
+decode to gigabytes (a "zip bomb") come out piece by piece, so whoever reads them can stop
+(:func:`capped`) instead of running out of memory, as aiohttp does for its own layer.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from guard.errors import UpstreamError
+from guard.upstreams.base import too_large
 
 DECODED_BY_AIOHTTP = frozenset({"gzip", "deflate", "br", "zstd"})
 ZLIB = frozenset({"gzip", "x-gzip", "deflate"})
+MAX_LAYERS = 4  # HTTP allows any number; nobody compresses a body more than twice
+PIECE = 1 << 16  # decoded bytes per step of a layer
 _AUTO = 32 + zlib.MAX_WBITS  # a zlib or a gzip header, whichever it has
 
 
 class Decoding:
-    """Incremental: :meth:`feed` each chunk, then :meth:`end` (also for a whole body)."""
+    """Incremental: :meth:`feed` each chunk, then :meth:`end` (also for a whole body); each
+    yields the decoded bytes in pieces of at most :data:`PIECE`."""
 
     def __init__(self, codings: list[str]) -> None:
         self.codings = codings
-        self._layers = [zlib.decompressobj(_AUTO) for _ in codings]
+        # undone from the last applied: stage 0 is the outermost layer
+        self._stages = [zlib.decompressobj(_AUTO) for _ in codings]
 
     @classmethod
     def of(cls, headers: Mapping[str, str]) -> Decoding:
@@ -38,40 +47,50 @@ class Decoding:
         # one line only: aiohttp's parsers disagree on which of two lines it decodes
         codings = [c.strip().lower() for c in said.split(",")] if "\n" not in said else [said]
         codings = [c for c in codings if c not in ("", "identity")]
-        unknown = [c for c in codings if c not in ZLIB]
-        if unknown:
+        if any(c not in ZLIB for c in codings) or len(codings) > MAX_LAYERS:
             raise UpstreamError(  # the value is not said: it is the upstream's, unscrubbed
                 "the upstream answered in a Content-Encoding calguard cannot read (it asks for "
-                "gzip or deflate): not passed on unread",
+                f"gzip or deflate, at most {MAX_LAYERS} layers): not passed on unread",
                 code="upstream_encoding",
             )
         return cls(codings)
 
     def __bool__(self) -> bool:
-        return bool(self._layers)
+        return bool(self._stages)
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not self:
+            if data:
+                yield data
+            return
         try:
-            for layer in reversed(self._layers):
-                data = layer.decompress(data)
+            yield from self._through(0, data)
         except zlib.error as exc:
             raise self._error(exc) from exc
-        return data
 
-    def end(self) -> bytes:
+    def end(self) -> Iterator[bytes]:
         """What the layers still hold once the body has ended."""
-        data = b""
         try:
-            for layer in reversed(self._layers):
-                data = layer.decompress(data) + layer.flush()
+            for stage, layer in enumerate(self._stages):
+                yield from self._through(stage + 1, layer.flush())
                 if not layer.eof:
                     raise zlib.error("the body ends inside a compressed stream")
         except zlib.error as exc:
             raise self._error(exc) from exc
-        return data
 
-    def whole(self, body: bytes) -> bytes:
-        return self.feed(body) + self.end() if self else body
+    def _through(self, stage: int, data: bytes) -> Iterator[bytes]:
+        """``data`` through the layers from ``stage`` in, a piece at a time."""
+        if stage == len(self._stages):
+            if data:
+                yield data
+            return
+        layer = self._stages[stage]
+        while True:
+            out = layer.decompress(data, PIECE)
+            data = layer.unconsumed_tail
+            yield from self._through(stage + 1, out)
+            if not data and len(out) < PIECE:
+                return
 
     def _error(self, exc: zlib.error) -> UpstreamError:
         return UpstreamError(
@@ -79,3 +98,12 @@ class Decoding:
             f"({', '.join(self.codings)}): {exc}",
             code="upstream_encoding",
         )
+
+
+def capped(pieces: Iterable[bytes], limit: int, into: bytearray) -> None:
+    """Append ``pieces`` to ``into``; :func:`~guard.upstreams.base.too_large` once it would
+    pass ``limit``."""
+    for piece in pieces:
+        if len(into) + len(piece) > limit:
+            raise too_large(limit)
+        into += piece

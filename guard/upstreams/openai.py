@@ -36,7 +36,7 @@ from tenacity import (
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
-from guard.upstreams.encoding import Decoding
+from guard.upstreams.encoding import Decoding, capped
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -130,6 +130,7 @@ class OpenAIUpstream:
         timeout_s: float = 60.0,
         max_attempts: int = 3,
         max_wait_s: float = 20.0,
+        max_answer_bytes: int = 256_000_000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
@@ -140,6 +141,7 @@ class OpenAIUpstream:
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
+        self.max_answer_bytes = max_answer_bytes
         self._wait = _Wait(max_wait_s)
 
     def _http(self) -> aiohttp.ClientSession:
@@ -191,7 +193,7 @@ class OpenAIUpstream:
             method, url, data=content, headers=headers, timeout=timeout, allow_redirects=False
         ) as resp:
             said = _headers(resp)
-            body = _decoding(resp, said).whole(await resp.read())
+            body = await self._body(resp, _decoding(resp, said))
             raw = RawResponse(resp.status, body, _content_type(said), said)
         if should_retry(raw.status, raw.headers, raw.body):
             raise _RetryableStatus(raw)
@@ -297,14 +299,18 @@ class OpenAIUpstream:
                 resp.release()
                 raise
             if resp.status >= 400:
-                body = decoding.whole(await resp.read())
-                resp.release()
+                try:
+                    body = await self._body(resp, decoding)
+                finally:
+                    resp.release()
                 raw = RawResponse(resp.status, body, _content_type(said), said)
                 if should_retry(raw.status, raw.headers, raw.body):
                     raise _RetryableStatus(raw)
                 return RawStream.whole(raw)
             chunks = self._chunks(resp, decoding)
-            return RawStream(resp.status, said, _content_type(said), chunks)
+            return RawStream(
+                resp.status, said, _content_type(said), chunks, limit=self.max_answer_bytes
+            )
 
         out = await self._retried(open_)
         if isinstance(out, RawResponse):  # retries ran out on an error status
@@ -312,15 +318,23 @@ class OpenAIUpstream:
         assert isinstance(out, RawStream)
         return out
 
+    async def _body(self, resp: aiohttp.ClientResponse, decoding: Decoding) -> bytes:
+        """The whole body, decoded, up to ``max_answer_bytes``."""
+        out = bytearray()
+        async for chunk in resp.content.iter_any():
+            capped(decoding.feed(chunk), self.max_answer_bytes, out)
+        capped(decoding.end(), self.max_answer_bytes, out)
+        return bytes(out)
+
     async def _chunks(
         self, resp: aiohttp.ClientResponse, decoding: Decoding
     ) -> AsyncIterator[bytes]:
         try:
             async for chunk in resp.content.iter_any():
-                if out := decoding.feed(chunk) if decoding else chunk:
-                    yield out
-            if decoding and (tail := decoding.end()):
-                yield tail
+                for piece in decoding.feed(chunk):
+                    yield piece
+            for piece in decoding.end():
+                yield piece
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"upstream stream timed out after {self.timeout_s:g} s", code="upstream_timeout"

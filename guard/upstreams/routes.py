@@ -33,6 +33,7 @@ class RouteUpstreams:
                     timeout_s=s.timeout_s,
                     max_attempts=s.max_attempts,
                     max_wait_s=s.retry_max_wait_s,
+                    max_answer_bytes=s.max_answer_bytes,
                 )
             )
             self._built[ident] = up

@@ -7,9 +7,11 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guard import sse
-from guard.sse import EventReader
+from guard.sse import EventReader, EventTooLargeError
 
 
 def test_one_event_in_one_chunk_keeps_its_raw_bytes_and_parses_its_json() -> None:
@@ -168,3 +170,41 @@ def test_a_multibyte_character_split_across_chunks() -> None:
 def test_lf_then_crlf_ends_an_event() -> None:
     events = EventReader().feed(b'data: {"a": 1}\n\r\ndata: {"a": 2}\n\n')
     assert [e.json() for e in events] == [{"a": 1}, {"a": 2}]
+
+
+SEPARATORS = [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\r\n\n", b"\r\n\r"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.binary(max_size=12).filter(lambda b: b"\r" not in b and b"\n" not in b),
+            st.sampled_from(SEPARATORS),
+        ),
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=40),
+)
+def test_any_chunking_gives_the_events_of_one_chunk(
+    parts: list[tuple[bytes, bytes]], cuts: list[int]
+) -> None:
+    """The reader searches each byte once (it resumes where it stopped); a separator split at
+    any point between chunks still ends its event where one whole chunk would."""
+    stream = b"".join(b"data: " + text + sep for text, sep in parts) + b"data: x\r"
+    whole = EventReader()
+    expected = whole.feed(stream)
+    reader, got, at = EventReader(), [], 0
+    for cut in [*cuts, len(stream)]:
+        got += reader.feed(stream[at : at + cut])
+        at += cut
+    assert got == expected
+    assert reader.pending == whole.pending
+
+
+def test_an_event_over_the_limit_is_refused_as_it_grows() -> None:
+    reader = EventReader(limit=100)
+    assert reader.feed(b"data: " + b"a" * 50 + b"\n\n" + b"data: " + b"b" * 60) != []
+    with pytest.raises(EventTooLargeError):
+        reader.feed(b"b" * 40)
+    assert EventReader(limit=100).feed(b"data: " + b"c" * 80 + b"\n\n")  # under it: an event
