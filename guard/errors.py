@@ -6,6 +6,7 @@
     ├── AuthenticationError            401 invalid_request_error   (missing or wrong API key)
     ├── NotFoundError                  404 not_found_error         (unknown route or model)
     ├── RequestTooLargeError           413 invalid_request_error
+    ├── UnsupportedMediaTypeError      415 invalid_request_error   (a body coding it cannot read)
     ├── ClientGoneError                499 client_closed_request   (nobody is there to read it)
     ├── UpstreamRejectedError          4xx as the upstream said    (passed back, not retried)
     ├── UpstreamError                  502 upstream_error          (after retries; carries status)
@@ -86,6 +87,11 @@ class NotFoundError(CalguardError):
 
 class RequestTooLargeError(CalguardError):
     status = 413
+    type = "invalid_request_error"
+
+
+class UnsupportedMediaTypeError(CalguardError):
+    status = 415
     type = "invalid_request_error"
 
 

@@ -42,13 +42,13 @@ from guard.errors import (
     ClientGoneError,
     InvalidRequestError,
     NotFoundError,
-    RequestTooLargeError,
 )
 from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline
 from guard.relay import Relay
 from guard.reply import Reply, new_request_id
 from guard.request import parse_json
+from guard.request_body import decoded, read_body
 from guard.store import Store, open_store
 from guard.upstreams import Upstream, check_provider
 from guard.upstreams.headers import header_lines
@@ -105,22 +105,8 @@ def _written(request: Request) -> str | None:
     return raw[3:].decode("latin-1")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
-    return b"".join(parts)
-
-
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
-    return parse_json(await _read_body(request, limit))
+    return parse_json(await read_body(request, limit))
 
 
 class RequestIdMiddleware:
@@ -262,7 +248,9 @@ def create_app(
 
     async def through(endpoint: Endpoint, request: Request) -> Response:
         caller = _authorize(request, settings.api_keys)
-        raw = await _read_body(request, settings.max_body_bytes)
+        limit = settings.max_body_bytes
+        said = request.headers.get("content-encoding", "")
+        raw = decoded(await read_body(request, limit), said, limit)
         handling = holder["p"].handle(
             endpoint,
             parse_json(raw),
@@ -336,7 +324,7 @@ def create_app(
         """Every other path under /v1 (stored completions, files, batches, ...), untouched;
         also a HEAD or an OPTIONS (a browser's CORS preflight) to any path under /v1."""
         _authorize(request, settings.api_keys)
-        content = await _read_body(request, settings.max_body_bytes)
+        content = await read_body(request, settings.max_body_bytes)
         reply = await relay["r"].forward(
             request.method, f"/{path}", content, request.headers, request.url.query,
             request.state.request_id, _written(request),

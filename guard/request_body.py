@@ -1,0 +1,71 @@
+"""A request body as calguard reads it: bounded, and with its ``Content-Encoding`` undone.
+
+The text endpoints read the body (to check and calibrate it). A client may send it compressed
+(``Content-Encoding: gzip``, as HTTP allows and some clients and gateways do): calguard undoes
+every gzip / deflate layer, bounded by ``max_body_bytes`` once decoded (a small body that
+decodes to gigabytes is a 413, as any body over the limit), and the decoded body is what goes
+upstream, without the header. Another coding is a 415 that says what calguard reads; a body
+that does not decode as its header says is a 400. Relayed paths are not read: their bodies go
+on as they came, ``Content-Encoding`` included.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from starlette.requests import Request
+
+from guard.errors import (
+    InvalidRequestError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
+    UpstreamError,
+)
+from guard.upstreams.encoding import MAX_LAYERS, ZLIB, Decoding
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body as it came, at most ``limit`` bytes (else a 413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    return b"".join(parts)
+
+
+def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:
+    """``raw`` with the layers ``content_encoding`` names undone, at most ``limit`` bytes."""
+    codings = [c.strip().lower() for c in content_encoding.split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if not codings:
+        return raw
+    if any(c not in ZLIB for c in codings) or len(codings) > MAX_LAYERS:
+        raise UnsupportedMediaTypeError(
+            "calguard reads a request body sent as it is or in gzip or deflate (at most "
+            f"{MAX_LAYERS} layers), not in this Content-Encoding: send it uncompressed",
+            param="Content-Encoding",
+            code="unsupported_content_encoding",
+        )
+    decoding, out = Decoding(codings), bytearray()
+    try:
+        for piece in itertools.chain(decoding.feed(raw), decoding.end()):  # a piece at a time
+            out += piece
+            if len(out) > limit:
+                raise _too_large(limit)
+    except UpstreamError as exc:  # zlib's complaint, in the decoder's words for upstreams
+        raise InvalidRequestError(
+            f"the request body does not decode as its Content-Encoding says ({', '.join(codings)})",
+            param="Content-Encoding",
+            code="invalid_content_encoding",
+        ) from exc
+    return bytes(out)
