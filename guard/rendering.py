@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx2 as httpx
@@ -27,6 +27,7 @@ from guard.reply import Reply
 from guard.upstreams.headers import header_lines
 
 T = TypeVar("T")
+SYNC_CALLS = 1000  # the OpenAI SDK's own limit on connections (DEFAULT_CONNECTION_LIMITS)
 
 
 class Portal:
@@ -42,6 +43,12 @@ class Portal:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                # The wrapped client's sync calls run in this pool: as many at once as the
+                # caller's threads ask, up to the SDK's own connection limit (asyncio's default
+                # pool, min(32, cpu + 4) threads, held 40 threads' calls to 6 at a time).
+                loop.set_default_executor(
+                    ThreadPoolExecutor(SYNC_CALLS, thread_name_prefix="calguard-call")
+                )
                 self._thread = threading.Thread(target=loop.run_forever, daemon=True,
                                                  name="calguard")  # fmt: skip
                 self._thread.start()
