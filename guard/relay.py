@@ -90,7 +90,12 @@ class Relay:
         except NotFoundError as exc:
             return Reply.of_error(exc, out)
         allowed = self.settings.passthrough_paths
-        if allowed is not None and not any(fnmatch.fnmatchcase(path, p) for p in allowed):
+        own = method == "OPTIONS" and path[1:].lower() in TEXT_PATHS  # a preflight for them
+        if (
+            allowed is not None
+            and not own
+            and not any(fnmatch.fnmatchcase(path, p) for p in allowed)
+        ):
             err = NotFoundError(f"{method} /v1{path} is not passed through by this proxy")
             return Reply.of_error(err, out)
         if self.upstream is None:  # routes only (a LiteLLM model_list): no default upstream

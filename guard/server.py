@@ -158,6 +158,12 @@ def _authorize(request: Request, keys: Sequence[str]) -> str | None:
     return match
 
 
+def _preflight(request: Request) -> bool:
+    """A browser's CORS preflight: an OPTIONS naming the method it asks about."""
+    h = request.headers
+    return request.method == "OPTIONS" and "origin" in h and "access-control-request-method" in h
+
+
 async def until_disconnect(request: Request, work: Awaitable[Reply]) -> Reply:
     """``work``, cancelled (its upstream calls with it) if the client goes away first."""
     task = asyncio.ensure_future(work)
@@ -322,9 +328,15 @@ def create_app(
     )
     async def other(request: Request, path: str) -> Response:
         """Every other path under /v1 (stored completions, files, batches, ...), untouched;
-        also a HEAD or an OPTIONS (a browser's CORS preflight) to any path under /v1."""
-        _authorize(request, settings.api_keys)
+        also a HEAD or an OPTIONS (a browser's CORS preflight) to any path under /v1. A
+        preflight carries no key (browsers send none): it is relayed without one, and without
+        calguard's upstream key."""
+        preflight = _preflight(request)
+        if not preflight:
+            _authorize(request, settings.api_keys)
         content = await read_body(request, settings.max_body_bytes)
+        if preflight and content:  # a preflight has no body: this is something else
+            _authorize(request, settings.api_keys)
         reply = await relay["r"].forward(
             request.method, f"/{path}", content, request.headers, request.url.query,
             request.state.request_id, _written(request),

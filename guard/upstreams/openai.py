@@ -277,8 +277,12 @@ class OpenAIUpstream:
         query: str = "",
     ) -> RawStream:
         """Any other request, as :meth:`stream` takes it: a relayed stream (Assistants runs)
-        streams, and lasts as long as its events keep coming. ``path`` goes as it is."""
+        streams, and lasts as long as its events keep coming. ``path`` goes as it is. An
+        ``OPTIONS`` (a browser's CORS preflight, which proxies answer without a key) goes
+        without calguard's key: it needs none, and it may come from a client that has none."""
         h = self._request_headers(headers, False)
+        if method == "OPTIONS":
+            h = {k: v for k, v in h.items() if k.lower() not in CREDENTIALS}
         return await self._open(method, self._url(path, query, escaped=True), content, h)
 
     async def _open(
