@@ -7,6 +7,10 @@ gets (400 ``invalid_request_error``, code ``bad_http``), so a client that reads 
 reads why. uvicorn's own words go in the message: they are fixed strings, never the request's
 bytes. The protocol is the one uvicorn's ``http="auto"`` picks: httptools where it is installed,
 else h11.
+
+calguard serves no WebSocket: it runs with no WebSocket protocol (:data:`WS`), so an upgrade
+request is answered as the HTTP request it also is (the app's JSON), not by a WebSocket library
+uvicorn finds installed (a plain-text 400, an empty 403).
 """
 
 from __future__ import annotations
@@ -36,12 +40,26 @@ def bad_http_response(reason: str) -> bytes:
     return head.encode("ascii") + body
 
 
+WS = "none"  # uvicorn's ``ws``: no WebSocket protocol
+
+
 class _OpenAIStyle400:
     transport: asyncio.Transport
 
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(bad_http_response(msg))
+        if not self._answered():
+            self.transport.write(bad_http_response(msg))
         self.transport.close()
+
+    def _answered(self) -> bool:
+        """The bytes that did not parse belong to a request whose answer has begun: its body
+        still coming, or its answer still going out (a pipelined request's head that did not
+        parse). A 400 then is an answer to no request, or bytes inside another answer: the
+        connection only closes."""
+        cycle = getattr(self, "cycle", None)  # h11's and httptools' cycles alike
+        if cycle is None or not cycle.response_started:
+            return False
+        return not cycle.response_complete or cycle.more_body
 
 
 class H11(_OpenAIStyle400, H11Protocol):

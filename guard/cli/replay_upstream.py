@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from guard.config import KEEP_ALIVE_S
-    from guard.http_protocol import Protocol
+    from guard.http_protocol import WS, Protocol
     from guard.testing.fake_upstream import create_fake_upstream
     from guard.testing.replay import replay_state
 
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_S,
         http=Protocol,
+        ws=WS,
     )
     return 0
 

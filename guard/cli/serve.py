@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from guard.config import KEEP_ALIVE_S, load_settings
-    from guard.http_protocol import Protocol
+    from guard.http_protocol import WS, Protocol
     from guard.server import create_app
     from guard.store import open_store
 
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             "access_log": args.access_log,
             "timeout_keep_alive": KEEP_ALIVE_S,  # longer than clients' pools keep idle ones
             "http": Protocol,  # uvicorn's, with OpenAI-style 400s for unparseable requests
+            "ws": WS,  # no WebSocket: an upgrade request is an HTTP request (JSON answers)
         }
         if args.workers > 1:
             if config is not None:

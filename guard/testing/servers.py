@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 from guard.config import KEEP_ALIVE_S
-from guard.http_protocol import Protocol
+from guard.http_protocol import WS, Protocol
 from guard.testing.ports import free_port
 
 __all__ = ["free_port", "serve_in_thread"]
@@ -33,6 +33,7 @@ def serve_in_thread(app: Any, port: int | None = None, timeout_s: float = 20.0) 
         loop="asyncio",
         timeout_keep_alive=KEEP_ALIVE_S,
         http=Protocol,
+        ws=WS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,0 +1,91 @@
+"""Review of the 1 December changes (bad_http 400, request Content-Encoding), on the wire: a
+real ``calguard serve`` process or calguard in front of a raw upstream, raw bytes on a socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from guard.testing.servers import free_port
+from tests.e2e.serve_process import calguard_serve
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("review-dec1")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
+    args = ["--fake-upstream", "--port", str(port), "--store", f"sqlite:///{folder / 'c.db'}"]
+    with calguard_serve(None, port, env, args) as (url, _):
+        yield url
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _one_answer(s: socket.socket) -> tuple[bytes, bytes, bytes]:
+    """(head, body, what came after it) of the first answer on ``s`` (one with a length)."""
+    got = b""
+    deadline = time.monotonic() + 10
+    while b"\r\n\r\n" not in got and time.monotonic() < deadline:
+        got += s.recv(65536)
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
+    while len(body) < length and (chunk := s.recv(65536)):
+        body += chunk
+    return head, body[:length], body[length:]
+
+
+def _read_to_close(s: socket.socket) -> bytes:
+    got = b""
+    while chunk := s.recv(65536):
+        got += chunk
+    return got
+
+
+UPGRADES = {
+    "a WebSocket upgrade without its key": b"Connection: Upgrade\r\nUpgrade: websocket\r\n",
+    "a whole WebSocket handshake": b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+}
+
+
+@pytest.mark.parametrize("upgrade", UPGRADES.values(), ids=UPGRADES.keys())
+def test_a_websocket_upgrade_is_answered_in_json_not_plain_text(
+    served: str, upgrade: bytes
+) -> None:
+    """Before: the WebSocket library uvicorn finds installed answered it itself, in plain
+    text ('Failed to open a WebSocket connection: missing Sec-WebSocket-Key header.'), or
+    with an empty text/plain 403 (calguard has no WebSocket route)."""
+    with _connect(served) as s:
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: a\r\n" + upgrade + b"\r\n")
+        head, body, _ = _one_answer(s)
+    headers = dict(line.lower().split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
+    assert headers.get("content-type") == "application/json", head + b"\r\n\r\n" + body
+    assert json.loads(body)
+
+
+def test_a_bad_body_after_the_answer_gets_no_second_answer(served: str) -> None:
+    """A request answered before its (chunked) body has all come, whose body then turns out
+    bad, has had its answer: the connection closes. Before: a 400 bad_http followed, an
+    answer to no request, which a client reusing the connection reads as its next one's."""
+    with _connect(served) as s:
+        s.sendall(b"GET /nowhere HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head, _, after = _one_answer(s)
+        assert head.startswith(b"HTTP/1.1 404 ")
+        s.sendall(b"zz\r\nhello\r\n0\r\n\r\n")  # not a chunk size
+        rest = after + _read_to_close(s)
+    assert rest == b"", rest
