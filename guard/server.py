@@ -255,7 +255,7 @@ def create_app(
     async def through(endpoint: Endpoint, request: Request) -> Response:
         caller = _authorize(request, settings.api_keys)
         limit = settings.max_body_bytes
-        said = request.headers.get("content-encoding", "")
+        said = ",".join(request.headers.getlist("content-encoding"))  # every line of it
         raw = decoded(await read_body(request, limit), said, limit)
         handling = holder["p"].handle(
             endpoint,

@@ -84,10 +84,17 @@ class Decoding:
             if data:
                 yield data
             return
-        layer = self._stages[stage]
         while True:
+            layer = self._stages[stage]
+            if layer.eof:  # this layer's stream has ended: what follows is another gzip member
+                if not data:
+                    return
+                if self.codings[len(self._stages) - 1 - stage] == "deflate":
+                    raise zlib.error("bytes after the end of the deflate stream")
+                layer = self._stages[stage] = zlib.decompressobj(_AUTO)  # RFC 1952, 2.2
             out = layer.decompress(data, PIECE)
-            data = layer.unconsumed_tail
+            # once the stream has ended, what is left of data is past its end
+            data = layer.unused_data if layer.eof else layer.unconsumed_tail
             yield from self._through(stage + 1, out)
             if not data and len(out) < PIECE:
                 return

@@ -7,11 +7,14 @@ import json
 import os
 import socket
 import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
 
 from guard.testing.servers import free_port
+from tests.e2e.differential import ASK, CHAT, Pair, calguard_in_front, gz
+from tests.e2e.raw_upstream import JSON, exchange, request, response
 from tests.e2e.serve_process import calguard_serve
 
 
@@ -89,3 +92,71 @@ def test_a_bad_body_after_the_answer_gets_no_second_answer(served: str) -> None:
         s.sendall(b"zz\r\nhello\r\n0\r\n\r\n")  # not a chunk size
         rest = after + _read_to_close(s)
     assert rest == b"", rest
+
+
+# -- a compressed request body -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    deny = [
+        {"type": "regex", "on": "prompt", "action": "block", "params": {"patterns": ["forbidden"]}}
+    ]
+    with calguard_in_front(
+        tmp_path_factory.mktemp("review-dec1-enc") / "r.db",
+        max_body_bytes=100_000,
+        default_route={"policies": deny},
+    ) as both:
+        yield both
+
+
+def post(pair: Pair, body: bytes, *codings: bytes) -> tuple[int, bytes, list[bytes]]:
+    pair.up.answers[b"/chat/completions"] = response(b"200 OK", [JSON], CHAT)
+    before = len(pair.up.got)
+    headers = [JSON, *((b"content-encoding", c) for c in codings)]
+    via = exchange(pair.calguard, request(b"POST", b"/v1/chat/completions", headers, body))
+    return via.status, via.body, [g.body for g in pair.up.got[before:]]
+
+
+LINES = {
+    "gzip, gzip on two lines": ((b"gzip", b"gzip"), lambda b: gz(gz(b))),
+    "identity, gzip on two lines": ((b"identity", b"gzip"), gz),
+}
+
+
+@pytest.mark.parametrize(("codings", "encode"), LINES.values(), ids=LINES.keys())
+def test_content_encoding_on_several_lines_is_the_list_of_them_all(
+    guarded: Pair, codings: tuple[bytes, ...], encode: object
+) -> None:
+    """HTTP: a field on several lines is the comma-joined list of them (RFC 9110, 5.3).
+    Before: only the first line was read, and a well-formed body was a 400 invalid_json
+    ("'utf-8' codec can't decode byte 0x8b")."""
+    assert callable(encode)
+    status, body, sent = post(guarded, encode(ASK), *codings)
+    assert status == 200, body[:300]
+    assert sent == [ASK]
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(guarded: Pair) -> None:
+    """A gzip file may hold several members, one after another (RFC 1952, 2.2; ``cat a.gz
+    b.gz``); gunzip reads them all. Before: the first member only, here a 400 invalid_json."""
+    status, body, sent = post(guarded, gz(ASK[:20]) + gz(ASK[20:]), b"gzip")
+    assert status == 200, body[:300]
+    assert sent == [ASK]
+
+
+@pytest.mark.parametrize(
+    ("coding", "encoded"),
+    [(b"gzip", gz(ASK) + b"JUNK"), (b"deflate", zlib.compress(ASK) + b"JUNK")],
+    ids=["gzip", "deflate"],
+)
+def test_bytes_after_the_compressed_body_are_a_400(
+    guarded: Pair, coding: bytes, encoded: bytes
+) -> None:
+    """A body that does not decode as its Content-Encoding says is a 400
+    invalid_content_encoding. Before: what followed the compressed stream was dropped
+    silently, and what was left went on as if it were the whole body."""
+    status, body, sent = post(guarded, encoded, coding)
+    assert status == 400, body[:300]
+    assert json.loads(body)["error"]["code"] == "invalid_content_encoding"
+    assert sent == []

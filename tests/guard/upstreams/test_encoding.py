@@ -72,3 +72,28 @@ def test_a_body_cut_short_or_not_compressed_is_an_encoding_error() -> None:
         with pytest.raises(UpstreamError) as caught:
             decoded("gzip, gzip", body, 1000)
         assert caught.value.code == "upstream_encoding"
+
+
+@pytest.mark.parametrize("step", [1 << 20, 5])
+def test_a_layer_of_several_gzip_members_is_read_whole(step: int) -> None:
+    """RFC 1952, 2.2: a gzip file is a series of members (``cat a.gz b.gz``). Before: the
+    first member only, the others dropped without a word."""
+    inner = gzip.compress(PLAIN[:1000], mtime=0) + gzip.compress(PLAIN[1000:3000], mtime=0)
+    body = gzip.compress(inner, mtime=0) + gzip.compress(b"", mtime=0)
+    assert b"".join(decoded("gzip, gzip", body, step)) == PLAIN[:3000]
+
+
+@pytest.mark.parametrize(
+    ("codings", "body"),
+    [
+        ("gzip, gzip", gzip.compress(gzip.compress(b"plain", mtime=0), mtime=0) + b"junk"),
+        ("deflate, gzip", gzip.compress(zlib.compress(b"plain") + b"junk", mtime=0)),
+        ("gzip, deflate", zlib.compress(gzip.compress(b"plain", mtime=0)) + zlib.compress(b"x")),
+    ],
+    ids=["junk after gzip", "junk after deflate", "a second deflate stream"],
+)
+def test_bytes_after_a_layers_end_are_an_error_not_dropped(codings: str, body: bytes) -> None:
+    """Before: dropped without a word, and what came before went on as the whole body."""
+    with pytest.raises(UpstreamError) as caught:
+        decoded(codings, body, 1 << 20)
+    assert caught.value.code == "upstream_encoding"
