@@ -65,7 +65,12 @@ def _parse(raw: bytes) -> Event:
 
 
 class EventTooLargeError(ValueError):
-    """An event (or what has come of it so far) is over the reader's ``limit``."""
+    """An event (or what has come of it so far) is over the reader's ``limit``; ``events``:
+    the whole ones the same ``feed`` found before it."""
+
+    def __init__(self, message: str, events: list[Event]) -> None:
+        super().__init__(message)
+        self.events = events
 
 
 class EventReader:
@@ -89,7 +94,7 @@ class EventReader:
             if cut is None:
                 self._searched = len(self._buf)
                 if self.limit is not None and len(self._buf) > self.limit:
-                    raise EventTooLargeError(f"an event of over {self.limit:,} bytes")
+                    raise EventTooLargeError(f"an event of over {self.limit:,} bytes", events)
                 return events
             raw = bytes(self._buf[:cut])
             del self._buf[:cut]
@@ -148,6 +153,8 @@ async def whole_events(
             try:
                 events = reader.feed(chunk)
             except EventTooLargeError as exc:
+                if exc.events:  # the whole ones before it go on: the stream is cut at it
+                    yield b"".join(e.raw for e in exc.events)
                 raise UpstreamError(
                     f"an event of the upstream's stream is larger than max_answer_bytes "
                     f"({limit:,} bytes): the stream is cut there",

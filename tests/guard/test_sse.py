@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guard import sse
+from guard.errors import UpstreamError
 from guard.sse import EventReader, EventTooLargeError
 
 
@@ -208,3 +209,24 @@ def test_an_event_over_the_limit_is_refused_as_it_grows() -> None:
     with pytest.raises(EventTooLargeError):
         reader.feed(b"b" * 40)
     assert EventReader(limit=100).feed(b"data: " + b"c" * 80 + b"\n\n")  # under it: an event
+
+
+def test_the_whole_events_before_one_over_the_limit_go_on() -> None:
+    """The stream is cut where the event over the limit starts: what came whole before it in
+    the same chunk goes on. Before: dropped with it, so what reached the client depended on
+    how the bytes happened to be cut into chunks on the way."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: first\n\n" + b"data: " + b"x" * 200
+        yield b"\n\n"
+
+    async def run() -> tuple[list[bytes], str]:
+        got: list[bytes] = []
+        try:
+            async for part in sse.whole_events(chunks(), 100):
+                got.append(part)
+        except UpstreamError as exc:
+            return got, exc.code or ""
+        return got, ""
+
+    assert asyncio.run(run()) == ([b"data: first\n\n"], "upstream_too_large")
