@@ -5,8 +5,8 @@ A request uvicorn cannot parse (a malformed request line, a duplicate ``Host``, 
 itself, in plain text. Here that answer is the OpenAI-style error body every other bad request
 gets (400 ``invalid_request_error``, code ``bad_http``), so a client that reads ``error.message``
 reads why. uvicorn's own words go in the message: they are fixed strings, never the request's
-bytes. The protocol is the one uvicorn's ``http="auto"`` picks: httptools where it is installed,
-else h11.
+bytes. The protocol is uvicorn's h11 one, on every machine (not httptools where it is
+installed, as uvicorn's ``http="auto"`` would: see :data:`Protocol`).
 
 calguard serves no WebSocket: it runs with no WebSocket protocol (:data:`WS`), so an upgrade
 request is answered as the HTTP request it also is (the app's JSON), not by a WebSocket library
@@ -66,14 +66,7 @@ class H11(_OpenAIStyle400, H11Protocol):
     pass
 
 
+# h11 wherever httptools is installed too (uvicorn's "auto" would pick httptools): httptools
+# serves a request with two Host headers, and reads a pipelined request that does not parse
+# before the one ahead of it is answered, so that one never is (the 400 goes out in its place).
 Protocol: type[asyncio.Protocol] = H11
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools is optional (uvicorn[standard] brings it)
-    pass
-else:
-
-    class HttpTools(_OpenAIStyle400, HttpToolsProtocol):
-        pass
-
-    Protocol = HttpTools

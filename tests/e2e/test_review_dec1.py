@@ -160,3 +160,16 @@ def test_bytes_after_the_compressed_body_are_a_400(
     assert status == 400, body[:300]
     assert json.loads(body)["error"]["code"] == "invalid_content_encoding"
     assert sent == []
+
+
+def test_a_request_before_a_bad_one_on_the_same_connection_is_answered(served: str) -> None:
+    """Pipelined: a good request, then bytes that do not parse. The good one gets its answer,
+    then the 400 bad_http. Before, where httptools is installed (uvicorn[standard]), the
+    protocol calguard picked: the 400 alone, as the answer to the good request."""
+    with _connect(served) as s:
+        s.sendall(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n")
+        head, _, after = _one_answer(s)
+        rest = after + _read_to_close(s)
+    assert head.startswith(b"HTTP/1.1 404 "), head
+    assert rest.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b'"code": "bad_http"' in rest
