@@ -118,6 +118,7 @@ class UpstreamError(CalguardError):
         super().__init__(message, code=code, request_id=request_id)
         self.upstream_status = upstream_status
         self.attempts = attempts
+        self.headers: dict[str, str] = {}  # calguard's own, on its answer (x-should-retry)
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -83,11 +83,15 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
 
 
 def too_large(limit: int) -> UpstreamError:
-    return UpstreamError(
+    err = UpstreamError(
         f"the upstream's answer is larger than max_answer_bytes ({limit:,} bytes, decoded): "
         "not read further; raise max_answer_bytes if answers this large are expected",
         code="upstream_too_large",
     )
+    # the same request gets the same answer: a client that retries a 502 (openai's does, twice)
+    # would have the upstream answer, and bill, it again for nothing
+    err.headers = {"x-should-retry": "false"}
+    return err
 
 
 Headers = Mapping[str, str]

@@ -173,3 +173,29 @@ def test_a_request_before_a_bad_one_on_the_same_connection_is_answered(served: s
     assert head.startswith(b"HTTP/1.1 404 "), head
     assert rest.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b'"code": "bad_http"' in rest
+
+
+# -- an answer over max_answer_bytes ----------------------------------------------------------
+
+
+def test_an_answer_too_large_is_not_asked_for_again_by_the_openai_client(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same request gets the same too-large answer: ``x-should-retry: false`` tells the
+    SDK so. Before: the SDK retried its 502 twice, so the upstream answered (and billed) the
+    completion three times, each read up to the limit."""
+    import openai
+
+    big = gz(b'{"k":"' + b"a" * 3_000_000 + b'"}')
+    with calguard_in_front(
+        tmp_path_factory.mktemp("too-large") / "t.db", max_answer_bytes=1_000_000
+    ) as pair:
+        pair.up.answers[b"/chat/completions"] = response(
+            b"200 OK", [JSON, (b"content-encoding", b"gzip")], big
+        )
+        client = openai.OpenAI(base_url=f"{pair.calguard}/v1", api_key="sk-client")
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.code == "upstream_too_large"
+        assert caught.value.response.headers.get("x-should-retry") == "false"
+        assert len(pair.up.got) == 1
