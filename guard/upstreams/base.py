@@ -82,16 +82,23 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-def too_large(limit: int) -> UpstreamError:
-    err = UpstreamError(
-        f"the upstream's answer is larger than max_answer_bytes ({limit:,} bytes, decoded): "
-        "not read further; raise max_answer_bytes if answers this large are expected",
-        code="upstream_too_large",
-    )
-    # the same request gets the same answer: a client that retries a 502 (openai's does, twice)
-    # would have the upstream answer, and bill, it again for nothing
+def not_retried(err: UpstreamError) -> UpstreamError:
+    """``err`` said not to be worth retrying: the upstream answered, and the same request gets
+    the same answer, which calguard cannot read. A client that retries a 502 (openai's does,
+    twice) would have the upstream answer, and bill, it again for nothing."""
     err.headers = {"x-should-retry": "false"}
     return err
+
+
+def too_large(limit: int) -> UpstreamError:
+    return not_retried(
+        UpstreamError(
+            f"the upstream's answer is larger than max_answer_bytes ({limit:,} bytes, "
+            "decoded): not read further; raise max_answer_bytes if answers this large are "
+            "expected",
+            code="upstream_too_large",
+        )
+    )
 
 
 Headers = Mapping[str, str]
@@ -154,4 +161,4 @@ class UpstreamSpec:
     timeout_s: float = 60.0
     max_attempts: int = 3
     max_wait_s: float = 20.0
-    max_answer_bytes: int = 256_000_000
+    max_answer_bytes: int = 1_000_000_000

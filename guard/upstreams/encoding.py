@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 
 from guard.errors import UpstreamError
-from guard.upstreams.base import too_large
+from guard.upstreams.base import not_retried, too_large
 
 DECODED_BY_AIOHTTP = frozenset({"gzip", "deflate", "br", "zstd"})
 ZLIB = frozenset({"gzip", "x-gzip", "deflate"})
@@ -48,10 +48,12 @@ class Decoding:
         codings = [c.strip().lower() for c in said.split(",")] if "\n" not in said else [said]
         codings = [c for c in codings if c not in ("", "identity")]
         if any(c not in ZLIB for c in codings) or len(codings) > MAX_LAYERS:
-            raise UpstreamError(  # the value is not said: it is the upstream's, unscrubbed
-                "the upstream answered in a Content-Encoding calguard cannot read (it asks for "
-                f"gzip or deflate, at most {MAX_LAYERS} layers): not passed on unread",
-                code="upstream_encoding",
+            raise not_retried(  # the value is not said: it is the upstream's, unscrubbed
+                UpstreamError(
+                    "the upstream answered in a Content-Encoding calguard cannot read (it asks "
+                    f"for gzip or deflate, at most {MAX_LAYERS} layers): not passed on unread",
+                    code="upstream_encoding",
+                )
             )
         return cls(codings)
 

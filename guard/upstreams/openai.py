@@ -35,7 +35,7 @@ from tenacity import (
 )
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
-from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.base import Headers, RawResponse, RawStream, not_retried
 from guard.upstreams.encoding import Decoding, capped
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
@@ -130,7 +130,7 @@ class OpenAIUpstream:
         timeout_s: float = 60.0,
         max_attempts: int = 3,
         max_wait_s: float = 20.0,
-        max_answer_bytes: int = 256_000_000,
+        max_answer_bytes: int = 1_000_000_000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
@@ -218,11 +218,13 @@ class OpenAIUpstream:
             ) from exc
         except aiohttp.ClientResponseError as exc:  # it answered; its answer did not parse
             reason, code = _unread(exc)
-            raise UpstreamError(
-                f"the upstream at {self.shown_url} answered, but its answer {reason} "
-                f"({attempts} attempt(s))",
-                attempts=attempts,
-                code=code,
+            raise not_retried(
+                UpstreamError(
+                    f"the upstream at {self.shown_url} answered, but its answer {reason} "
+                    f"({attempts} attempt(s))",
+                    attempts=attempts,
+                    code=code,
+                )
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(

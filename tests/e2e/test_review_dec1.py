@@ -178,24 +178,33 @@ def test_a_request_before_a_bad_one_on_the_same_connection_is_answered(served: s
 # -- an answer over max_answer_bytes ----------------------------------------------------------
 
 
-def test_an_answer_too_large_is_not_asked_for_again_by_the_openai_client(
-    tmp_path_factory: pytest.TempPathFactory,
+@pytest.mark.parametrize(
+    ("coding", "body", "code"),
+    [
+        (b"gzip", gz(b'{"k":"' + b"a" * 3_000_000 + b'"}'), "upstream_too_large"),
+        (b"br", b"\x1b\x03\x00", "upstream_encoding"),  # a coding calguard never asks for
+        (b"x-custom, gzip", gz(b"{}"), "upstream_encoding"),
+    ],
+)
+def test_an_answer_calguard_cannot_read_is_not_asked_for_again_by_the_openai_client(
+    tmp_path_factory: pytest.TempPathFactory, coding: bytes, body: bytes, code: str
 ) -> None:
-    """The same request gets the same too-large answer: ``x-should-retry: false`` tells the
-    SDK so. Before: the SDK retried its 502 twice, so the upstream answered (and billed) the
-    completion three times, each read up to the limit."""
+    """The same request gets the same answer calguard cannot read: ``x-should-retry: false``
+    tells the SDK so. Before: the SDK retried its 502 twice, so the upstream answered (and
+    billed) the completion three times (a too-large one read up to the limit each time)."""
     import openai
 
-    big = gz(b'{"k":"' + b"a" * 3_000_000 + b'"}')
     with calguard_in_front(
-        tmp_path_factory.mktemp("too-large") / "t.db", max_answer_bytes=1_000_000
+        tmp_path_factory.mktemp("unreadable") / "t.db", max_answer_bytes=1_000_000
     ) as pair:
         pair.up.answers[b"/chat/completions"] = response(
-            b"200 OK", [JSON, (b"content-encoding", b"gzip")], big
+            b"200 OK", [JSON, (b"content-encoding", coding)], body
         )
-        client = openai.OpenAI(base_url=f"{pair.calguard}/v1", api_key="sk-client")
-        with pytest.raises(openai.InternalServerError) as caught:
+        with (
+            openai.OpenAI(base_url=f"{pair.calguard}/v1", api_key="sk-client") as client,
+            pytest.raises(openai.InternalServerError) as caught,
+        ):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-        assert caught.value.code == "upstream_too_large"
+        assert caught.value.code == code
         assert caught.value.response.headers.get("x-should-retry") == "false"
         assert len(pair.up.got) == 1
