@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from guard.errors import (
+    ClientGoneError,
     InvalidRequestError,
     RequestTooLargeError,
     UnsupportedMediaTypeError,
@@ -35,11 +36,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
+    try:
+        async for chunk in request.stream():
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+    except ClientDisconnect as exc:  # not an error of calguard's: no traceback in its log
+        raise ClientGoneError("the client went away before its request body had come") from exc
     return b"".join(parts)
 
 

@@ -6,10 +6,10 @@ such request and to every outgoing connection, so when tests run in several proc
 (``pytest -n``) two of them can be given the same port, and a port a test keeps dead on
 purpose (an upstream nobody answers on) can come alive as another process's server.
 
-:func:`free_port` therefore takes ports *below* the ephemeral range (where the kernel never
-hands one out), from a slice of its own for each pytest-xdist worker, in turn, checking each
-is free. A port it handed out is not handed out again by this process until its whole slice
-has been used, so a dead port stays dead for the test that chose it.
+:func:`free_port` therefore takes ports outside the ephemeral range (where the kernel never
+hands one out), below it or above it, from a slice of its own for each pytest-xdist worker,
+in turn, checking each is free. A port it handed out is not handed out again by this process
+until its whole slice has been used, so a dead port stays dead for the test that chose it.
 """
 
 from __future__ import annotations
@@ -21,30 +21,39 @@ import socket
 import threading
 from collections.abc import Iterator
 
-LOW = 20000  # the shared range starts here; it ends where the kernel's ephemeral range begins
+LOW = 20000  # the shared range starts here (or above the kernel's ephemeral range: _room)
 _lock = threading.Lock()
 _turns: Iterator[int] | None = None  # this process's slice, from a random place, round and round
 _size = 0
 
 
-def _ephemeral_low() -> int:
+def _ephemeral() -> tuple[int, int]:
+    """The kernel's ephemeral range, both ends included."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default; elsewhere the check below still catches a taken port
+            low, high = (int(x) for x in f.read().split()[:2])
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; elsewhere the check below still catches a taken port
+
+
+def _room() -> range:
+    """The ports outside the ephemeral range that tests share: below it from LOW, or above it,
+    whichever is larger (a machine may set its range low)."""
+    low, high = _ephemeral()
+    return max(range(LOW, max(LOW, low)), range(high + 1, 65536), key=len)
 
 
 def _slice() -> range:
-    """This process's own ports: its worker's share of [LOW, ephemeral low)."""
+    """This process's own ports: its worker's share of :func:`_room`."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     index = int(worker) if worker.isdigit() else 0
-    high = _ephemeral_low()
-    if high - LOW < 64 * count:  # a machine whose ephemeral range leaves no room below it
+    room = _room()
+    if len(room) < 64 * count:  # no room outside the ephemeral range: the kernel's choice
         return range(0)
-    size = (high - LOW) // count
-    start = LOW + size * (index % count)
+    size = len(room) // count
+    start = room.start + size * (index % count)
     return range(start, start + size)
 
 

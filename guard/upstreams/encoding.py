@@ -36,6 +36,7 @@ class Decoding:
         self.codings = codings
         # undone from the last applied: stage 0 is the outermost layer
         self._stages = [zlib.decompressobj(_AUTO) for _ in codings]
+        self._fed = False  # no byte yet: an empty body (a 204's, a 304's) has nothing to undo
 
     @classmethod
     def of(cls, headers: Mapping[str, str]) -> Decoding:
@@ -65,6 +66,7 @@ class Decoding:
             if data:
                 yield data
             return
+        self._fed = self._fed or bool(data)
         try:
             yield from self._through(0, data)
         except zlib.error as exc:
@@ -72,6 +74,8 @@ class Decoding:
 
     def end(self) -> Iterator[bytes]:
         """What the layers still hold once the body has ended."""
+        if not self._fed:
+            return
         try:
             for stage, layer in enumerate(self._stages):
                 yield from self._through(stage + 1, layer.flush())

@@ -208,3 +208,15 @@ def test_an_answer_calguard_cannot_read_is_not_asked_for_again_by_the_openai_cli
         assert caught.value.code == code
         assert caught.value.response.headers.get("x-should-retry") == "false"
         assert len(pair.up.got) == 1
+
+
+def test_a_204_that_names_codings_is_a_204(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Before: a 502 upstream_encoding ('the body ends inside a compressed stream') for an
+    answer that has no body at all."""
+    with calguard_in_front(tmp_path_factory.mktemp("no-body") / "n.db") as pair:
+        pair.up.answers[b"/files/f-gone"] = response(
+            b"204 No Content", [(b"content-encoding", b"gzip, gzip")], b""
+        )
+        via = exchange(pair.calguard, request(b"DELETE", b"/v1/files/f-gone"))
+    assert via.status == 204
+    assert via.body == b""

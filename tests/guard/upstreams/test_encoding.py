@@ -97,3 +97,10 @@ def test_bytes_after_a_layers_end_are_an_error_not_dropped(codings: str, body: b
     with pytest.raises(UpstreamError) as caught:
         decoded(codings, body, 1 << 20)
     assert caught.value.code == "upstream_encoding"
+
+
+def test_an_empty_body_in_any_coding_is_empty() -> None:
+    """A 204 or a 304 says its coding but has no body. Before: 'ends inside a compressed
+    stream', a 502 for a 204."""
+    d = Decoding.of({"content-encoding": "gzip, gzip"})
+    assert [*d.feed(b""), *d.end()] == []
