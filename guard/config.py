@@ -161,9 +161,9 @@ class Settings(Strict):
     retry_max_wait_s: float = Field(20.0, ge=0)
     max_body_bytes: int = Field(4_000_000, gt=0)
     # An upstream answer read whole (not a stream) larger than this, once decoded, is a 502
-    # upstream_too_large: a bound on memory, and on a compressed "bomb". Above OpenAI's 512 MB
-    # file limit: a relayed file's content is read whole (to scrub keys from it).
-    max_answer_bytes: int = Field(1_000_000_000, gt=0)
+    # upstream_too_large: a bound on memory, and on a compressed "bomb". (A relayed file's
+    # content is not read whole: it streams through.)
+    max_answer_bytes: int = Field(256_000_000, gt=0)
     top_logprobs: int = Field(20, ge=1, le=20)
     # Proxy API keys: when any are set, requests need "Authorization: Bearer <one of them>".
     api_keys: list[str] = []

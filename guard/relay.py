@@ -22,6 +22,7 @@ from guard.upstreams.headers import forward_headers, passed_headers
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
+WHOLE_BYTES = 1_000_000  # a relayed answer up to this is read whole; a larger one streams
 
 
 def as_sent(path: str, written: str | None) -> str:
@@ -80,10 +81,13 @@ class Relay:
         query: str,
         request_id: str,
         written: str | None = None,
+        whole: bool = False,
     ) -> Reply:
         """Any other path under /v1 (``path`` with its leading ``/``, decoded; ``written``: as
         the client wrote it), passed through untouched (unless it is not a plain path, or the
-        allow-list says no): the path checked is the path sent, whichever route relays it."""
+        allow-list says no): the path checked is the path sent, whichever route relays it. A
+        large successful answer (over :data:`WHOLE_BYTES`, or of no said length) streams
+        through, scrubbed across its chunks, unless the caller needs it ``whole``."""
         out = {"x-calguard-request-id": request_id}
         try:
             check_relayed_path(path[1:], method)
@@ -123,9 +127,16 @@ class Relay:
                         self.scrub,
                     )
                 )
-            raw = RawResponse(
-                opened.status, await opened.read(), opened.content_type, opened.headers
-            )
+            if whole or not _large(method, opened.status, opened.headers):
+                raw = RawResponse(
+                    opened.status, await opened.read(), opened.content_type, opened.headers
+                )
+            else:  # a file's content: as it comes, never whole in memory
+                body = self.scrub.across(opened.chunks)
+                reply = Reply(opened.status, said, stream=body, media_type=opened.content_type)
+                reply.headers = self.scrub.headers(reply.headers)
+                reply.media_type = self.scrub.text(reply.media_type)
+                return await primed(reply)
         except CalguardError as exc:
             return Reply.of_error(exc, out)
         return scrubbed(Reply.of_raw(raw, said), self.scrub)
@@ -135,7 +146,9 @@ class Relay:
         if self.upstream is None:  # routes only: they are the list
             data = [_route_model(name) for name in self.settings.routes]
             return Reply.of_json({"object": "list", "data": data}, {})
-        reply = await self.forward("GET", "/models", b"", headers, query, new_request_id())
+        reply = await self.forward(
+            "GET", "/models", b"", headers, query, new_request_id(), whole=True
+        )
         if reply.status != 200 or not self.settings.routes:
             return reply
         try:
@@ -156,6 +169,15 @@ class Relay:
             return Reply.of_json(_route_model(model), {})
         path = f"/models/{model}"
         return await self.forward("GET", path, b"", headers, query, new_request_id(), written)
+
+
+def _large(method: str, status: int, headers: Mapping[str, str]) -> bool:
+    """A successful answer with a body that may be large: over :data:`WHOLE_BYTES` as sent, of
+    no said length (chunked), or compressed (its length says nothing of the decoded size)."""
+    said = headers.get("content-length", "")
+    coded = headers.get("content-encoding", "").strip().lower() not in ("", "identity")
+    small = said.isdigit() and int(said) <= WHOLE_BYTES and not coded  # a coded length: unknown
+    return method != "HEAD" and 200 <= status < 300 and status not in (204, 205) and not small
 
 
 def _route_model(name: str) -> dict[str, Any]:

@@ -82,3 +82,34 @@ class Scrubber:
         own as built), so a key inside one event is never split across two chunks."""
         async for chunk in chunks:
             yield self.data(chunk)
+
+    async def across(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The chunks of one body scrubbed as one, however it was cut: a key split between two
+        chunks is found whole. What could be the start of a key (at most the longest form's
+        length less one byte) waits for the next chunk; a key found is never cut."""
+        if not self._bytes:
+            async for chunk in chunks:
+                yield chunk
+            return
+        hold = max(len(key) for key, _ in self._bytes) - 1
+        carry = b""
+        async for chunk in chunks:
+            buf = carry + chunk
+            cut = self._cut(buf, len(buf) - hold)
+            if cut > 0:
+                yield self.data(buf[:cut])
+            carry = buf[max(cut, 0) :]
+        if carry:
+            yield self.data(carry)
+
+    def _cut(self, buf: bytes, cut: int) -> int:
+        """``cut`` moved past every key that starts before it (each is whole in ``buf``: it
+        starts at least ``hold`` bytes before the end)."""
+        moved = True
+        while moved and cut > 0:
+            moved = False
+            for key, _ in self._bytes:
+                at = buf.find(key, max(0, cut - len(key) + 1))
+                if -1 < at < cut < at + len(key):
+                    cut, moved = at + len(key), True
+        return cut

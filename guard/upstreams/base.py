@@ -161,4 +161,4 @@ class UpstreamSpec:
     timeout_s: float = 60.0
     max_attempts: int = 3
     max_wait_s: float = 20.0
-    max_answer_bytes: int = 1_000_000_000
+    max_answer_bytes: int = 256_000_000

@@ -130,7 +130,7 @@ class OpenAIUpstream:
         timeout_s: float = 60.0,
         max_attempts: int = 3,
         max_wait_s: float = 20.0,
-        max_answer_bytes: int = 1_000_000_000,
+        max_answer_bytes: int = 256_000_000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
