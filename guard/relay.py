@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -14,11 +15,12 @@ from guard import sse
 from guard.config import Settings
 from guard.errors import CalguardError, NotFoundError
 from guard.metrics import Metrics
-from guard.reply import Reply, new_request_id, primed, scrubbed, started
+from guard.reply import AnswerCutError, Reply, new_request_id, primed, scrubbed, started
 from guard.scrub import Scrubber
 from guard.upstreams import RawResponse, Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
 
+log = logging.getLogger("calguard")
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
@@ -133,10 +135,15 @@ class Relay:
                 )
             else:  # a file's content: as it comes, never whole in memory
                 body = self.scrub.across(opened.chunks)
-                reply = Reply(opened.status, said, stream=body, media_type=opened.content_type)
+                try:  # an error before the first bytes is the whole reply
+                    first = await body.__anext__()
+                except StopAsyncIteration:
+                    first = b""
+                rest = _cut_loudly(first, body, request_id)
+                reply = Reply(opened.status, said, stream=rest, media_type=opened.content_type)
                 reply.headers = self.scrub.headers(reply.headers)
                 reply.media_type = self.scrub.text(reply.media_type)
-                return await primed(reply)
+                return reply
         except CalguardError as exc:
             return Reply.of_error(exc, out)
         return scrubbed(Reply.of_raw(raw, said), self.scrub)
@@ -169,6 +176,22 @@ class Relay:
             return Reply.of_json(_route_model(model), {})
         path = f"/models/{model}"
         return await self.forward("GET", path, b"", headers, query, new_request_id(), written)
+
+
+async def _cut_loudly(
+    first: bytes, rest: AsyncGenerator[bytes, None], request_id: str
+) -> AsyncIterator[bytes]:
+    """``first``, then ``rest``; an upstream failure on the way is logged in one line and cuts
+    the answer (:class:`AnswerCutError`)."""
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    except CalguardError as exc:
+        log.warning("request %s: relayed answer cut after it began: %s", request_id, exc.message)
+        raise AnswerCutError(exc.message) from exc
+    finally:
+        await rest.aclose()
 
 
 def _large(method: str, status: int, headers: Mapping[str, str]) -> bool:

@@ -138,6 +138,13 @@ async def chunks(completion: dict[str, Any], include_usage: bool = False) -> Asy
     yield sse.DONE
 
 
+class AnswerCutError(Exception):
+    """A streamed answer that is not SSE broke off after its status went out (its upstream
+    failed mid-body). Nothing can be said in-band in a file's bytes: the connection closes, so
+    the client sees a cut answer, never one that looks whole. The server's request middleware
+    ends the request quietly on it; the cause has been logged where it happened."""
+
+
 def scrubbed(reply: Reply, scrub: Scrubber) -> Reply:
     """The reply with calguard's own keys replaced wherever they appear."""
     if not scrub:

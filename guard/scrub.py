@@ -10,7 +10,7 @@ the pieces that are checked.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -83,7 +83,7 @@ class Scrubber:
         async for chunk in chunks:
             yield self.data(chunk)
 
-    async def across(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def across(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """The chunks of one body scrubbed as one, however it was cut: a key split between two
         chunks is found whole. What could be the start of a key (at most the longest form's
         length less one byte) waits for the next chunk; a key found is never cut."""

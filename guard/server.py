@@ -46,7 +46,7 @@ from guard.errors import (
 from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline
 from guard.relay import Relay
-from guard.reply import Reply, new_request_id
+from guard.reply import AnswerCutError, Reply, new_request_id
 from guard.request import parse_json
 from guard.request_body import decoded, read_body
 from guard.store import Store, open_store
@@ -134,6 +134,8 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except AnswerCutError:
+            pass  # logged where it broke; the answer ends unfinished, the connection closes
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "other"

@@ -3,13 +3,16 @@ chunks; a small one is read whole, as before. A real calguard in front of a raw 
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.e2e.differential import KEY, Pair, calguard_in_front, gz
-from tests.e2e.raw_upstream import chunked, exchange, request, response
+from tests.e2e.raw_upstream import CLOSE, chunked, exchange, request, response
 
 LIMIT = 1_000_000  # max_answer_bytes: what calguard would read whole at most
 OCTETS = (b"content-type", b"application/octet-stream")
@@ -74,3 +77,24 @@ def test_a_compressed_file_streams_through_decoded(small_limit: Pair) -> None:
     assert via.header(b"content-encoding") is None
     assert len(via.body) == len(body)
     assert via.body == body
+
+
+def test_a_file_cut_upstream_is_cut_for_the_client_with_one_line_in_the_log(
+    small_limit: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Never a file that looks whole; and the log says why in a line. Before: a traceback
+    ('Caught handled exception, but response already started')."""
+    head = response(b"200 OK", [OCTETS, (b"content-length", b"3000000")], length=False)
+    small_limit.up.answers[b"/files/cut/content"] = [head, b"x" * 1_500_000, CLOSE]
+    with (
+        caplog.at_level(logging.WARNING),
+        httpx.Client(base_url=small_limit.calguard, timeout=30) as client,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        client.get("/v1/files/cut/content").read()
+    for _ in range(100):  # bounded: the server logs once it has closed the connection
+        if any("cut after it began" in r.getMessage() for r in caplog.records):
+            break
+        time.sleep(0.05)
+    assert any("cut after it began" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
