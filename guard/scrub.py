@@ -84,32 +84,50 @@ class Scrubber:
             yield self.data(chunk)
 
     async def across(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-        """The chunks of one body scrubbed as one, however it was cut: a key split between two
-        chunks is found whole. What could be the start of a key (at most the longest form's
-        length less one byte) waits for the next chunk; a key found is never cut."""
+        """The chunks of one body scrubbed as one, however it was cut: what comes out is what
+        :meth:`data` makes of the whole body. Each form of each key is replaced in turn, as
+        :meth:`data` does, each by a stage that holds back at most its length less one byte
+        (what could be the start of it) until the next chunk; a key cut between two chunks is
+        found whole, and a run of overlapping occurrences is masked as the whole body's is."""
         if not self._bytes:
             async for chunk in chunks:
                 yield chunk
             return
-        hold = max(len(key) for key, _ in self._bytes) - 1
-        carry = b""
+        stages = [_Replacing(key, mask) for key, mask in self._bytes]
         async for chunk in chunks:
-            buf = carry + chunk
-            cut = self._cut(buf, len(buf) - hold)
-            if cut > 0:
-                yield self.data(buf[:cut])
-            carry = buf[max(cut, 0) :]
-        if carry:
-            yield self.data(carry)
+            for stage in stages:
+                chunk = stage.feed(chunk)
+            if chunk:
+                yield chunk
+        tail = b""
+        for stage in stages:
+            tail = stage.feed(tail) + stage.end()
+        if tail:
+            yield tail
 
-    def _cut(self, buf: bytes, cut: int) -> int:
-        """``cut`` moved past every key that starts before it (each is whole in ``buf``: it
-        starts at least ``hold`` bytes before the end)."""
-        moved = True
-        while moved and cut > 0:
-            moved = False
-            for key, _ in self._bytes:
-                at = buf.find(key, max(0, cut - len(key) + 1))
-                if -1 < at < cut < at + len(key):
-                    cut, moved = at + len(key), True
-        return cut
+
+class _Replacing:
+    """``bytes.replace(key, mask)`` over a body that comes in chunks: the occurrences it finds
+    are those the whole body's replace finds (left to right, none overlapping)."""
+
+    def __init__(self, key: bytes, mask: bytes) -> None:
+        self.key, self.mask = key, mask
+        self.carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        buf = self.carry + chunk
+        out: list[bytes] = []
+        at = 0
+        while (found := buf.find(self.key, at)) != -1:
+            out += (buf[at:found], self.mask)
+            at = found + len(self.key)
+        # an occurrence may start in the last len(key) - 1 bytes: they wait for the next chunk
+        keep = max(at, len(buf) - len(self.key) + 1)
+        out.append(buf[at:keep])
+        self.carry = buf[keep:]
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        """What is held back once the body has ended (too short to hold the key)."""
+        out, self.carry = self.carry, b""
+        return out

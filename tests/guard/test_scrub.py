@@ -65,3 +65,35 @@ def test_no_keys_pass_the_chunks_as_they_are() -> None:
         return [c async for c in Scrubber([]).across(source())]
 
     assert asyncio.run(gather()) == [b"a", b"bc"]
+
+
+def test_a_run_of_overlapping_occurrences_is_masked_as_the_whole_body_is() -> None:
+    """Before: 24 a's cut after 22 came out as two masks and 'aaaaaaaa', the key (the cut was
+    moved past an occurrence that overlaps the one the whole body's replace masks)."""
+    for n in range(8, 50):
+        body = b"a" * n
+        for at in range(n + 1):
+            got = across([body[:at], body[at:]])
+            assert got == SCRUB.data(body), (n, at)
+            assert b"aaaaaaaa" not in got, (n, at)
+
+
+def test_keys_that_overlap_one_another_never_come_out_whole() -> None:
+    """Before: the third key came out whole, its two halves in two pieces (three keys, each
+    starting with the end of the one before, cut where the second ends)."""
+    keys = ["AbaaBbbaa", "bBbbAaaAbAAb", "baaAaAbBb"]
+    scrub = Scrubber(keys)
+    body = b"bAAbAbaaBbbaaAaAbBbbAaaAbAAbaA"
+
+    async def gather(chunks: list[bytes]) -> bytes:
+        async def source() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return b"".join([c async for c in scrub.across(source())])
+
+    for a in range(len(body) + 1):
+        for b in range(a, len(body) + 1):
+            got = asyncio.run(gather([body[:a], body[a:b], body[b:]]))
+            assert got == scrub.data(body), (a, b)
+            assert not any(k.encode() in got for k in keys), (a, b)
