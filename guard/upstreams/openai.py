@@ -283,9 +283,12 @@ class OpenAIUpstream:
         ``OPTIONS`` (a browser's CORS preflight, which proxies answer without a key) goes
         without calguard's key: it needs none, and it may come from a client that has none."""
         h = self._request_headers(headers, False)
+        url = self._url(path, query, escaped=True)
         if method == "OPTIONS":
             h = {k: v for k, v in h.items() if k.lower() not in CREDENTIALS}
-        return await self._open(method, self._url(path, query, escaped=True), content, h)
+            # nor the upstream URL's user:password (aiohttp would send it as Basic auth)
+            url = url.with_user(None)
+        return await self._open(method, url, content, h)
 
     async def _open(
         self, method: str, url: yarl.URL, content: bytes | None, h: dict[str, str]
