@@ -35,10 +35,13 @@ class Scrubber:
         self.keys = keys
         self._lowered = [k.lower() for k in keys]  # as header names travel
         self._bytes = [(k.encode(), MASK.encode()) for k in keys]
-        # A key inside JSON may come back escaped (a "/" as "\/", non-ASCII as \uXXXX).
-        self._bytes += [
-            (json.dumps(k)[1:-1].encode(), MASK.encode()) for k in keys if json.dumps(k)[1:-1] != k
-        ]
+        # A key inside JSON may come back escaped (a "/" as "\/", non-ASCII as \uXXXX);
+        # json.dumps leaves "/" as it is, so both of its forms are looked for.
+        for k in keys:
+            escaped = json.dumps(k)[1:-1]
+            for form in dict.fromkeys((escaped, escaped.replace("/", "\\/"))):
+                if form != k:
+                    self._bytes.append((form.encode(), MASK.encode()))
 
     def __bool__(self) -> bool:
         return bool(self.keys)

@@ -8,7 +8,7 @@ from pathlib import Path
 from guard.config import Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
-from tests.e2e.raw_upstream import exchange, raw_upstream, request
+from tests.e2e.raw_upstream import JSON, exchange, raw_upstream, request, response
 
 PROXY_KEY = "sk-proxy-review2-0123456789"
 PREFLIGHT = [(b"origin", b"https://app.example"), (b"access-control-request-method", b"POST")]
@@ -35,3 +35,25 @@ def test_a_preflight_goes_without_the_password_of_the_upstream_url(tmp_path: Pat
             keyed = [(b"authorization", b"Bearer " + PROXY_KEY.encode())]
             assert exchange(url, request(b"GET", b"/v1/files", keyed)).status == 200
             assert up.got[-1].header(b"authorization") is not None
+
+
+def test_a_key_echoed_with_its_slashes_escaped_is_masked(tmp_path: Path) -> None:
+    """JSON may write "/" as "\\/" (PHP's json_encode does, by default): the scrubber's
+    escaped forms said they covered it, but json.dumps leaves "/" as it is, so an upstream
+    that echoed its Authorization so handed calguard's key (one with a "/") to the client."""
+    key = "sk-up/stream-review2-0123456789"
+    echoed = b'{"error":{"message":"bad key: Bearer ' + key.replace("/", "\\/").encode() + b'"}}'
+    with raw_upstream() as up:
+        up.answers[b"/files"] = response(b"401 Unauthorized", [JSON], echoed)
+        up.answers[b"/files/f/content"] = response(b"200 OK", [JSON], echoed * 40_000)
+        settings = Settings(
+            upstream=f"{up.url}/v1",
+            upstream_key=key,
+            max_attempts=1,
+            store=f"sqlite:///{tmp_path / 'e.db'}",
+        )
+        with serve_in_thread(create_app(settings)) as url:
+            for path in (b"/v1/files", b"/v1/files/f/content"):  # read whole, streamed
+                via = exchange(url, request(b"GET", path), 30)
+                assert b"stream-review2" not in via.body, path
+                assert b"[REDACTED]" in via.body
