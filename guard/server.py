@@ -161,9 +161,16 @@ def _authorize(request: Request, keys: Sequence[str]) -> str | None:
 
 
 def _preflight(request: Request) -> bool:
-    """A browser's CORS preflight: an OPTIONS naming the method it asks about."""
+    """A browser's CORS preflight: an OPTIONS naming the method it asks about, and saying it
+    has no body (one that says it has one needs a key before calguard reads it)."""
     h = request.headers
-    return request.method == "OPTIONS" and "origin" in h and "access-control-request-method" in h
+    return (
+        request.method == "OPTIONS"
+        and "origin" in h
+        and "access-control-request-method" in h
+        and "transfer-encoding" not in h
+        and h.get("content-length", "0").strip() == "0"
+    )
 
 
 async def until_disconnect(request: Request, work: Awaitable[Reply]) -> Reply:

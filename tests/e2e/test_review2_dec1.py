@@ -57,3 +57,25 @@ def test_a_key_echoed_with_its_slashes_escaped_is_masked(tmp_path: Path) -> None
                 via = exchange(url, request(b"GET", path), 30)
                 assert b"stream-review2" not in via.body, path
                 assert b"[REDACTED]" in via.body
+
+
+def test_an_options_that_says_it_has_a_body_needs_a_key_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """Before: a keyless OPTIONS that looked like a preflight had its body read first (up to
+    max_body_bytes), so one over the limit was a 413, not a 401: the key was asked for after
+    calguard had read what the caller sent."""
+    with raw_upstream() as up:
+        settings = Settings(
+            upstream=f"{up.url}/v1",
+            api_keys=[PROXY_KEY],
+            max_attempts=1,
+            max_body_bytes=1000,
+            store=f"sqlite:///{tmp_path / 'b.db'}",
+        )
+        with serve_in_thread(create_app(settings)) as url:
+            for body in (b"x" * 10, b"x" * 5000):
+                via = exchange(url, request(b"OPTIONS", b"/v1/files", PREFLIGHT, body))
+                assert via.status == 401, len(body)
+            assert exchange(url, request(b"OPTIONS", b"/v1/files", PREFLIGHT)).status == 200
+            assert len(up.got) == 1
