@@ -74,3 +74,16 @@ def calguard_serve(
             os.killpg(proc.pid, signal.SIGKILL)  # anything of its group still running
         if proc.stdout:
             proc.stdout.close()
+
+
+@contextmanager
+def fake_upstream_served(folder: Path) -> Iterator[str]:
+    """``calguard serve --fake-upstream`` on a free port, its store in ``folder``, none of the
+    caller's ``CALGUARD_*`` settings; yields its base URL."""
+    from guard.testing.servers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
+    args = ["--fake-upstream", "--port", str(port), "--store", f"sqlite:///{folder / 'c.db'}"]
+    with calguard_serve(None, port, env, args) as (url, _):
+        yield url

@@ -4,14 +4,12 @@ process, as bytes on a socket (no HTTP client would send them)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
 
-from guard.testing.servers import free_port
-from tests.e2e.serve_process import calguard_serve
+from tests.e2e.serve_process import fake_upstream_served
 
 CHAT = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
@@ -30,11 +28,7 @@ MALFORMED = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("bad-http")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
-    args = ["--fake-upstream", "--port", str(port), "--store", f"sqlite:///{folder / 'c.db'}"]
-    with calguard_serve(None, port, env, args) as (url, _):
+    with fake_upstream_served(tmp_path_factory.mktemp("bad-http")) as url:
         yield url
 
 

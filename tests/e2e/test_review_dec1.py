@@ -4,7 +4,6 @@ real ``calguard serve`` process or calguard in front of a raw upstream, raw byte
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import zlib
@@ -12,19 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from guard.testing.servers import free_port
 from tests.e2e.differential import ASK, CHAT, Pair, calguard_in_front, gz
 from tests.e2e.raw_upstream import JSON, exchange, request, response
-from tests.e2e.serve_process import calguard_serve
+from tests.e2e.serve_process import fake_upstream_served
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("review-dec1")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALGUARD_")}
-    args = ["--fake-upstream", "--port", str(port), "--store", f"sqlite:///{folder / 'c.db'}"]
-    with calguard_serve(None, port, env, args) as (url, _):
+    with fake_upstream_served(tmp_path_factory.mktemp("review-dec1")) as url:
         yield url
 
 
