@@ -134,7 +134,10 @@ class Relay:
                     opened.status, await opened.read(), opened.content_type, opened.headers
                 )
             else:  # a file's content: as it comes, never whole in memory
-                body = self.scrub.across(opened.chunks)
+                length = _plain_length(opened.headers)
+                if length is not None:  # kept (a download's progress): keys masked as long
+                    said["content-length"] = length
+                body = self.scrub.across(opened.chunks, same_length=length is not None)
                 try:  # an error before the first bytes is the whole reply
                     first = await body.__anext__()
                 except StopAsyncIteration:
@@ -194,12 +197,19 @@ async def _cut_loudly(
         await rest.aclose()
 
 
+def _plain_length(headers: Mapping[str, str]) -> str | None:
+    """The body's length as the upstream said it, where that is the length calguard passes on
+    (not that of a compressed body, which calguard decodes)."""
+    said = headers.get("content-length", "")
+    coded = headers.get("content-encoding", "").strip().lower() not in ("", "identity")
+    return said if said.isdigit() and not coded else None
+
+
 def _large(method: str, status: int, headers: Mapping[str, str]) -> bool:
     """A successful answer with a body that may be large: over :data:`WHOLE_BYTES` as sent, of
     no said length (chunked), or compressed (its length says nothing of the decoded size)."""
-    said = headers.get("content-length", "")
-    coded = headers.get("content-encoding", "").strip().lower() not in ("", "identity")
-    small = said.isdigit() and int(said) <= WHOLE_BYTES and not coded  # a coded length: unknown
+    length = _plain_length(headers)
+    small = length is not None and int(length) <= WHOLE_BYTES
     return method != "HEAD" and 200 <= status < 300 and status not in (204, 205) and not small
 
 

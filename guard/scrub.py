@@ -86,17 +86,24 @@ class Scrubber:
         async for chunk in chunks:
             yield self.data(chunk)
 
-    async def across(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    async def across(
+        self, chunks: AsyncIterator[bytes], same_length: bool = False
+    ) -> AsyncGenerator[bytes, None]:
         """The chunks of one body scrubbed as one, however it was cut: what comes out is what
         :meth:`data` makes of the whole body. Each form of each key is replaced in turn, as
         :meth:`data` does, each by a stage that holds back at most its length less one byte
         (what could be the start of it) until the next chunk; a key cut between two chunks is
-        found whole, and a run of overlapping occurrences is masked as the whole body's is."""
+        found whole, and a run of overlapping occurrences is masked as the whole body's is.
+        ``same_length``: each key is masked by as many bytes (``[REDACTED]***...``), so a body
+        whose length was said before it came keeps that length."""
         if not self._bytes:
             async for chunk in chunks:
                 yield chunk
             return
-        stages = [_Replacing(key, mask) for key, mask in self._bytes]
+        stages = [
+            _Replacing(key, (mask + b"*" * len(key))[: len(key)] if same_length else mask)
+            for key, mask in self._bytes
+        ]
         async for chunk in chunks:
             for stage in stages:
                 chunk = stage.feed(chunk)

@@ -97,3 +97,18 @@ def test_keys_that_overlap_one_another_never_come_out_whole() -> None:
             got = asyncio.run(gather([body[:a], body[a:b], body[b:]]))
             assert got == scrub.data(body), (a, b)
             assert not any(k.encode() in got for k in keys), (a, b)
+
+
+def test_same_length_masks_keep_the_bodys_length() -> None:
+    body = b"x" * 5 + KEYS[0].encode() + b"y" + KEYS[2].encode()
+
+    async def gather() -> bytes:
+        async def source() -> AsyncIterator[bytes]:
+            for i in range(0, len(body), 3):
+                yield body[i : i + 3]
+
+        return b"".join([c async for c in SCRUB.across(source(), same_length=True)])
+
+    got = asyncio.run(gather())
+    assert len(got) == len(body)
+    assert got == b"xxxxx[REDACTED]" + b"*" * (len(KEYS[0]) - 10) + b"y[REDACTE"
