@@ -89,15 +89,20 @@ def test_a_file_cut_upstream_is_cut_for_the_client_with_one_line_in_the_log(
     ('Caught handled exception, but response already started')."""
     head = response(b"200 OK", [OCTETS, (b"content-length", b"3000000")], length=False)
     small_limit.up.answers[b"/files/cut/content"] = [head, b"x" * 1_500_000, CLOSE]
-    with (
-        caplog.at_level(logging.WARNING),
-        httpx.Client(base_url=small_limit.calguard, timeout=30) as client,
-        pytest.raises(httpx.RemoteProtocolError),
-    ):
-        client.get("/v1/files/cut/content").read()
-    for _ in range(100):  # bounded: the server logs once it has closed the connection
-        if any("cut after it began" in r.getMessage() for r in caplog.records):
-            break
-        time.sleep(0.05)
+    uvicorn_log = logging.getLogger("uvicorn.error")  # it does not propagate to the root
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with (
+            caplog.at_level(logging.WARNING),
+            httpx.Client(base_url=small_limit.calguard, timeout=30) as client,
+            pytest.raises(httpx.RemoteProtocolError),
+        ):
+            client.get("/v1/files/cut/content").read()
+        for _ in range(100):  # bounded: the server logs once it has closed the connection
+            if any("without completing" in r.getMessage() for r in caplog.records):
+                break
+            time.sleep(0.05)
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
     assert any("cut after it began" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.exc_info]  # no traceback
