@@ -22,7 +22,7 @@ from guard.errors import (
     UnsupportedMediaTypeError,
     UpstreamError,
 )
-from guard.upstreams.encoding import MAX_LAYERS, ZLIB, Decoding
+from guard.upstreams.encoding import MAX_LAYERS, Decoding, capped, readable
 
 
 def _too_large(limit: int) -> RequestTooLargeError:
@@ -49,11 +49,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:
     """``raw`` with the layers ``content_encoding`` names undone, at most ``limit`` bytes."""
-    codings = [c.strip().lower() for c in content_encoding.split(",")]
-    codings = [c for c in codings if c not in ("", "identity")]
-    if not codings:
+    codings = readable(content_encoding)
+    if codings == []:
         return raw
-    if any(c not in ZLIB for c in codings) or len(codings) > MAX_LAYERS:
+    if codings is None:
         raise UnsupportedMediaTypeError(
             "calguard reads a request body sent as it is or in gzip or deflate (at most "
             f"{MAX_LAYERS} layers), not in this Content-Encoding: send it uncompressed",
@@ -61,11 +60,8 @@ def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:
             code="unsupported_content_encoding",
         )
     decoding, out = Decoding(codings), bytearray()
-    try:
-        for piece in itertools.chain(decoding.feed(raw), decoding.end()):  # a piece at a time
-            out += piece
-            if len(out) > limit:
-                raise _too_large(limit)
+    try:  # a piece at a time, so a bomb stops at the limit
+        capped(itertools.chain(decoding.feed(raw), decoding.end()), limit, out, _too_large)
     except UpstreamError as exc:  # zlib's complaint, in the decoder's words for upstreams
         raise InvalidRequestError(
             f"the request body does not decode as its Content-Encoding says ({', '.join(codings)})",

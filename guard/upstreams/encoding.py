@@ -16,7 +16,7 @@ decode to gigabytes (a "zip bomb") come out piece by piece, so whoever reads the
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from guard.errors import UpstreamError
 from guard.upstreams.base import not_retried, too_large
@@ -26,6 +26,14 @@ ZLIB = frozenset({"gzip", "x-gzip", "deflate"})
 MAX_LAYERS = 4  # HTTP allows any number; nobody compresses a body more than twice
 PIECE = 1 << 16  # decoded bytes per step of a layer
 _AUTO = 32 + zlib.MAX_WBITS  # a zlib or a gzip header, whichever it has
+
+
+def readable(said: str) -> list[str] | None:
+    """The codings a ``Content-Encoding`` value lists, in the order applied, ``identity`` left
+    out; None if one is not gzip or deflate, or there are more than :data:`MAX_LAYERS`."""
+    codings = [c.strip().lower() for c in said.split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    return codings if all(c in ZLIB for c in codings) and len(codings) <= MAX_LAYERS else None
 
 
 class Decoding:
@@ -46,9 +54,8 @@ class Decoding:
         if said.strip().lower() in DECODED_BY_AIOHTTP:
             return cls([])
         # one line only: aiohttp's parsers disagree on which of two lines it decodes
-        codings = [c.strip().lower() for c in said.split(",")] if "\n" not in said else [said]
-        codings = [c for c in codings if c not in ("", "identity")]
-        if any(c not in ZLIB for c in codings) or len(codings) > MAX_LAYERS:
+        codings = readable(said) if "\n" not in said else None
+        if codings is None:
             raise not_retried(  # the value is not said: it is the upstream's, unscrubbed
                 UpstreamError(
                     "the upstream answered in a Content-Encoding calguard cannot read (it asks "
@@ -113,10 +120,15 @@ class Decoding:
         )
 
 
-def capped(pieces: Iterable[bytes], limit: int, into: bytearray) -> None:
-    """Append ``pieces`` to ``into``; :func:`~guard.upstreams.base.too_large` once it would
-    pass ``limit``."""
+def capped(
+    pieces: Iterable[bytes],
+    limit: int,
+    into: bytearray,
+    over: Callable[[int], Exception] = too_large,
+) -> None:
+    """Append ``pieces`` to ``into``; ``over(limit)`` (an upstream's answer:
+    :func:`~guard.upstreams.base.too_large`) once it would pass ``limit``."""
     for piece in pieces:
         if len(into) + len(piece) > limit:
-            raise too_large(limit)
+            raise over(limit)
         into += piece
