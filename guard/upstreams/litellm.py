@@ -3,7 +3,10 @@ fast path is :class:`guard.upstreams.openai.OpenAIUpstream`).
 
 A route with ``provider: litellm`` sends its calls through ``litellm.acompletion``; the model
 name is LiteLLM's (``anthropic/claude-...``, ``openai/...``, ``ollama/...``). LiteLLM's own
-retries are off: errors map to the same calguard errors as the fast path.
+retries are off. As on the fast path, a provider's error answer goes back as that answer: its
+status (a 429 stays a 429, a stream's 400 a 400), an OpenAI error body with the provider's
+type, param and code where it gave them, and its ``Retry-After``; only a failure to get an
+answer at all is calguard's 502 or 504.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import openai
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Headers, RawResponse, RawStream
+
+JSON = "application/json"
 
 
 class LiteLLMUpstream:
@@ -46,6 +51,21 @@ class LiteLLMUpstream:
         kw["num_retries"] = 0
         return kw
 
+    async def _call(self, body: dict[str, Any]) -> Any:
+        """LiteLLM's answer to ``body``, or the provider's error answer (a :class:`RawResponse`);
+        a failure to get one raises :class:`UpstreamError`."""
+        try:
+            return await self._litellm.acompletion(**self._kwargs(body))
+        # LiteLLM's exceptions subclass openai's, which are typed and stable.
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"LiteLLM upstream timed out: {exc}", code="upstream_timeout"
+            ) from exc
+        except openai.APIStatusError as exc:
+            return _answer(exc)
+        except Exception as exc:  # litellm raises many kinds; none may crash the proxy
+            raise UpstreamError(f"LiteLLM upstream failed: {exc}") from exc
+
     async def post(
         self,
         path: str,
@@ -57,29 +77,10 @@ class LiteLLMUpstream:
     ) -> RawResponse:
         if path != "/chat/completions":
             return _not_served(path)
-        try:
-            resp = await self._litellm.acompletion(**self._kwargs(body))
-        # LiteLLM's exceptions subclass openai's, which are typed and stable.
-        except openai.APITimeoutError as exc:
-            raise UpstreamTimeoutError(
-                f"LiteLLM upstream timed out: {exc}", code="upstream_timeout"
-            ) from exc
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            if 400 <= status < 500 and status != 429:
-                body_ = {
-                    "error": {
-                        "message": str(exc),
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                }
-                return RawResponse(status, json.dumps(body_).encode(), "application/json")
-            raise UpstreamError(f"LiteLLM upstream failed: {exc}", upstream_status=status) from exc
-        except Exception as exc:  # litellm raises many kinds; none may crash the proxy
-            raise UpstreamError(f"LiteLLM upstream failed: {exc}") from exc
-        return RawResponse(200, resp.model_dump_json().encode(), "application/json")
+        resp = await self._call(body)
+        if isinstance(resp, RawResponse):
+            return resp
+        return RawResponse(200, resp.model_dump_json().encode(), JSON)
 
     async def stream(
         self,
@@ -90,14 +91,16 @@ class LiteLLMUpstream:
         query: str = "",
         content: bytes | None = None,
     ) -> RawStream:
+        """Opened here, so an error the provider answers before the stream is that answer."""
         if path != "/chat/completions":
-            raw = _not_served(path)
-            return RawStream(raw.status, {}, raw.content_type, _one(raw.body))
-        return RawStream(200, {}, "text/event-stream", self._chunks(body))
+            return RawStream.whole(_not_served(path))
+        chunks = await self._call({**body, "stream": True})
+        if isinstance(chunks, RawResponse):
+            return RawStream.whole(chunks)
+        return RawStream(200, {}, "text/event-stream", self._chunks(chunks))
 
-    async def _chunks(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _chunks(self, chunks: Any) -> AsyncIterator[bytes]:
         try:
-            chunks = await self._litellm.acompletion(**self._kwargs({**body, "stream": True}))
             async for chunk in chunks:
                 yield f"data: {chunk.model_dump_json()}\n\n".encode()
         except Exception as exc:
@@ -134,6 +137,41 @@ def _call_control(key: str) -> bool:
     return bool(_CONTROLS.search(key))
 
 
+RETRY_AFTER = ("retry-after", "retry-after-ms")  # when the provider says to ask again
+
+
+def _answer(exc: openai.APIStatusError) -> RawResponse:
+    """The provider's error answer, as LiteLLM raised it: its status, an OpenAI error body, and
+    when to retry."""
+    said = _error_object(exc)
+    kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    error = {
+        "message": str(exc),
+        "type": _text(said.get("type")) or kind,
+        "param": _text(said.get("param")),
+        "code": _text(said.get("code")),
+    }
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    kept = {k: str(v) for k in RETRY_AFTER if (v := headers.get(k)) is not None}
+    return RawResponse(exc.status_code, json.dumps({"error": error}).encode(), JSON, kept)
+
+
+def _error_object(exc: openai.APIStatusError) -> dict[str, Any]:
+    """The provider's error object where LiteLLM kept it: as the body, or in its answer."""
+    if isinstance(exc.body, dict):
+        return exc.body
+    try:
+        data = json.loads(exc.response.content)
+    except Exception:  # LiteLLM makes its responses in many ways: one may have no body
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _not_served(path: str) -> RawResponse:
     body = {
         "error": {
@@ -143,8 +181,4 @@ def _not_served(path: str) -> RawResponse:
             "code": None,
         }
     }
-    return RawResponse(404, json.dumps(body).encode(), "application/json")
-
-
-async def _one(body: bytes) -> AsyncIterator[bytes]:
-    yield body
+    return RawResponse(404, json.dumps(body).encode(), JSON)
