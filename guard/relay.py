@@ -24,6 +24,7 @@ log = logging.getLogger("calguard")
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
+_AS_IT_COMES = _AS_ITS_BYTES | {"content-length"}
 WHOLE_BYTES = 1_000_000  # a relayed answer up to this is read whole; a larger one streams
 
 
@@ -78,7 +79,7 @@ class Relay:
         self,
         method: str,
         path: str,
-        content: bytes,
+        content: bytes | AsyncIterator[bytes],
         headers: Mapping[str, str],
         query: str,
         request_id: str,
@@ -89,7 +90,9 @@ class Relay:
         the client wrote it), passed through untouched (unless it is not a plain path, or the
         allow-list says no): the path checked is the path sent, whichever route relays it. A
         large successful answer (over :data:`WHOLE_BYTES`, or of no said length) streams
-        through, scrubbed across its chunks, unless the caller needs it ``whole``."""
+        through, scrubbed across its chunks, unless the caller needs it ``whole``. A body too
+        large to read whole (``content`` as it comes) goes on as it comes, with the length the
+        client said, asked once: it cannot be sent again."""
         out = {"x-calguard-request-id": request_id}
         try:
             check_relayed_path(path[1:], method)
@@ -111,7 +114,9 @@ class Relay:
             return Reply.of_error(err, out)
         try:
             # the body goes as its bytes: with the type and the coding the client gave them
-            keep = forward_headers(headers, self.settings, self.scrub.keys, _AS_ITS_BYTES)
+            # (and, as it comes, with the length it said: else it would go chunked)
+            framing = _AS_ITS_BYTES if isinstance(content, bytes) else _AS_IT_COMES
+            keep = forward_headers(headers, self.settings, self.scrub.keys, framing)
             opened = await self.upstream.relay(
                 method, as_sent(path, written), content=content or None, headers=keep, query=query
             )

@@ -6,12 +6,14 @@ every gzip / deflate layer, bounded by ``max_body_bytes`` once decoded (a small 
 decodes to gigabytes is a 413, as any body over the limit), and the decoded body is what goes
 upstream, without the header. Another coding is a 415 that says what calguard reads; a body
 that does not decode as its header says is a 400. Relayed paths are not read: their bodies go
-on as they came, ``Content-Encoding`` included.
+on as they came, ``Content-Encoding`` included, and one larger than ``max_body_bytes`` (a file
+upload) streams through rather than being refused (:func:`relayed_body`).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -45,6 +47,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect as exc:  # not an error of calguard's: no traceback in its log
         raise ClientGoneError("the client went away before its request body had come") from exc
     return b"".join(parts)
+
+
+async def relayed_body(request: Request, whole: int) -> bytes | AsyncIterator[bytes]:
+    """A relayed request's body: its bytes if it is at most ``whole`` bytes long, else its
+    bytes as they come (a file upload of any size goes on without being held in memory; the
+    upstream sets its own limit)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > whole:
+        return _streamed([], request)
+    parts: list[bytes] = []
+    size = 0
+    chunks = request.stream()
+    try:
+        async for chunk in chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > whole:
+                return _streamed(parts, request, chunks)
+    except ClientDisconnect as exc:
+        raise ClientGoneError("the client went away before its request body had come") from exc
+    return b"".join(parts)
+
+
+async def _streamed(
+    first: list[bytes], request: Request, rest: AsyncIterator[bytes] | None = None
+) -> AsyncIterator[bytes]:
+    for part in first:
+        yield part
+    try:
+        async for chunk in rest if rest is not None else request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise ClientGoneError("the client went away before its request body had come") from exc
 
 
 def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:

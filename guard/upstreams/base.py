@@ -102,6 +102,7 @@ def too_large(limit: int) -> UpstreamError:
 
 
 Headers = Mapping[str, str]
+Body = bytes | AsyncIterator[bytes]  # a relayed body: its bytes, or its bytes as they come
 
 
 class Upstream(Protocol):
@@ -138,13 +139,14 @@ class Upstream(Protocol):
         method: str,
         path: str,
         *,
-        content: bytes | None = None,
+        content: Body | None = None,
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
         """Any other request under ``/v1`` (stored completions, files, ...), as it is: ``path``
-        as it goes in the URL (escaped: ``/models/org%2Fmodel``); the answer's bytes as they
-        come (a relayed stream streams)."""
+        as it goes in the URL (escaped: ``/models/org%2Fmodel``), ``content`` as its bytes or
+        as they come (a large upload: sent once); the answer's bytes as they come (a relayed
+        stream streams)."""
 
     async def get(self, path: str) -> RawResponse: ...
 

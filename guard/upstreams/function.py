@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from guard import sse
-from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.base import Body, Headers, RawResponse, RawStream
 from guard.upstreams.headers import from_wire
 
 _END = object()
@@ -159,7 +159,7 @@ class FunctionUpstream:
         method: str,
         path: str,
         *,
-        content: bytes | None = None,
+        content: Body | None = None,
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:

@@ -20,7 +20,7 @@ from typing import Any
 import openai
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
-from guard.upstreams.base import Headers, RawResponse, RawStream
+from guard.upstreams.base import Body, Headers, RawResponse, RawStream
 
 JSON = "application/json"
 
@@ -112,7 +112,7 @@ class LiteLLMUpstream:
         method: str,
         path: str,
         *,
-        content: bytes | None = None,
+        content: Body | None = None,
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:

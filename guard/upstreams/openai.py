@@ -35,7 +35,7 @@ from tenacity import (
 )
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
-from guard.upstreams.base import Headers, RawResponse, RawStream, not_retried
+from guard.upstreams.base import Body, Headers, RawResponse, RawStream, not_retried
 from guard.upstreams.encoding import Decoding, capped
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
@@ -161,9 +161,9 @@ class OpenAIUpstream:
     def closed(self) -> bool:
         return self._session is None or self._session.closed
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, attempts: int) -> AsyncRetrying:
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts)
+            stop=stop_after_attempt(attempts)
             | stop_after_delay(self.timeout_s + self.max_wait_s * self.max_attempts),
             wait=self._wait,
             retry=retry_if_exception(_retryable),
@@ -199,11 +199,12 @@ class OpenAIUpstream:
             raise _RetryableStatus(raw)
         return raw
 
-    async def _retried(self, what: Any) -> Any:
-        """``what()`` under the retry policy; the last answer once retries run out."""
+    async def _retried(self, what: Any, once: bool = False) -> Any:
+        """``what()`` under the retry policy (``once``: asked once); the last answer once
+        retries run out."""
         attempts = 0
         try:
-            async for attempt in self._retrying():
+            async for attempt in self._retrying(1 if once else self.max_attempts):
                 with attempt:
                     attempts += 1
                     return await what()
@@ -274,12 +275,13 @@ class OpenAIUpstream:
         method: str,
         path: str,
         *,
-        content: bytes | None = None,
+        content: Body | None = None,
         headers: Headers | None = None,
         query: str = "",
     ) -> RawStream:
         """Any other request, as :meth:`stream` takes it: a relayed stream (Assistants runs)
-        streams, and lasts as long as its events keep coming. ``path`` goes as it is. An
+        streams, and lasts as long as its events keep coming. ``path`` goes as it is; a body
+        that comes as it comes (a large upload) is asked once, as it cannot be sent again. An
         ``OPTIONS`` (a browser's CORS preflight, which proxies answer without a key) goes
         without calguard's key: it needs none, and it may come from a client that has none."""
         h = self._request_headers(headers, False)
@@ -291,7 +293,7 @@ class OpenAIUpstream:
         return await self._open(method, url, content, h)
 
     async def _open(
-        self, method: str, url: yarl.URL, content: bytes | None, h: dict[str, str]
+        self, method: str, url: yarl.URL, content: Body | None, h: dict[str, str]
     ) -> RawStream:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
@@ -321,7 +323,7 @@ class OpenAIUpstream:
                 resp.status, said, _content_type(said), chunks, limit=self.max_answer_bytes
             )
 
-        out = await self._retried(open_)
+        out = await self._retried(open_, once=not isinstance(content, bytes | None))
         if isinstance(out, RawResponse):  # retries ran out on an error status
             return RawStream.whole(out)
         assert isinstance(out, RawStream)
