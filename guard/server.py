@@ -242,9 +242,8 @@ def create_app(
                 "code": None,
             }
         }
-        return JSONResponse(
-            body, status_code=exc.status_code, headers={"x-request-id": rid_of(request)}
-        )
+        headers = {**(exc.headers or {}), "x-request-id": rid_of(request)}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -339,7 +338,9 @@ def create_app(
         """Every other path under /v1 (stored completions, files, batches, ...), untouched;
         also a HEAD or an OPTIONS (a browser's CORS preflight) to any path under /v1. A
         preflight carries no key (browsers send none): it is relayed without one, and without
-        calguard's upstream key."""
+        calguard's upstream key. The flag log's path is calguard's: another method is a 405."""
+        if path == "guard/flags":
+            raise StarletteHTTPException(405, "Method Not Allowed", {"allow": "GET, HEAD"})
         preflight = _preflight(request)
         if not preflight:
             _authorize(request, settings.api_keys)

@@ -198,3 +198,16 @@ def test_head_to_the_flag_log_is_calguards_not_relayed(pair: Pair) -> None:
     assert get.status == head.status == 404
     assert head.body == b""
     assert len(pair.up.got) == before
+
+
+@pytest.mark.parametrize("method", [b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS"])
+def test_another_method_to_the_flag_log_is_calguards_405_not_relayed(
+    pair: Pair, method: bytes
+) -> None:
+    """Before: relayed to the upstream (with calguard's key), whose 404 or 405 came back."""
+    before = len(pair.up.got)
+    via = exchange(pair.calguard, request(method, b"/v1/guard/flags", [JSON], b"{}"))
+    assert via.status == 405
+    assert via.header(b"allow") == b"GET, HEAD"
+    assert b'"invalid_request_error"' in via.body
+    assert len(pair.up.got) == before
