@@ -16,6 +16,7 @@ Custom policies: a :class:`policies.registry.BuiltinPolicy` subclass registered 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from policies import (
     Policy,
     PolicyConfigError,
     Verdict,
+    apply_redactions,
     build_policy,
     decide,
     run_policies,
@@ -114,6 +116,16 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+def chained(verdicts: list[Verdict]) -> list[Verdict]:
+    """``verdicts`` with each redacting one carrying the text after every redaction of the run:
+    :func:`policies.run_policies` chains rewrites, so an earlier verdict's text still holds what a
+    later policy took out, and verdicts go to the client (``guard.flags``) and the flag log."""
+    final = apply_redactions("", verdicts)
+    return [
+        dataclasses.replace(v, redacted=final) if v.redacted is not None else v for v in verdicts
+    ]
+
+
 def _unread(body: dict[str, Any], endpoint: Endpoint) -> str | None:
     """The field of ``body`` holding text the prompt policies would not read: the endpoint's
     own (:meth:`Endpoint.unread_prompt`), or an ``extra_body`` left in the body, which the
@@ -142,7 +154,7 @@ class Checks:
             policies = [p for p in policies if isinstance(p, SpanPolicy)]
         if not policies:
             return ctx.text, None
-        verdicts = [v for v in run_policies(policies, ctx) if v.action != Action.PASS]
+        verdicts = [v for v in chained(run_policies(policies, ctx)) if v.action != Action.PASS]
         (self.prompt_verdicts if ctx.phase == "prompt" else self.response_verdicts).extend(verdicts)
         blocking = next((v for v in verdicts if v.action == Action.BLOCK), None)
         redacted = [v.redacted for v in verdicts if v.redacted is not None]
@@ -252,6 +264,10 @@ async def record(
     ``request`` is the body as it went upstream (after prompt-side redaction)."""
     if not checks.flags:
         return None
+
+    def clean(value: Any) -> Any:  # no key of calguard's, no secret, no raw PII
+        return redact_secrets(scrub.value(value) if scrub else value)
+
     flag = {
         "time": time.time(),
         "request_id": checks.request_id,
@@ -260,9 +276,9 @@ async def record(
         "key": key,
         "action": checks.action,
         "policies": sorted({f["policy"] for f in checks.flags}),
-        "verdicts": checks.flags,
-        "request": redact_secrets(scrub.value(request) if scrub else request),
-        "response": redact_secrets(scrub.value(response) if scrub else response),
+        "verdicts": clean(checks.flags),  # a redacting verdict's text: the text as it went on
+        "request": clean(request),
+        "response": clean(response),
     }
     return await asyncio.to_thread(store.add_flag, _text_only(flag))
 

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, violation
+from guard.checks import Checks, chained, violation
 from guard.endpoint_fields import Aside, decoded
 from guard.endpoints import Endpoint
 from guard.errors import UpstreamError
@@ -97,11 +97,11 @@ def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdi
         start = max(0, t.checked - WINDOW)
         window = t.tail(t.length - start)[: end - start]
         t.checked = end
-        if (v := _blocking(run_policies(spans, Context("response", window)))) is not None:
+        if (v := _blocking(chained(run_policies(spans, Context("response", window))))) is not None:
             return v
     if others and not t.aside and end >= max(t.whole_at * GROWTH, 1):
         t.whole_at = end
-        return _blocking(run_policies(others, Context("response", t.text()[:end])))
+        return _blocking(chained(run_policies(others, Context("response", t.text()[:end]))))
     return None
 
 

@@ -306,3 +306,14 @@ def test_text_in_events_the_reader_merges_is_still_checked() -> None:
     first = delta("the ")[: -len(b"\n")] + b"\r\n"  # ends with LF then CRLF: a blank line
     run = Stream([first + delta("secret"), sse.DONE], [denylist("secret")], holdback=0).run()
     assert run.last["error"]["code"] == "denylist"
+
+
+def test_a_verdict_that_stops_a_stream_holds_no_match_a_later_policy_redacts() -> None:
+    """Redactions chain: the first redacting verdict's text (a window of the answer) still held
+    what the second policy takes out, and the verdict goes into the flag record."""
+    policies = [denylist("secret", action="redact"), denylist("hidden", action="redact")]
+    chunks = [delta("the hidden secret is "), delta("42 and more words "), sse.DONE]
+    run = Stream(chunks, policies, holdback=None).run()
+    assert run.last["error"]["code"] == "denylist"
+    [verdict] = run.checks.response_verdicts
+    assert verdict.redacted == "the [REDACTED] [REDACTED] is "
