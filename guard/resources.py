@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import openai
@@ -48,11 +48,16 @@ def sdk_call(resource: Any) -> Callable[..., Any]:
 
 
 def lists(value: Any) -> Any:
-    """``value`` with every tuple a list, as the SDK sends it (a JSON array): the policies read
-    lists, and a tuple of text parts or strings would otherwise reach the model unread."""
-    if isinstance(value, dict):
+    """``value`` as the SDK sends it: every iterable (a tuple, a deque, a generator) a list (a
+    JSON array), every mapping a dict, every pydantic model (an earlier answer's message or
+    output items, passed back in) its dict. The policies read lists and dicts: anything else
+    would reach the model unread."""
+    if isinstance(value, BaseModel):  # as the SDK dumps it
+        exclude = getattr(value, "__api_exclude__", None)
+        value = value.model_dump(exclude_unset=True, mode="json", exclude=exclude)
+    if isinstance(value, Mapping):
         return {k: lists(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray):
         return [lists(v) for v in value]
     return value
 

@@ -3,19 +3,25 @@ through a real calguard, or through a wrapped client."""
 
 from __future__ import annotations
 
+import collections
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from openai.types.chat import ChatCompletionMessage
+from openai.types.responses import ResponseOutputMessage, ResponseOutputText
 
+import guard
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.store import SQLiteStore
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
+from tests.e2e.scripted_upstream import Script, create_scripted_upstream
 from tests.e2e.test_policies_proxy import scripted
 
 UPSTREAM_KEY = "sk-upstream-REVIEW-0123456789abcdef"
@@ -98,3 +104,85 @@ def test_the_flag_record_keeps_no_raw_pii_nor_key_in_a_verdict(
     assert [v["policy"] for v in rec["verdicts"]] == ["regex"]
     for secret in (MAIL, TICKET, UPSTREAM_KEY):
         assert secret not in json.dumps(rec)
+
+
+DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block", "on": "prompt"}]
+SAID = ChatCompletionMessage(role="assistant", content="the forbidden word")
+OUTPUT = ResponseOutputMessage(
+    id="msg_1",
+    type="message",
+    role="assistant",
+    status="completed",
+    content=[ResponseOutputText(type="output_text", text="the forbidden word", annotations=[])],
+)
+USER = {"role": "user", "content": "go on"}
+PART = {"type": "text", "text": "forbidden"}
+INPUT_PART = {"type": "input_text", "text": "forbidden"}
+TOOL = {"type": "function", "function": {"name": "f", "description": "forbidden"}}
+
+
+@pytest.fixture
+def wrapped(tmp_path: Path) -> Iterator[tuple[Any, Any, Script]]:
+    """(a wrapped client whose route blocks 'forbidden' in prompts, a plain one, the upstream)."""
+    script = Script()
+    with serve_in_thread(create_scripted_upstream(script)) as url:
+        plain = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        inner = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-x", max_retries=0)
+        client = guard.wrap(
+            inner, store=f"sqlite:///{tmp_path / 'w.db'}", route=RouteConfig(policies=DENY)
+        )
+        yield client, plain, script
+        client.close()
+        plain.close()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        # the Responses API's way to continue: the last answer's output items passed back in
+        lambda c: c.responses.create(model="m", input=[OUTPUT, USER]),
+        lambda c: c.chat.completions.create(model="m", messages=[USER, SAID, USER]),
+        lambda c: c.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": collections.deque([PART])}]
+        ),
+        lambda c: c.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": (p for p in [PART])}]
+        ),
+        lambda c: c.responses.create(
+            model="m",
+            input=[{"role": "user", "content": collections.deque([INPUT_PART])}],
+        ),
+        lambda c: c.chat.completions.create(
+            model="m",
+            messages=[USER],
+            tools=collections.deque([TOOL]),
+        ),
+    ],
+    ids=["output-items", "chat-message", "deque-parts", "generator", "input-parts", "tools"],
+)
+def test_what_the_sdk_sends_as_a_list_or_an_object_is_read_in_process(
+    wrapped: tuple[Any, Any, Script], call: Callable[[Any], Any]
+) -> None:
+    """The SDK sends any iterable as a JSON array and a pydantic object (an earlier answer's
+    message or output items) as its JSON; the wrapper read only lists and dicts, so the text in
+    them reached the model unread (or, a generator, raised a TypeError; a message object was a
+    400 the plain client does not give)."""
+    client, _, script = wrapped
+    with pytest.raises(openai.BadRequestError, match="denylist"):
+        call(client)
+    assert script.requests == []
+
+
+def test_an_answer_passed_back_goes_upstream_as_the_plain_client_sends_it(
+    wrapped: tuple[Any, Any, Script],
+) -> None:
+    client, plain, script = wrapped
+    said = ChatCompletionMessage(role="assistant", content="fine")
+    items = OUTPUT.model_copy(
+        update={"content": [ResponseOutputText(type="output_text", text="ok", annotations=[])]}
+    )
+    for c in (plain, client):
+        c.chat.completions.create(model="m", messages=iter([USER, said, USER]))
+        c.responses.create(model="m", input=[items, USER])
+    bodies = [r["body"] for r in script.requests]
+    assert bodies[:2] == bodies[2:]
