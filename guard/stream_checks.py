@@ -2,24 +2,27 @@
 
 The upstream's SSE events are parsed as they arrive (:mod:`guard.sse`) and held back: an event is
 released only once every text it adds to (each choice's content, each tool call's arguments) has
-at least ``holdback`` more settled characters after it (or, with ``holdback=None``, only after
-the whole answer was checked). A block ends the stream with an SSE error event and the flag
-record; the blocked text is never sent. A redacting verdict cannot take back text already
-released, so on a stream it blocks too. Prompt-side verdicts only go into the record.
+at least ``holdback`` more characters after it that every policy able to end the stream has read
+(or, with ``holdback=None``, only after the whole answer was checked). A block ends the stream
+with an SSE error event and the flag record; the blocked text is never sent. A redacting verdict
+cannot take back text already released, so on a stream it blocks too. Prompt-side verdicts only
+go into the record.
 
 The checks cost time linear in the length of the answer. Span policies (denylist, regex,
 secrets, pii: their matches are local) look at each event's new settled text plus a window of
-:data:`WINDOW` characters before it; other policies (a length, a JSON schema, a refusal) look at
-the whole text each time it has grown by a quarter. Every policy sees the whole answer once at
-the end, which decides the record and the release of what was held; a text that is JSON (a
-tool call's arguments) is then also read with its strings decoded, as its client will read it.
-Text beside the answer (reasoning: an :class:`~guard.endpoint_fields.Aside`) is read by span
-policies only.
+:data:`WINDOW` characters before it; other policies (a length, a refusal, a function) look at
+the whole text each time it has grown by a quarter (where one of them may block, what they have
+not read waits for them); one that judges only a whole answer (a JSON schema) reads it at the
+end. Every policy sees the whole answer once at the end, which decides the record and the
+release of what was held; a text that is JSON (a tool call's arguments) is then also read with
+its strings decoded, as its client will read it. Text beside the answer (reasoning: an
+:class:`~guard.endpoint_fields.Aside`) is read by span policies only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -105,6 +108,14 @@ def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdi
     return None
 
 
+def _read(t: _Text, spans: bool, stoppers: bool) -> int:
+    """How much of ``t`` the policies have read: what the span policies read (else what is
+    settled), and no more than the others last read whole where one of them could stop the
+    stream (they read it each time it grows by a quarter: what they have not read yet waits)."""
+    read = t.checked if spans else t.settled()
+    return min(read, t.whole_at) if stoppers and not t.aside else read
+
+
 async def checked_stream(
     upstream: AsyncIterator[bytes],
     policies: Sequence[Policy],
@@ -116,10 +127,15 @@ async def checked_stream(
     """The upstream's stream, released as the policies allow; ``log(response)`` commits the
     flag record (before the rest is released, or with the block)."""
     spans = [p for p in policies if isinstance(p, SpanPolicy)]
-    others = [p for p in policies if not isinstance(p, SpanPolicy)]
+    # The others as the answer grows; one that judges only a whole answer (a JSON schema:
+    # the start of valid JSON is not JSON) reads it at the end, with every policy.
+    others = [p for p in policies if not isinstance(p, SpanPolicy) and not getattr(p, "whole", 0)]
+    # Those of the others whose verdict could end the stream: all but built-ins set to flag.
+    stoppers = any(getattr(p, "action", None) != "flag" for p in others)
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}
-    pending: list[tuple[bytes, dict[int | str, int]]] = []  # (event, {text: its length after})
+    # (event, {text: its length after}); a deque, as what waits for the others may be long
+    pending: collections.deque[tuple[bytes, dict[int | str, int]]] = collections.deque()
 
     def take(event: sse.Event) -> None:
         if event.unreadable and event.data and event.data.strip():  # fail closed: cannot check
@@ -174,12 +190,12 @@ async def checked_stream(
                     yield await blocked(verdict)
                     return
             if holdback is not None:
-                # What the span policies have read (else what is settled) is what may go out.
-                safe = {i: t.checked if spans else t.settled() for i, t in texts.items()}
+                # What every policy that could stop the stream has read is what may go out.
+                safe = {i: _read(t, bool(spans), stoppers) for i, t in texts.items()}
                 while pending and all(
                     safe[i] - end >= holdback for i, end in pending[0][1].items()
                 ):
-                    yield pending.pop(0)[0]
+                    yield pending.popleft()[0]
     except (Exception, asyncio.CancelledError, GeneratorExit) as exc:
         try:
             await cut_short(f"{type(exc).__name__}: {exc}"[:300])

@@ -43,6 +43,7 @@ class JsonSchema(BuiltinPolicy[JsonSchemaParams]):
 
     name = "json_schema"
     params_model = JsonSchemaParams
+    whole = True  # the start of a valid JSON answer is not JSON
 
     def check(self, ctx: Context) -> Verdict:
         if ctx.phase != "response":

@@ -51,12 +51,15 @@ class BuiltinPolicy(Generic[P]):
 
     A hit is ``Action.FLAG`` for ``"flag"`` and ``"redact"`` (the text goes out rewritten, and
     the verdict carries the rewrite in ``redacted``) and ``Action.BLOCK`` for ``"block"``. Only
-    policies with ``redactable = True`` accept ``"redact"``.
+    policies with ``redactable = True`` accept ``"redact"``. A policy with ``whole = True``
+    judges only a whole answer (a part of a valid one may fail it): a stream's is read once,
+    at its end.
     """
 
     name: str = ""
     params_model: ClassVar[type[PolicyParams]] = PolicyParams
     redactable: ClassVar[bool] = False
+    whole: ClassVar[bool] = False
 
     def __init__(self, params: P | None = None, action: str = "flag") -> None:
         allowed = [m for m in _MODES if self.redactable or m != "redact"]

@@ -33,6 +33,14 @@ ROUTES: dict[str, list[dict[str, Any]]] = {
     "answer": [{**PII, "on": "response"}, {**REGEX, "on": "response"}],
     # a redaction of the prompt on a route that leaves PII to pass
     "prompt": [{**REGEX, "on": "prompt"}],
+    "json": [
+        {
+            "type": "json_schema",
+            "params": {"schema": {"type": "object", "required": ["answer"]}},
+            "action": "block",
+            "on": "response",
+        }
+    ],
 }
 
 
@@ -104,6 +112,23 @@ def test_the_flag_record_keeps_no_raw_pii_nor_key_in_a_verdict(
     assert [v["policy"] for v in rec["verdicts"]] == ["regex"]
     for secret in (MAIL, TICKET, UPSTREAM_KEY):
         assert secret not in json.dumps(rec)
+
+
+def test_a_streamed_answer_that_fits_its_json_schema_is_not_blocked(
+    proxy: tuple[str, SQLiteStore],
+) -> None:
+    """A blocking json_schema read the stream's start ('{"answer": "so', not JSON) and ended
+    every streamed answer there, valid ones too; an invalid one is still blocked, at its end."""
+    url, store = proxy
+    answer = json.dumps({"answer": "a long enough answer " * 20, "n": 1})
+    r = _say(url, "json", answer, stream=True)
+    assert r.status_code == 200
+    assert "policy_violation" not in r.text
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line[6:].startswith("{")]
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == answer
+    assert store.flags() == []
+    r = _say(url, "json", json.dumps({"other": "a long enough answer " * 20}), stream=True)
+    assert "policy_violation" in r.text
 
 
 DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block", "on": "prompt"}]

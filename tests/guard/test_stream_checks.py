@@ -317,3 +317,41 @@ def test_a_verdict_that_stops_a_stream_holds_no_match_a_later_policy_redacts() -
     assert run.last["error"]["code"] == "denylist"
     [verdict] = run.checks.response_verdicts
     assert verdict.redacted == "the [REDACTED] [REDACTED] is "
+
+
+def _no_forbidden(ctx: Context) -> Verdict:
+    """A plain-function policy (not a span policy): it reads the whole text when it grows."""
+    if "forbidden" in ctx.text:
+        return Verdict(Action.BLOCK, "no_forbidden", "found it", 1.0)
+    return Verdict(Action.PASS, "no_forbidden")
+
+
+@pytest.mark.parametrize("holdback", [0, 16, 256])
+def test_what_a_blocking_policy_other_than_a_span_one_has_not_read_is_not_released(
+    holdback: int,
+) -> None:
+    """Other policies read the whole text each time it grows by a quarter, but what went out was
+    gated only by what the span policies (or, without them, the settled text) had read: 20,000
+    characters in, ~900 characters past the blocked word had reached the client."""
+    words = [delta("", role=True)] + [delta("word ")] * 4000 + [delta("forbidden ")]
+    for policies in ([_no_forbidden], [denylist("other"), _no_forbidden]):
+        run = Stream([*words, *[delta("word ")] * 400, sse.DONE], policies, holdback).run()
+        assert run.last["error"]["code"] == "no_forbidden"
+        assert "forbidden" not in "".join(run.texts)
+
+
+JSON_ANSWER = ['{"answer": ', '"some ', "long ", "value ", 'here", ', '"n": ', "1}"]
+
+
+@pytest.mark.parametrize("holdback", [0, 5, None])
+def test_a_json_schema_reads_a_streamed_answer_whole(holdback: int | None) -> None:
+    """The start of valid JSON is not JSON: a blocking json_schema ended every streamed answer
+    at its first read ('response is not JSON'), valid ones too."""
+    schema = {"type": "object", "required": ["answer"]}
+    policy = build_policy({"type": "json_schema", "params": {"schema": schema}, "action": "block"})
+    run = Stream([*map(delta, JSON_ANSWER), sse.DONE], [policy], holdback).run()
+    assert "".join(run.texts) == "".join(JSON_ANSWER)
+    assert run.logs == []
+    wrong = ['{"other": ', '"value"}']
+    run = Stream([*map(delta, wrong), sse.DONE], [policy], holdback).run()
+    assert run.last["error"]["code"] == "json_schema"
