@@ -5,7 +5,9 @@ item's content as a string or text and refusal parts, a tool call's arguments or
 a tool's output as a string or ``input_text`` parts, reasoning summaries); its tools'
 descriptions; a prompt template's variables (strings or ``input_text`` parts); a JSON schema's
 description. An answer: each output item read the same way, plus the code a code interpreter
-ran and its logs; a rewritten ``output_text`` loses its ``logprobs``.
+ran and its logs; a rewritten ``output_text`` loses its ``logprobs``. Every other string of an
+item that is not a message or reasoning (a shell call's commands, a patch's diff, a search's
+results, ...) is read too, as text beside the answer; ids, states and base64 are not text.
 
 A stream: each delta event adds to one text of its output item (text, refusal, arguments,
 custom tool input, reasoning and its summary, code, audio transcript). Events that carry a
@@ -71,6 +73,40 @@ def _item(item: Any) -> Iterator[Slot]:
     yield from parts(item.get("output"))  # a tool's output as input_text parts
     for out in as_list(item.get("outputs")):
         yield from asides(out, "logs")
+    yield from _rest(item)
+
+
+# What _item reads itself, as paths into an item ("*": any index); _rest reads every other
+# string of an item other than a message or reasoning: a shell call's commands and its output,
+# a patch's diff, the text a computer call types, a search's queries and results, ...
+_READ = {("content",), ("content", "*", "text"), ("content", "*", "refusal"),
+         ("summary", "*", "text"), ("arguments",), ("input",), ("output",), ("code",),
+         ("error",), ("output", "*", "text"), ("output", "*", "refusal"),
+         ("outputs", "*", "logs")}  # fmt: skip
+# Not text: names of things, states, and base64 (images, files, encrypted reasoning).
+_OPAQUE = {"id", "type", "status", "role", "created_by", "encrypted_content", "image_url",
+           "file_data", "file_url", "logprobs", "partial_image_b64"}  # fmt: skip
+
+
+def _rest(item: dict[str, Any]) -> Iterator[Slot]:
+    if item.get("type") in (None, "message", "reasoning"):  # read whole by _item
+        return
+    skip = {"result"} if item.get("type") == "image_generation_call" else set()
+    yield from _strings(item, (), skip)
+
+
+def _strings(value: Any, path: tuple[str, ...], skip: set[str]) -> Iterator[Slot]:
+    pairs = value.items() if isinstance(value, dict) else enumerate(as_list(value))
+    for key, v in list(pairs):
+        if isinstance(key, str) and (
+            key in _OPAQUE or key in skip or key.endswith(("_id", "_ids"))
+        ):
+            continue
+        at = (*path, key if isinstance(key, str) else "*")
+        if isinstance(v, str) and at not in _READ:
+            yield Aside(v), setter(value, key)
+        elif isinstance(v, dict | list):
+            yield from _strings(v, at, set())
 
 
 # Delta events: which text of their output item each adds to (None: the item's content text).

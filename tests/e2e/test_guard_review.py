@@ -22,6 +22,7 @@ from guard.store import SQLiteStore
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 from tests.e2e.scripted_upstream import Script, create_scripted_upstream
+from tests.e2e.test_fields_read import BLOCK, RESP, Canned, ev, response
 from tests.e2e.test_policies_proxy import scripted
 
 UPSTREAM_KEY = "sk-upstream-REVIEW-0123456789abcdef"
@@ -211,3 +212,90 @@ def test_an_answer_passed_back_goes_upstream_as_the_plain_client_sends_it(
         c.responses.create(model="m", input=[items, USER])
     bodies = [r["body"] for r in script.requests]
     assert bodies[:2] == bodies[2:]
+
+
+# -- Responses items whose text was not read -------------------------------------------------------
+
+SHELL = {"type": "shell_call", "id": "sh", "call_id": "c1", "status": "completed",
+         "action": {"commands": ["echo ok", "echo forbidden"]}}  # fmt: skip
+ITEMS = [
+    SHELL,
+    {"type": "local_shell_call", "id": "ls", "call_id": "c2", "status": "completed",
+     "action": {"type": "exec", "command": ["echo", "forbidden"], "env": {}}},
+    {"type": "apply_patch_call", "id": "ap", "call_id": "c3", "status": "completed",
+     "operation": {"type": "create_file", "path": "a.txt", "diff": "+forbidden\n"}},
+    {"type": "computer_call", "id": "cc", "call_id": "c4", "status": "completed",
+     "pending_safety_checks": [], "action": {"type": "type", "text": "forbidden"}},
+    {"type": "file_search_call", "id": "fs", "status": "completed", "queries": ["q"],
+     "results": [{"file_id": "f", "text": "the forbidden passage", "score": 0.9}]},
+    {"type": "web_search_call", "id": "ws", "status": "completed",
+     "action": {"type": "search", "query": "forbidden things"}},
+    {"type": "mcp_list_tools", "id": "ml", "server_label": "s",
+     "tools": [{"name": "t", "description": "does forbidden things", "input_schema": {}}]},
+    {"type": "shell_call_output", "id": "so", "call_id": "c1", "status": "completed",
+     "output": [{"stdout": "forbidden\n", "stderr": "", "outcome": {"type": "timeout"}}]},
+]  # fmt: skip
+NAMES = ["shell", "local-shell", "patch", "computer", "file-search", "web-search", "mcp-tools",
+         "shell-output"]  # fmt: skip
+
+
+@pytest.fixture
+def canned(tmp_path: Path) -> Iterator[tuple[Canned, str, SQLiteStore]]:
+    up = Canned()
+    with serve_in_thread(up.app) as upstream:
+        settings = Settings(
+            upstream=f"{upstream}/v1",
+            store=f"sqlite:///{tmp_path / 'c.db'}",
+            stream_holdback=16,
+            max_attempts=1,
+            routes={"m": RouteConfig(upstream_model="m", policies=BLOCK)},
+        )
+        with serve_in_thread(create_app(settings)) as url:
+            yield up, url, SQLiteStore(tmp_path / "c.db")
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=NAMES)
+def test_a_blocked_word_in_any_responses_item_is_read(
+    canned: tuple[Canned, str, SQLiteStore], item: dict[str, Any]
+) -> None:
+    """Responses items other than messages and the tool calls the reader knew: a shell call's
+    commands (which the client runs), a patch's diff, the text a computer call types, a file
+    search's results, an MCP server's tool descriptions, a shell's output; the README says
+    every output item is read. In an answer (whole and streamed) and passed back in a request,
+    'forbidden' went through."""
+    up, url, _ = canned
+    up.body = response(item)
+    r = httpx.post(f"{url}{RESP}", json={"model": "m", "input": "hi"})
+    assert r.status_code == 400, r.text
+    done = {"type": "response.output_item.done", "sequence_number": 1, "output_index": 0,
+            "item": item}  # fmt: skip
+    up.sse = [ev(done), b"data: [DONE]\n\n"]
+    r = httpx.post(f"{url}{RESP}", json={"model": "m", "input": "hi", "stream": True})
+    assert '"error"' in r.text
+    assert "forbidden" not in r.text.split('"error"')[0]
+    up.sse, n = None, len(up.requests)
+    r = httpx.post(
+        f"{url}{RESP}", json={"model": "m", "input": [item, {"role": "user", "content": "go"}]}
+    )
+    assert r.status_code == 400, r.text
+    assert len(up.requests) == n
+
+
+def test_what_a_responses_item_holds_beside_text_is_not_read(
+    canned: tuple[Canned, str, SQLiteStore],
+) -> None:
+    """Ids, states and base64 (an image generation's result, encrypted reasoning) are not text:
+    an id full of digits is no phone number, and nothing of it is redacted."""
+    up, url, store = canned
+    image = {"type": "image_generation_call", "id": "ig_" + "1234567890" * 3, "status": "completed",
+             "result": "iVBORw0KGgo" + "5551234567" * 5}  # fmt: skip
+    reasoning = {"type": "reasoning", "id": "rs", "summary": [],
+                 "encrypted_content": "gAAAA" + "4155550123" * 5}  # fmt: skip
+    up.body = response(image, reasoning)
+    r = httpx.post(f"{url}{RESP}", json={"model": "m", "input": "hi"})
+    assert r.status_code == 200
+    assert r.json() == up.body
+    assert store.flags() == []
+    up.body = response({**SHELL, "action": {"commands": ["mail bob@example.com"]}})
+    r = httpx.post(f"{url}{RESP}", json={"model": "m", "input": "hi"})
+    assert r.json()["output"][0]["action"]["commands"] == ["mail [REDACTED]"]
