@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -165,8 +166,14 @@ async def checked_stream(
     async def blocked(verdict: Verdict) -> bytes:
         nonlocal recorded
         err = violation(verdict, "response (stream)", checks.request_id)
-        if verdict not in checks.response_verdicts:
-            checks.response_verdicts.append(verdict)
+        # A redaction cannot take back what was sent, so on a stream it blocks: the record
+        # says so (the client got a policy_violation; a log filtered for blocks finds it).
+        stopped = dataclasses.replace(verdict, action=Action.BLOCK)
+        held = checks.response_verdicts
+        if verdict in held:
+            held[held.index(verdict)] = stopped
+        else:
+            held.append(stopped)
         recorded = True
         await log({**err.to_body(), "withheld": withheld()})
         return sse.encode(err.to_body())

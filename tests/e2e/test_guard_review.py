@@ -99,6 +99,20 @@ def test_a_stream_blocked_for_a_redaction_keeps_no_match_in_its_verdicts(
         assert secret not in stored
 
 
+def test_a_stream_a_redaction_ended_is_recorded_as_blocked(
+    proxy: tuple[str, SQLiteStore],
+) -> None:
+    """A redaction cannot take back streamed text, so it ends the stream with a
+    policy_violation; the record said ``flag`` (a redacting verdict's own action), so a log
+    filtered for blocks missed what the client saw blocked."""
+    url, store = proxy
+    r = _say(url, "answer", f"{MAIL},{TICKET}", stream=True)
+    assert "policy_violation" in r.text
+    (rec,) = store.flags()
+    assert rec["action"] == "block"
+    assert "block" in [v["action"] for v in rec["verdicts"]]
+
+
 def test_the_flag_record_keeps_no_raw_pii_nor_key_in_a_verdict(
     proxy: tuple[str, SQLiteStore],
 ) -> None:
