@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        app = create_app(settings)  # a bad policy or provider stops start-up here
+        open_store(settings.store).close()  # and so does a store that cannot be opened
+        # Last: what is wrong with the command is said whatever else listens on the port.
         if (why := cannot_listen(settings.host, settings.port)) is not None:
             print(f"calguard: error: {why} (another server? pass --port)", file=sys.stderr)
             return 2
-        app = create_app(settings)  # a bad policy or provider stops start-up here
-        open_store(settings.store).close()  # and so does a store that cannot be opened
         common: dict[str, Any] = {
             "host": settings.host,
             "port": settings.port,
