@@ -159,7 +159,10 @@ class Settings(Strict):
     # /metrics needs the admin key (else a proxy key) when there is one; true opens it.
     metrics_public: bool = False
     retry_max_wait_s: float = Field(20.0, ge=0)
-    max_body_bytes: int = Field(4_000_000, gt=0)
+    # A text endpoint's body (read whole, checked by the policies) larger than this, once
+    # decoded, is a 413. Above OpenAI's own 50 MB for a request's images: a drop-in takes what
+    # OpenAI takes. (A relayed body, a file upload, is not bounded by it: it streams through.)
+    max_body_bytes: int = Field(64_000_000, gt=0)
     # An upstream answer read whole (not a stream) larger than this, once decoded, is a 502
     # upstream_too_large: a bound on memory, and on a compressed "bomb". (A relayed file's
     # content is not read whole: it streams through.)

@@ -6,8 +6,8 @@ every gzip / deflate layer, bounded by ``max_body_bytes`` once decoded (a small 
 decodes to gigabytes is a 413, as any body over the limit), and the decoded body is what goes
 upstream, without the header. Another coding is a 415 that says what calguard reads; a body
 that does not decode as its header says is a 400. Relayed paths are not read: their bodies go
-on as they came, ``Content-Encoding`` included, and one larger than ``max_body_bytes`` (a file
-upload) streams through rather than being refused (:func:`relayed_body`).
+on as they came, ``Content-Encoding`` included, and one larger than :data:`RETRIED_BYTES` (a
+file upload) streams through rather than being held or refused (:func:`relayed_body`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from guard.errors import (
     UpstreamError,
 )
 from guard.upstreams.encoding import MAX_LAYERS, Decoding, capped, readable
+
+# A relayed body up to this (or ``max_body_bytes``, if lower) is held, to be sent again if the
+# upstream's answer is retried; a larger one (a file upload) streams through, asked once.
+RETRIED_BYTES = 4_000_000
 
 
 def _too_large(limit: int) -> RequestTooLargeError:

@@ -48,7 +48,7 @@ from guard.pipeline import Pipeline
 from guard.relay import Relay
 from guard.reply import AnswerCutError, Reply, new_request_id
 from guard.request import parse_json
-from guard.request_body import decoded, read_body, relayed_body
+from guard.request_body import RETRIED_BYTES, decoded, read_body, relayed_body
 from guard.store import Store, open_store
 from guard.upstreams import Upstream, check_provider
 from guard.upstreams.headers import header_lines
@@ -344,7 +344,7 @@ def create_app(
         preflight = _preflight(request)
         if not preflight:
             _authorize(request, settings.api_keys)
-        content = await relayed_body(request, settings.max_body_bytes)
+        content = await relayed_body(request, min(settings.max_body_bytes, RETRIED_BYTES))
         if preflight and content:  # a preflight has no body: this is something else
             _authorize(request, settings.api_keys)
         reply = await relay["r"].forward(

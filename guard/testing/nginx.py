@@ -48,7 +48,7 @@ BAD_GATEWAY = (
 )
 # A body over client_max_body_size, which nginx refuses before any replica sees it.
 TOO_LARGE = (
-    '{"error": {"message": "request body is over the limit of 4 MiB", '
+    '{"error": {"message": "request body is over the limit of 512 MiB", '
     '"type": "invalid_request_error", "param": null, "code": null}}'
 )
 GATEWAY_TIMEOUT = (
@@ -106,7 +106,7 @@ http {{
 {idle}    }}
     server {{
         listen 127.0.0.1:{port};
-        client_max_body_size 4m;          # calguard's max_body_bytes: 4,000,000
+        client_max_body_size 512m;        # a file upload's limit at OpenAI
         location / {{
             proxy_pass http://calguard;
             proxy_http_version 1.1;

@@ -18,6 +18,7 @@ layer (:mod:`guard.upstreams.encoding`).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ from guard.upstreams.encoding import Decoding, capped
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_WHOLE_WRITE = 2**20  # aiohttp's own bound for a body it writes in one piece
 
 
 def should_retry(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
@@ -119,6 +121,15 @@ def _content_type(headers: Mapping[str, str]) -> str:
     return headers.get("content-type", "").partition(LINES)[0]
 
 
+def _sent(content: Body | None) -> Body | io.BytesIO | None:
+    """A body as aiohttp sends it, fresh for each attempt: one over a megabyte (a request with
+    an image in it) as a file-like object, which aiohttp writes piece by piece (given as bytes
+    it warns that it may hold the event loop)."""
+    if isinstance(content, bytes) and len(content) > _WHOLE_WRITE:
+        return io.BytesIO(content)
+    return content
+
+
 class OpenAIUpstream:
     """An OpenAI-compatible API at ``base_url`` (e.g. ``http://host:8000/v1``)."""
 
@@ -190,7 +201,12 @@ class OpenAIUpstream:
     ) -> RawResponse:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with self._http().request(
-            method, url, data=content, headers=headers, timeout=timeout, allow_redirects=False
+            method,
+            url,
+            data=_sent(content),
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
         ) as resp:
             said = _headers(resp)
             body = await self._body(resp, _decoding(resp, said))
@@ -301,7 +317,7 @@ class OpenAIUpstream:
 
         async def open_() -> RawStream:
             resp = await self._http().request(
-                method, url, data=content, headers=h, timeout=timeout, allow_redirects=False
+                method, url, data=_sent(content), headers=h, timeout=timeout, allow_redirects=False
             )
             said = _headers(resp)
             try:

@@ -164,15 +164,23 @@ def test_the_nginx_conf_balances_three_replicas(
     guard.testing.nginx retries."""
     text = (EXAMPLES / "nginx.conf").read_text()
     for directive in ("proxy_next_upstream error timeout;", "least_conn;", "@bad_gateway",
-                      "error_page 413 @too_large;", "client_max_body_size 4m;"):  # fmt: skip
+                      "error_page 413 @too_large;", "client_max_body_size 512m;"):  # fmt: skip
         assert directive in render_config(["http://127.0.0.1:1"], 1)
         assert directive in text
     assert "non_idempotent;" not in text.replace("`non_idempotent`", "")
+    # calguard's own limit lowered, and nginx's (512 MB, for file uploads) with it, so that
+    # both refusals are seen without sending half a gigabyte
     settings = load_settings(
-        None, {"upstream": upstream, "store": f"sqlite:///{tmp_path / 'c.db'}"}
+        None,
+        {
+            "upstream": upstream,
+            "store": f"sqlite:///{tmp_path / 'c.db'}",
+            "max_body_bytes": 4_000_000,
+        },
     )
+    conf = text.replace("client_max_body_size 512m;", "client_max_body_size 4m;")
     with ExitStack() as stack:
-        lb = behind_the_example_nginx(stack, settings)
+        lb = behind_the_example_nginx(stack, settings, conf)
         client = stack.enter_context(openai.OpenAI(base_url=f"{lb}/v1", api_key="x", max_retries=0))
         q = "Question: Which is 2 + 2?\nA. three\nB. four\nC. five\nD. six\nAnswer:"
         for _ in range(6):
