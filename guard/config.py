@@ -153,7 +153,9 @@ class Settings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     store: str = "sqlite:///calguard.db"
-    timeout_s: float = Field(60.0, gt=0)
+    # One upstream attempt, as long as the OpenAI SDK waits (600 s): a reasoning model's
+    # answer can take minutes, and an attempt cut short is asked (and billed) again.
+    timeout_s: float = Field(600.0, gt=0)
     max_attempts: int = Field(3, ge=1)
     deadline_s: float | None = Field(None, gt=0)  # whole request; None: from timeout_s
     # /metrics needs the admin key (else a proxy key) when there is one; true opens it.

@@ -69,7 +69,7 @@ def render_config(
     *,
     keepalive: int = 0,
     workers: int = 1,
-    read_timeout_s: int = 300,
+    read_timeout_s: int = 1900,
     show_replica: bool = True,
 ) -> str:
     """An nginx.conf balancing ``backends`` (``http://host:port`` URLs) on 127.0.0.1:``port``.

@@ -296,8 +296,9 @@ def test_the_wrapped_clients_timeout_is_the_only_time_limit(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A call as long as the client allows is answered, as without calguard: the proxy's
-    own deadline (timeout_s x max_attempts, 220 s by default) is not the wrapper's. Here that
-    deadline is made shorter than the upstream's answer, which the client waits for."""
+    own deadline (timeout_s x max_attempts and the waits, 1,840 s by default) is not the
+    wrapper's. Here that deadline is made shorter than the upstream's answer, which the client
+    waits for."""
     import guard.client
 
     short = functools.partial(guard.client.Settings, timeout_s=0.05, retry_max_wait_s=0)

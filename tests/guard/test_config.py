@@ -240,3 +240,11 @@ def test_needs_upstream() -> None:
     assert Settings(routes={"r": RouteConfig()}).needs_upstream()
     assert not Settings(routes={"r": RouteConfig(provider="litellm")}).needs_upstream()
     assert not Settings(default_route=RouteConfig(api_base="http://h/v1")).needs_upstream()
+
+
+def test_an_upstream_attempt_waits_as_long_as_the_openai_sdk() -> None:
+    """A drop-in does not give up on an answer the SDK would still wait for: at 60 s a
+    reasoning model's minutes-long answer was cut, asked (and billed) three times, then a 504."""
+    import openai
+
+    assert Settings().timeout_s == openai.DEFAULT_TIMEOUT.read
