@@ -158,7 +158,9 @@ async def ask_distribution(
             )
             if p is not None:
                 return p, resp
-    req.update(n=SAMPLES, max_tokens=16)
+    req["n"] = SAMPLES
+    if "max_completion_tokens" not in req:  # OpenAI refuses both limits in one request
+        req["max_tokens"] = 16
     texts: list[str] = []
     first: dict[str, Any] | None = None
     for _ in range(SAMPLES):

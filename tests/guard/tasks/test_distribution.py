@@ -225,6 +225,18 @@ def test_ask_distribution_keeps_max_completion_tokens() -> None:
     assert "max_tokens" not in fake.requests[0]
 
 
+def test_sampling_keeps_max_completion_tokens_alone() -> None:
+    """Before, sampling (the upstream gave no logprobs) added max_tokens beside the client's
+    max_completion_tokens, a request OpenAI refuses."""
+    body = {**BODY, "max_completion_tokens": 40}
+    samples = {"choices": [{"index": i, "message": {"content": "B"}} for i in range(8)]}
+    fake = FakeAsk({"choices": [{"index": 0, "message": {"content": "B"}}]}, samples)
+    _ask(fake, body)
+    for req in fake.requests:
+        assert req["max_completion_tokens"] == 40
+        assert "max_tokens" not in req
+
+
 @pytest.mark.parametrize(
     "first",
     [
