@@ -86,7 +86,7 @@ def completion(
     client_model: str,
     request_id: str,
     answer: str,
-    usage: dict[str, int],
+    usage: dict[str, Any],
     evidence: Evidence | dict[str, Any],
 ) -> dict[str, Any]:
     """A ChatCompletion whose message is the calibrated ``answer``, with the evidence attached;

@@ -174,7 +174,19 @@ async def ask_distribution(
     return distribution_from_samples(texts[:SAMPLES], list(forms)), first
 
 
-def add_usage(total: dict[str, int], resp: Mapping[str, Any]) -> None:
-    for k, v in (resp.get("usage") or {}).items():
-        if isinstance(v, int):
-            total[k] = total.get(k, 0) + v
+def add_usage(total: dict[str, Any], resp: Mapping[str, Any]) -> None:
+    """``resp``'s usage added to ``total``, its details too (``prompt_tokens_details``,
+    ``completion_tokens_details``: cached and reasoning tokens), as the client would count the
+    calls it made."""
+    _add_counts(total, resp.get("usage"))
+
+
+def _add_counts(total: dict[str, Any], counts: Any) -> None:
+    if not isinstance(counts, Mapping):
+        return
+    for k, v in counts.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            if isinstance(total.get(k, 0), int):
+                total[k] = total.get(k, 0) + v
+        elif isinstance(v, Mapping) and isinstance(total.setdefault(k, {}), dict):
+            _add_counts(total[k], v)

@@ -15,7 +15,7 @@ from guard.config import RouteConfig
 from guard.errors import UpstreamError
 from guard.request import GuardOptions
 from guard.store import Store
-from guard.tasks.distribution import Ask, ask_distribution
+from guard.tasks.distribution import Ask, add_usage, ask_distribution
 from guard.upstreams.base import Upstream
 
 
@@ -71,7 +71,7 @@ class Job:
     namespace: str = "public"  # where client-chosen keys (guard.key) live: one per proxy key
     patience: float | None = None  # seconds a question waits for its key's warm-up (mcq)
     calls: int = 0  # every call asked upstream for this request (its retries: once)
-    usage: dict[str, int] = field(default_factory=dict)  # their usage, added up
+    usage: dict[str, Any] = field(default_factory=dict)  # their usage, details too, added up
 
     def asker(
         self, upstream: Upstream, headers: Mapping[str, str], query: str, count: Callable[[], Any]
@@ -90,9 +90,7 @@ class Job:
                 resp = raw.json()
             except ValueError as exc:
                 raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
-            for k, v in (resp.get("usage") or {}).items():
-                if isinstance(v, int):
-                    self.usage[k] = self.usage.get(k, 0) + v
+            add_usage(self.usage, resp)
             return resp
 
         return ask
@@ -127,7 +125,7 @@ class Outcome:
     answer: str
     evidence: dict[str, Any]
     template: dict[str, Any]
-    usage: dict[str, int]
+    usage: dict[str, Any]
 
 
 async def unset_ask(body: dict[str, Any]) -> dict[str, Any]:

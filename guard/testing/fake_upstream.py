@@ -116,7 +116,13 @@ def _completion(body: dict[str, Any], choices: list[dict[str, Any]], n: int) -> 
         "created": 1_700_000_000 + n,  # deterministic, so replies can be compared byte for byte
         "model": body.get("model", "sim-biased-llm"),
         "choices": choices,
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 1,
+            "total_tokens": 11,
+            "prompt_tokens_details": {"cached_tokens": 8},  # as OpenAI's answers carry them
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
         "system_fingerprint": "fp_fake",
     }
 

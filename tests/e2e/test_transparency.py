@@ -178,6 +178,9 @@ def test_calibrated_streams_end_with_usage_and_keep_the_fingerprint(stack: Stack
     )
     assert chunks[-1].choices == []
     assert chunks[-1].usage.total_tokens == 44  # the four orders' usage, added up
+    details = chunks[-1].usage.prompt_tokens_details  # before: dropped
+    assert details is not None
+    assert details.cached_tokens == 32
     r = stack.client.chat.completions.create(
         model="m", messages=user(QUESTION), extra_body={"guard": {"calibration": "pride"}}
     )

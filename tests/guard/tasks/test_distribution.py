@@ -159,12 +159,21 @@ def test_distribution_from_samples_without_a_parseable_answer_is_uniform() -> No
     np.testing.assert_allclose(distribution_from_samples([], IDS), [0.25] * 4)
 
 
-def test_add_usage_sums_integer_fields() -> None:
-    total: dict[str, int] = {"prompt_tokens": 1}
-    add_usage(total, {"usage": {"prompt_tokens": 2, "completion_tokens": 3, "details": {}}})
+def test_add_usage_sums_integer_fields_and_their_details() -> None:
+    """Before, the details (cached and reasoning tokens) of every call were dropped."""
+    total: dict[str, Any] = {"prompt_tokens": 1}
+    details = {"completion_tokens_details": {"reasoning_tokens": 5}, "cost": 0.5, "flag": True}
+    add_usage(total, {"usage": {"prompt_tokens": 2, "completion_tokens": 3, **details}})
+    add_usage(total, {"usage": {"prompt_tokens_details": {"cached_tokens": 2}}})
+    add_usage(total, {"usage": {"completion_tokens_details": {"reasoning_tokens": 1}}})
     add_usage(total, {"usage": None})
     add_usage(total, {})
-    assert total == {"prompt_tokens": 3, "completion_tokens": 3}
+    assert total == {
+        "prompt_tokens": 3,
+        "completion_tokens": 3,
+        "completion_tokens_details": {"reasoning_tokens": 6},
+        "prompt_tokens_details": {"cached_tokens": 2},
+    }
 
 
 class FakeAsk:
