@@ -292,10 +292,11 @@ class Pipeline:
         )
         req.checks.extra_flags += list(evidence.get("flags") or [])
         await self._answer_checks(req, done, evidence)
+        headers = {**job.account, **req.headers}  # the account's rate limits, as they stand
         if req.body.get("stream"):
             usage = bool((req.body.get("stream_options") or {}).get("include_usage"))
-            return Reply.of_stream(chunks(done, usage), req.headers)
-        return Reply.of_json(done, req.headers)
+            return Reply.of_stream(chunks(done, usage), headers)
+        return Reply.of_json(done, headers)
 
     async def _passthrough(self, req: PipelineRequest) -> Reply:
         self.metrics.requests.labels("none").inc()

@@ -17,6 +17,7 @@ from guard.request import GuardOptions
 from guard.store import Store
 from guard.tasks.distribution import Ask, add_usage, ask_distribution
 from guard.upstreams.base import Upstream
+from guard.upstreams.headers import account_headers
 
 
 class Recent(OrderedDict[Any, Any]):
@@ -72,6 +73,7 @@ class Job:
     patience: float | None = None  # seconds a question waits for its key's warm-up (mcq)
     calls: int = 0  # every call asked upstream for this request (its retries: once)
     usage: dict[str, Any] = field(default_factory=dict)  # their usage, details too, added up
+    account: dict[str, str] = field(default_factory=dict)  # the latest's rate-limit headers
 
     def asker(
         self, upstream: Upstream, headers: Mapping[str, str], query: str, count: Callable[[], Any]
@@ -91,6 +93,7 @@ class Job:
             except ValueError as exc:
                 raise UpstreamError(f"upstream returned a body that is not JSON: {exc}") from exc
             add_usage(self.usage, resp)
+            self.account = account_headers(raw.headers)
             return resp
 
         return ask

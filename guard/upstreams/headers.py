@@ -125,6 +125,16 @@ def _as_sent(name: str, value: str) -> str:
         ) from None
 
 
+# What an answer says of the account rather than of itself: a reply calguard makes from
+# several calls (a calibrated one) carries these from the latest, so that a client tracking
+# its rate limits (LiteLLM's router, say) still sees them.
+ACCOUNT = ("x-ratelimit-", "openai-organization", "openai-project", "openai-version")
+
+
+def account_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower().startswith(ACCOUNT)}
+
+
 def passed_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     """The upstream's response headers that reach the client."""
     hop = _nominated(upstream)

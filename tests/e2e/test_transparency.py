@@ -187,6 +187,24 @@ def test_calibrated_streams_end_with_usage_and_keep_the_fingerprint(stack: Stack
     assert r.system_fingerprint == "fp_fake"  # the upstream's, on calguard's own reply
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_calibrated_reply_carries_the_accounts_rate_limits(stack: Stack, stream: bool) -> None:
+    """A reply calguard makes from several calls says what the latest said of the account
+    (its rate limits, organisation, API version), not of itself (its id, its timing); before,
+    none of it, so a client tracking its rate limits saw none behind calguard."""
+    with stack.client.chat.completions.with_streaming_response.create(
+        model="m",
+        messages=user(QUESTION),
+        stream=stream,
+        extra_body={"guard": {"calibration": "cyclic"}},
+    ) as r:
+        r.read()
+    for name in ("x-ratelimit-remaining-requests", "x-ratelimit-limit-tokens", "openai-version"):
+        assert r.headers[name] == UPSTREAM_HEADERS[name]
+    assert r.headers["x-request-id"] != UPSTREAM_HEADERS["x-request-id"]  # calguard's own
+    assert "openai-processing-ms" not in r.headers
+
+
 def test_the_clients_own_key_is_forwarded_only_when_asked(tmp_path: Path) -> None:
     state = FakeUpstreamState(SimulatedResponder())
     with serve_in_thread(create_fake_upstream(state)) as up:
