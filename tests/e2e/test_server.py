@@ -299,7 +299,8 @@ def test_other_v1_paths_pass_through_as_the_upstream_answers(stack: Stack) -> No
 
 
 def test_body_over_the_limit_is_413(stack: Stack) -> None:
-    big = json.dumps({"model": "m", "messages": user("x" * 5_000_000)}).encode()
+    limit = Settings.model_fields["max_body_bytes"].default  # the default's
+    big = json.dumps({"model": "m", "messages": user("x" * limit)}).encode()
     r = httpx.post(f"{stack.url}/v1/chat/completions", content=big)
     assert r.status_code == 413
     assert r.json()["error"]["message"].startswith("request body")
