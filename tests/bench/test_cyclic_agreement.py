@@ -75,3 +75,14 @@ def test_pick_is_the_least_disagreement() -> None:
     assert pick({FAR: 0.3, CONC: 0.2}) == CONC
     assert pick({FAR: 0.2, CONC: 0.2}) == FAR
     assert pick({FAR: 0.3, CONC: 0.2, THREE: 0.1}, (FAR, CONC, THREE)) == THREE
+
+
+def test_an_order_that_disagrees_with_the_rest_reads_lower() -> None:
+    from bench.cyclic_agreement import order_signals
+
+    content = np.random.default_rng(1).normal(size=(40, 4)) * 3
+    logs = _logs(content, np.zeros((40, 4)))
+    logs[:, 2] = logs[:, 2, ::-1]  # order 2 answers for the wrong options
+    agree, top = order_signals(logs)
+    assert agree[2] < agree[[0, 1, 3]].min()
+    np.testing.assert_allclose(top, top[0])  # as sure of itself, whatever it says
