@@ -20,6 +20,7 @@ import numpy as np
 import openai
 
 from calibrators.metrics import accuracy, rstd
+from guard.cli.args import positive
 from guard.config import Settings
 from guard.evaluation.replay import arc_prompt
 from guard.evaluation.table import Row, Stat, format_table
@@ -103,7 +104,9 @@ def add_parser(sub: Any) -> None:
         "demo",
         help="a simulated biased model behind the proxy, with and without calibration (no key)",
     )
-    dm.add_argument("--questions", type=int, default=300, help="questions to send")
+    dm.add_argument(
+        "--questions", type=positive, default=300, help="questions to send (default 300)"
+    )
     dm.add_argument(
         "--data",
         type=Path,

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from guard.cli.args import budget, positive
+
 DEFAULTS = {
     "mcq": ("none", "pride", "adaptive", "cyclic"),
     "classify": ("none", "batch", "prior-match"),
@@ -150,13 +152,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
-    return n
-
-
 def add_parser(sub: Any) -> None:
     ev = sub.add_parser(
         "eval",
@@ -179,10 +174,10 @@ def add_parser(sub: Any) -> None:
         help="calibrations to compare (default: none pride adaptive cyclic for MCQ, none batch "
         "prior-match for classification)",
     )
-    ev.add_argument("--limit", type=_positive, help="only the first N items of the file")
+    ev.add_argument("--limit", type=positive, help="only the first N items of the file")
     ev.add_argument("--seed", type=int, help="shuffle the arrival order with this seed")
     ev.add_argument(
-        "--concurrency", type=_positive, default=4,
+        "--concurrency", type=positive, default=4,
         help="requests in flight (default 4; 1 asks in order: reproducible online priors)",
     )  # fmt: skip
     ev.add_argument(
@@ -204,7 +199,7 @@ def add_parser(sub: Any) -> None:
         "--template",
         help="classification prompt, with {text} (and optionally {labels}); \\n for new lines",
     )
-    ev.add_argument("--budget", type=float, help="MCQ: adaptive's calls per question")
+    ev.add_argument("--budget", type=budget, help="MCQ: adaptive's calls per question")
     ev.add_argument("--max-retries", type=int, default=2, help="the SDK's retries (default 2)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=run)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from guard.cli.args import budget, positive
+
 
 def run(args: argparse.Namespace) -> int:
     from guard.evaluation.offline import DEFAULT_BUDGETS, report
@@ -36,11 +38,14 @@ def add_parser(sub: Any) -> None:
     )
     ev.add_argument("files", nargs="+", metavar="FILE", help="recorded JSONL file(s) or folder(s)")
     ev.add_argument(
-        "--seeds", type=int, default=20, help="seeded arrival orders for online methods"
+        "--seeds",
+        type=positive,
+        default=20,
+        help="seeded arrival orders for online methods (default 20)",
     )
     ev.add_argument(
         "--budget",
-        type=float,
+        type=budget,
         action="append",
         help="adaptive budget(s) in calls per question (repeatable; default 1.5, 2, 3)",
     )

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from guard.cli.args import positive
 from guard.config import load_settings
 from guard.store import open_store
 
@@ -120,7 +121,7 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--since", help="unix time, ISO date, or a duration like 15m / 7d")
         p.add_argument("--policy", help="only records with a verdict of this policy")
         if name == "list":
-            p.add_argument("--limit", type=int, default=100, help="at most N records (100)")
+            p.add_argument("--limit", type=positive, default=100, help="at most N records (100)")
         else:
             p.add_argument(
                 "--format", choices=("jsonl", "csv"), default="jsonl", help="jsonl (default) or csv"

@@ -7,6 +7,7 @@ argument (and as ruff and uv do): a script that calls it bare learns it did noth
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -45,6 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, RecordedFormatError, ConfigError) as exc:
         print(f"calguard: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (``calguard flags export | head``): stop quietly, as cat does, and
+        # keep Python from reporting the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":

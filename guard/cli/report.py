@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from guard.cli.args import positive
+
 TRAFFIC_NOTE = (
     "requests and upstream calls are counted in each key's state (from schema version 2 on; "
     "'none' classification and judges keep no state: '-'); flagged and blocked are the flag "
@@ -85,13 +87,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
-    return n
-
-
 def add_parser(sub: Any) -> None:
     rp = sub.add_parser(
         "report",
@@ -105,7 +100,7 @@ def add_parser(sub: Any) -> None:
                     help="a calguard eval --out file (repeatable)")  # fmt: skip
     rp.add_argument("--store", metavar="URL",
                     help="a store: sqlite:///calguard.db or postgresql://user@host/db")  # fmt: skip
-    rp.add_argument("--keys", type=_positive, default=12,
+    rp.add_argument("--keys", type=positive, default=12,
                     help="store keys drawn and listed (most trafficked; default 12)")  # fmt: skip
     rp.add_argument("--out-dir", default="calguard-report", help="default calguard-report/")
     rp.set_defaults(func=run)

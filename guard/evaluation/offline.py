@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from calibrators.planner import PermutationPlanner
+from guard.errors import ConfigError
 from guard.evaluation.hindsight import two_call_ceiling
 from guard.evaluation.mcq import evaluate_mcq, verdict_from_rows
 from guard.evaluation.recorded import ClassifyRecords, load_recorded
@@ -34,6 +36,11 @@ def report(path: Path, seeds: int, budgets: Sequence[float] = DEFAULT_BUDGETS) -
                 ),
             ]
         )
+    for budget in budgets:  # one the planner refuses is the caller's mistake: say so first
+        try:
+            PermutationPlanner(rec.n_options, "adaptive", budget=budget)
+        except ValueError as exc:
+            raise ConfigError(f"--budget {budget:g} for {path.name}: {exc}") from exc
     head = f"{path.name}: {len(rec)} questions, {rec.n_options} options"
     rows = evaluate_mcq(rec, seeds, budgets)
     table = format_table(head, rows)

@@ -53,11 +53,29 @@ class RecordedFormatError(ValueError):
     """The file is not in one of the recorded formats."""
 
 
+def _gold(path: Path, no: int, row: dict[str, object]) -> int:
+    """The gold option of record ``no`` (counted from 1, blank lines skipped) as an index."""
+    gold = row.get("gold")
+    if not isinstance(gold, str) or len(gold) != 1 or gold not in ID_LETTERS:
+        raise RecordedFormatError(
+            f"{path}: record {no}: 'gold' must be an option letter A-J, got {gold!r}"
+        )
+    return ID_LETTERS.index(gold)
+
+
 def load_recorded(path: str | Path) -> McqRecords | ClassifyRecords:
     """Read a recorded JSONL file and return its arrays; the format is detected from the fields."""
     p = Path(path)
+    if p.is_dir():
+        raise RecordedFormatError(f"{p} is a folder: name the recorded *.jsonl file(s) in it")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordedFormatError(
+            f"{p}: not a recorded JSONL file (not UTF-8: {exc.reason})"
+        ) from exc
     rows = []
-    for no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -71,7 +89,7 @@ def load_recorded(path: str | Path) -> McqRecords | ClassifyRecords:
         probs = np.asarray([r["probs_cyclic"] for r in rows], dtype=np.float64)
         if probs.ndim != 3 or probs.shape[1] != probs.shape[2]:
             raise RecordedFormatError(f"{p}: probs_cyclic must be n x n, got {probs.shape[1:]}")
-        gold = np.asarray([ID_LETTERS.index(r["gold"]) for r in rows], dtype=np.int64)
+        gold = np.asarray([_gold(p, no, r) for no, r in enumerate(rows, 1)], dtype=np.int64)
         return McqRecords(
             p.stem,
             probs,

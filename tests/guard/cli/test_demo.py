@@ -30,3 +30,14 @@ def test_demo_reads_mmlu_from_the_data_folder(recorded_dir: Path) -> None:
     questions, source = load_questions(100, recorded_dir.parent)
     assert len(questions) == 100
     assert "MMLU test questions" in source
+
+
+@pytest.mark.parametrize("questions", ["0", "-3"])
+def test_a_question_count_under_one_is_a_usage_error(
+    questions: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: 0 was a traceback (accuracy of an empty set), -3 quietly asked 37 of the 40.
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--questions", questions])
+    assert info.value.code == 2
+    assert "argument --questions: must be 1 or more" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,37 @@ def test_help_says_what_each_subcommand_does(capsys: pytest.CaptureFixture[str])
     for name, does in SUBCOMMANDS.items():
         assert name in said
         assert " ".join(does.split()[:3]) in " ".join(said.split())
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(tmp_path: Path) -> None:
+    """``calguard flags export | head``: before, a BrokenPipeError traceback on stderr."""
+    db = tmp_path / "cg.db"
+    store = SQLiteStore(db)
+    for i in range(2_000):  # well over a pipe's buffer of JSON lines
+        store.add_flag(
+            {"time": 1_700_000_000.0 + i, "request_id": f"req-{i}", "route": "r", "model": "m",
+             "key": None, "action": "flag", "policies": ["pii"],
+             "verdicts": [{"policy": "pii", "reason": "an email " + "x" * 100}]}
+        )  # fmt: skip
+    store.close()
+    cmd = [sys.executable, "-m", "guard.cli", "flags", "export", "--store", f"sqlite:///{db}"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.read(100).startswith(b'{"id": ')
+        proc.stdout.close()  # as head does once it has its lines
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_limit_under_one_is_a_usage_error(
+    limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: --limit -1 listed every record, --limit 0 none.
+    with pytest.raises(SystemExit) as info:
+        main(["flags", "list", "--store", f"sqlite:///{tmp_path / 'cg.db'}", "--limit", limit])
+    assert info.value.code == 2
+    assert "argument --limit: must be 1 or more" in capsys.readouterr().err
