@@ -19,7 +19,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def serve(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["serve", *args]) == 2
+    # A port of the tests' own: with the default 8080 taken (a calguard serve of one's own),
+    # every check after the port's said "cannot listen on 127.0.0.1:8080" instead.
+    assert main(["serve", *args, "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert err.startswith("calguard: error: ")
     assert "Traceback" not in err
