@@ -43,12 +43,18 @@ def run(args: argparse.Namespace) -> int:
     from guard.evaluation.report_store import format_traffic, read_store
     from guard.store import redact
 
+    for path in args.eval or []:  # every file is there before anything is written
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found (a calguard eval --out file)")
+        if not Path(path).with_suffix(".jsonl").is_file():
+            raise FileNotFoundError(
+                f"{Path(path).with_suffix('.jsonl')} (the answers of {path}) not found: "
+                "calguard eval writes it beside its --out file"
+            )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for k, path in enumerate(args.eval or []):
-        if not Path(path).with_suffix(".jsonl").exists():
-            raise FileNotFoundError(f"{Path(path).with_suffix('.jsonl')} (the answers of {path})")
         ev = read_eval(path)
         pictures = (("recall per gold position", bias_png(ev)), ("accuracy against calls",
                     cost_png(ev)))  # fmt: skip

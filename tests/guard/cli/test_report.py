@@ -126,6 +126,15 @@ def test_results_without_their_answers(tmp_path: Path, capsys: pytest.CaptureFix
     lone.write_text('{"run": {}, "rows": []}')
     assert main(["report", "--eval", str(lone), "--out-dir", str(tmp_path / "o")]) == 2
     assert "r.jsonl (the answers of" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # before: an empty report folder left behind
+
+
+def test_results_that_are_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "nope.jsonl (the answers of nope.json)", naming a file the user never gave.
+    missing = tmp_path / "nope.json"
+    assert main(["report", "--eval", str(missing), "--out-dir", str(tmp_path / "o")]) == 2
+    assert f"{missing} not found (a calguard eval --out file)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_store_that_is_not_there_is_not_created(
