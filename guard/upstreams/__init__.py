@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from importlib.util import find_spec
 
 from guard.calibrations import closest
 from guard.errors import ConfigError
@@ -53,9 +54,20 @@ def known_providers() -> list[str]:
     return sorted(names)
 
 
+# Built-in providers whose library is an optional extra: (module, what to install).
+NEEDS: dict[str, tuple[str, str]] = {"litellm": ("litellm", "calguard[litellm]")}
+
+
 def check_provider(provider: str, where: str = "") -> str:
-    """``provider`` if an upstream of that name is registered (or in the entry points); else a
-    ConfigError naming the closest and the known ones."""
+    """``provider`` if an upstream of that name is registered (or in the entry points) and its
+    library is installed; else a ConfigError naming the closest and the known ones, or what to
+    install (before: the first request on the route was a 500 ModuleNotFoundError)."""
+    if provider in NEEDS and find_spec(NEEDS[provider][0]) is None:
+        module, extra = NEEDS[provider]
+        raise ConfigError(
+            f"{where + ': ' if where else ''}provider {provider!r} needs {module}, which is not "
+            f"installed: pip install '{extra}'"
+        )
     if provider in UPSTREAMS:
         return provider
     for ep in entry_points(group="calguard.upstreams"):
@@ -74,6 +86,7 @@ def build_upstream(spec: UpstreamSpec) -> Upstream:
 
 
 __all__ = [
+    "NEEDS",
     "UPSTREAMS",
     "RawResponse",
     "Upstream",

@@ -177,6 +177,24 @@ def test_unknown_provider_lists_the_known_ones(store: SQLiteStore) -> None:
         build_upstream(UpstreamSpec(provider="nope"))
 
 
+def test_a_provider_whose_library_is_missing_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A LiteLLM route on a plain ``pip install -e .`` stops start-up, naming the extra; before,
+    calguard served, /readyz said ready and each request on the route was a 500."""
+    from guard.server import create_app
+    from guard.upstreams import NEEDS
+
+    monkeypatch.setitem(NEEDS, "litellm", ("calguard_test_no_such_module", "calguard[litellm]"))
+    settings = _settings(claude=RouteConfig(provider="litellm", upstream_model="anthropic/c"))
+    with pytest.raises(ConfigError) as info:
+        create_app(settings)
+    assert info.value.message == (
+        "routes.claude: provider 'litellm' needs calguard_test_no_such_module, which is not "
+        "installed: pip install 'calguard[litellm]'"
+    )
+
+
 class _Recording:
     def __init__(self, spec: UpstreamSpec) -> None:
         self.spec = spec
