@@ -24,9 +24,10 @@ FLAGS = ("upstream", "upstream_key", "host", "port", "store")
 
 
 @contextmanager
-def fake_upstream(data: Path | None) -> Iterator[str]:
+def fake_upstream(data: Path | None, said: list[str]) -> Iterator[str]:
     """The demo's simulated biased model on a free 127.0.0.1 port, in this process; yields its
-    base URL (``.../v1``). It knows the answers of the demo's questions."""
+    base URL (``.../v1``) and adds to ``said`` what to tell once start-up is sure. It knows the
+    answers of the demo's questions."""
     from guard.cli.demo import load_questions
     from guard.testing.fake_upstream import (
         FakeUpstreamState,
@@ -39,31 +40,28 @@ def fake_upstream(data: Path | None) -> Iterator[str]:
     answers = {q: options[gold] for _, q, options, gold in questions}
     state = FakeUpstreamState(SimulatedResponder(answers=answers))
     with serve_in_thread(create_fake_upstream(state)) as url:
-        print(
+        said.append(
             f"calguard: --fake-upstream: a SIMULATED biased model (not an LLM: it prefers "
             f"option IDs B and C) at {url}/v1; it knows the answers to {source}; "
-            "any model name works, other prompts are echoed",
-            file=sys.stderr,
-            flush=True,
+            "any model name works, other prompts are echoed"
         )
         yield f"{url}/v1"
 
 
 @contextmanager
-def replay_upstream(files: list[Path]) -> Iterator[str]:
+def replay_upstream(files: list[Path], said: list[str]) -> Iterator[str]:
     """Recorded model outputs (:mod:`guard.testing.replay`) on a free 127.0.0.1 port, in this
-    process; yields its base URL (``.../v1``)."""
+    process; yields its base URL (``.../v1``) and adds to ``said`` what to tell once start-up
+    is sure."""
     from guard.testing.fake_upstream import create_fake_upstream
     from guard.testing.replay import replay_state
     from guard.testing.servers import serve_in_thread
 
     state = replay_state(files)
     with serve_in_thread(create_fake_upstream(state)) as url:
-        print(
+        said.append(
             f"calguard: --replay: recorded outputs of {', '.join(state.models)} (not a live "
-            f"model) at {url}/v1; any model name works",
-            file=sys.stderr,
-            flush=True,
+            f"model) at {url}/v1; any model name works"
         )
         yield f"{url}/v1"
 
@@ -84,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if args.replay and (args.fake_upstream or args.upstream):
         print("calguard: error: --replay replaces --upstream and --fake-upstream", file=sys.stderr)
         return 2
+    said: list[str] = []  # told once every check passed: a mistake stays one line on stderr
     with ExitStack() as stack:
         if args.replay:
             try:
-                overrides["upstream"] = stack.enter_context(replay_upstream(args.replay))
+                overrides["upstream"] = stack.enter_context(replay_upstream(args.replay, said))
             except ValueError as exc:
                 print(f"calguard: error: --replay: {exc}", file=sys.stderr)
                 return 2
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             if args.upstream:
                 print("calguard: error: --fake-upstream replaces --upstream", file=sys.stderr)
                 return 2
-            overrides["upstream"] = stack.enter_context(fake_upstream(args.data))
+            overrides["upstream"] = stack.enter_context(fake_upstream(args.data, said))
         settings = load_settings(config, overrides)
         if settings.needs_upstream() and not settings.upstream:
             print(
@@ -111,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         if (why := cannot_listen(settings.host, settings.port)) is not None:
             print(f"calguard: error: {why} (another server? pass --port)", file=sys.stderr)
             return 2
+        for line in said:
+            print(line, file=sys.stderr, flush=True)
         common: dict[str, Any] = {
             "host": settings.host,
             "port": settings.port,

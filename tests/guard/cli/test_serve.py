@@ -107,3 +107,16 @@ def test_a_model_list_needs_no_upstream_but_checks_its_store(
 def test_data_goes_with_the_fake_upstream(capsys: pytest.CaptureFixture[str]) -> None:
     err = serve(["--upstream", "http://127.0.0.1:9/v1", "--data", "."], capsys)
     assert "--data goes with --fake-upstream" in err
+
+
+def test_a_mistake_with_the_fake_upstream_is_still_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the fake upstream's banner came first, so the error was the second line.
+    config = tmp_path / "c.yaml"
+    config.write_text("timout_s: 5\n")
+    err = serve(["--fake-upstream", "--config", str(config)], capsys)
+    assert err == (
+        "calguard: error: invalid settings — unknown setting 'timout_s' (did you mean "
+        "'timeout_s'?)\n"
+    )
