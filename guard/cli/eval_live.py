@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from guard.calibrations import check_calibration
+    from guard.config import http_url
     from guard.evaluation.live_data import DatasetError, load_dataset
     from guard.evaluation.live_log import ResultLog, ResumeError
     from guard.evaluation.live_run import Endpoint, EvalRunError
@@ -104,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     key = _api_key(args.api_key_env)
     if key is None:
         return _error(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    try:
+        http_url(args.base_url)
+    except ValueError as exc:  # before: the run started and every call failed to connect
+        return _error(f"--base-url: {exc}")
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     order = list(range(n))
     if args.seed is not None:

@@ -56,6 +56,8 @@ def test_runs_a_csv_against_a_plain_endpoint(
         (["--calibration", "batch"], "'batch' is not a calibration for task mcq"),
         (["--labels", "yes", "no"], "--labels is for classification datasets"),
         (["--api-key-env", "CALGUARD_TEST_UNSET_KEY"], "CALGUARD_TEST_UNSET_KEY"),
+        # Before: the run started, and stopped on the SDK's "Connection error" after retries.
+        (["--base-url", "127.0.0.1:8000/v1"], "--base-url: '127.0.0.1:8000/v1' is not an http"),
     ],
 )
 def test_argument_mistakes(
