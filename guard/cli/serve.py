@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         app = create_app(settings)  # a bad policy or provider stops start-up here
-        open_store(settings.store).close()  # and so does a store that cannot be opened
-        # Last: what is wrong with the command is said whatever else listens on the port.
+        # The port after the settings (a mistake in the file is named whatever holds the port),
+        # before the store (a port in use leaves no new store file behind).
         if (why := cannot_listen(settings.host, settings.port)) is not None:
             print(f"calguard: error: {why} (another server? pass --port)", file=sys.stderr)
             return 2
+        open_store(settings.store).close()  # and so does a store that cannot be opened
         for line in said:
             print(line, file=sys.stderr, flush=True)
         common: dict[str, Any] = {

@@ -120,3 +120,19 @@ def test_a_mistake_with_the_fake_upstream_is_still_one_line(
         "calguard: error: invalid settings — unknown setting 'timout_s' (did you mean "
         "'timeout_s'?)\n"
     )
+
+
+def test_a_mistake_in_the_settings_is_named_whatever_holds_the_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: with the port taken (8080 by a calguard serve of one's own, say), an unknown
+    # policy type was reported as "cannot listen on ...": fix that, and still be refused.
+    config = tmp_path / "c.yaml"
+    config.write_text("default_route:\n  policies:\n    - {type: pi}\n")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port()))
+        held.listen()
+        port = held.getsockname()[1]
+        code = main(["serve", "--fake-upstream", "--config", str(config), "--port", str(port)])
+    assert code == 2
+    assert "unknown policy type 'pi' (did you mean 'pii'?)" in capsys.readouterr().err
