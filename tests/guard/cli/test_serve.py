@@ -56,22 +56,6 @@ def test_an_unknown_provider(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "routes.r: provider 'opnai' is unknown (did you mean 'openai'?)" in err
 
 
-def test_a_mistake_is_said_even_when_the_port_is_taken(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Before, a port another server held (a calguard already running on 8080, say) was said
-    first, and the config's own mistake only once that server was gone."""
-    config = tmp_path / "c.yaml"
-    config.write_text("routes:\n  r:\n    provider: opnai\n")
-    port = free_port()
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", port))
-        held.listen()
-        args = ["--upstream", "http://127.0.0.1:9/v1", "--port", str(port), "--config", str(config)]
-        err = serve(args, capsys)
-    assert "provider 'opnai' is unknown" in err
-
-
 def test_no_upstream_mentions_the_fake_one(capsys: pytest.CaptureFixture[str]) -> None:
     err = serve([], capsys)
     assert "--upstream" in err
