@@ -55,6 +55,9 @@ PROBE_EVERY = 4
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
+REFRESH_ALPHA = 0.02  # the share of questions asked in every order to refresh the prior
+
+
 class PermutationPlanner(EstimationSchedule):
     """Per-key online state and the policy that decides what each question asks.
 
@@ -94,7 +97,7 @@ class PermutationPlanner(EstimationSchedule):
         method: Method = "pride",
         *,
         warmup: int = 4,
-        alpha: float = 0.02,
+        alpha: float = REFRESH_ALPHA,
         budget: float = 2.0,
         threshold: float = 3.0,
         max_threshold: float = 4.0,

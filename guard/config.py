@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from calibrators.planner import REFRESH_ALPHA
 from guard.calibrations import check_calibration
 from guard.config_errors import describe
 from guard.errors import ConfigError
@@ -87,6 +88,20 @@ class RouteConfig(Strict):
     @classmethod
     def _known_calibration(cls, value: str, info: Any) -> str:
         return check_calibration(info.field_name, value)
+
+    @model_validator(mode="after")
+    def _budget_pays_for_the_refresh(self) -> RouteConfig:
+        # Adaptive asks every order of one question in 1/alpha: 1 + alpha * (n - 1) calls a
+        # question for n options, at the least (two options) 1 + alpha. Below that no MCQ on
+        # the route could be calibrated adaptively: a mistake of the file, said at start-up.
+        alpha = REFRESH_ALPHA if self.alpha is None else self.alpha
+        if self.budget < 1.0 + alpha:
+            raise ValueError(
+                f"budget: {self.budget:g} is below the cost of the prior refresh (1 + alpha * "
+                f"(options - 1): {1.0 + alpha:g} for two options, {1.0 + 3 * alpha:g} for four, "
+                f"alpha {alpha:g}); raise it, or lower alpha"
+            )
+        return self
 
     @model_validator(mode="after")
     def _api_base_is_a_url(self) -> RouteConfig:

@@ -270,6 +270,7 @@ class Pipeline:
             text=found[1],
             opts=opts,
             route=req.route,
+            route_name=req.client_model,
             upstream_model=req.upstream_model,
             top_logprobs=self.settings.top_logprobs,
             cache=self.cache,

@@ -67,6 +67,7 @@ class Job:
     route: RouteConfig
     upstream_model: str
     top_logprobs: int
+    route_name: str = ""  # the model the client named (its route, or the default route)
     cache: dict[Any, Any] = field(default_factory=dict)  # per-process state by key (the task's)
     detected: Any = None  # what the auto-detection found (an McqPrompt)
     namespace: str = "public"  # where client-chosen keys (guard.key) live: one per proxy key

@@ -75,7 +75,15 @@ def _new_planner(job: Job, method: str, n: int) -> PermutationPlanner:
         kwargs["warmup"] = job.route.warmup
     if job.route.alpha is not None:
         kwargs["alpha"] = job.route.alpha
-    return PermutationPlanner(n, method, **kwargs)  # type: ignore[arg-type]
+    try:
+        return PermutationPlanner(n, method, **kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        if method != "adaptive":
+            raise
+        raise ValueError(
+            f"the route of model {job.route_name!r} sets budget {job.route.budget:g}: {exc} "
+            "(a setting of this calguard, not of the request)"
+        ) from exc
 
 
 def _stored(job: Job, state: State | None, method: str, n: int) -> PermutationPlanner:

@@ -44,7 +44,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             routes={
                 "alias": RouteConfig(
                     upstream_model="sim-biased-llm", mcq="cyclic", auto_detect=True
-                )
+                ),
+                # enough for a refresh on two options (1.02), not on four (1.06)
+                "lean": RouteConfig(upstream_model="sim-biased-llm", budget=1.03),
             },
         )
         with serve_in_thread(create_app(settings)) as proxy:
@@ -298,6 +300,17 @@ def test_other_v1_paths_pass_through_as_the_upstream_answers(stack: Stack) -> No
     assert r.status_code == 405
 
 
+def test_a_route_budget_below_the_refresh_says_it_is_the_routes(stack: Stack) -> None:
+    """Before, the 400 read as if the request had asked for too small a budget."""
+    with pytest.raises(openai.BadRequestError) as exc:
+        stack.client.chat.completions.create(
+            model="lean", messages=user(QUESTION), extra_body={"guard": {"calibration": "adaptive"}}
+        )
+    assert exc.value.param == "guard.calibration"
+    assert "the route of model 'lean' sets budget 1.03" in exc.value.message
+    assert "a setting of this calguard, not of the request" in exc.value.message
+
+
 def test_body_over_the_limit_is_413(stack: Stack) -> None:
     limit = Settings.model_fields["max_body_bytes"].default  # the default's
     big = json.dumps({"model": "m", "messages": user("x" * limit)}).encode()
@@ -346,7 +359,7 @@ def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
 
 def test_models_health_and_metrics(stack: Stack) -> None:
     ids = [m.id for m in stack.client.models.list().data]
-    assert ids == ["sim-biased-llm", "alias"]
+    assert ids == ["sim-biased-llm", "alias", "lean"]
     assert httpx.get(f"{stack.url}/healthz").json()["status"] == "ok"
     stack.client.chat.completions.create(
         model="m", messages=user(QUESTION), extra_body={"guard": {"calibration": "cyclic"}}

@@ -88,6 +88,9 @@ def test_on_reads_as_written(tmp_path: Path) -> None:
             "upstream: http://127.0.0.1:9/v1\nroutes:\n  r:\n    provider: litelm\n",
             "routes.r: provider 'litelm' is unknown (did you mean 'litellm'?)",
         ),
+        # accepted before, then every adaptive MCQ on the route a 400 blaming the request
+        ("routes:\n  r:\n    budget: 1.0\n", "routes.r.budget: 1 is below the cost of the prior"),
+        ("routes:\n  r:\n    budget: 1.05\n    alpha: 0.1\n", "routes.r.budget: 1.05 is below"),
     ],
 )
 def test_errors_name_the_key_as_in_the_file(tmp_path: Path, text: str, expected: str) -> None:
