@@ -7,6 +7,9 @@ server): the ``guard`` object rides in ``extra_body``.
 
 import os
 
+# LiteLLM's model cost map from the package, not fetched at import (offline: a wait and warnings)
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 import litellm
 
 QUESTION = """Question: What is the boiling point of water at sea level?
