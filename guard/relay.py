@@ -114,8 +114,11 @@ class Relay:
             return Reply.of_error(err, out)
         try:
             # the body goes as its bytes: with the type and the coding the client gave them
-            # (and, as it comes, with the length it said: else it would go chunked)
-            framing = _AS_ITS_BYTES if isinstance(content, bytes) else _AS_IT_COMES
+            # (and, as it comes, with the length it said: else it would go chunked). Not a
+            # length said beside Transfer-Encoding: the chunks framed the body, not it (RFC
+            # 9112, 6.3: a proxy removes it), and the upstream would read that many bytes.
+            by_length = not isinstance(content, bytes) and "transfer-encoding" not in headers
+            framing = _AS_IT_COMES if by_length else _AS_ITS_BYTES
             keep = forward_headers(headers, self.settings, self.scrub.keys, framing)
             opened = await self.upstream.relay(
                 method, as_sent(path, written), content=content or None, headers=keep, query=query

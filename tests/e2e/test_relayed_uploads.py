@@ -15,7 +15,7 @@ from guard.config import Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.differential import KEY, Pair
-from tests.e2e.raw_upstream import JSON, Got, raw_upstream, response
+from tests.e2e.raw_upstream import JSON, Got, exchange, raw_upstream, response
 
 LIMIT = 100_000  # max_body_bytes
 FILE = (
@@ -110,3 +110,23 @@ def test_the_text_endpoints_keep_the_limit(pair: Pair) -> None:
     )
     assert r.status_code == 413
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_length_said_beside_chunks_is_not_passed_on(pair: Pair) -> None:
+    """A body framed by its chunks goes as it came, whatever Content-Length the client also
+    said (RFC 9112, 6.3: Transfer-Encoding wins, and a proxy removes the length). Before: the
+    length went on beside the streamed body, and the upstream got its first 200,000 bytes of
+    300,000, as if whole (a longer length would have left it waiting for bytes never sent)."""
+    pair.up.answers[b"/uploads/u/parts"] = response(b"200 OK", [JSON], b'{"id":"part-1"}')
+    parts = [bytes([i]) * LIMIT for i in range(3)]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    got = exchange(
+        pair.calguard,
+        b"POST /v1/uploads/u/parts HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+        b"content-length: %d\r\ntransfer-encoding: chunked\r\n\r\n" % (2 * LIMIT) + chunked,
+    )
+    assert (got.status, got.body) == (200, b'{"id":"part-1"}')
+    sent = pair.up.got[-1]
+    assert sent.body == b"".join(parts)
+    assert sent.header(b"transfer-encoding") == b"chunked"
+    assert sent.header(b"content-length") is None
