@@ -176,8 +176,8 @@ async def ask_distribution(
 
 def add_usage(total: dict[str, Any], resp: Mapping[str, Any]) -> None:
     """``resp``'s usage added to ``total``, its details too (``prompt_tokens_details``,
-    ``completion_tokens_details``: cached and reasoning tokens), as the client would count the
-    calls it made."""
+    ``completion_tokens_details``: cached and reasoning tokens) and any cost (OpenRouter's and
+    LiteLLM's ``cost``), as the client would count the calls it made."""
     _add_counts(total, resp.get("usage"))
 
 
@@ -185,8 +185,8 @@ def _add_counts(total: dict[str, Any], counts: Any) -> None:
     if not isinstance(counts, Mapping):
         return
     for k, v in counts.items():
-        if isinstance(v, int) and not isinstance(v, bool):
-            if isinstance(total.get(k, 0), int):
+        if isinstance(v, int | float) and not isinstance(v, bool):  # a count, or a cost
+            if isinstance(total.get(k, 0), int | float):
                 total[k] = total.get(k, 0) + v
         elif isinstance(v, Mapping) and isinstance(total.setdefault(k, {}), dict):
             _add_counts(total[k], v)

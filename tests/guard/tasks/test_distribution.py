@@ -171,6 +171,7 @@ def test_add_usage_sums_integer_fields_and_their_details() -> None:
     assert total == {
         "prompt_tokens": 3,
         "completion_tokens": 3,
+        "cost": 0.5,
         "completion_tokens_details": {"reasoning_tokens": 6},
         "prompt_tokens_details": {"cached_tokens": 2},
     }
