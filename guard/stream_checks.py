@@ -133,6 +133,8 @@ async def checked_stream(
     others = [p for p in policies if not isinstance(p, SpanPolicy) and not getattr(p, "whole", 0)]
     # Those of the others whose verdict could end the stream: all but built-ins set to flag.
     stoppers = any(getattr(p, "action", None) != "flag" for p in others)
+    if any(getattr(p, "whole", 0) and getattr(p, "action", None) != "flag" for p in policies):
+        holdback = None  # one that may block has read nothing before the end: nothing goes out
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}
     # (event, {text: its length after}); a deque, as what waits for the others may be long

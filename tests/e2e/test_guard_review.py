@@ -146,6 +146,20 @@ def test_a_streamed_answer_that_fits_its_json_schema_is_not_blocked(
     assert "policy_violation" in r.text
 
 
+def test_an_answer_a_json_schema_blocks_does_not_reach_a_streaming_client(
+    proxy: tuple[str, SQLiteStore],
+) -> None:
+    """A blocking policy that reads only the whole answer has read nothing until its end, so
+    nothing goes out before it has: before, all but the last stream_holdback characters of an
+    answer that fails its schema reached the client, then the block."""
+    url, _ = proxy
+    r = _say(url, "json", json.dumps({"other": "a long enough answer " * 20}), stream=True)
+    assert "policy_violation" in r.text
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line[6:].startswith("{")]
+    said = "".join(c["delta"].get("content", "") for e in events for c in e.get("choices", []))
+    assert said == ""
+
+
 DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block", "on": "prompt"}]
 SAID = ChatCompletionMessage(role="assistant", content="the forbidden word")
 OUTPUT = ResponseOutputMessage(
