@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, RoutePolicies, route_policies
+from guard.checks import Checks, RoutePolicies, off_loop, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, RESPONSES, Endpoint
 from guard.errors import (
@@ -154,6 +154,7 @@ class Pipeline:
             req.query = query
             req.scrub, req.caller = self.scrub, caller
             req.raw = raw if req.exact else None
+            req.size = len(raw or b"")
             await self._prompt_checks(req)
             if (job := self._task(req)) is not None:
                 reply = await self._calibrated(req, job)
@@ -217,9 +218,13 @@ class Pipeline:
     async def _prompt_checks(self, req: PipelineRequest) -> None:
         if not req.policies.prompt:
             return
-        req.body = copy.deepcopy(req.body)  # redactions rewrite nested texts
-        try:
+
+        def check() -> None:
+            req.body = copy.deepcopy(req.body)  # redactions rewrite nested texts
             req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
+
+        try:
+            await off_loop(req.size, check)
         except PolicyViolationError as err:
             await req.log(self.store, None, err.to_body())
             req.checks.tally(self.metrics)
@@ -352,13 +357,13 @@ class Pipeline:
                     code="upstream_unreadable",
                 ) from exc
             return Reply.of_raw(raw, req.headers)
-        changed = await self._answer_checks(req, done, None)
+        changed = await self._answer_checks(req, done, None, len(raw.body))
         if not changed and not req.checks.flags:
             return Reply.of_raw(raw, req.headers)  # nothing found: the upstream's bytes go out
         return Reply.of_json(done, req.headers)
 
     async def _answer_checks(
-        self, req: PipelineRequest, done: dict[str, Any], evidence: Evidence | None
+        self, req: PipelineRequest, done: dict[str, Any], evidence: Evidence | None, size: int = 0
     ) -> bool:
         """Response-side policies on a whole answer, then the flag record; True if it changed."""
         key = evidence.get("key") if evidence else None
@@ -366,12 +371,15 @@ class Pipeline:
         changed = False
         if req.policies.response:
             try:
-                changed = req.checks.answer(
-                    req.policies.response,
-                    done,
-                    req.endpoint,
-                    evidence=evidence,
-                    previous_prior=self._last_prior.get(key or ""),
+                changed = await off_loop(
+                    size,
+                    lambda: req.checks.answer(
+                        req.policies.response,
+                        done,
+                        req.endpoint,
+                        evidence=evidence,
+                        previous_prior=self._last_prior.get(key or ""),
+                    ),
                 )
             except PolicyViolationError as err:
                 await req.log(self.store, key, {**err.to_body(), "withheld": done})

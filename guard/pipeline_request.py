@@ -36,6 +36,7 @@ class PipelineRequest:
     caller: str | None = None  # the proxy key it came with: client-chosen keys live under it
     exact: bool = False  # the body goes upstream as the client sent it: its own bytes
     raw: bytes | None = None
+    size: int = 0  # the body's bytes as the client sent them
     logged: bool = False  # its flag record is committed
 
     async def log(self, store: Store, key: str | None, response: Any) -> None:

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from policies.checksums import iban_valid, luhn_valid
 from policies.registry import register
-from policies.spans import Span, SpanParams, SpanPolicy, overlaps
+from policies.spans import Span, SpanParams, SpanPolicy, claimed
 
 Kind = Literal["email", "iban", "card", "phone"]
 ALL_KINDS: tuple[Kind, ...] = ("email", "iban", "card", "phone")
@@ -112,8 +112,6 @@ class Pii(SpanPolicy[PiiParams]):
             if kind not in self.params.kinds:
                 continue
             for rx, check in _DETECTORS[kind]:
-                for m in rx.finditer(text):
-                    span = check(m)
-                    if span is not None and not overlaps(Span(*span, kind), found):
-                        found.append(Span(*span, kind))
-        return sorted(found)
+                spans = (check(m) for m in rx.finditer(text))
+                found = claimed(found, (Span(*s, kind) for s in spans if s is not None))
+        return found

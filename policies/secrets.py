@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from policies.registry import register
-from policies.spans import Span, SpanParams, SpanPolicy, overlaps
+from policies.spans import Span, SpanParams, SpanPolicy, claimed
 
 Kind = Literal[
     "private_key", "openai_key", "aws_access_key", "github_token", "slack_token", "google_api_key"
@@ -55,9 +55,6 @@ class Secrets(SpanPolicy[SecretsParams]):
         for kind, rx in _PATTERNS.items():
             if kind not in self.params.kinds:
                 continue
-            for m in rx.finditer(text):
-                span = Span(m.start(), m.end(), kind)
-                # A key quoted inside a PEM block is already covered by the block.
-                if not overlaps(span, found):
-                    found.append(span)
-        return sorted(found)
+            # A key quoted inside a PEM block is already covered by the block.
+            found = claimed(found, (Span(m.start(), m.end(), kind) for m in rx.finditer(text)))
+        return found

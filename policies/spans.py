@@ -14,6 +14,7 @@ the original, so redaction replaces those and leaves the rest byte for byte.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 from collections.abc import Iterable
 from typing import NamedTuple, TypeVar
@@ -57,9 +58,22 @@ def redact(text: str, spans: Iterable[Span], replacement: str) -> str:
     return "".join(out)
 
 
-def overlaps(span: Span, taken: Iterable[Span]) -> bool:
-    """Whether ``span`` shares a character with any of ``taken``."""
-    return any(span.start < t.end and t.start < span.end for t in taken)
+def claimed(taken: list[Span], found: Iterable[Span]) -> list[Span]:
+    """``taken`` (spans that share no character, in text order) with each span of ``found``
+    that shares no character with one already taken, there or earlier in ``found``; in text
+    order. Linear in both, once ``found`` is sorted: a text with a million matches costs a
+    million steps, where checking each against every span taken so far cost its square."""
+    kept: list[Span] = []
+    i = 0
+    for span in sorted(found):
+        while i < len(taken) and taken[i].end <= span.start:
+            i += 1
+        if i < len(taken) and taken[i].start < span.end:
+            continue  # shares a character with a span taken before
+        if kept and span.start < kept[-1].end and kept[-1].start < span.end:
+            continue  # with one taken just before it
+        kept.append(span)
+    return list(heapq.merge(taken, kept))
 
 
 def union(raw: Iterable[Span], read: Iterable[Span]) -> list[Span]:
