@@ -32,8 +32,9 @@ Greek capital omega, Japanese and Chinese read as themselves), so a listed "cafe
 maps "rn" to "m" and would hit ordinary words), and it is applied without regard to the script
 around a letter, so a Russian word written wholly in mapped letters reads as Latin (Cyrillic
 es-o-er as "cop"). Composition is per base letter and the combining marks after it (Hangul
-conjoining jamo and two-part Indic vowels are not composed). Combining marks are kept, so a word
-overlaid with strokes (U+0336) does not read as plain.
+conjoining jamo and two-part Indic vowels are not composed), in the stream-safe form: a run of
+more than 30 marks is read in pieces of 30, as if a combining grapheme joiner came after each.
+Combining marks are kept, so a word overlaid with strokes (U+0336) does not read as plain.
 
 Cost: ASCII text is its own reading (one ``str.isascii`` check). Other text costs one
 ``str.translate`` over a table built on first use (about 30 ms, once per process), about 30 us
@@ -282,13 +283,22 @@ def _segments_of(text: str, table: dict[int, str]) -> _Segments:
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+# Unicode's Stream-Safe Text Format (UAX #15) allows 30 combining marks in a row and puts a
+# combining grapheme joiner after every 30th of a longer run; the reading drops the joiner.
+MAX_MARKS = 30
+
+
 def _clusters(text: str) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each base character and the combining marks that follow it."""
-    start = 0
-    for i in range(1, len(text)):
-        if not unicodedata.combining(text[i]):
+    """``(start, end)`` of each base character and the combining marks that follow it, a run
+    of marks cut after every :data:`MAX_MARKS`th (CPython orders marks by insertion sort, so one
+    cluster of a million marks would cost a million squared)."""
+    start = marks = 0
+    for i, ch in enumerate(text):
+        mark = unicodedata.combining(ch) != 0
+        if i and not (mark and marks < MAX_MARKS):
             yield start, i
-            start = i
+            start, marks = i, 0
+        marks += mark
     if text:
         yield start, len(text)
 

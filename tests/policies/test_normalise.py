@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import unicodedata
 
 import pytest
 
-from policies.normalise import _RANGES, CONFUSABLES, _composed, _fold, _table, normalise
+from policies.normalise import (
+    _RANGES,
+    CONFUSABLES,
+    MAX_MARKS,
+    _composed,
+    _fold,
+    _table,
+    normalise,
+)
 from policies.spans import Span, union
 
 
@@ -103,6 +112,26 @@ def test_the_fast_path_and_the_cluster_path_agree(seed: int) -> None:
     assert fast.text == slow.text
     for i in range(len(fast.text)):
         assert fast.to_original(i, i + 1) == slow.to_original(i, i + 1)
+
+
+@pytest.mark.parametrize("start", ["e", "\u0316", "\uff45"])
+def test_a_long_run_of_combining_marks_is_read_as_its_stream_safe_form(start: str) -> None:
+    # Out of canonical order (230, 220, ...): NFKC of the whole run would sort 2,001 marks.
+    marks = "\u0301\u0316" * 1000 + "\u0308"
+    text = "f\u043erbidden " + start + marks + " x\u200by"
+    run = start + marks
+    first = 0 if unicodedata.combining(start) else 1  # a base letter starts the first piece
+    cuts = range(first + MAX_MARKS, len(run), MAX_MARKS)
+    bounds = [0, *cuts, len(run)]
+    safe = "\u034f".join(run[a:b] for a, b in itertools.pairwise(bounds))
+    reading = normalise(text)
+    assert reading.text == normalise(text.replace(run, safe)).text
+    assert reading.text.startswith("forbidden ")
+    assert reading.text.endswith(" xy")
+    assert reading.to_original(len(reading.text) - 2, len(reading.text)) == (
+        len(text) - 3,
+        len(text),
+    )
 
 
 @pytest.mark.parametrize(
