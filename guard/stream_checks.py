@@ -53,15 +53,18 @@ def settled(text: str) -> int:
 
 
 class _Text:
-    """One streamed text, appended in pieces: recent pieces are kept apart and folded into the
-    rest every :data:`FOLD` pieces, so neither appending nor reading the tail is quadratic in
-    the number of pieces (folding copies with one memcpy-speed join)."""
+    """One streamed text, appended in pieces: recent pieces are kept apart and joined into a
+    block every :data:`FOLD` pieces, a block shorter than :data:`BLOCK` grown rather than a new
+    one begun, so neither appending nor reading the tail is quadratic in the number of pieces
+    (one string grown by every fold would copy all of the text each time)."""
 
     FOLD = 32
+    BLOCK = 4096
 
-    def __init__(self, aside: bool = False) -> None:
+    def __init__(self, aside: bool = False, order: int = 0) -> None:
         self.aside = aside  # beside the answer: read by span policies only
-        self.done = ""
+        self.order = order  # the how-manyth text of its stream it is
+        self.blocks: list[str] = []
         self.pieces: list[str] = []
         self.length = 0
         self.checked = 0  # settled length the span policies have read up to
@@ -72,18 +75,28 @@ class _Text:
             self.pieces.append(piece)
             self.length += len(piece)
             if len(self.pieces) >= self.FOLD:
-                self.done += "".join(self.pieces)
+                joined = "".join(self.pieces)
                 self.pieces = []
+                if self.blocks and len(self.blocks[-1]) < self.BLOCK:
+                    self.blocks[-1] += joined
+                else:
+                    self.blocks.append(joined)
 
     def tail(self, n: int) -> str:
         """The last ``n`` characters."""
         recent = "".join(self.pieces)
         if n <= len(recent):
             return recent[len(recent) - n :]
-        return self.done[max(0, len(self.done) - (n - len(recent))) :] + recent
+        out, need = [recent], n - len(recent)
+        for block in reversed(self.blocks):
+            if need <= 0:
+                break
+            out.append(block[max(0, len(block) - need) :])
+            need -= len(block)
+        return "".join(reversed(out))
 
     def text(self) -> str:
-        return self.done + "".join(self.pieces)
+        return "".join(self.blocks) + "".join(self.pieces)
 
     def settled(self) -> int:
         tail = self.tail(min(self.length, MAX_WORD + 2))
@@ -137,6 +150,11 @@ async def checked_stream(
         holdback = None  # one that may block has read nothing before the end: nothing goes out
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}
+    # The texts the last chunk's events added to, by when each began: only they can have
+    # anything new to check (a stream of 10k tool calls would otherwise check all of them
+    # after each chunk), and only their share of ``safe`` can have moved.
+    fresh: dict[int | str, int] = {}
+    safe: dict[int | str, int] = {}  # how much of each text may go out, as of the last chunk
     # (event, {text: its length after}); a deque, as what waits for the others may be long
     pending: collections.deque[tuple[bytes, dict[int | str, int]]] = collections.deque()
 
@@ -150,10 +168,11 @@ async def checked_stream(
         ends: dict[int | str, int] = {}
         for index, piece in endpoint.deltas(event.json()):
             if index not in texts:
-                texts[index] = _Text(aside=isinstance(piece, Aside))
+                texts[index] = _Text(aside=isinstance(piece, Aside), order=len(texts))
             t = texts[index]
             t.add(piece)
             ends[index] = t.length
+            fresh[index] = t.order
         pending.append((event.raw, ends))
 
     def withheld() -> dict[int | str, str]:
@@ -194,13 +213,14 @@ async def checked_stream(
         async for chunk in upstream:
             for event in reader.feed(chunk):
                 take(event)
-            for t in texts.values():
-                if (verdict := _stops(spans, others, t)) is not None:
+            for i in sorted(fresh, key=fresh.__getitem__):
+                if (verdict := _stops(spans, others, texts[i])) is not None:
                     yield await blocked(verdict)
                     return
-            if holdback is not None:
                 # What every policy that could stop the stream has read is what may go out.
-                safe = {i: _read(t, bool(spans), stoppers) for i, t in texts.items()}
+                safe[i] = _read(texts[i], bool(spans), stoppers)
+            fresh.clear()
+            if holdback is not None:
                 while pending and all(
                     safe[i] - end >= holdback for i, end in pending[0][1].items()
                 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from guard import sse
 from guard.checks import Checks
 from guard.endpoints import CHAT
-from guard.stream_checks import checked_stream
+from guard.stream_checks import MAX_WORD, _Text, checked_stream, settled
 from policies import Action, Context, Policy, Verdict, build_policy, run_policies
 
 
@@ -355,3 +356,35 @@ def test_a_json_schema_reads_a_streamed_answer_whole(holdback: int | None) -> No
     wrong = ['{"other": ', '"value"}']
     run = Stream([*map(delta, wrong), sse.DONE], [policy], holdback).run()
     assert run.last["error"]["code"] == "json_schema"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_text_in_many_pieces_reads_back_as_appended(seed: int) -> None:
+    rng = random.Random(seed)
+    t, whole = _Text(), ""
+    for _ in range(3000):  # past many folds and several blocks
+        piece = "".join(rng.choice("ab \n") for _ in range(rng.choice([0, 1, 2, 7, 300])))
+        t.add(piece)
+        whole += piece
+        n = rng.randrange(len(whole) + 2)
+        assert t.tail(n) == whole[len(whole) - min(n, len(whole)) :]
+        tail = whole[len(whole) - min(len(whole), MAX_WORD + 2) :]
+        assert t.settled() == len(whole) - len(tail) + settled(tail)
+    assert t.text() == whole
+    assert t.length == len(whole)
+
+
+def test_with_many_texts_each_event_goes_out_once_its_own_text_allows() -> None:
+    # 300 choices: only the texts a chunk adds to are checked after it, so each event still
+    # goes out as soon as its own text has grown enough, and a late word in an early choice
+    # is still found.
+    first = delta("aaaa ", 0)
+    others = [delta("x ", i) for i in range(1, 301)]
+    chunks = [first, *others, delta("bbbb ", 0), sse.DONE]
+    run = Stream(chunks, [denylist("secret")], holdback=4).run()
+    assert [c for kind, c in run.trace if kind == "out"] == chunks
+    assert run.trace.index(("out", first)) == run.trace.index(("in", chunks[-2])) + 1
+    blocked = Stream([first, *others, delta("secret ", 2), sse.DONE], [denylist("secret")])
+    run = blocked.run()
+    assert run.last["error"]["code"] == "denylist"
+    assert run.out[:-1] == [first, *others]
