@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from guard.config import RouteConfig, Settings
-from guard.endpoint_fields import Aside
+from guard.endpoint_fields import Aside, put_all
 from guard.endpoints import Endpoint
 from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
 from guard.metrics import Metrics
@@ -203,11 +203,13 @@ class Checks:
         # Every text is checked and redacted before a block is raised: the record keeps the
         # request as it would have gone, never a redacting policy's match.
         first: Verdict | None = None
+        rewrites: list[tuple[Callable[[str], None], str]] = []
         for text, put in list(endpoint.prompt_slots(body)):
             new, block = self.run(policies, Context("prompt", text, model=model))
             first = first or block
             if new != text:
-                put(new)
+                rewrites.append((put, new))
+        put_all(rewrites)
         if first is not None:
             raise violation(first, "prompt", self.request_id)
 
@@ -222,8 +224,8 @@ class Checks:
     ) -> bool:
         """Check every choice of an answer; redactions rewrite ``completion`` in place (True
         when one did); a block raises :class:`PolicyViolationError`."""
-        changed = False
         first: Verdict | None = None  # raised once every text is redacted (as for prompts)
+        rewrites: list[tuple[Callable[[str], None], str]] = []
         for text, put in list(endpoint.answers(completion)):
             ctx = Context(
                 "response",
@@ -235,11 +237,11 @@ class Checks:
             new, block = self.run(policies, ctx)
             first = first or block
             if new != text:
-                put(new)
-                changed = True
+                rewrites.append((put, new))
+        put_all(rewrites)
         if first is not None:
             raise violation(first, "response", self.request_id)
-        return changed
+        return bool(rewrites)
 
     def tally(self, metrics: Metrics, headers: dict[str, str] | None = None) -> None:
         """Count the verdicts; with ``headers``, name their policies in ``x-calguard-flags``."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from guard.checks import Checks
-from guard.endpoint_fields import Aside, arguments
+from guard.endpoint_fields import Aside, arguments, put_all
 from guard.endpoints import CHAT, RESPONSES
 from guard.errors import PolicyViolationError
 from policies import build_policy
@@ -68,3 +68,39 @@ def test_responses_stream_events_with_whole_texts_are_read_and_empty_ones_are_no
     assert (key, text, isinstance(text, Aside)) == ("1.summary[2]", "hmm", True)
     item = {"type": "reasoning", "summary": "odd", "content": [{"text": 5}], "outputs": 3}
     assert list(RESPONSES.answers({"output": [item, "odd", None]})) == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"a\\u0040b.com": ["x", "c\\u0040d.com"], "plain": "e@f.com"}',
+        '{"k\\u0031": {"k\\u0032": {"k\\u0033": "v\\u0034", "w": ["\\u0035", 6]}}, "k2": "z"}',
+        '["\\u0061", ["\\u0062", {"\\u0063": "\\u0064"}], "e"]',
+        '"one string\\u0021"',
+    ],
+)
+@pytest.mark.parametrize("raw_rewrite", [False, True])
+def test_put_all_writes_what_one_put_at_a_time_writes(raw: str, raw_rewrite: bool) -> None:
+    def rewritten(batch: bool) -> str:
+        call = {"arguments": raw}
+        slots = list(arguments(call, "arguments"))
+        pairs = [(put, f"[{n}]" if n else t.replace("e", "E")) for n, (t, put) in enumerate(slots)]
+        pairs = pairs if raw_rewrite else pairs[1:]
+        if batch:
+            put_all(pairs)
+        for put, text in [] if batch else pairs:
+            put(text)
+        return call["arguments"]
+
+    assert rewritten(batch=True) == rewritten(batch=False) != raw
+
+
+def test_thousands_of_rewritten_strings_in_one_arguments_text() -> None:
+    args = {f"bob{i}@example.com\n": [f"ann{i}@example.com\n", i] for i in range(3000)}
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+    call["function"]["arguments"] = json.dumps(args)
+    body = {"model": "m", "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    Checks("r").prompt([build_policy({"type": "pii", "action": "redact"})], body, CHAT, "m")
+    out = json.loads(body["messages"][0]["tool_calls"][0]["function"]["arguments"])
+    # Every key was rewritten to the same text: the object keeps one, the last one's value.
+    assert out == {"[REDACTED]\n": ["[REDACTED]\n", 2999]}
