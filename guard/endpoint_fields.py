@@ -145,7 +145,9 @@ class _Rewrites:
     def __init__(self, container: Any, key: str, raw: str) -> None:
         self.container, self.key, self.raw = container, key, raw
         self.base: Any = None
-        self.done: dict[Path, str] = {}
+        # By path and whether it names a key: a key's path and its value's are equal tuples
+        # (a _Key equals its str), and one must not overwrite the other.
+        self.done: dict[tuple[Path, bool], str] = {}
 
     def putter(self, path: Path) -> _Put:
         return _Put(self, path)
@@ -153,11 +155,11 @@ class _Rewrites:
     def record(self, path: Path, text: str) -> None:
         if not self.done:
             self.base = self.container.get(self.key)
-        self.done[path] = text
+        self.done[path, bool(path) and isinstance(path[-1], _Key)] = text
 
     def write(self) -> None:
-        if () in self.done:  # the arguments were one string
-            self.container[self.key] = json.dumps(self.done[()])
+        if ((), False) in self.done:  # the arguments were one string
+            self.container[self.key] = json.dumps(self.done[(), False])
             return
         for base in (self.base, self.raw):
             value = _loads(base)
@@ -195,14 +197,14 @@ def put_all(rewrites: Iterable[tuple[Callable[[str], None], str]]) -> None:
         batch.write()
 
 
-def _replace_all(value: Any, done: dict[Path, str]) -> bool:
+def _replace_all(value: Any, done: dict[tuple[Path, bool], str]) -> bool:
     """Put each rewritten string of ``done`` at its path in ``value`` (False: one of them has
     nothing there). Values go first and each object's keys are renamed in one pass, deeper
     objects first: every path still names the keys above it as they were."""
     renames: dict[Path, dict[str, str]] = {}
-    for path, text in done.items():
+    for (path, is_key), text in done.items():
         *steps, last = path
-        if isinstance(last, _Key):
+        if is_key:
             renames.setdefault(tuple(steps), {})[last] = text
             continue
         holder = _at(value, steps)

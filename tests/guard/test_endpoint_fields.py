@@ -104,3 +104,20 @@ def test_thousands_of_rewritten_strings_in_one_arguments_text() -> None:
     out = json.loads(body["messages"][0]["tool_calls"][0]["function"]["arguments"])
     # Every key was rewritten to the same text: the object keeps one, the last one's value.
     assert out == {"[REDACTED]\n": ["[REDACTED]\n", 2999]}
+
+
+def test_a_rewritten_key_and_its_rewritten_value_are_both_put_back() -> None:
+    # The key's path and its value's are equal tuples: one rewrite overwrote the other, and
+    # the value went upstream as it was.
+    args = '{"bob\\u0040example.com": "ann\\u0040example.com", "n": {"\\u0061": "\\u0062"}}'
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}
+    body = {"model": "m", "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    Checks("r").prompt([build_policy({"type": "pii", "action": "redact"})], body, CHAT, "m")
+    assert json.loads(call["function"]["arguments"]) == {
+        "[REDACTED]": "[REDACTED]",
+        "n": {"a": "b"},
+    }
+    slots = list(arguments(call := {"arguments": args}, "arguments"))
+    for n, (_, put) in enumerate(slots[1:]):
+        put(f"[{n}]")
+    assert json.loads(call["arguments"]) == {"[0]": "[1]", "[2]": {"[3]": "[4]"}}
