@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from calibrators.permutation import Perm, apply_permutation
 
 _ID = r"[A-J]|10|[1-9]"
+# The text runs to the line's last character that is not a space, tab or CR. (A lazy
+# "\S[^\n]*?[ \t\r]*$" says the same, but tries the rest of a run of spaces at each of its
+# characters: a line of n spaces cost n squared.)
 _LINE = re.compile(
-    rf"^[ \t]*(?:\((?P<p>{_ID})\)|(?P<d>{_ID})[.):])[ \t]+(?P<text>\S[^\n]*?)[ \t\r]*$",
+    rf"^[ \t]*(?:\((?P<p>{_ID})\)|(?P<d>{_ID})[.):])[ \t]+"
+    r"(?P<text>\S(?:[^\n]*[^ \t\r\n])?)[ \t\r]*$",
     re.MULTILINE,
 )
 LETTERS = "ABCDEFGHIJ"

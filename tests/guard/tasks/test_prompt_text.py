@@ -3,9 +3,12 @@ them in place, and the last user message. (Only tests/e2e uses find_options, as 
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from guard.tasks.prompt_text import find_options, last_user_text, locate_options
+from guard.tasks.prompt_text import _LINE, find_options, last_user_text, locate_options
 
 STEM = "Question: Which is 2 + 2?\n"
 
@@ -188,3 +191,28 @@ def test_last_user_text_is_none_when_the_last_user_content_is_not_a_string() -> 
 def test_last_user_text_without_a_user_message() -> None:
     assert last_user_text([{"role": "system", "content": "s"}, "junk"]) is None
     assert last_user_text([]) is None
+
+
+# The pattern before it was made linear, as the reference for what an option line's text is.
+_LAZY_LINE = re.compile(
+    r"^[ \t]*(?:\((?P<p>[A-J]|10|[1-9])\)|(?P<d>[A-J]|10|[1-9])[.):])[ \t]+"
+    r"(?P<text>\S[^\n]*?)[ \t\r]*$",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_option_lines_are_read_as_the_lazy_pattern_read_them(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["A", "B", "1", "(", ")", ".", ":", "x", " ", " ", "\t", "\r", "\n", "\u3000"]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        got = [(m.span(), m.groupdict()) for m in _LINE.finditer(text)]
+        assert got == [(m.span(), m.groupdict()) for m in _LAZY_LINE.finditer(text)], text
+
+
+def test_an_option_line_with_a_long_run_of_spaces() -> None:
+    spaces = " " * 200_000  # each of them once tried the rest of the run: 40 billion steps
+    found = find_options(f"Q?\nA. x{spaces}y\nB. z {spaces}\nAnswer:")
+    assert found is not None
+    assert found.options == [f"x{spaces}y", "z"]

@@ -1,0 +1,35 @@
+"""How finding a question's options scales with a long option line: a prompt whose option A
+has a run of n spaces inside it, read by :func:`guard.tasks.prompt_text.find_options` (what a
+request with a ``guard`` object asking for calibration, or a route with ``auto_detect``, runs
+on the last user message before it goes upstream).
+
+    python -m bench.option_lines [--sizes 5000 10000 20000 2000000]
+
+Before, the lazy option pattern tried the rest of the run at each of its spaces: 5k/10k/20k
+spaces took 0.09/0.31/1.18 s (2 MB would take about three hours). Linear: flat ns per space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from guard.tasks.prompt_text import find_options
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 2_000_000])
+    args = ap.parse_args()
+    print("| spaces | s | ns per space |")
+    print("|---|---|---|")
+    for n in args.sizes:
+        text = "Which?\nA. x" + " " * n + "y\nB. z\nAnswer:"
+        t = time.perf_counter()
+        find_options(text)
+        s = time.perf_counter() - t
+        print(f"| {n:,} | {s:.4f} | {s / n * 1e9:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
