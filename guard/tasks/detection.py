@@ -42,13 +42,35 @@ MAX_TAIL_CHARS = 300
 _F = re.IGNORECASE
 
 # The tail asks for the answer itself: an answer slot, or "answer / respond with the letter ...".
-_STRONG_TAIL = re.compile(
+_ANSWER_SLOT = re.compile(
     r"^(?:(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+|your\s+)?(?:answer|choice|option)"
-    r"(?:\s+is)?|A)\s*[:\uff1a\-]?\s*[(\[]?$"
-    r"|\b(?:answer|respond|reply|choose|select|pick|output|return)\b[^.?!]*"
-    r"\b(?:letter|option|choice|number|correct\s+answer|[A-J](?:,|\s+or)\s+[A-J])\b",
+    r"(?:\s+is)?|A)\s*[:\uff1a\-]?\s*[(\[]?$",
     _F,
 )
+_ANSWER_VERB = re.compile(r"\b(?:answer|respond|reply|choose|select|pick|output|return)\b", _F)
+_ANSWER_FORM = re.compile(
+    r"\b(?:letter|option|choice|number|correct\s+answer|[A-J](?:,|\s+or)\s+[A-J])\b", _F
+)
+_SENTENCE_END = re.compile(r"[.?!]")
+
+
+def _strong_tail(text: str) -> bool:
+    """``text`` is an answer slot, or has a verb of answering followed, before the sentence
+    ends (``.``, ``?``, ``!``), by the form of the answer. Each sentence is searched from its
+    first such verb only, as a later one finds nothing the first did not: one pattern of verb,
+    ``[^.?!]*`` and form cost a sentence of n verbs n squared."""
+    if _ANSWER_SLOT.search(text):
+        return True
+    pos = 0
+    while (verb := _ANSWER_VERB.search(text, pos)) is not None:
+        end = _SENTENCE_END.search(text, verb.end())
+        stop = end.start() if end is not None else len(text)
+        if _ANSWER_FORM.search(text, verb.end(), stop):
+            return True
+        pos = stop
+    return False
+
+
 # A question about choosing one option, after the options ("Which one is correct?").
 _WHICH_QUESTION = re.compile(r"\bwhich\b[^.!]*\?$", _F)
 _STEM_CUES = re.compile(
@@ -136,7 +158,7 @@ def detect_mcq(text: str) -> McqPrompt | None:
     tail = text[found.spans[-1][1] :].strip()
     if not re.search(r"\w", head) or len(tail) > MAX_TAIL_CHARS or _asks_for_prose(tail):
         return None
-    if _STRONG_TAIL.search(tail) and not _FIRST_PERSON.search(tail):
+    if _strong_tail(tail) and not _FIRST_PERSON.search(tail):
         # The prompt ends by asking for the option: only a preamble's instructions can veto.
         pre = _preamble(head)
         vetoed = _asks_for_prose(pre) or _REQUEST.search(pre) or _FIRST_PERSON.search(pre)
@@ -183,9 +205,7 @@ def _stem_asks_for_an_option(head: str) -> bool:
 def _asks_for_prose(text: str) -> bool:
     if not text or _PROSE.search(text):
         return bool(text)
-    return any(
-        _IMPERATIVE.match(s) and not _STRONG_TAIL.search(s) for s in _SENTENCES.split(text) if s
-    )
+    return any(_IMPERATIVE.match(s) and not _strong_tail(s) for s in _SENTENCES.split(text) if s)
 
 
 # A guard object setting any of these without a task asks to calibrate a multiple-choice question.

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from guard.evaluation.replay import arc_prompt
-from guard.tasks.detection import detect_mcq
+from guard.tasks.detection import _strong_tail, detect_mcq
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "data" / "ordinary_prompts.jsonl"
@@ -151,3 +153,30 @@ def test_multiple_choice_questions_are_detected(text: str) -> None:
 )
 def test_ordinary_prompts_are_not_detected(text: str) -> None:
     assert detect_mcq(text) is None
+
+
+# The one pattern _strong_tail replaced, as the reference for what it says.
+_STRONG_TAIL = re.compile(
+    r"^(?:(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+|your\s+)?(?:answer|choice|option)"
+    r"(?:\s+is)?|A)\s*[:\uff1a\-]?\s*[(\[]?$"
+    r"|\b(?:answer|respond|reply|choose|select|pick|output|return)\b[^.?!]*"
+    r"\b(?:letter|option|choice|number|correct\s+answer|[A-J](?:,|\s+or)\s+[A-J])\b",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_strong_tail_is_what_the_one_pattern_found(seed: int) -> None:
+    rng = random.Random(seed)
+    words = ["answer", "Reply", "with", "the", "letter", "correct", "A", "b", "or", "C"]
+    words += [",", ".", "?", "!", ":", "x", "options", "(", "is", "pick", " ", "\n", "answers"]
+    for _ in range(500):
+        text = "".join(rng.choice(words) + rng.choice(["", " "]) for _ in range(rng.randrange(12)))
+        assert _strong_tail(text) == bool(_STRONG_TAIL.search(text)), text
+
+
+def test_a_preamble_of_many_answer_verbs() -> None:
+    # Each "answer" once scanned the rest of the sentence for a letter: n verbs, n squared.
+    prompt = "Describe " + "answer " * 100_000 + "\nQuestion: Which?\nA. x\nB. y\nAnswer:"
+    assert detect_mcq(prompt) is None
+    assert detect_mcq(prompt.replace("Describe", "Now", 1)) is not None
