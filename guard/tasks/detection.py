@@ -86,8 +86,10 @@ _STEM_CUES = re.compile(
     r"|_{3,}|\bfill\s+in\s+the\s+blank",
     _F,
 )
+# A header line ending the stem: "Options:", "Answer choices". (Written with \s*:?[ \t]*\n?\s*
+# before $, the same strings, it tried every way to share a run of n spaces out: n cubed.)
 _HEADER = re.compile(
-    r"(?:^|\n)[ \t]*(?:answer\s+)?(?:options|choices|alternatives)\s*:?[ \t]*\n?\s*$", _F
+    r"(?:^|\n)[ \t]*(?:answer\s+)?(?:options|choices|alternatives)(?:\s*:)?\s*$", _F
 )
 _QUESTION_LABEL = re.compile(r"(?:^|\n)[ \t]*(?:question|q)\s*(?:\d+\s*)?[:.]", _F)
 

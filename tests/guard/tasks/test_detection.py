@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from guard.evaluation.replay import arc_prompt
-from guard.tasks.detection import _strong_tail, detect_mcq
+from guard.tasks.detection import _HEADER, _strong_tail, detect_mcq
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "data" / "ordinary_prompts.jsonl"
@@ -180,3 +180,24 @@ def test_a_preamble_of_many_answer_verbs() -> None:
     prompt = "Describe " + "answer " * 100_000 + "\nQuestion: Which?\nA. x\nB. y\nAnswer:"
     assert detect_mcq(prompt) is None
     assert detect_mcq(prompt.replace("Describe", "Now", 1)) is not None
+
+
+_CUBIC_HEADER = re.compile(
+    r"(?:^|\n)[ \t]*(?:answer\s+)?(?:options|choices|alternatives)\s*:?[ \t]*\n?\s*$", re.I
+)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_header_is_what_the_cubic_pattern_found(seed: int) -> None:
+    rng = random.Random(seed)
+    words = ["\n", " ", "\t", ":", "options", "Answer", "choices", "x", "\r", "\n\n"]
+    for _ in range(500):
+        text = "".join(rng.choice(words) for _ in range(rng.randrange(10)))
+        assert bool(_HEADER.search(text)) == bool(_CUBIC_HEADER.search(text)), repr(text)
+
+
+def test_a_header_line_with_a_long_run_of_spaces() -> None:
+    # 2,000 spaces after "options" took 10 s: every way to share them among four quantifiers.
+    spaces = " " * 200_000
+    assert detect_mcq(f"Pick one\noptions{spaces}x\nA. a\nB. b") is None
+    assert detect_mcq(f"Pick one\noptions:{spaces}\nA. a\nB. b") is not None
