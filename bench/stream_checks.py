@@ -9,7 +9,10 @@ Drives :func:`guard.stream_checks.checked_stream` in-process (no HTTP), so the f
 checks' own cost. Flat microseconds per event mean linear time. ``--shape tools``: one event
 per tool call (``--sizes`` of them), each a text of its own; every text was checked after every
 chunk (8,000 calls: 57 s). ``--shape pieces``: events of 900 characters; the text was kept as
-one string grown by a copy every 32 events (72 MB: 43 s in the text alone).
+one string grown by a copy every 32 events (72 MB: 43 s in the text alone). ``--shape
+waiting``: a first event of n/10 tool calls, all but the last then grown, then n events of
+content: each chunk rechecked every text the first event waited for (n = 40,000, 4.4 MB:
+18.3 s).
 """
 
 from __future__ import annotations
@@ -60,7 +63,23 @@ def pieces(n: int) -> list[bytes]:
     return [b"data: " + json.dumps(chunk).encode() + b"\n\n"] * n + [b"data: [DONE]\n\n"]
 
 
-SHAPES = {"chars": events, "tools": tools, "pieces": pieces}
+def waiting(n: int) -> list[bytes]:
+    def calls(pairs: list[tuple[int, str]]) -> bytes:
+        delta = {"tool_calls": [{"index": i, "function": {"arguments": a}} for i, a in pairs]}
+        return b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta}]}).encode()
+
+    def content(text: str) -> bytes:
+        chunk = {"choices": [{"index": 0, "delta": {"content": text}}]}
+        return b"data: " + json.dumps(chunk).encode()
+
+    k = n // 10
+    out = [calls([(i, "x ") for i in range(k)]), content("cccc " * 60)]
+    out += [calls([(i, "aaaa " * 60)]) for i in range(k - 1)]
+    out += [content("b ") for _ in range(n)]
+    return [e + b"\n\n" for e in out] + [b"data: [DONE]\n\n"]
+
+
+SHAPES = {"chars": events, "tools": tools, "pieces": pieces, "waiting": waiting}
 
 
 async def run(chunks: list[bytes]) -> float:

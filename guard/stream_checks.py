@@ -157,6 +157,9 @@ async def checked_stream(
     safe: dict[int | str, int] = {}  # how much of each text may go out, as of the last chunk
     # (event, {text: its length after}); a deque, as what waits for the others may be long
     pending: collections.deque[tuple[bytes, dict[int | str, int]]] = collections.deque()
+    # The texts the first pending event still waits for, each once: rechecking all of an
+    # event's texts after every chunk cost an event of n tool calls n per chunk.
+    waits: list[tuple[int | str, int]] | None = None
 
     def take(event: sse.Event) -> None:
         if event.unreadable and event.data and event.data.strip():  # fail closed: cannot check
@@ -221,9 +224,15 @@ async def checked_stream(
                 safe[i] = _read(texts[i], bool(spans), stoppers)
             fresh.clear()
             if holdback is not None:
-                while pending and all(
-                    safe[i] - end >= holdback for i, end in pending[0][1].items()
-                ):
+                while pending:
+                    if waits is None:  # a new first event: all its texts to wait for
+                        waits = list(pending[0][1].items())[::-1]
+                    # What the policies have read only grows: a text read far enough stays so.
+                    while waits and safe[waits[-1][0]] - waits[-1][1] >= holdback:
+                        waits.pop()
+                    if waits:
+                        break
+                    waits = None
                     yield pending.popleft()[0]
     except (Exception, asyncio.CancelledError, GeneratorExit) as exc:
         try:

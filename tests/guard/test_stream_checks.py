@@ -361,7 +361,7 @@ def test_a_json_schema_reads_a_streamed_answer_whole(holdback: int | None) -> No
 @pytest.mark.parametrize("seed", range(5))
 def test_a_text_in_many_pieces_reads_back_as_appended(seed: int) -> None:
     rng = random.Random(seed)
-    t, whole = _Text(), ""
+    t, whole, was = _Text(), "", 0
     for _ in range(3000):  # past many folds and several blocks
         piece = "".join(rng.choice("ab \n") for _ in range(rng.choice([0, 1, 2, 7, 300])))
         t.add(piece)
@@ -370,6 +370,8 @@ def test_a_text_in_many_pieces_reads_back_as_appended(seed: int) -> None:
         assert t.tail(n) == whole[len(whole) - min(n, len(whole)) :]
         tail = whole[len(whole) - min(len(whole), MAX_WORD + 2) :]
         assert t.settled() == len(whole) - len(tail) + settled(tail)
+        assert t.settled() >= was  # never less: an event released stays rightly released
+        was = t.settled()
     assert t.text() == whole
     assert t.length == len(whole)
 
@@ -388,3 +390,20 @@ def test_with_many_texts_each_event_goes_out_once_its_own_text_allows() -> None:
     run = blocked.run()
     assert run.last["error"]["code"] == "denylist"
     assert run.out[:-1] == [first, *others]
+
+
+def _calls(*pairs: tuple[int, str]) -> bytes:
+    calls = [{"index": i, "function": {"arguments": a}} for i, a in pairs]
+    return sse.encode({"choices": [{"index": 0, "delta": {"tool_calls": calls}}]})
+
+
+def test_an_event_of_many_texts_waits_for_the_last_of_them() -> None:
+    first = _calls(*((i, "x ") for i in range(50)))
+    content = delta("c " * 10)
+    grown = [_calls((i, "a " * 5)) for i in range(49)]  # all but the last tool call
+    late = [delta("b ") for _ in range(20)]
+    chunks = [first, content, *grown, *late, _calls((49, "z " * 5)), sse.DONE]
+    run = Stream(chunks, [denylist("secret")], holdback=8).run()
+    assert [c for kind, c in run.trace if kind == "out"] == chunks
+    # Held through the 20 chunks after the others had grown, out once the last one grew.
+    assert run.trace.index(("out", first)) == run.trace.index(("in", chunks[-2])) + 1
