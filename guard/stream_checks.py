@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, chained, violation
+from guard.checks import Checks, chained, off_loop, violation
 from guard.endpoint_fields import Aside, decoded
 from guard.endpoints import Endpoint
 from guard.errors import UpstreamError
@@ -246,20 +246,26 @@ async def checked_stream(
             await aclose()
     for event in reader.close():
         take(event)
-    # The whole answer, once per text: this decides the record and the release of the rest.
-    stop = None
-    for t in texts.values():
-        whole = t.text()
-        _, block = checks.run(policies, Context("response", Aside(whole) if t.aside else whole))
-        stop = stop or block
-        for _, text in decoded(whole):  # a text that is JSON (arguments), as its client reads it
-            _, block = checks.run(policies, Context("response", Aside(text)))
+
+    def whole_answer() -> Verdict | None:
+        """The whole answer, once per text: this decides the record and the release of the
+        rest (in a worker thread where it is large: a stream has no total limit)."""
+        stop = None
+        for t in texts.values():
+            whole = t.text()
+            _, block = checks.run(policies, Context("response", Aside(whole) if t.aside else whole))
             stop = stop or block
-    stop = stop or next((v for v in checks.response_verdicts if v.redacted is not None), None)
+            for _, text in decoded(whole):  # a text that is JSON (arguments), as read by its client
+                _, block = checks.run(policies, Context("response", Aside(text)))
+                stop = stop or block
+        return stop or next((v for v in checks.response_verdicts if v.redacted is not None), None)
+
+    size = sum(t.length for t in texts.values())
+    stop = await off_loop(size, whole_answer)
     if stop is not None:
         yield await blocked(stop)
         return
     if checks.flags:
-        await log({"streamed_text": withheld()})
+        await log({"streamed_text": await off_loop(size, withheld)})
     for raw, _ in pending:
         yield raw

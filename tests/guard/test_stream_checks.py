@@ -407,3 +407,22 @@ def test_an_event_of_many_texts_waits_for_the_last_of_them() -> None:
     assert [c for kind, c in run.trace if kind == "out"] == chunks
     # Held through the 20 chunks after the others had grown, out once the last one grew.
     assert run.trace.index(("out", first)) == run.trace.index(("in", chunks[-2])) + 1
+
+
+@pytest.mark.parametrize("holdback", [3, None])
+def test_the_end_check_in_a_worker_thread_decides_as_on_the_loop(
+    holdback: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large stream's whole-answer check (and its record's redaction) runs in a worker
+    thread, so that it does not hold every other request: same verdicts, same release."""
+    import guard.checks
+
+    monkeypatch.setattr(guard.checks, "OFF_LOOP_BYTES", 0)
+    run = Stream(BLOCKED, [denylist("secret", action="redact")], holdback=holdback).run()
+    assert run.last["error"]["code"] == "denylist"
+    assert "secret" not in "".join(run.texts)
+    clean = Stream(CLEAN, [denylist("secret", action="flag")], holdback=holdback).run()
+    assert "".join(clean.texts) == "All clear here."
+    flagged = Stream(BLOCKED, [denylist("secret", action="flag")], holdback=holdback).run()
+    assert len(flagged.logs) == 1
+    assert flagged.checks.response_verdicts
