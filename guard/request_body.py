@@ -35,21 +35,33 @@ def _too_large(limit: int) -> RequestTooLargeError:
     return RequestTooLargeError(f"request body is over the limit of {limit} bytes")
 
 
+def _declared(request: Request) -> int | None:
+    """The length the client said its body has, if it said one."""
+    said = request.headers.get("content-length")
+    return int(said) if said is not None and said.isdigit() else None
+
+
+async def _from_client(request: Request) -> AsyncIterator[bytes]:
+    """The body's chunks as they come; a client gone mid-body is a :class:`ClientGoneError`
+    (not an error of calguard's: no traceback in its log)."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise ClientGoneError("the client went away before its request body had come") from exc
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body as it came, at most ``limit`` bytes (else a 413)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if (_declared(request) or 0) > limit:
         raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-    except ClientDisconnect as exc:  # not an error of calguard's: no traceback in its log
-        raise ClientGoneError("the client went away before its request body had come") from exc
+    async for chunk in _from_client(request):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
     return b"".join(parts)
 
 
@@ -57,33 +69,24 @@ async def relayed_body(request: Request, whole: int) -> bytes | AsyncIterator[by
     """A relayed request's body: its bytes if it is at most ``whole`` bytes long, else its
     bytes as they come (a file upload of any size goes on without being held in memory; the
     upstream sets its own limit)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > whole:
-        return _streamed([], request)
+    chunks = _from_client(request)
+    if (_declared(request) or 0) > whole:
+        return chunks
     parts: list[bytes] = []
     size = 0
-    chunks = request.stream()
-    try:
-        async for chunk in chunks:
-            parts.append(chunk)
-            size += len(chunk)
-            if size > whole:
-                return _streamed(parts, request, chunks)
-    except ClientDisconnect as exc:
-        raise ClientGoneError("the client went away before its request body had come") from exc
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > whole:
+            return _then(parts, chunks)
     return b"".join(parts)
 
 
-async def _streamed(
-    first: list[bytes], request: Request, rest: AsyncIterator[bytes] | None = None
-) -> AsyncIterator[bytes]:
+async def _then(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     for part in first:
         yield part
-    try:
-        async for chunk in rest if rest is not None else request.stream():
-            yield chunk
-    except ClientDisconnect as exc:
-        raise ClientGoneError("the client went away before its request body had come") from exc
+    async for chunk in rest:
+        yield chunk
 
 
 def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:

@@ -122,6 +122,11 @@ def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdi
     return None
 
 
+def _may_stop(policy: Policy) -> bool:
+    """Whether ``policy``'s verdict could end a stream: all but a built-in set to flag."""
+    return getattr(policy, "action", None) != "flag"
+
+
 def _read(t: _Text, spans: bool, stoppers: bool) -> int:
     """How much of ``t`` the policies have read: what the span policies read (else what is
     settled), and no more than the others last read whole where one of them could stop the
@@ -145,8 +150,8 @@ async def checked_stream(
     # the start of valid JSON is not JSON) reads it at the end, with every policy.
     others = [p for p in policies if not isinstance(p, SpanPolicy) and not getattr(p, "whole", 0)]
     # Those of the others whose verdict could end the stream: all but built-ins set to flag.
-    stoppers = any(getattr(p, "action", None) != "flag" for p in others)
-    if any(getattr(p, "whole", 0) and getattr(p, "action", None) != "flag" for p in policies):
+    stoppers = any(map(_may_stop, others))
+    if any(getattr(p, "whole", 0) and _may_stop(p) for p in policies):
         holdback = None  # one that may block has read nothing before the end: nothing goes out
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}
