@@ -251,3 +251,25 @@ def test_an_upstream_attempt_waits_as_long_as_the_openai_sdk() -> None:
     import openai
 
     assert Settings().timeout_s == openai.DEFAULT_TIMEOUT.read
+
+
+def test_near_misses_of_settings_are_named_and_other_names_pass() -> None:
+    from guard.config import misspelled_env
+
+    env = {
+        "CALGUARD_UPSTREAM_KY": "k",  # one letter off
+        "CALGUARD_API_KEY": "a",  # the setting is api_keys
+        "CALGUARD_CONFG": "c.yaml",
+        "CALGUARD_URL": "u",  # scripts' own names under the prefix
+        "CALGUARD_DATA": "d",
+        "CALGUARD_TEST_POSTGRES": "1",
+        "CALGUARD_TEAM_KEY": "k",  # a secret read through os.environ/ (README)
+        "CALGUARD_STORE_URL": "s",
+        "CALGUARD_PORT": "1",  # a setting
+        "UPSTREM": "x",  # not calguard's
+    }
+    assert misspelled_env(env) == [
+        "CALGUARD_API_KEY is not a setting and is ignored; did you mean CALGUARD_API_KEYS?",
+        "CALGUARD_CONFG is not a setting and is ignored; did you mean CALGUARD_CONFIG?",
+        "CALGUARD_UPSTREAM_KY is not a setting and is ignored; did you mean CALGUARD_UPSTREAM_KEY?",
+    ]

@@ -120,3 +120,20 @@ def test_a_mistake_in_the_settings_is_named_whatever_holds_the_port(
         code = main(["serve", "--fake-upstream", "--config", str(config), "--port", str(port)])
     assert code == 2
     assert "unknown policy type 'pi' (did you mean 'pii'?)" in capsys.readouterr().err
+
+
+def test_a_misspelled_variable_is_named_not_silently_ignored(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``CALGUARD_UPSTREM`` was ignored without a word, and the error said only that
+    no upstream was set, which the user believed they had done."""
+    monkeypatch.setenv("CALGUARD_UPSTREM", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CALGUARD_URL", "http://127.0.0.1:8080/v1")  # a script's own, not a typo
+    assert main(["serve", "--port", str(free_port())]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (
+        "calguard: warning: CALGUARD_UPSTREM is not a setting and is ignored; "
+        "did you mean CALGUARD_UPSTREAM?"
+    )
+    assert lines[1].startswith("calguard: error: no upstream")
+    assert len(lines) == 2
