@@ -15,7 +15,6 @@ no policy can be skipped by choosing another endpoint or another face.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +31,7 @@ from guard.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from guard.folded import folded_copy
 from guard.metrics import Metrics
 from guard.pipeline_request import PipelineRequest, said
 from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
@@ -220,7 +220,8 @@ class Pipeline:
             return
 
         def check() -> None:
-            req.body = copy.deepcopy(req.body)  # redactions rewrite nested texts
+            # a copy (redactions rewrite nested texts), read as a case-folding parser reads it
+            req.body = folded_copy(req.body)
             req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
 
         try:

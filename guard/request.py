@@ -25,6 +25,7 @@ from pydantic import (
 
 from guard.calibrations import check_calibration, check_task
 from guard.errors import InvalidRequestError
+from guard.folded import fold
 
 
 class _Options(BaseModel):
@@ -190,20 +191,26 @@ def _duplicate_key(raw: bytes) -> str | None:
 
 
 def _model_given_twice(raw: bytes) -> bool:
-    if raw.count(b"model") + raw.count(b"\\u") < 2:  # cheap unless "model" occurs twice
-        return False
+    """``model`` twice at the top level, or under another spelling a parser that matches keys
+    whatever their case (Go's) takes for it: ``{"model": "a", "Model": "b"}`` is ``b`` there."""
+    exact = raw.count(b"model")
+    if exact < 2 and b"\\u" not in raw and raw.lower().count(b"model") == exact:
+        return False  # cheap unless "model" occurs twice or in another case
     top: list[tuple[str, Any]] = json.loads(raw, object_pairs_hook=list)
-    return sum(k == "model" for k, _ in top) > 1
+    spelled = [k for k, _ in top if fold(k) == "model"]
+    return len(spelled) > 1 or spelled not in ([], ["model"])
 
 
 def refuse_duplicate_keys(raw: bytes, *, prompts_checked: bool) -> None:
     """A 400 ``duplicate_key`` for a (valid JSON) body that gives ``model`` twice at its top
-    level, or, where ``prompts_checked``, any key twice in one object. Parsers disagree on
-    which one counts (Python's and most keep the last, RapidJSON's lookup finds the first), so
-    the upstream could read a model calguard did not route or a text it did not check."""
+    level (in any case), or, where ``prompts_checked``, any key twice in one object (keys
+    that differ only in case: :mod:`guard.folded`). Parsers disagree on which one counts
+    (Python's and most keep the last, RapidJSON's lookup finds the first), so the upstream
+    could read a model calguard did not route or a text it did not check."""
     if _model_given_twice(raw):
         raise InvalidRequestError(
-            "the request body gives 'model' twice; send it once",
+            "the request body gives 'model' twice, or in another case ('Model'); send it once, "
+            "as 'model'",
             param="model",
             code="duplicate_key",
         )

@@ -1,0 +1,44 @@
+"""guard/folded.py: keys compared as Go's encoding/json compares field names."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from guard.errors import InvalidRequestError
+from guard.folded import FoldedDict, fold, folded_copy
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Content", "content"), ("CONTENT", "content"), ("me\u017f\u017fages", "messages"),
+     ("\u212aey", "key"), ("ΣΊΣΥΦΟΣ", "σίσυφος"), ("\u1e9e", "ß")],
+)  # fmt: skip
+def test_keys_go_takes_for_one_fold_alike(a: str, b: str) -> None:
+    assert fold(a) == fold(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("content", "contents"), ("ß", "ss"), ("İ", "i")])
+def test_keys_go_tells_apart_fold_apart(a: str, b: str) -> None:
+    assert fold(a) != fold(b)
+
+
+def test_a_field_is_found_and_written_under_the_clients_spelling() -> None:
+    body = folded_copy({"messages": [{"role": "user", "CONTENT": "hi"}]})
+    message = body["messages"][0]
+    assert "content" in message
+    assert message.get("content") == message["content"] == "hi"
+    message["content"] = "rewritten"
+    assert json.loads(json.dumps(body)) == {"messages": [{"role": "user", "CONTENT": "rewritten"}]}
+    again = copy.deepcopy(body)
+    assert isinstance(again["messages"][0], FoldedDict)
+    assert again["messages"][0]["content"] == "rewritten"
+
+
+def test_two_keys_that_fold_alike_are_refused_and_named() -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        folded_copy({"messages": [{"content": "a", "Content": "b"}]})
+    assert err.value.code == "duplicate_key"
+    assert err.value.param == "messages[0].Content"
