@@ -22,6 +22,7 @@ from guard.upstreams.headers import forward_headers, passed_headers
 
 log = logging.getLogger("calguard")
 TEXT_PATHS = frozenset({"chat/completions", "completions", "responses", "embeddings"})
+_LONGEST_FIRST = sorted(TEXT_PATHS, key=len, reverse=True)
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
 _AS_IT_COMES = _AS_ITS_BYTES | {"content-length"}
@@ -48,9 +49,10 @@ def check_relayed_path(path: str, method: str) -> None:
     (the HTTP client would resolve the first into another path, e.g. a text endpoint, or out
     of an allow-list; a path that still holds an escape after the server decoded it once was
     encoded twice, and ``%2e%2e`` resolves as ``..`` there), and never a text endpoint in
-    disguise (a POST to one goes through the pipeline; GET lists stored ones). A segment is
-    also read without its ``;`` parameters, as servers that route without them (Tomcat, Jetty,
-    Spring) read it: ``chat/completions;x`` is the text endpoint, ``..;`` a dot segment."""
+    disguise (a POST to one, or to a path that ends in one, goes through the pipeline; GET
+    lists stored ones). A segment is also read without its ``;`` parameters, as servers that
+    route without them (Tomcat, Jetty, Spring) read it: ``chat/completions;x`` is the text
+    endpoint, ``..;`` a dot segment."""
     segments = [s.split(";", 1)[0] for s in path.split("/")]
     if any(s in ("", ".", "..") for s in segments) or any(
         c in "?#%\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in path
@@ -62,8 +64,16 @@ def check_relayed_path(path: str, method: str) -> None:
             f"/v1/{path}: not a path this proxy relays (dot or empty segments, an escape, "
             "a ? or #, or white space)"
         )
-    if method == "POST" and "/".join(segments).lower() in TEXT_PATHS:
-        raise NotFoundError(f"/v1/{path}: send it as POST /v1/{'/'.join(segments).lower()}")
+    plain = "/".join(segments).lower()
+    if method == "POST" and (text := _text_path(plain)) is not None:
+        raise NotFoundError(f"/v1/{path}: send it as POST /v1/{text}, the model in its body")
+
+
+def _text_path(plain: str) -> str | None:
+    """The text endpoint a path ends in, if any: ``engines/<model>/completions`` (the legacy
+    form LocalAI still serves, as ``.../embeddings`` and ``.../chat/completions``) is the text
+    endpoint under another path, and an upstream that serves it would answer it unchecked."""
+    return next((t for t in _LONGEST_FIRST if plain == t or plain.endswith(f"/{t}")), None)
 
 
 class Relay:
