@@ -99,6 +99,19 @@ def content(message: Any, owner: Any = None) -> Iterator[Slot]:
         yield from parts(value, owner)
 
 
+def schema(container: Any, key: str) -> Iterator[Slot]:
+    """Every string value of the JSON schema at ``container[key]`` (a tool's parameters, a
+    response format's schema): the model is shown it, descriptions, enums and defaults of each
+    property included. Property names (keys) are not read."""
+    value = container.get(key) if isinstance(container, dict) else None
+    pairs = value.items() if isinstance(value, dict) else enumerate(as_list(value))
+    for k, v in list(pairs):
+        if isinstance(v, str):
+            yield v, setter(value, k)
+        else:
+            yield from schema(value, k)
+
+
 def arguments(container: Any, key: str) -> Iterator[Slot]:
     """``container[key]``, JSON text (a tool call's arguments), as written, then decoded."""
     for raw, put in texts(container, key):

@@ -2,15 +2,16 @@
 
 Policies read and rewrite text; this module (with :mod:`guard.responses_fields` for the
 Responses API, from the pieces in :mod:`guard.endpoint_fields`) is the one place that knows
-where it is: every message of a chat request (string content, or text and refusal parts; a
-name; earlier tool calls' arguments and custom tools' input), tools' and legacy functions'
-descriptions, a JSON schema's description, a predicted output, a completion's ``prompt`` and
-``suffix``, a Responses input (a prompt given as token IDs is not text: where a route checks
-prompts, such a request is refused rather than passed unread); each choice of an answer
-(content as a string or parts, refusal, audio transcript, reasoning, tool and function call
-arguments, custom tool input), each choice's deltas in a stream. Arguments are read as written
-and decoded (:func:`guard.endpoint_fields.arguments`). A choice whose text is rewritten loses
-its ``logprobs``: their tokens would spell the original.
+where it is: every message of a chat request (string content, or text and refusal parts; a name;
+earlier tool calls' arguments and custom tools' input), tools' and legacy functions'
+descriptions and every string of their parameter schemas, a JSON schema's description and
+strings, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses input (a
+prompt given as token IDs is not text: where a route checks prompts, such a request is refused
+rather than passed unread); each choice of an answer (content as a string or parts, refusal,
+audio transcript, reasoning, tool and function call arguments, custom tool input), each choice's
+deltas in a stream. Arguments are read as written and decoded
+(:func:`guard.endpoint_fields.arguments`). A choice whose text is rewritten loses its
+``logprobs``: their tokens would spell the original.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from guard.endpoint_fields import (
     asides,
     content,
     dropping_logprobs,
+    schema,
     setter,
     texts,
 )
@@ -46,11 +48,14 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     for tool in as_list(body.get("tools")):
         tool = as_dict(tool)
         yield from texts(as_dict(tool.get("function")), "description")
+        yield from schema(as_dict(tool.get("function")), "parameters")
         yield from texts(as_dict(tool.get("custom")), "description")
     for fn in as_list(body.get("functions")):  # the legacy form of tools
         yield from texts(fn, "description")
-    schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
-    yield from texts(schema, "description")
+        yield from schema(fn, "parameters")
+    json_schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
+    yield from texts(json_schema, "description")
+    yield from schema(json_schema, "schema")
 
 
 def _calls(message: dict[str, Any]) -> Iterator[Slot]:

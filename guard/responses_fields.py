@@ -1,19 +1,20 @@
 """Where the text sits in the Responses API's bodies and stream events.
 
 A request: its ``instructions``; its ``input``, a string or a list of strings and items (each
-item's content as a string or text and refusal parts, a tool call's arguments or custom input,
-a tool's output as a string or ``input_text`` parts, reasoning summaries); its tools'
-descriptions; a prompt template's variables (strings or ``input_text`` parts); a JSON schema's
-description. An answer: each output item read the same way, plus the code a code interpreter
-ran and its logs; a rewritten ``output_text`` loses its ``logprobs``. Every other string of an
-item that is not a message or reasoning (a shell call's commands, a patch's diff, a search's
-results, ...) is read too, as text beside the answer; ids, states and base64 are not text.
+item's content as a string or text and refusal parts, a tool call's arguments or custom input, a
+tool's output as a string or ``input_text`` parts, reasoning summaries); its tools' descriptions
+(an MCP server's too) and every string of their parameter schemas; a prompt template's variables
+(strings or ``input_text`` parts); a JSON schema's description. An answer: each output item read
+the same way, plus the code a code interpreter ran and its logs; a rewritten ``output_text``
+loses its ``logprobs``. Every other string of an item that is not a message or reasoning (a
+shell call's commands, a patch's diff, a search's results, ...) is read too, as text beside the
+answer; ids, states and base64 are not text.
 
-A stream: each delta event adds to one text of its output item (text, refusal, arguments,
-custom tool input, reasoning and its summary, code, audio transcript). Events that carry a
-whole text instead (``response.output_text.done``, ``response.output_item.done``,
-``response.completed`` and the like) are each checked as texts of their own, so none goes out
-unread: they are held until the policies have read them.
+A stream: each delta event adds to one text of its output item (text, refusal, arguments, custom
+tool input, reasoning and its summary, code, audio transcript). Events that carry a whole text
+instead (``response.output_text.done``, ``response.output_item.done``, ``response.completed``
+and the like) are each checked as texts of their own, so none goes out unread: they are held
+until the policies have read them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from guard.endpoint_fields import (
     as_list,
     asides,
     parts,
+    schema,
     setter,
     texts,
 )
@@ -46,8 +48,11 @@ def responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     for key, value in variables.items():
         yield from texts(variables, key) if isinstance(value, str) else texts(value, "text")
     for tool in as_list(body.get("tools")):
-        yield from texts(tool, "description")
-    yield from texts(as_dict(as_dict(body.get("text")).get("format")), "description")
+        yield from texts(tool, "description", "server_description")  # an MCP server's too
+        yield from schema(tool, "parameters")
+    text_format = as_dict(as_dict(body.get("text")).get("format"))
+    yield from texts(text_format, "description")
+    yield from schema(text_format, "schema")
 
 
 def responses_answer(response: dict[str, Any]) -> Iterator[Slot]:

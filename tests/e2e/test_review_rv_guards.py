@@ -1,11 +1,15 @@
 """Ways around the policies a review of rarer surfaces found (rv-guards), each on the wire
 through the real ``openai`` client or raw HTTP, failing before its fix: the legacy engines
-paths (``/v1/engines/<model>/completions``, which LocalAI still serves) relayed unread."""
+paths (``/v1/engines/<model>/completions``, which LocalAI still serves) relayed unread; the
+strings of a tool's parameter schema and of a response format's schema (property descriptions,
+enums: the model is shown them) and an MCP server's description, unread."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -16,6 +20,8 @@ from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.test_attack_round import DENY_PROMPT, Recorder
 
+PII = {"type": "pii", "action": "redact", "on": "prompt"}
+
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
@@ -24,7 +30,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
         settings = Settings(
             upstream=f"{upstream}/v1",
             store=f"sqlite:///{tmp_path / 'a.db'}",
-            default_route=RouteConfig(policies=DENY_PROMPT),
+            default_route=RouteConfig(policies=[*DENY_PROMPT, PII]),
         )
         with serve_in_thread(create_app(settings)) as url:
             yield url, up
@@ -70,3 +76,69 @@ def test_other_posts_under_a_text_path_are_still_relayed(proxy: tuple[str, Recor
     r = httpx.post(url + "/v1/chat/completions/cmpl_1", json={"metadata": {"a": "b"}})
     assert r.status_code == 200
     assert [(m, p) for m, p, _ in up.seen] == [("POST", "/v1/chat/completions/cmpl_1")]
+
+
+# -- the strings of a schema the model is shown ----------------------------------------------
+
+
+def _params(text: str) -> dict[str, Any]:
+    prop = {"type": "string", "description": text, "enum": ["a", text]}
+    return {"type": "object", "properties": {"q": prop, "deep": {"type": "array", "items": prop}}}
+
+
+HI = [{"role": "user", "content": "hi"}]
+SCHEMA_BODIES = {
+    "chat-tool-parameters": lambda t: {"messages": HI, "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": _params(t)}}]},
+    "chat-legacy-function-parameters": lambda t: {"messages": HI, "functions": [
+        {"name": "f", "parameters": _params(t)}]},
+    "chat-response-format-schema": lambda t: {"messages": HI, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "s", "schema": _params(t)}}},
+    "responses-tool-parameters": lambda t: {"input": "hi", "tools": [
+        {"type": "function", "name": "f", "parameters": _params(t)}]},
+    "responses-text-format-schema": lambda t: {"input": "hi", "text": {"format": {
+        "type": "json_schema", "name": "s", "schema": _params(t)}}},
+    "responses-mcp-server-description": lambda t: {"input": "hi", "tools": [
+        {"type": "mcp", "server_label": "s", "server_url": "https://mcp.invalid",
+         "server_description": t}]},
+}  # fmt: skip
+
+
+def _path(name: str) -> str:
+    return "/v1/responses" if name.startswith("responses") else "/v1/chat/completions"
+
+
+@pytest.mark.parametrize("name", list(SCHEMA_BODIES))
+def test_a_blocked_word_in_a_schema_the_model_is_shown_never_reaches_the_upstream(
+    proxy: tuple[str, Recorder], name: str
+) -> None:
+    url, up = proxy
+    body = {"model": "m", **SCHEMA_BODIES[name]("say forbidden")}
+    r = httpx.post(url + _path(name), json=body)
+    assert r.status_code == 400, r.text  # observed before: 200, the upstream got the word
+    assert r.json()["error"]["code"] == "denylist"
+    assert up.seen == []
+
+
+@pytest.mark.parametrize("name", list(SCHEMA_BODIES))
+def test_an_address_in_a_schema_is_redacted_before_it_goes_upstream(
+    proxy: tuple[str, Recorder], name: str
+) -> None:
+    url, up = proxy
+    body = {"model": "m", **SCHEMA_BODIES[name]("write to bob@example.com")}
+    assert httpx.post(url + _path(name), json=body).status_code == 200
+    ((_, _, sent),) = up.seen
+    assert b"bob@example.com" not in sent
+    assert json.loads(sent) == {"model": "m", **SCHEMA_BODIES[name]("write to [REDACTED]")}
+
+
+def test_the_sdk_sends_a_tool_schema_only_through_the_policies(
+    proxy: tuple[str, Recorder],
+) -> None:
+    url, up = proxy
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+    tool = {"type": "function", "function": {"name": "f", "parameters": _params("forbidden")}}
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="m", messages=HI, tools=[tool])  # type: ignore[arg-type, list-item]
+    assert up.seen == []
+
