@@ -54,6 +54,13 @@ class RoutePolicies:
     def __bool__(self) -> bool:
         return bool(self.prompt or self.response)
 
+    @property
+    def hide_answers(self) -> bool:
+        """Whether a response-side policy may rewrite or stop an answer (all but a built-in
+        set to flag): then the upstream's stored copy of one holds what the client was not
+        given."""
+        return any(getattr(p, "action", None) != "flag" for p in self.response)
+
 
 def load_policy_plugins() -> None:
     """Register the policies named in the ``calguard.policies`` entry point group."""

@@ -69,6 +69,22 @@ def check_relayed_path(path: str, method: str) -> None:
         raise NotFoundError(f"/v1/{path}: send it as POST /v1/{text}, the model in its body")
 
 
+def stored_answer(method: str, path: str) -> str | None:
+    """What a relayed request fetches of the upstream's stored answers (a response, a chat
+    completion, a conversation's items: the model's text as it gave it), if it fetches one."""
+    steps = [s.split(";", 1)[0] for s in path.lower().split("/")]  # as check_relayed_path
+    fetch = method in ("GET", "HEAD")
+    if steps[0] == "responses" and len(steps) == 2 and fetch:
+        return "response"
+    if steps[0] == "responses" and len(steps) == 3 and steps[2] == "cancel":
+        return "response"  # cancelling answers the response, its output so far included
+    if steps[:2] == ["chat", "completions"] and len(steps) <= 3 and (fetch or len(steps) == 3):
+        return "chat completion"  # the list, one, or one updated (the answer is the completion)
+    if steps[0] == "conversations" and len(steps) >= 3 and steps[2] == "items" and fetch:
+        return "conversation item"
+    return None
+
+
 def _text_path(plain: str) -> str | None:
     """The text endpoint a path ends in, if any: ``engines/<model>/completions`` (the legacy
     form LocalAI still serves, as ``.../embeddings`` and ``.../chat/completions``) is the text
@@ -78,9 +94,17 @@ def _text_path(plain: str) -> str | None:
 
 class Relay:
     def __init__(
-        self, settings: Settings, upstream: Upstream | None, metrics: Metrics, scrub: Scrubber
+        self,
+        settings: Settings,
+        upstream: Upstream | None,
+        metrics: Metrics,
+        scrub: Scrubber,
+        *,
+        hide_answers: bool = False,
     ) -> None:
         self.settings = settings
+        # a route's response-side policies rewrite or stop answers: their stored copies stay
+        self.hide_answers = hide_answers
         self.upstream = upstream
         self.metrics = metrics
         self.scrub = scrub
@@ -108,6 +132,13 @@ class Relay:
             check_relayed_path(path[1:], method)
         except NotFoundError as exc:
             return Reply.of_error(exc, out)
+        if self.hide_answers and (kind := stored_answer(method, path[1:])) is not None:
+            err = NotFoundError(
+                f"{method} /v1{path}: this proxy's response-side policies rewrite or block "
+                f"answers, and the upstream's stored {kind} holds the answer as the model gave "
+                "it, unread: calguard does not relay it"
+            )
+            return Reply.of_error(err, out)
         allowed = self.settings.passthrough_paths
         own = method == "OPTIONS" and path[1:].lower() in TEXT_PATHS  # a preflight for them
         if (

@@ -211,7 +211,8 @@ def create_app(
             pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
         holder["p"] = pipeline
         up = pipeline.default_upstream if settings.needs_upstream() else None
-        relay["r"] = Relay(settings, up, metrics, pipeline.scrub)
+        hide = any(p.hide_answers for p in policies.values())
+        relay["r"] = Relay(settings, up, metrics, pipeline.scrub, hide_answers=hide)
         try:
             yield
         finally:

@@ -15,7 +15,8 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 
-DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block"}]
+# prompt-side: where answers may be blocked, stored ones are not relayed (test_review_rv_guards)
+DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block", "on": "prompt"}]
 BATCH_LINE = (
     b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": '
     b'{"model": "m", "messages": [{"role": "user", "content": "the forbidden word"}]}}\n'

@@ -2,7 +2,8 @@
 through the real ``openai`` client or raw HTTP, failing before its fix: the legacy engines
 paths (``/v1/engines/<model>/completions``, which LocalAI still serves) relayed unread; the
 strings of a tool's parameter schema and of a response format's schema (property descriptions,
-enums: the model is shown them) and an MCP server's description, unread."""
+enums: the model is shown them) and an MCP server's description, unread; the upstream's stored
+copy of an answer calguard redacted (``client.responses.retrieve(id)``) relayed as it was."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI
 
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
@@ -142,3 +144,89 @@ def test_the_sdk_sends_a_tool_schema_only_through_the_policies(
         client.chat.completions.create(model="m", messages=HI, tools=[tool])  # type: ignore[arg-type, list-item]
     assert up.seen == []
 
+
+# -- the stored copy of an answer calguard redacted or blocked -------------------------------
+
+
+class Storing:
+    """An upstream that stores what it answers, as OpenAI does (``store`` is the Responses
+    API's default): each answer holds an address, and is there to fetch again by its id."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        app = FastAPI()
+        said = "write to bob@example.com"
+
+        @app.post("/v1/chat/completions")
+        async def chat() -> dict[str, Any]:
+            message = {"role": "assistant", "content": said}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            done = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [choice]}  # fmt: skip
+            self.stored[done["id"]] = done
+            return done
+
+        @app.post("/v1/responses")
+        async def responses() -> dict[str, Any]:
+            part = {"type": "output_text", "text": said, "annotations": []}
+            item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [part]}  # fmt: skip
+            done = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+                    "model": "m", "output": [item]}  # fmt: skip
+            self.stored[done["id"]] = done
+            return done
+
+        @app.get("/v1/chat/completions")
+        async def listed() -> dict[str, Any]:
+            return {"object": "list", "data": list(self.stored.values())}
+
+        @app.api_route("/v1/{kind:path}/{id}", methods=["GET", "POST"])
+        async def fetch(kind: str, id: str) -> Any:
+            return self.stored.get(id) or self.stored.get(kind.split("/")[-1]) or {}
+
+        self.app = app
+
+
+@pytest.fixture
+def storing(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, Storing]]:
+    up = Storing()
+    with serve_in_thread(up.app) as upstream:
+        settings = Settings(
+            upstream=f"{upstream}/v1",
+            store=f"sqlite:///{tmp_path / 's.db'}",
+            max_attempts=1,
+            routes={"m": RouteConfig(upstream_model="m", policies=[
+                {"type": "pii", "action": "redact", "on": "response"}])},
+        )  # fmt: skip
+        with serve_in_thread(create_app(settings)) as url:
+            yield openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0), up
+
+
+def test_a_redacted_response_cannot_be_fetched_again_unredacted(
+    storing: tuple[openai.OpenAI, Storing],
+) -> None:
+    client, _ = storing
+    answer = client.responses.create(model="m", input="hi")
+    assert answer.output_text == "write to [REDACTED]"
+    with pytest.raises(openai.NotFoundError) as err:
+        client.responses.retrieve(answer.id)  # observed before: "write to bob@example.com"
+    assert "response" in err.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel(answer.id)
+
+
+def test_a_redacted_chat_completion_cannot_be_fetched_again_unredacted(
+    storing: tuple[openai.OpenAI, Storing],
+) -> None:
+    client, _ = storing
+    answer = client.chat.completions.create(model="m", messages=HI)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content == "write to [REDACTED]"
+    fetches = [
+        lambda: client.chat.completions.retrieve(answer.id),
+        lambda: client.chat.completions.update(answer.id, metadata={"a": "b"}),
+        lambda: client.chat.completions.list(),
+        lambda: client.conversations.items.list("conv_1"),
+    ]
+    for fetch in fetches:
+        with pytest.raises(openai.NotFoundError):
+            fetch()  # observed before: the stored answer, "write to bob@example.com"
