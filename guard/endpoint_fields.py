@@ -79,13 +79,28 @@ def asides(obj: Any, *keys: str) -> Iterator[Slot]:
 
 def parts(value: Any, owner: Any = None, *, empty: Any = None) -> Iterator[Slot]:
     """Each ``text`` and ``refusal`` of a list of content parts (a part's own ``logprobs``, or
-    ``owner``'s, are dropped when it is rewritten)."""
+    ``owner``'s, are dropped when it is rewritten), and its annotations."""
     for part in as_list(value):
         if isinstance(part, dict):
             for key in ("text", "refusal"):
                 if isinstance(part.get(key), str):
                     holder = owner if owner is not None else part
                     yield part[key], dropping_logprobs(holder, part, key, empty)
+            yield from citations(part.get("annotations"))
+
+
+def citations(value: Any) -> Iterator[Slot]:
+    """Every string of a list of annotations (a cited page's title and URL, a file's name),
+    as text beside the answer; not their types and ids."""
+    for note in as_list(value):
+        pairs = note.items() if isinstance(note, dict) else ()
+        for key, v in list(pairs):
+            if key == "type" or key.endswith("_id"):
+                continue
+            if isinstance(v, str):
+                yield Aside(v), setter(note, key)
+            elif isinstance(v, dict):  # chat's {"type": "url_citation", "url_citation": {...}}
+                yield from citations([v])
 
 
 def content(message: Any, owner: Any = None) -> Iterator[Slot]:

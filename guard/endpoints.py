@@ -28,6 +28,7 @@ from guard.endpoint_fields import (
     as_dict,
     as_list,
     asides,
+    citations,
     content,
     dropping_logprobs,
     schema,
@@ -111,6 +112,7 @@ def _chat_answer(choice: dict[str, Any]) -> Iterator[Slot]:
     for text, _ in texts(audio, "transcript"):
         yield text, dropping_logprobs(choice, audio, "transcript")
     yield from asides(message, "reasoning_content", "reasoning")  # vLLM, DeepSeek; OpenRouter
+    yield from citations(message.get("annotations"))  # the pages a search answer cites
     yield from _calls(message)
 
 
@@ -138,6 +140,8 @@ def _chat_delta(choice: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for key in ("reasoning_content", "reasoning"):
         for text, _ in texts(delta, key):
             yield f".{key}", Aside(text)
+    for text, _ in citations(delta.get("annotations")):
+        yield ".annotations", Aside("\n" + text)  # each on its own line: it runs into no other
     for i, call in _tool_calls(delta.get("tool_calls")):
         for text, _ in texts(as_dict(call.get("function")), "arguments"):
             yield f".tool_calls[{i}]", text

@@ -30,6 +30,7 @@ from guard.endpoint_fields import (
     as_dict,
     as_list,
     asides,
+    citations,
     parts,
     schema,
     setter,
@@ -137,6 +138,7 @@ _WHOLE: dict[str, Callable[[dict[str, Any]], Iterator[Slot]]] = {
     "input": lambda e: arguments(e, "input"),
     "code": lambda e: asides(e, "code"),
     "part": lambda e: parts([e.get("part")]),  # content_part.*, reasoning_summary_part.*
+    "annotation": lambda e: citations([e.get("annotation")]),  # output_text.annotation.added
     "item": lambda e: _item(e.get("item")),  # output_item.*
     "response": lambda e: responses_answer(as_dict(e.get("response"))),  # completed, ...
 }

@@ -3,7 +3,8 @@ through the real ``openai`` client or raw HTTP, failing before its fix: the lega
 paths (``/v1/engines/<model>/completions``, which LocalAI still serves) relayed unread; the
 strings of a tool's parameter schema and of a response format's schema (property descriptions,
 enums: the model is shown them) and an MCP server's description, unread; the upstream's stored
-copy of an answer calguard redacted (``client.responses.retrieve(id)``) relayed as it was."""
+copy of an answer calguard redacted (``client.responses.retrieve(id)``) relayed as it was; the
+title and URL of a page an answer cites (annotations), unread."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.test_attack_round import DENY_PROMPT, Recorder
+from tests.e2e.test_fields_read import BLOCK, CHAT, RESP, Canned, ask, chat, chunk, ev, response
 
 PII = {"type": "pii", "action": "redact", "on": "prompt"}
 
@@ -230,3 +232,74 @@ def test_a_redacted_chat_completion_cannot_be_fetched_again_unredacted(
     for fetch in fetches:
         with pytest.raises(openai.NotFoundError):
             fetch()  # observed before: the stored answer, "write to bob@example.com"
+
+
+# -- the pages an answer cites ---------------------------------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[Canned, str]]:
+    """A canned upstream (tests/e2e/test_fields_read.py) behind a blocking and redacting route."""
+    up = Canned()
+    with serve_in_thread(up.app) as upstream:
+        settings = Settings(
+            upstream=f"{upstream}/v1",
+            store=f"sqlite:///{tmp_path / 'c.db'}",
+            stream_holdback=16,
+            max_attempts=1,
+            routes={"m": RouteConfig(upstream_model="m", policies=BLOCK)},
+        )
+        with serve_in_thread(create_app(settings)) as url:
+            yield up, url
+
+
+CITE = {"type": "url_citation", "start_index": 0, "end_index": 2, "title": "this is forbidden",
+        "url": "https://example.org/?to=bob@example.com"}  # fmt: skip
+CHAT_CITE = {"type": "url_citation", "url_citation": {k: v for k, v in CITE.items() if k != "type"}}
+TEXT = {"type": "output_text", "text": "ok", "annotations": [CITE]}
+ITEM = {"type": "message", "id": "m", "role": "assistant", "status": "completed", "content": [TEXT]}
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [(CHAT, chat({"content": "ok", "annotations": [CHAT_CITE]})), (RESP, response(ITEM))],
+    ids=["chat", "responses"],
+)
+def test_a_blocked_word_in_a_cited_title_never_reaches_the_client(
+    env: tuple[Canned, str], path: str, answer: dict[str, Any]
+) -> None:
+    up, url = env
+    up.body = answer
+    r = httpx.post(url + path, json=ask(path))
+    assert r.status_code == 400, r.text  # observed before: 200, the title as the upstream said
+    assert "forbidden" not in r.text.replace("'forbidden'", "")
+
+
+def test_an_address_in_a_cited_url_is_redacted(env: tuple[Canned, str]) -> None:
+    up, url = env
+    cite = {"type": "url_citation", "url_citation": {**CHAT_CITE["url_citation"], "title": "a"}}
+    up.body = chat({"content": "ok", "annotations": [cite]})
+    r = httpx.post(url + CHAT, json=ask(CHAT))
+    cited = r.json()["choices"][0]["message"]["annotations"][0]["url_citation"]
+    assert cited["url"] == "https://example.org/?to=[REDACTED]"  # before: the address
+
+
+@pytest.mark.parametrize(
+    ("path", "events"),
+    [
+        (RESP, [ev({"type": "response.output_text.annotation.added", "sequence_number": 1,
+                    "output_index": 0, "content_index": 0, "item_id": "m",
+                    "annotation_index": 0, "annotation": CITE})]),
+        (CHAT, [chunk({"content": "ok", "annotations": [CHAT_CITE]})]),
+    ],
+    ids=["responses", "chat"],
+)  # fmt: skip
+def test_a_blocked_word_in_a_streamed_citation_never_streams_out(
+    env: tuple[Canned, str], path: str, events: list[bytes]
+) -> None:
+    up, url = env
+    up.sse = [*events, b"data: [DONE]\n\n"]
+    with httpx.stream("POST", url + path, json=ask(path, stream=True)) as r:
+        wire = b"".join(r.iter_bytes()).decode()
+    assert '"error"' in wire, wire
+    assert "forbidden" not in wire.split('"error"')[0], wire  # observed before: sent as it came
