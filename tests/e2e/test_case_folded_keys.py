@@ -20,6 +20,7 @@ import openai
 import pytest
 from fastapi import FastAPI, Request
 
+import guard
 from guard.config import RouteConfig, Settings
 from guard.folded import fold
 from guard.server import create_app
@@ -148,3 +149,23 @@ def test_a_schema_with_properties_in_any_case_still_passes(
         tools=[tool],  # type: ignore[list-item]
     )
     assert len(up.read) == 1
+
+
+def test_the_wrapper_reads_keys_in_another_case_too(tmp_path: Path) -> None:
+    up = GoLikeUpstream()
+    with serve_in_thread(up.app) as upstream:
+        plain = openai.OpenAI(base_url=f"{upstream}/v1", api_key="k", max_retries=0)
+        wrapped = guard.wrap(
+            plain, store=f"sqlite:///{tmp_path / 'w.db'}", route=RouteConfig(policies=DENY)
+        )
+        with pytest.raises(guard.PolicyViolationError):
+            wrapped.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "Content": "say forbidden"}],  # type: ignore[list-item]
+            )
+        answer = wrapped.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "CONTENT": "mail bob@example.com"}],  # type: ignore[list-item]
+        )
+    assert answer.choices[0].message.content == "mail [REDACTED]"
+    assert "bob@example.com" not in json.dumps(up.read)  # before: the address went as it was
