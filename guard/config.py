@@ -67,6 +67,18 @@ def http_url(value: str) -> str:
     return value
 
 
+def sendable_key(value: str | None) -> str | None:
+    """A key calguard sends in a header: one with a line break (a key file's last newline) or
+    another control character could never go (every request would fail), said at start-up
+    without the key itself."""
+    if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(
+            "holds a line break or another control character (a key file's trailing newline?): "
+            "it cannot be sent in a header; remove it"
+        )
+    return value
+
+
 class RouteConfig(Strict):
     upstream_model: str | None = None  # None: the client-facing name
     provider: str = "openai"  # an upstream name (guard.upstreams): openai, litellm, ...
@@ -83,6 +95,8 @@ class RouteConfig(Strict):
     auto_detect: bool = False  # opt-in: look for an MCQ in the last user message when no guard
     # Policies run on this route: [{type, params, action}] (see the policies package).
     policies: list[dict[str, Any]] = []
+
+    _api_key = field_validator("api_key")(sendable_key)
 
     @field_validator("mcq", "classify", "judge")
     @classmethod
@@ -120,6 +134,8 @@ class LiteLLMParams(Strict):
     model: str  # LiteLLM's model name: openai/gpt-4o, anthropic/claude-..., ollama/...
     api_base: str | None = None
     api_key: str | None = None
+
+    _api_key = field_validator("api_key")(sendable_key)
 
     @field_validator("api_base")
     @classmethod
@@ -202,6 +218,8 @@ class Settings(Strict):
     routes: dict[str, RouteConfig] = {}
     # LiteLLM proxy style: each entry becomes routes[model_name] (provider litellm).
     model_list: list[ModelListEntry] = []
+
+    _upstream_key = field_validator("upstream_key")(sendable_key)
 
     @field_validator("upstream")
     @classmethod

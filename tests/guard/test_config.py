@@ -273,3 +273,23 @@ def test_near_misses_of_settings_are_named_and_other_names_pass() -> None:
         "CALGUARD_CONFG is not a setting and is ignored; did you mean CALGUARD_CONFIG?",
         "CALGUARD_UPSTREAM_KY is not a setting and is ignored; did you mean CALGUARD_UPSTREAM_KEY?",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("upstream: http://127.0.0.1:9/v1\nupstream_key: os.environ/KEY\n", "upstream_key"),
+        ("routes:\n  r:\n    api_base: http://127.0.0.1:9/v1\n    api_key: os.environ/KEY\n",
+         "routes.r.api_key"),
+        ("model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: "
+         "os.environ/KEY}\n", "model_list[0].litellm_params.api_key"),
+    ],
+)  # fmt: skip
+def test_a_key_that_cannot_be_sent_stops_start_up_without_showing_it(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    """Before: a key file's trailing newline was taken, and every request was a 500 (the HTTP
+    client refuses a header with a line break)."""
+    message = error(tmp_path, text, {"KEY": "sk-SECRET-123\n"})
+    assert message.startswith(f"invalid settings — {where}: holds a line break")
+    assert "SECRET" not in message
