@@ -79,9 +79,14 @@ def asides(obj: Any, *keys: str) -> Iterator[Slot]:
 
 def parts(value: Any, owner: Any = None, *, empty: Any = None) -> Iterator[Slot]:
     """Each ``text`` and ``refusal`` of a list of content parts (a part's own ``logprobs``, or
-    ``owner``'s, are dropped when it is rewritten), and its annotations."""
-    for part in as_list(value):
-        if isinstance(part, dict):
+    ``owner``'s, are dropped when it is rewritten), and its annotations; a part that is a plain
+    string, and a ``thinking`` part's text (vLLM renders both into the prompt)."""
+    parts = as_list(value)
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            yield part, setter(parts, i)
+        elif isinstance(part, dict):
+            yield from asides(part, "thinking")
             for key in ("text", "refusal"):
                 if isinstance(part.get(key), str):
                     holder = owner if owner is not None else part
@@ -114,21 +119,24 @@ def content(message: Any, owner: Any = None) -> Iterator[Slot]:
         yield from parts(value, owner)
 
 
-def schema(container: Any, key: str) -> Iterator[Slot]:
-    """Every string value of the JSON schema at ``container[key]`` (a tool's parameters, a
-    response format's schema): the model is shown it, descriptions, enums and defaults of each
-    property included. Property names (keys) are not read."""
+def strings_in(container: Any, key: str) -> Iterator[Slot]:
+    """Every string value in the JSON value at ``container[key]``: a tool's parameters or a
+    response format's schema (the model is shown them, each property's description, enum and
+    default included), arguments sent as an object. Keys (property names) are not read."""
     value = container.get(key) if isinstance(container, dict) else None
     pairs = value.items() if isinstance(value, dict) else enumerate(as_list(value))
     for k, v in list(pairs):
         if isinstance(v, str):
             yield v, setter(value, k)
         else:
-            yield from schema(value, k)
+            yield from strings_in(value, k)
 
 
 def arguments(container: Any, key: str) -> Iterator[Slot]:
-    """``container[key]``, JSON text (a tool call's arguments), as written, then decoded."""
+    """``container[key]``, JSON text (a tool call's arguments), as written, then decoded; or,
+    sent as a JSON object itself (vLLM takes one and renders it), every string in it."""
+    if isinstance(container, dict) and isinstance(container.get(key), dict | list):
+        yield from strings_in(container, key)
     for raw, put in texts(container, key):
         yield raw, put
         rewrites = _Rewrites(container, key, raw)

@@ -2,7 +2,8 @@
 
 Policies read and rewrite text; this module (with :mod:`guard.responses_fields` for the
 Responses API, from the pieces in :mod:`guard.endpoint_fields`) is the one place that knows
-where it is: every message of a chat request (string content, or text and refusal parts; a name;
+where it is: every message of a chat request (string content, or text, refusal and thinking
+parts and plain strings; a name; reasoning;
 earlier tool calls' arguments and custom tools' input), tools' and legacy functions'
 descriptions and every string of their parameter schemas, a JSON schema's description and
 strings, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses input (a
@@ -31,8 +32,8 @@ from guard.endpoint_fields import (
     citations,
     content,
     dropping_logprobs,
-    schema,
     setter,
+    strings_in,
     texts,
 )
 from guard.responses_fields import responses_answer, responses_deltas, responses_prompt
@@ -44,19 +45,20 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
             continue
         yield from content(m)
         yield from texts(m, "name", "refusal")
+        yield from asides(m, "reasoning_content", "reasoning")  # chat templates render them
         yield from _calls(m)
     yield from content(body.get("prediction"))
     for tool in as_list(body.get("tools")):
         tool = as_dict(tool)
         yield from texts(as_dict(tool.get("function")), "description")
-        yield from schema(as_dict(tool.get("function")), "parameters")
+        yield from strings_in(as_dict(tool.get("function")), "parameters")
         yield from texts(as_dict(tool.get("custom")), "description")
     for fn in as_list(body.get("functions")):  # the legacy form of tools
         yield from texts(fn, "description")
-        yield from schema(fn, "parameters")
+        yield from strings_in(fn, "parameters")
     json_schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
     yield from texts(json_schema, "description")
-    yield from schema(json_schema, "schema")
+    yield from strings_in(json_schema, "schema")
 
 
 def _calls(message: dict[str, Any]) -> Iterator[Slot]:

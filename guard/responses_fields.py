@@ -32,8 +32,8 @@ from guard.endpoint_fields import (
     asides,
     citations,
     parts,
-    schema,
     setter,
+    strings_in,
     texts,
 )
 
@@ -50,10 +50,10 @@ def responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
         yield from texts(variables, key) if isinstance(value, str) else texts(value, "text")
     for tool in as_list(body.get("tools")):
         yield from texts(tool, "description", "server_description")  # an MCP server's too
-        yield from schema(tool, "parameters")
+        yield from strings_in(tool, "parameters")
     text_format = as_dict(as_dict(body.get("text")).get("format"))
     yield from texts(text_format, "description")
-    yield from schema(text_format, "schema")
+    yield from strings_in(text_format, "schema")
 
 
 def responses_answer(response: dict[str, Any]) -> Iterator[Slot]:

@@ -303,3 +303,40 @@ def test_a_blocked_word_in_a_streamed_citation_never_streams_out(
         wire = b"".join(r.iter_bytes()).decode()
     assert '"error"' in wire, wire
     assert "forbidden" not in wire.split('"error"')[0], wire  # observed before: sent as it came
+
+
+# -- text vLLM renders from a message beyond its text parts ----------------------------------
+
+RENDERED = {
+    "plain-string-part": lambda t: [{"role": "user", "content": ["hi", t]}],
+    "thinking-part": lambda t: [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": t}]}, *HI],
+    "reasoning_content": lambda t: [
+        {"role": "assistant", "content": "ok", "reasoning_content": t}, *HI],
+    "reasoning": lambda t: [{"role": "assistant", "content": "ok", "reasoning": t}, *HI],
+    "arguments-as-object": lambda t: [
+        {"role": "assistant", "tool_calls": [{"id": "t", "type": "function",
+                                              "function": {"name": "f", "arguments": {"q": t}}}]},
+        {"role": "tool", "tool_call_id": "t", "content": "ok"}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(RENDERED))
+def test_a_blocked_word_vllm_would_render_never_reaches_the_upstream(
+    proxy: tuple[str, Recorder], name: str
+) -> None:
+    url, up = proxy
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="m", messages=RENDERED[name]("say forbidden"))
+    assert err.value.code == "denylist"
+    assert up.seen == []  # observed before: the upstream got the word
+
+
+@pytest.mark.parametrize("name", list(RENDERED))
+def test_an_address_vllm_would_render_is_redacted(proxy: tuple[str, Recorder], name: str) -> None:
+    url, up = proxy
+    body = {"model": "m", "messages": RENDERED[name]("mail bob@example.com")}
+    assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 200
+    ((_, _, sent),) = up.seen
+    assert json.loads(sent)["messages"] == RENDERED[name]("mail [REDACTED]")
