@@ -123,7 +123,12 @@ def strings_in(container: Any, key: str) -> Iterator[Slot]:
     """Every string value in the JSON value at ``container[key]``: a tool's parameters or a
     response format's schema (the model is shown them, each property's description, enum and
     default included), arguments sent as an object. Keys (property names) are not read."""
-    value = container.get(key) if isinstance(container, dict) else None
+    if isinstance(container, dict):
+        value = container.get(key)
+    elif isinstance(container, list) and isinstance(key, int) and key < len(container):
+        value = container[key]
+    else:
+        return
     pairs = value.items() if isinstance(value, dict) else enumerate(as_list(value))
     for k, v in list(pairs):
         if isinstance(v, str):

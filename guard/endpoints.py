@@ -3,13 +3,13 @@
 Policies read and rewrite text; this module (with :mod:`guard.responses_fields` for the
 Responses API, from the pieces in :mod:`guard.endpoint_fields`) is the one place that knows
 where it is: every message of a chat request (string content, or text, refusal and thinking
-parts and plain strings; a name; reasoning;
-earlier tool calls' arguments and custom tools' input), tools' and legacy functions'
-descriptions and every string of their parameter schemas, a JSON schema's description and
-strings, a predicted output, a completion's ``prompt`` and ``suffix``, a Responses input (a
-prompt given as token IDs is not text: where a route checks prompts, such a request is refused
-rather than passed unread); each choice of an answer (content as a string or parts, refusal,
-audio transcript, reasoning, tool and function call arguments, custom tool input), each choice's
+parts and plain strings; a name; reasoning; earlier tool calls' arguments and custom tools'
+input), tools' and legacy functions' descriptions and every string of their parameter schemas, a
+JSON schema's description and strings, a predicted output, vLLM's ``chat_template``, its kwargs
+and ``documents``, a completion's ``prompt`` and ``suffix``, a Responses input (a prompt given
+as token IDs is not text: where a route checks prompts, such a request is refused rather than
+passed unread); each choice of an answer (content as a string or parts, refusal, audio
+transcript, reasoning, tool and function call arguments, custom tool input), each choice's
 deltas in a stream. Arguments are read as written and decoded
 (:func:`guard.endpoint_fields.arguments`). A choice whose text is rewritten loses its
 ``logprobs``: their tokens would spell the original.
@@ -59,6 +59,11 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     json_schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
     yield from texts(json_schema, "description")
     yield from strings_in(json_schema, "schema")
+    # vLLM renders these into the prompt too: a template sent with the request, its
+    # arguments, and documents for retrieval-augmented templates
+    yield from texts(body, "chat_template")
+    yield from strings_in(body, "chat_template_kwargs")
+    yield from strings_in(body, "documents")
 
 
 def _calls(message: dict[str, Any]) -> Iterator[Slot]:

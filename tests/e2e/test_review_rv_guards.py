@@ -4,7 +4,9 @@ paths (``/v1/engines/<model>/completions``, which LocalAI still serves) relayed 
 strings of a tool's parameter schema and of a response format's schema (property descriptions,
 enums: the model is shown them) and an MCP server's description, unread; the upstream's stored
 copy of an answer calguard redacted (``client.responses.retrieve(id)``) relayed as it was; the
-title and URL of a page an answer cites (annotations), unread."""
+title and URL of a page an answer cites (annotations), unread; what vLLM renders into a prompt
+beyond text parts (plain string parts, thinking parts, an earlier turn's reasoning, arguments
+as an object, a chat_template, its kwargs, documents), unread."""
 
 from __future__ import annotations
 
@@ -87,7 +89,9 @@ def test_other_posts_under_a_text_path_are_still_relayed(proxy: tuple[str, Recor
 
 def _params(text: str) -> dict[str, Any]:
     prop = {"type": "string", "description": text, "enum": ["a", text]}
-    return {"type": "object", "properties": {"q": prop, "deep": {"type": "array", "items": prop}}}
+    one_of = {"anyOf": [{"type": "string", "description": text}, {"type": "null"}]}
+    properties = {"q": prop, "deep": {"type": "array", "items": prop}, "either": one_of}
+    return {"type": "object", "properties": properties}
 
 
 HI = [{"role": "user", "content": "hi"}]
@@ -315,8 +319,8 @@ RENDERED = {
         {"role": "assistant", "content": "ok", "reasoning_content": t}, *HI],
     "reasoning": lambda t: [{"role": "assistant", "content": "ok", "reasoning": t}, *HI],
     "arguments-as-object": lambda t: [
-        {"role": "assistant", "tool_calls": [{"id": "t", "type": "function",
-                                              "function": {"name": "f", "arguments": {"q": t}}}]},
+        {"role": "assistant", "tool_calls": [{"id": "t", "type": "function", "function": {
+            "name": "f", "arguments": {"q": [{"r": t}]}}}]},
         {"role": "tool", "tool_call_id": "t", "content": "ok"}],
 }  # fmt: skip
 
@@ -340,3 +344,25 @@ def test_an_address_vllm_would_render_is_redacted(proxy: tuple[str, Recorder], n
     assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 200
     ((_, _, sent),) = up.seen
     assert json.loads(sent)["messages"] == RENDERED[name]("mail [REDACTED]")
+
+
+BESIDE = {
+    "chat_template": lambda t: {"chat_template": "{{ '" + t + "' }}{{ messages }}"},
+    "chat_template_kwargs": lambda t: {"chat_template_kwargs": {"persona": t, "n": 1}},
+    "documents": lambda t: {"documents": [{"title": "doc", "text": t}]},
+}
+
+
+@pytest.mark.parametrize("name", list(BESIDE))
+def test_text_vllm_renders_from_beside_the_messages_is_read(
+    proxy: tuple[str, Recorder], name: str
+) -> None:
+    url, up = proxy
+    body = {"model": "m", "messages": HI, **BESIDE[name]("say forbidden")}
+    r = httpx.post(url + "/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text  # observed before: 200, the upstream got the word
+    assert up.seen == []
+    body = {"model": "m", "messages": HI, **BESIDE[name]("mail bob@example.com")}
+    assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 200
+    ((_, _, sent),) = up.seen
+    assert json.loads(sent) == {"model": "m", "messages": HI, **BESIDE[name]("mail [REDACTED]")}
