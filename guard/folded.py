@@ -44,7 +44,7 @@ class FoldedDict(dict[str, Any]):
 
     def __init__(self, pairs: Any = ()) -> None:
         super().__init__(pairs)
-        self._keys = {fold(k): k for k in dict.keys(self) if isinstance(k, str)}
+        self._keys = {(k.lower() if k.isascii() else fold(k)): k for k in dict.keys(self)}
 
     def _spelled(self, key: Any) -> Any:
         if dict.__contains__(self, key) or not isinstance(key, str):
@@ -70,24 +70,54 @@ class FoldedDict(dict[str, Any]):
         return FoldedDict((k, copy.deepcopy(v, memo)) for k, v in self.items())
 
 
-def folded_copy(value: Any, where: str = "") -> Any:
-    """A deep copy of ``value`` with every object a :class:`FoldedDict`; two keys of one object
-    that fold alike are an :class:`InvalidRequestError` (``duplicate_key``)."""
+class _Collision(Exception):
+    pass
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, str):  # the most common leaf first: a copy costs about a deepcopy
+        return value
     if isinstance(value, list):
-        return [folded_copy(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_copy(v) for v in value]
     if not isinstance(value, dict):
         return value
-    seen: dict[str, str] = {}
-    for key in value:
-        first = seen.setdefault(fold(key), key)
-        if first != key:
-            at = f"{where}.{key}" if where else key
-            raise InvalidRequestError(
-                f"this route checks prompts and the request body gives the keys {first!r} and "
-                f"{key!r} in one object ({at}): a parser that matches keys whatever their case "
-                "(Go's, as in Ollama) reads them as one, and the last one counts there; send "
-                "each key once",
-                param=at,
-                code="duplicate_key",
-            )
-    return FoldedDict((k, folded_copy(v, f"{where}.{k}" if where else k)) for k, v in value.items())
+    out = FoldedDict({k: _copy(v) for k, v in value.items()})
+    if len(out._keys) != len(out):
+        raise _Collision
+    return out
+
+
+def folded_copy(value: Any) -> Any:
+    """A deep copy of ``value`` with every object a :class:`FoldedDict`; two keys of one object
+    that fold alike are an :class:`InvalidRequestError` (``duplicate_key``) that names them."""
+    try:
+        return _copy(value)
+    except _Collision:
+        where, first, key = _collision(value, "")  # found again, the path built only now
+    raise InvalidRequestError(
+        f"this route checks prompts and the request body gives the keys {first!r} and "
+        f"{key!r} in one object ({where}): a parser that matches keys whatever their case "
+        "(Go's, as in Ollama) reads them as one, and the last one counts there; send each "
+        "key once",
+        param=where,
+        code="duplicate_key",
+    )
+
+
+def _collision(value: Any, where: str) -> tuple[str, str, str]:
+    if isinstance(value, dict):
+        seen: dict[str, str] = {}
+        for key in value:
+            first = seen.setdefault(fold(key), key)
+            if first != key:
+                return (f"{where}.{key}" if where else key), first, key
+        items = [(f"{where}.{k}" if where else k, v) for k, v in value.items()]
+    else:
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    for at, v in items:
+        if isinstance(v, dict | list):
+            try:
+                _copy(v)
+            except _Collision:
+                return _collision(v, at)
+    raise AssertionError("no collision")  # pragma: no cover
