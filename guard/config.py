@@ -351,33 +351,6 @@ def _env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _edits(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
-def misspelled_env(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each ``CALGUARD_*`` variable that is not a setting but is two edits or
-    fewer from one (``CALGUARD_UPSTREM``): it would be ignored, and the proxy start on a
-    default. Other names under the prefix (a script's ``CALGUARD_URL``, a secret's
-    ``CALGUARD_TEAM_KEY`` read through ``os.environ/``) pass."""
-    names = [*(n.upper() for n in Settings.model_fields), "CONFIG"]
-    out = []
-    for var in sorted(environ):
-        name = var.removeprefix("CALGUARD_")
-        if name == var or name in names:
-            continue
-        dist, near = min((_edits(name, n), n) for n in names)
-        if dist <= min(2, len(near) // 3):
-            out.append(f"{var} is not a setting and is ignored; did you mean CALGUARD_{near}?")
-    return out
-
-
 def load_settings(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,

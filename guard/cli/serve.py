@@ -69,7 +69,8 @@ def replay_upstream(files: list[Path], said: list[str]) -> Iterator[str]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from guard.config import KEEP_ALIVE_S, load_settings, misspelled_env
+    from guard.config import KEEP_ALIVE_S, Settings, load_settings
+    from guard.config_errors import misspelled_env
     from guard.http_protocol import WS, Protocol
     from guard.server import create_app
     from guard.store import open_store
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 print("calguard: error: --fake-upstream replaces --upstream", file=sys.stderr)
                 return 2
             overrides["upstream"] = stack.enter_context(fake_upstream(args.data, said))
-        for warning in misspelled_env(os.environ):
+        for warning in misspelled_env(os.environ, Settings.model_fields):
             print(f"calguard: warning: {warning}", file=sys.stderr)
         settings = load_settings(config, overrides)
         if settings.needs_upstream() and not settings.upstream:

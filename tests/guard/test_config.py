@@ -254,7 +254,7 @@ def test_an_upstream_attempt_waits_as_long_as_the_openai_sdk() -> None:
 
 
 def test_near_misses_of_settings_are_named_and_other_names_pass() -> None:
-    from guard.config import misspelled_env
+    from guard.config_errors import misspelled_env
 
     env = {
         "CALGUARD_UPSTREAM_KY": "k",  # one letter off
@@ -268,7 +268,7 @@ def test_near_misses_of_settings_are_named_and_other_names_pass() -> None:
         "CALGUARD_PORT": "1",  # a setting
         "UPSTREM": "x",  # not calguard's
     }
-    assert misspelled_env(env) == [
+    assert misspelled_env(env, Settings.model_fields) == [
         "CALGUARD_API_KEY is not a setting and is ignored; did you mean CALGUARD_API_KEYS?",
         "CALGUARD_CONFG is not a setting and is ignored; did you mean CALGUARD_CONFIG?",
         "CALGUARD_UPSTREAM_KY is not a setting and is ignored; did you mean CALGUARD_UPSTREAM_KEY?",
