@@ -35,6 +35,7 @@ from psycopg_pool import ConnectionPool
 from guard.errors import ConfigError, StoreUnavailableError
 from guard.store import redact
 from guard.store.base import FLAG_COLUMNS, State
+from guard.store.deadline import Armed, Watchdog
 from guard.store.history import HISTORY_POINTS, HistoryPoint, point_of, stride
 from guard.store.migrations import Migration, MigrationResult, log_result, pending
 
@@ -151,6 +152,9 @@ class PostgresStore:
                 f"store {self.url}: timeout_s must be > 0, pool_size >= 1, history_points >= 0"
             )
         self._connect_timeout = max(2, math.ceil(self.timeout_s))  # libpq's least is 2 s
+        # The server bounds each statement; a connection that goes silent is cut client-side.
+        self._bound_s = 2 * self.timeout_s
+        self._watchdog = Watchdog("calguard-store-watchdog")
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -160,7 +164,7 @@ class PostgresStore:
             # A broken connection is replaced in the background; after this long the slot is
             # given up and the next request starts a fresh attempt (recovery without restart).
             reconnect_timeout=max(2 * self.timeout_s, 5.0),
-            check=ConnectionPool.check_connection,
+            check=self._check,
             configure=self._configure,
             kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
             name="calguard-store",
@@ -178,27 +182,41 @@ class PostgresStore:
             self.migrated = self.migrate() if migrate else None  # what opening it applied
         except BaseException:
             self._pool.close(timeout=0)
+            self._watchdog.close()
             raise
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         ms = int(self.timeout_s * 1000)
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, false), "
-            "set_config('lock_timeout', %s, false), "
-            "set_config('idle_in_transaction_session_timeout', %s, false)",
-            (str(ms), str(ms), str(10 * ms)),
-        )
+        with self._watchdog.bound(conn.fileno(), self._bound_s):
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false), "
+                "set_config('lock_timeout', %s, false), "
+                "set_config('idle_in_transaction_session_timeout', %s, false)",
+                (str(ms), str(ms), str(10 * ms)),
+            )
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check before lending a connection, bounded as every call is."""
+        with self._watchdog.bound(conn.fileno(), self._bound_s):
+            ConnectionPool.check_connection(conn)
 
     @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; the database down, slow or refusing is a 503."""
+    def _conn(self, *, bounded: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; the database down, slow, refusing or silent past twice
+        ``timeout_s`` (the connection is then cut) is a 503."""
+        call = Armed()
         try:
-            with self._pool.connection() as conn:
+            with (
+                self._pool.connection() as conn,
+                self._watchdog.bound(conn.fileno(), self._bound_s if bounded else None) as call,
+            ):
                 yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            said = str(exc).strip() or "no answer"
+            if call.cut:
+                said = f"no answer within {self._bound_s:g} s: connection cut"
             raise StoreUnavailableError(
-                f"the store {self.url} is unavailable ({type(exc).__name__}: "
-                f"{str(exc).strip() or 'no answer'}); retry shortly"
+                f"the store {self.url} is unavailable ({type(exc).__name__}: {said}); retry shortly"
             ) from exc
 
     def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
@@ -212,7 +230,7 @@ class PostgresStore:
         starting at once apply each migration exactly once. Without ``timeout_s``: a migration
         runs as long as it needs (an index on a flag log of millions of records takes seconds,
         waiting for flags being written first), and a replica starting meanwhile waits for it."""
-        with self._conn() as conn, conn.transaction():
+        with self._conn(bounded=False) as conn, conn.transaction():
             conn.execute(
                 "SELECT set_config('statement_timeout', '0', true), "
                 "set_config('lock_timeout', '0', true)"
@@ -355,3 +373,4 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close(timeout=self.timeout_s)
+        self._watchdog.close()

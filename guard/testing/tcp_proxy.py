@@ -5,6 +5,9 @@
     url = f"postgresql://postgres@127.0.0.1:{proxy.port}/db"
     proxy.stop()   # every connection is reset and new ones are refused
     proxy.start()  # the same port accepts again
+    proxy.blackhole()  # the open connections go silent (what they carry is dropped, never
+                       # answered nor reset: a network that drops packets, a frozen server);
+                       # new ones are forwarded
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class TcpProxy:
         self.port = port or free_port()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._silent: set[socket.socket] = set()  # what these carry is dropped
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -65,12 +69,19 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if src not in self._silent:
+                    dst.sendall(data)
         except OSError:
             pass
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+    def blackhole(self) -> None:
+        """Every open connection goes silent both ways: its bytes are read and dropped, it is
+        neither answered nor closed. Connections made afterwards are forwarded."""
+        with self._lock:
+            self._silent.update(self._conns)
 
     def stop(self) -> None:
         """Refuse new connections and reset every open one; waits for the threads (bounded)."""
@@ -82,6 +93,7 @@ class TcpProxy:
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, set()
+            self._silent.clear()
         for s in conns:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)

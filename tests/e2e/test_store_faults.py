@@ -1,0 +1,94 @@
+"""The store failing under a running proxy, through the real ``openai`` client: a flagged reply is
+never sent unrecorded (a 503 instead, never a 500 and never a hang), ``/readyz`` says what is
+down, and calguard recovers by itself when the store is back. PostgreSQL tests get a fresh
+database and skip, saying why, when PostgreSQL is not reachable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import openai
+import pytest
+
+from guard.config import RouteConfig, Settings
+from guard.server import create_app
+from guard.store import open_store
+from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
+from guard.testing.servers import serve_in_thread
+from guard.testing.tcp_proxy import TcpProxy
+
+FLAGGED = [{"type": "max_length", "params": {"max_chars": 12}, "action": "flag", "on": "response"}]
+LONG_HI = [{"role": "user", "content": "hello there"}]  # its echo is over 12 characters
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with serve_in_thread(create_fake_upstream(FakeUpstreamState(SimulatedResponder()))) as url:
+        yield f"{url}/v1"
+
+
+def client(base: str) -> openai.OpenAI:
+    # The timeout only bounds the test: calguard must answer well within it.
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=60)
+
+
+def flagged_settings(upstream: str, store: str) -> Settings:
+    return Settings(upstream=upstream, store=store, default_route=RouteConfig(policies=FLAGGED))  # type: ignore[arg-type]
+
+
+def wait_ready(base: str, within_s: float = 60.0) -> None:
+    deadline = time.monotonic() + within_s
+    while httpx.get(f"{base}/readyz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, f"calguard did not recover within {within_s:g} s"
+        time.sleep(0.1)
+
+
+def status_of(c: openai.OpenAI) -> int:
+    """200, or 503 for a store that cannot record the flag (any other answer fails)."""
+    try:
+        c.chat.completions.create(model="m", messages=LONG_HI)
+    except openai.APIStatusError as exc:
+        body: Any = exc.body
+        return 503 if exc.status_code == 503 and body["code"] == "store_unavailable" else -1
+    return 200
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def test_a_silent_database_connection_is_cut_and_calguard_recovers(
+    upstream: str, pg_url: str
+) -> None:
+    """The connections to PostgreSQL go silent (a network that drops packets, a frozen server,
+    a failed-over address): no answer, no reset, so the database's own ``statement_timeout``
+    never fires. Before, each store call on such a connection waited forever: the request hung,
+    its worker thread and pooled connection were never given back, and once the default thread
+    pool was full of them no store call ran again, the database back or not. Now each call is
+    cut after twice ``timeout_s``: a 503, and the next request is served on a fresh connection."""
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)).start()
+    via = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    try:
+        with (
+            serve_in_thread(create_app(flagged_settings(upstream, f"{via}?timeout_s=1"))) as base,
+            client(base) as c,
+        ):
+            assert c.chat.completions.create(model="m", messages=LONG_HI).choices
+            proxy.blackhole()  # the pooled connection goes silent; new ones get through
+            # More requests than the default thread pool's workers on 2 cores (6).
+            statuses = [status_of(c) for _ in range(8)]
+            assert set(statuses) <= {200, 503}, statuses
+            answered = statuses.count(200)
+            wait_ready(base)
+            assert c.chat.completions.create(model="m", messages=LONG_HI).choices
+    finally:
+        proxy.stop()
+    store = open_store(pg_url)
+    try:
+        assert store.count_flags() == 2 + answered  # every reply sent has its record
+    finally:
+        store.close()
