@@ -211,8 +211,10 @@ class PostgresStore:
                 self._watchdog.bound(conn.fileno(), self._bound_s if bounded else None) as call,
             ):
                 yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            said = str(exc).strip() or "no answer"
+        except psycopg.Error as exc:  # down, cut, read-only (a standby), a table gone: a 503
+            # The server's first line only: its DETAIL may quote the row (the record's text).
+            said = getattr(exc.diag, "message_primary", None) or str(exc).strip() or "no answer"
+            said = said.splitlines()[0]
             if call.cut:
                 said = f"no answer within {self._bound_s:g} s: connection cut"
             raise StoreUnavailableError(
@@ -295,14 +297,13 @@ class PostgresStore:
         return result
 
     def history(self, key: str) -> list[HistoryPoint]:
-        try:
-            rows = self._read(
-                'SELECT version, "time", point FROM calibration_history WHERE key = %s '
-                "ORDER BY version",
-                (key,),
-            )
-        except psycopg.errors.UndefinedTable:
+        if not self._read("SELECT to_regclass('calibration_history') IS NOT NULL")[0][0]:
             return []  # opened by a reader (no migration) on a store from before the history
+        rows = self._read(
+            'SELECT version, "time", point FROM calibration_history WHERE key = %s '
+            "ORDER BY version",
+            (key,),
+        )
         return [HistoryPoint(int(v), float(t), json.loads(p)) for v, t, p in rows]
 
     def keys(self) -> list[str]:
@@ -368,8 +369,14 @@ class PostgresStore:
     # -- the process ---------------------------------------------------------------------------
 
     def ping(self) -> None:
-        """One trivial query, bounded by ``timeout_s``; raises when the database is not there."""
-        self._read("SELECT 1 FROM calibration_state LIMIT 1")
+        """One trivial query, bounded by ``timeout_s``; raises when the database is not there,
+        lacks a table, or takes no writes (a standby after a failover)."""
+        rows = self._read(
+            "SELECT current_setting('transaction_read_only'), "
+            "EXISTS (SELECT 1 FROM calibration_state), EXISTS (SELECT 1 FROM flags)"
+        )
+        if rows[0][0] == "on":
+            raise StoreUnavailableError(f"the store {self.url} is read-only (a standby?)")
 
     def close(self) -> None:
         self._pool.close(timeout=self.timeout_s)

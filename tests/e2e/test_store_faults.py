@@ -92,3 +92,62 @@ def test_a_silent_database_connection_is_cut_and_calguard_recovers(
         assert store.count_flags() == 2 + answered  # every reply sent has its record
     finally:
         store.close()
+
+
+def _admin(pg_url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True, connect_timeout=3) as admin:
+        admin.execute("SET default_transaction_read_only = off")
+        for statement in statements:
+            admin.execute(statement)
+
+
+def _terminate(name: str) -> str:
+    return (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    )
+
+
+@pytest.mark.parametrize(
+    ("broken", "fixed"),
+    [
+        pytest.param(  # a failover that left calguard on a standby: every write refused
+            "ALTER DATABASE {db} SET default_transaction_read_only = on",
+            "ALTER DATABASE {db} RESET default_transaction_read_only",
+            id="read-only",
+        ),
+        pytest.param(  # the flag log's table gone (renamed by hand, a bad restore)
+            "ALTER TABLE flags RENAME TO flags_aside",
+            "ALTER TABLE flags_aside RENAME TO flags",
+            id="no-flags-table",
+        ),
+    ],
+)
+def test_a_database_that_refuses_writes_is_a_503_and_not_ready(
+    upstream: str, pg_url: str, broken: str, fixed: str
+) -> None:
+    """Before: the flagged request was a 500 (``internal error (ReadOnlySqlTransaction)``,
+    ``UndefinedTable``), and ``/readyz`` said ready, so a load balancer kept sending traffic."""
+    name = urlsplit(pg_url).path.lstrip("/")
+    with (
+        serve_in_thread(create_app(flagged_settings(upstream, f"{pg_url}?timeout_s=1"))) as base,
+        client(base) as c,
+    ):
+        assert status_of(c) == 200
+        _admin(pg_url, broken.format(db=f'"{name}"'), _terminate(name))
+        assert status_of(c) == 503
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["store"]["ok"] is False
+        short = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert short.choices[0].message.content == "echo: x"  # nothing to record: it flows
+        _admin(pg_url, fixed.format(db=f'"{name}"'), _terminate(name))
+        wait_ready(base)
+        assert status_of(c) == 200
+    store = open_store(pg_url)
+    try:
+        assert store.count_flags() == 2  # the refused one is not there
+    finally:
+        store.close()
