@@ -13,6 +13,7 @@ when the store is opened). A file locked longer than ``timeout_s`` (or unreadabl
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -78,10 +79,11 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 
 @contextmanager
 def _available(path: Path) -> Iterator[None]:
-    """SQLite's operational errors (locked past the timeout, I/O, unreadable) as a 503."""
+    """SQLite's errors (locked past the timeout, I/O, disk full, unreadable, not a database)
+    as a 503."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         raise StoreUnavailableError(
             f"the store sqlite:///{path} is unavailable ({exc}); retry shortly"
         ) from exc
@@ -123,6 +125,8 @@ class SQLiteStore:
         self.history_points = history_points
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._migrates = migrate
+        self._file: tuple[int, int] | None = None  # the file the schema was brought up in
         self.migrated = self.migrate() if migrate else None  # what opening it applied
 
     def migrate(self) -> MigrationResult:
@@ -164,9 +168,26 @@ class SQLiteStore:
             )
         )
 
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the store's path now; None when there is none."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection to the file at the store's path. A file removed or replaced
+        under an open connection (a clean-up job, a volume remounted) would take every write
+        made through it: the connection is dropped and the path opened again (the file made
+        again with its schema where its directory is there, as at start-up)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.file != self._identity():
+            self.close()
+            conn = None
         if conn is None:
+            if not self.path.parent.is_dir():  # not made again: an unmounted volume's folder
+                raise sqlite3.OperationalError("unable to open database file: no folder")
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             try:
                 _wal(conn, self.timeout_s)
@@ -175,6 +196,10 @@ class SQLiteStore:
                 conn.close()
                 raise
             self._local.conn = conn
+            self._local.file = self._identity()
+            if self._migrates and self._file is not None and self._file != self._local.file:
+                self.migrate()  # a file made again: its schema, before anything is written
+            self._file = self._local.file
         return conn
 
     @contextmanager
@@ -189,6 +214,8 @@ class SQLiteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            if self._local.file != self._identity():  # removed while writing: not kept
+                raise sqlite3.OperationalError("the file was removed or replaced while written")
 
     def _read(self, sql: str, args: Any = ()) -> list[Any]:
         with _available(self.path):

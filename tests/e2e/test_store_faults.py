@@ -5,8 +5,10 @@ database and skip, saying why, when PostgreSQL is not reachable."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,3 +153,48 @@ def test_a_database_that_refuses_writes_is_a_503_and_not_ready(
         assert store.count_flags() == 2  # the refused one is not there
     finally:
         store.close()
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+
+def _records(path: Path) -> int:
+    """The flag records in the file at ``path`` now (what a restart, or another worker, reads)."""
+    if not path.exists():
+        return 0
+    store = open_store(f"sqlite:///{path}", must_exist=True)
+    try:
+        return store.count_flags()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_a_store_file_removed_under_the_proxy_never_takes_a_record_with_it(
+    upstream: str, tmp_path: Path, what: str
+) -> None:
+    """The SQLite file (or its directory) is removed while calguard runs: a clean-up job, an
+    operator starting afresh, a volume remounted. Before, calguard went on writing flag records
+    into the removed file through its open connections, answered 200 and said ready: every
+    record from then on was gone at the next restart, and another worker wrote to a new file.
+    Now a flagged reply is sent only once its record is in the file at the store's path: the
+    file is made again (as at start-up) where its directory is there, a 503 and not ready where
+    it is not, until it is back."""
+    folder = tmp_path / "store"
+    path = folder / "c.db"
+    settings = flagged_settings(upstream, f"sqlite:///{path}")
+    with serve_in_thread(create_app(settings)) as base, client(base) as c:
+        assert status_of(c) == 200
+        assert _records(path) == 1
+        if what == "file":
+            for p in folder.iterdir():
+                p.unlink()
+        else:
+            shutil.rmtree(folder)
+            assert status_of(c) == 503
+            assert httpx.get(f"{base}/readyz", timeout=30).status_code == 503
+            folder.mkdir()
+        wait_ready(base)
+        statuses = [status_of(c) for _ in range(4)]
+        assert statuses == [200] * 4
+        assert _records(path) == 4  # each reply sent has its record in the file at the path
