@@ -295,16 +295,22 @@ def create_app(
 
     @app.api_route("/v1/guard/flags", methods=["GET", "HEAD"])  # calguard's, never relayed
     async def list_flags(
-        request: Request, since: float | None = None, policy: str | None = None, limit: int = 100
+        request: Request,
+        since: float | None = None,
+        policy: str | None = None,
+        limit: int = 100,
+        after: int | None = None,
     ) -> dict[str, Any]:
+        """Oldest first; ``after``: only ids above it (the last id read: the next page)."""
         if not settings.admin_key:
             raise NotFoundError("the flag log endpoint is off: set admin_key to enable it")
         _authorize(request, [settings.admin_key])
         store_ = holder["p"].store
+        limit = max(1, min(limit, 10_000))
         rows = await asyncio.to_thread(
-            store_.flags, since=since, policy=policy, limit=max(1, min(limit, 10_000))
+            store_.flags, since=since, policy=policy, limit=limit + 1, after=after
         )
-        return {"object": "list", "data": rows}
+        return {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit}
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

@@ -9,12 +9,13 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from guard.cli.args import positive
 from guard.config import load_settings
-from guard.store import open_store
+from guard.store import Store, open_store
 
 CSV_COLUMNS = ("id", "time", "request_id", "route", "model", "key", "action", "policies", "reasons")
 
@@ -67,6 +68,25 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PAGE = 500  # records read at a time: an export of any size holds one page in memory
+
+
+def _pages(
+    store: Store, since: float | None, policy: str | None, limit: int | None, after: int | None
+) -> Iterator[dict[str, Any]]:
+    """The records, oldest first, read a page at a time by id."""
+    left = limit
+    while left is None or left > 0:
+        page = store.flags(
+            since=since, policy=policy, limit=PAGE if left is None else min(PAGE, left), after=after
+        )
+        yield from page
+        if not page:
+            return
+        after = page[-1]["id"]
+        left = None if left is None else left - len(page)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config or os.environ.get("CALGUARD_CONFIG"), {"store": args.store}
@@ -79,17 +99,17 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(flag, indent=2, default=str))
         return 0
-    rows = store.flags(
-        since=_since(args.since), policy=args.policy, limit=getattr(args, "limit", None)
-    )
+    rows = _pages(store, _since(args.since), args.policy, getattr(args, "limit", None), args.after)
     if args.flags_command == "list":
+        n = 0
         for f in rows:
+            n += 1
             r = {k: printable(v) for k, v in _row(f).items()}
             print(
                 f"{r['id']:>6}  {r['time']}  {r['action']:<5}  {r['policies']:<24}  "
                 f"{r['model']}  {r['reasons'][:80]}"
             )
-        print(f"{len(rows)} record(s)", file=sys.stderr)
+        print(f"{n} record(s)", file=sys.stderr)
         return 0
     if args.format == "jsonl":
         for f in rows:
@@ -120,6 +140,7 @@ def add_parser(sub: Any) -> None:
             continue
         p.add_argument("--since", help="unix time, ISO date, or a duration like 15m / 7d")
         p.add_argument("--policy", help="only records with a verdict of this policy")
+        p.add_argument("--after", type=int, help="only records with an id above this one")
         if name == "list":
             p.add_argument("--limit", type=positive, default=100, help="at most N records (100)")
         else:

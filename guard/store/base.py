@@ -35,9 +35,16 @@ class Store(Protocol):
         the :data:`FLAG_COLUMNS` (``policies`` a list) and the rest of the record."""
 
     def flags(
-        self, *, since: float | None = None, policy: str | None = None, limit: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        policy: str | None = None,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Flag records, oldest first, filtered by time and by policy name."""
+        """Flag records, oldest first (by id), filtered by time, by policy name and to ids
+        above ``after``. A record is committed before the next one takes its id, so a reader
+        that follows the log with ``after`` the last id it read never skips one."""
 
     def flag(self, flag_id: int) -> dict[str, Any] | None: ...
 

@@ -101,6 +101,7 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     applied TIMESTAMPTZ NOT NULL DEFAULT now()
 )"""
 MIGRATION_LOCK = 0x63616C67_75617264  # "calguard": the advisory lock migrations hold
+FLAG_LOCK = 0x63616C67_666C6167  # "calgflag": held from a flag's id to its commit
 
 _OWN_PARAMS = ("timeout_s", "pool_size", "history_points")
 
@@ -326,6 +327,9 @@ class PostgresStore:
         """Commit one flag record (before the response is sent); returns its id."""
         columns = [_text(flag[k]) for k in FLAG_COLUMNS[1:] if k != "policies"]
         with self._conn() as conn, conn.transaction():
+            # One record at a time from its id to its commit: ids are committed in order, so a
+            # reader following the log by id (``after``) never passes one committed late.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (FLAG_LOCK,))
             row = conn.execute(
                 'INSERT INTO flags ("time", request_id, route, model, key, action, policies, '
                 "record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
@@ -338,7 +342,12 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     def flags(
-        self, *, since: float | None = None, policy: str | None = None, limit: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        policy: str | None = None,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
         """Flag records, oldest first, filtered by time and by policy name (exact)."""
         sql = "SELECT id, record FROM flags WHERE true"
@@ -349,6 +358,9 @@ class PostgresStore:
         if policy is not None:
             sql += " AND %s = ANY(policies)"
             args.append(_text(policy))
+        if after is not None:
+            sql += " AND id > %s"
+            args.append(after)
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT %s"

@@ -291,7 +291,12 @@ class SQLiteStore:
             return int(cur.lastrowid or 0)
 
     def flags(
-        self, *, since: float | None = None, policy: str | None = None, limit: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        policy: str | None = None,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
         """Flag records, oldest first, filtered by time and by policy name."""
         sql = "SELECT id, record FROM flags WHERE 1=1"
@@ -302,6 +307,9 @@ class SQLiteStore:
         if policy is not None:
             sql += " AND instr(',' || policies || ',', ?) > 0"  # exact name: no wildcards
             args.append(f",{policy},")
+        if after is not None:
+            sql += " AND id > ?"
+            args.append(after)
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"

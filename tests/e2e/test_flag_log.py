@@ -7,12 +7,14 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from guard.cli import flags as flags_cli
 from guard.cli import main
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
@@ -168,3 +170,45 @@ def test_sigkill_under_load_loses_no_acknowledged_record(upstream: str, tmp_path
     recorded = {f["request_id"] for f in Store(db).flags()}
     missing = set(acknowledged) - recorded
     assert not missing, f"{len(missing)} acknowledged requests have no record"
+
+
+def test_the_flag_log_is_followed_page_by_page_while_it_is_written(
+    upstream: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader follows the log through ``GET /v1/guard/flags`` with ``after`` the last id it
+    read, a page of 7 at a time, while 120 flagged requests are answered at concurrency 20:
+    every record is read once, none twice, none skipped; ``has_more`` says when to stop. Before,
+    the endpoint had no cursor: a page was always the oldest records (at most 10,000 of them),
+    and ``since`` (a time taken before the record is written) skips or repeats records.
+    ``calguard flags export --after`` reads the rest the same way."""
+    db = tmp_path / "c.db"
+    admin = {"authorization": "Bearer sk-admin"}
+    with (
+        serve_in_thread(create_app(_settings(upstream, db, admin_key="sk-admin"))) as url,
+        ThreadPoolExecutor(1) as writer,
+    ):
+        load = writer.submit(asyncio.run, _fire(url, 120, 20))
+        seen: list[int] = []
+        after = 0
+        for _ in range(100_000):  # bounded: the writer ends within its clients' timeouts
+            written = load.done()  # before the page: then the page has every record
+            page = httpx.get(
+                f"{url}/v1/guard/flags", params={"after": after, "limit": 7}, headers=admin
+            ).json()
+            seen += [r["id"] for r in page["data"]]
+            after = seen[-1] if seen else 0
+            if written and not page["has_more"]:
+                break
+        acknowledged = load.result()
+    assert len(acknowledged) == 120
+    assert len(seen) == len(set(seen)) == 120
+    assert seen == sorted(seen)
+    monkeypatch.setattr(flags_cli, "PAGE", 7)  # the export reads the store 7 records at a time
+    assert main(["flags", "export", "--after", str(seen[59]), "--store", f"sqlite:///{db}"]) == 0
+    exported = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert exported == seen[60:]
+    assert main(["flags", "list", "--limit", "10", "--store", f"sqlite:///{db}"]) == 0
+    assert "10 record(s)" in capsys.readouterr().err

@@ -331,6 +331,18 @@ def test_flags_are_oldest_first_and_filtered(store: Store) -> None:
     assert store.flags(since=10.0) == []
 
 
+def test_after_an_id_pages_through_the_log(store: Store) -> None:
+    ids = [store.add_flag(flag_of(float(t), ["pii"] if t % 2 else ["regex"])) for t in range(7)]
+    seen: list[int] = []
+    after = 0
+    while page := store.flags(after=after, limit=3):
+        seen += [f["id"] for f in page]
+        after = page[-1]["id"]
+    assert seen == ids
+    assert [f["id"] for f in store.flags(after=ids[2], policy="pii")] == [ids[3], ids[5]]
+    assert store.flags(after=ids[-1]) == []
+
+
 def test_policy_filter_matches_the_name_literally(store: Store) -> None:
     store.add_flag(flag_of(1.0, ["max-length"]))
     store.add_flag(flag_of(2.0, ["max_length"]))

@@ -256,3 +256,60 @@ def test_calguard_flags_reads_a_postgres_store(
     assert main(["flags", "export", "--format", "jsonl", "--store", pg_url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(x)["policies"] for x in lines] == [["pii"], ["denylist"]]
+
+
+def test_a_flag_log_cursor_never_skips_a_record_committed_late(pg_url: str) -> None:
+    """Records are read oldest first by id, and a reader follows the log with ``after`` the
+    last id it saw. PostgreSQL takes an id when a row is inserted, not when it is committed: a
+    record whose insert is slow (here a trigger holds it) got an id below one committed before
+    it, and a reader that had seen the later one never read it. Now a record is committed
+    before the next one takes its id."""
+    store = PostgresStore(f"{pg_url}?timeout_s=30")
+    hold = 727001  # an advisory lock the test holds while the slow record is inserted
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.request_id = 'slow' THEN PERFORM pg_advisory_lock_shared({hold}); "
+            f"PERFORM pg_advisory_unlock_shared({hold}); END IF; RETURN NEW; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER held BEFORE INSERT ON flags FOR EACH ROW EXECUTE FUNCTION held()"
+        )
+        first = store.add_flag(flag_of(1.0, ["pii"]))
+        admin.execute("SELECT pg_advisory_lock(%s)", (hold,))
+        done: dict[str, int] = {}
+        slow = threading.Thread(
+            target=lambda: done.update(slow=store.add_flag({**flag_of(2.0, ["pii"]),
+                                                             "request_id": "slow"})))  # fmt: skip
+        fast = threading.Thread(
+            target=lambda: done.update(fast=store.add_flag(flag_of(3.0, ["pii"])))
+        )
+        slow.start()
+        waiting(admin, "slow record inserting", "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                "AND locktype = 'advisory' AND objid = %s", hold)  # fmt: skip
+        fast.start()
+        # The fast record either is committed (ids out of order) or waits for the slow one.
+        deadline = time.monotonic() + 30
+        while (
+            "fast" not in done
+            and not admin.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND objid <> %s", (hold,)
+            ).fetchone()[0]
+        ):
+            assert time.monotonic() < deadline, "the fast record neither committed nor waited"
+            time.sleep(0.01)
+        seen = [f["id"] for f in store.flags(after=first)]  # a reader following the log
+        admin.execute("SELECT pg_advisory_unlock(%s)", (hold,))
+        slow.join(30)
+        fast.join(30)
+        seen += [f["id"] for f in store.flags(after=max(seen, default=first))]
+    store.close()
+    assert sorted(seen) == sorted([done["slow"], done["fast"]])  # none skipped, none twice
+
+
+def waiting(admin: psycopg.Connection[Any], what: str, sql: str, *args: Any) -> None:
+    """Poll ``sql`` (a count) until it is positive; bounded at 30 s."""
+    deadline = time.monotonic() + 30
+    while not admin.execute(sql, args).fetchone()[0]:  # type: ignore[index]
+        assert time.monotonic() < deadline, f"never saw: {what}"
+        time.sleep(0.01)
