@@ -23,16 +23,16 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from guard import readiness
+from guard import flag_log, readiness
 from guard.checks import route_policies
 from guard.config import Settings, load_settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
@@ -299,18 +299,16 @@ def create_app(
         since: float | None = None,
         policy: str | None = None,
         limit: int = 100,
-        after: int | None = None,
-    ) -> dict[str, Any]:
+        after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a store's integer
+    ) -> Response:
         """Oldest first; ``after``: only ids above it (the last id read: the next page)."""
         if not settings.admin_key:
             raise NotFoundError("the flag log endpoint is off: set admin_key to enable it")
         _authorize(request, [settings.admin_key])
-        store_ = holder["p"].store
-        limit = max(1, min(limit, 10_000))
-        rows = await asyncio.to_thread(
-            store_.flags, since=since, policy=policy, limit=limit + 1, after=after
-        )
-        return {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit}
+        return await flag_log.page(
+            holder["p"].store, since=since, policy=policy, limit=max(1, min(limit, 10_000)),
+            after=after,
+        )  # fmt: skip
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

@@ -68,7 +68,14 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-PAGE = 500  # records read at a time: an export of any size holds one page in memory
+def _record_id(value: str) -> int:
+    n = int(value)
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is not a record id")
+    return n
+
+
+PAGE = 16  # records read at a time: an export of any size holds a few records in memory
 
 
 def _pages(
@@ -140,7 +147,7 @@ def add_parser(sub: Any) -> None:
             continue
         p.add_argument("--since", help="unix time, ISO date, or a duration like 15m / 7d")
         p.add_argument("--policy", help="only records with a verdict of this policy")
-        p.add_argument("--after", type=int, help="only records with an id above this one")
+        p.add_argument("--after", type=_record_id, help="only records with an id above this one")
         if name == "list":
             p.add_argument("--limit", type=positive, default=100, help="at most N records (100)")
         else:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -203,6 +204,10 @@ def test_the_flag_log_is_followed_page_by_page_while_it_is_written(
             if written and not page["has_more"]:
                 break
         acknowledged = load.result()
+        for bad in (2**63, -1, "x"):  # not an id: an OpenAI-style 400, not a 500 or a 503
+            r = httpx.get(f"{url}/v1/guard/flags", params={"after": bad}, headers=admin)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["param"] == "after"
     assert len(acknowledged) == 120
     assert len(seen) == len(set(seen)) == 120
     assert seen == sorted(seen)
@@ -212,3 +217,42 @@ def test_the_flag_log_is_followed_page_by_page_while_it_is_written(
     assert exported == seen[60:]
     assert main(["flags", "list", "--limit", "10", "--store", f"sqlite:///{db}"]) == 0
     assert "10 record(s)" in capsys.readouterr().err
+
+
+def test_a_page_of_large_records_is_sent_without_holding_them_all(
+    upstream: str, tmp_path: Path
+) -> None:
+    """A flag record holds the request and the answer (up to ``max_body_bytes``, 64 MB, each):
+    ``GET /v1/guard/flags`` (100 records by default) held a whole page in memory several times
+    over (the rows, the records parsed, the JSON answer), so a page of large records could make
+    the proxy serving traffic run out of memory: 80 MB of records took its peak from 180 to
+    506 MB. Now the records are read a few at a time and streamed: the peak stays under the
+    size of the page itself."""
+    db = tmp_path / "c.db"
+    store = Store(db)
+    text = "word " * 100_000  # 0.5 MB
+    n = 80
+    for i in range(n):
+        store.add_flag({"time": float(i), "request_id": f"r{i}", "route": "m", "model": "m",
+                        "key": None, "action": "flag", "policies": ["max_length"],
+                        "request": {"content": text}})  # fmt: skip
+    store.close()
+    page_bytes = n * len(text)
+    admin = {"authorization": "Bearer sk-admin"}
+    with serve_in_thread(create_app(_settings(upstream, db, admin_key="sk-admin"))) as url:
+        tracemalloc.start()
+        try:
+            with (
+                httpx.stream("GET", f"{url}/v1/guard/flags", headers=admin, timeout=120) as r,
+                (tmp_path / "page.json").open("wb") as out,
+            ):
+                assert r.status_code == 200
+                for chunk in r.iter_bytes():
+                    out.write(chunk)  # not kept in memory: the peak is the server's
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    page = json.loads((tmp_path / "page.json").read_bytes())
+    assert [f["request_id"] for f in page["data"]] == [f"r{i}" for i in range(n)]
+    assert page["has_more"] is False
+    assert peak < page_bytes, f"peak {peak / 1e6:.0f} MB for {page_bytes / 1e6:.0f} MB"
