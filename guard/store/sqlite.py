@@ -12,6 +12,7 @@ when the store is opened). A file locked longer than ``timeout_s`` (or unreadabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -127,6 +128,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._migrates = migrate
         self._file: tuple[int, int] | None = None  # the file the schema was brought up in
+        self._last_id = 0  # the last flag id of a file removed under this store
         self.migrated = self.migrate() if migrate else None  # what opening it applied
 
     def migrate(self) -> MigrationResult:
@@ -183,6 +185,10 @@ class SQLiteStore:
         again with its schema where its directory is there, as at start-up)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.file != self._identity():
+            with contextlib.suppress(sqlite3.Error):  # the last id the removed file gave
+                sql = "SELECT seq FROM sqlite_sequence WHERE name = 'flags'"
+                row = conn.execute(sql).fetchone()
+                self._last_id = max(self._last_id, int(row[0]) if row else 0)
             self.close()
             conn = None
         if conn is None:
@@ -199,8 +205,23 @@ class SQLiteStore:
             self._local.file = self._identity()
             if self._migrates and self._file is not None and self._file != self._local.file:
                 self.migrate()  # a file made again: its schema, before anything is written
+                self._continue_ids()
             self._file = self._local.file
         return conn
+
+    def _continue_ids(self) -> None:
+        """A file made again takes flag ids on from the removed one's: an id is never given
+        twice, so a reader following the log by id (``after``) reads the new records too."""
+        if self._last_id:
+            with self._tx() as db:
+                if not db.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'flags'",
+                    (self._last_id,),
+                ).rowcount:
+                    db.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('flags', ?)",
+                        (self._last_id,),
+                    )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

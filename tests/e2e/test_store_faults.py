@@ -198,3 +198,8 @@ def test_a_store_file_removed_under_the_proxy_never_takes_a_record_with_it(
         statuses = [status_of(c) for _ in range(4)]
         assert statuses == [200] * 4
         assert _records(path) == 4  # each reply sent has its record in the file at the path
+    store = open_store(f"sqlite:///{path}", must_exist=True)
+    try:  # ids go on from the removed file's: a reader following the log by id misses none
+        assert [f["id"] for f in store.flags()] == [2, 3, 4, 5]
+    finally:
+        store.close()
