@@ -358,7 +358,8 @@ class SQLiteStore:
         return {k: dict(json.loads(s)) for k, s in rows}
 
     def ping(self) -> None:
-        self._read("SELECT 1 FROM calibration_state LIMIT 1")
+        """One trivial query; raises when the file is unreadable or lacks a table."""
+        self._read("SELECT EXISTS (SELECT 1 FROM calibration_state), EXISTS (SELECT 1 FROM flags)")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

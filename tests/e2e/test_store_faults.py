@@ -6,6 +6,7 @@ database and skip, saying why, when PostgreSQL is not reachable."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,27 @@ def test_a_store_file_removed_under_the_proxy_never_takes_a_record_with_it(
         assert [f["id"] for f in store.flags()] == [2, 3, 4, 5]
     finally:
         store.close()
+
+
+def test_a_sqlite_file_without_its_flag_log_table_is_not_ready(
+    upstream: str, tmp_path: Path
+) -> None:
+    """The flags table gone (renamed by hand, a bad restore): each flagged reply is a 503, and
+    ``/readyz`` says so (before, it asked for the calibration table only and said ready)."""
+    path = tmp_path / "c.db"
+    with (
+        serve_in_thread(create_app(flagged_settings(upstream, f"sqlite:///{path}"))) as base,
+        client(base) as c,
+    ):
+        assert status_of(c) == 200
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE flags RENAME TO flags_aside")
+        assert status_of(c) == 503
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert "flags" in ready.json()["checks"]["store"]["error"]
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE flags_aside RENAME TO flags")
+        wait_ready(base)
+        assert status_of(c) == 200
+    assert _records(path) == 2
