@@ -29,6 +29,7 @@ from guard.endpoints import Endpoint
 from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
 from guard.metrics import Metrics
 from guard.store import Store
+from guard.store.threads import in_store_thread
 from policies import (
     Action,
     Context,
@@ -308,7 +309,7 @@ async def record(
         return store.add_flag(_text_only(flag))
 
     when = time.time()
-    return await asyncio.to_thread(add)
+    return await in_store_thread(add)
 
 
 def _text_only(value: Any) -> Any:

@@ -9,7 +9,6 @@ failing later cuts the answer short (its JSON does not parse), never a page that
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,12 +16,13 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from guard.store import Store
+from guard.store.threads import in_store_thread
 
 READ_AT_ONCE = 8  # records: a few large ones at most in memory at a time
 
 
 async def _read(store: Store, filters: dict[str, Any], after: int | None) -> list[dict[str, Any]]:
-    return await asyncio.to_thread(store.flags, **filters, limit=READ_AT_ONCE, after=after)
+    return await in_store_thread(store.flags, **filters, limit=READ_AT_ONCE, after=after)
 
 
 async def page(

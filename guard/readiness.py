@@ -15,6 +15,7 @@ from typing import Any
 
 from guard.errors import ConfigError
 from guard.pipeline import Pipeline
+from guard.store.threads import in_store_thread
 
 
 @dataclass
@@ -47,7 +48,7 @@ async def _store(pipeline: Pipeline, timeout_s: float) -> dict[str, Any]:
     store = pipeline.store
     ping = getattr(store, "ping", None) or store.count_flags  # a store from before ping()
     try:
-        await asyncio.wait_for(asyncio.to_thread(ping), timeout_s)
+        await asyncio.wait_for(in_store_thread(ping), timeout_s)
     except TimeoutError:
         return {"ok": False, "error": f"no answer within {timeout_s:g} s"}
     except Exception as exc:  # any failure of a store plugin means "not ready"

@@ -32,6 +32,7 @@ from guard.calibrations import CALIBRATIONS
 from guard.errors import InvalidRequestError
 from guard.request import ClassifyOptions
 from guard.store import State
+from guard.store.threads import in_store_thread
 from guard.tasks.job import Job, Outcome
 from guard.tasks.traffic import counted
 
@@ -71,7 +72,7 @@ async def run(job: Job) -> Outcome:
     )
     p, template = await job.distribution(text, forms)
     raw = np.log(np.maximum(p, 1e-12))
-    state = await asyncio.to_thread(store.load, key) or {}
+    state = await in_store_thread(store.load, key) or {}
     log_prior: np.ndarray | None = None
 
     if method in ("contextual", "domain"):
@@ -102,7 +103,7 @@ async def run(job: Job) -> Outcome:
             st[method] = {"log_prior": fitted}
             return counted(st, method, job.calls), None
 
-        await asyncio.to_thread(store.update, key, save)
+        await in_store_thread(store.update, key, save)
         calibrated = apply_prior(raw, log_prior)
     elif CALIBRATIONS["classify"].get(method) is not None:
         kind = CALIBRATIONS["classify"][method]  # an online label calibrator
@@ -121,7 +122,7 @@ async def run(job: Job) -> Outcome:
             st[method] = cal.to_dict()
             return counted(st, method, job.calls), (cal.calibrate(raw), cal.log_prior)
 
-        calibrated, log_prior = await asyncio.to_thread(store.update, key, learn)
+        calibrated, log_prior = await in_store_thread(store.update, key, learn)
     else:
         calibrated = raw - np.log(np.exp(raw).sum())
 

@@ -25,6 +25,7 @@ from calibrators.referential import ReferentialCheck, check_referential
 from guard.errors import CalguardError, InvalidRequestError, UpstreamError
 from guard.request import McqOptions
 from guard.store import State
+from guard.store.threads import in_store_thread
 from guard.tasks.distribution import id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import McqPrompt, find_options, locate_options
@@ -94,7 +95,7 @@ def _stored(job: Job, state: State | None, method: str, n: int) -> PermutationPl
 async def _snapshot(job: Job, key: str, method: str, n: int) -> PermutationPlanner:
     planner: PermutationPlanner | None = job.cache.get((key, method))
     if planner is None:
-        state = await asyncio.to_thread(job.store.load, key)
+        state = await in_store_thread(job.store.load, key)
         # Another question of the key may have cached its snapshot while this one loaded.
         planner = job.cache.get((key, method)) or _stored(job, state, method, n)
         job.cache[(key, method)] = planner
@@ -281,7 +282,7 @@ async def _adopt(
         return counted({**(state or {}), method: fresh.to_dict()}, method, job.calls), fresh
 
     try:
-        fresh = await asyncio.to_thread(job.store.update, key, finish)
+        fresh = await in_store_thread(job.store.update, key, finish)
     except ValueError as exc:  # another question of another shape made the key first
         raise InvalidRequestError(
             f"calibration key {key!r} is for questions of another shape ({exc}): use another "

@@ -5,10 +5,13 @@ database and skip, saying why, when PostgreSQL is not reachable."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,14 +20,16 @@ import httpx
 import openai
 import pytest
 
+from guard.checks import OFF_LOOP_BYTES
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
-from guard.store import open_store
+from guard.store import SQLiteStore, open_store
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 from guard.testing.tcp_proxy import TcpProxy
 
 FLAGGED = [{"type": "max_length", "params": {"max_chars": 12}, "action": "flag", "on": "response"}]
+SPAN = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block"}]
 LONG_HI = [{"role": "user", "content": "hello there"}]  # its echo is over 12 characters
 
 
@@ -228,3 +233,58 @@ def test_a_sqlite_file_without_its_flag_log_table_is_not_ready(
         wait_ready(base)
         assert status_of(c) == 200
     assert _records(path) == 2
+
+
+class HeldStore:
+    """A store whose flag writes wait (as on a SQLite file another process holds locked, or a
+    database that is slow) until the test releases them."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+        self.entered = 0
+        self._lock = threading.Lock()
+
+    def add_flag(self, flag: dict[str, Any]) -> int:
+        with self._lock:
+            self.entered += 1
+        self.release.wait(120)  # bounded: the test releases it
+        return self.inner.add_flag(flag)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_store_calls_that_wait_do_not_take_the_threads_of_policy_checks(
+    upstream: str, tmp_path: Path
+) -> None:
+    """Store calls ran in asyncio's default thread pool (6 threads on 2 cores), the one where a
+    large body's policy checks run too: while as many flag writes as it has threads waited on
+    the store, a large request that needed no store at all waited for them too (and ``/readyz``
+    could not ask the store). Store calls now have threads of their own."""
+    held = HeldStore(SQLiteStore(tmp_path / "c.db"))
+    waiting = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default pool size
+    settings = Settings(upstream=upstream, store="sqlite:///unused.db",
+                        default_route=RouteConfig(policies=FLAGGED + SPAN))  # type: ignore[arg-type]  # fmt: skip
+    large = "plain words " * (OFF_LOOP_BYTES // 12 + 1)  # checked in a worker thread
+    try:
+        with (
+            serve_in_thread(create_app(settings, store=held)) as base,  # type: ignore[arg-type]
+            client(base) as c,
+            ThreadPoolExecutor(waiting) as senders,
+        ):
+            flagged = [senders.submit(status_of, c) for _ in range(waiting)]
+            deadline = time.monotonic() + 60
+            while held.entered < waiting:
+                assert time.monotonic() < deadline, f"{held.entered} flag writes began"
+                time.sleep(0.01)
+            # Every default thread would now be held: this one needs a thread, not the store
+            # (its echo is flagged by max_length: the route answers it after the release).
+            r = httpx.post(f"{base}/v1/embeddings", json={"model": "m", "input": large},
+                           timeout=60)  # fmt: skip
+            assert r.status_code == 200, r.text
+            held.release.set()
+            assert [f.result(timeout=60) for f in flagged] == [200] * waiting
+    finally:
+        held.release.set()
+        held.inner.close()
