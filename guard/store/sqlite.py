@@ -71,6 +71,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+PING_LOCK_S = 1.0  # how long readiness waits for the write lock
+
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
     description TEXT NOT NULL,
@@ -358,8 +360,18 @@ class SQLiteStore:
         return {k: dict(json.loads(s)) for k, s in rows}
 
     def ping(self) -> None:
-        """One trivial query; raises when the file is unreadable or lacks a table."""
+        """One trivial query and the write lock, taken and given back at once; raises when the
+        file is unreadable, lacks a table, or another writer holds it past a second (every
+        write would wait out ``timeout_s``, then be a 503, though reads still answer)."""
         self._read("SELECT EXISTS (SELECT 1 FROM calibration_state), EXISTS (SELECT 1 FROM flags)")
+        with _available(self.path):
+            db = self._conn()
+            db.execute(f"PRAGMA busy_timeout = {int(min(self.timeout_s, PING_LOCK_S) * 1000)}")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("ROLLBACK")
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -288,3 +288,23 @@ def test_store_calls_that_wait_do_not_take_the_threads_of_policy_checks(
     finally:
         held.release.set()
         held.inner.close()
+
+
+def test_a_sqlite_file_locked_by_another_writer_is_not_ready(upstream: str, tmp_path: Path) -> None:
+    """Another process holds the file's write lock (a long ``BEGIN IMMEDIATE``, a ``VACUUM``):
+    every calibrated question and flag record waits out the store's timeout and is a 503, while
+    reads still answer (WAL). ``/readyz`` asked a read only and said ready; it now asks for the
+    write lock too, waiting at most a second."""
+    path = tmp_path / "c.db"
+    with serve_in_thread(create_app(flagged_settings(upstream, f"sqlite:///{path}"))) as base:
+        assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            ready = httpx.get(f"{base}/readyz", timeout=30)
+            assert ready.status_code == 503
+            assert "locked" in ready.json()["checks"]["store"]["error"]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
