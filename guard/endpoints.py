@@ -48,6 +48,18 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
         yield from asides(m, "reasoning_content", "reasoning")  # chat templates render them
         yield from _calls(m)
     yield from content(body.get("prediction"))
+    yield from chat_tools(body)
+    # vLLM renders these into the prompt too: a template sent with the request, its
+    # arguments, and documents for retrieval-augmented templates
+    yield from texts(body, "chat_template")
+    yield from strings_in(body, "chat_template_kwargs")
+    yield from strings_in(body, "documents")
+
+
+def chat_tools(body: dict[str, Any]) -> Iterator[Slot]:
+    """What a chat request (or an Assistants one: an assistant, a run) shows the model beside
+    its messages: tools' and legacy functions' descriptions and every string of their
+    parameter schemas, a JSON schema response format's description and strings."""
     for tool in as_list(body.get("tools")):
         tool = as_dict(tool)
         yield from texts(as_dict(tool.get("function")), "description")
@@ -59,11 +71,6 @@ def _chat_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     json_schema = as_dict(as_dict(body.get("response_format")).get("json_schema"))
     yield from texts(json_schema, "description")
     yield from strings_in(json_schema, "schema")
-    # vLLM renders these into the prompt too: a template sent with the request, its
-    # arguments, and documents for retrieval-augmented templates
-    yield from texts(body, "chat_template")
-    yield from strings_in(body, "chat_template_kwargs")
-    yield from strings_in(body, "documents")
 
 
 def _calls(message: dict[str, Any]) -> Iterator[Slot]:

@@ -1,6 +1,8 @@
 """Everything under ``/v1`` that is not a text endpoint: the model list (the upstream's, plus
 the routes calguard serves) and every other path (stored completions, files, batches, ...),
-passed through untouched unless the ``passthrough_paths`` allow-list says no."""
+passed through untouched unless the ``passthrough_paths`` allow-list says no, or the body is one
+a model reads (a conversation's items, a thread's messages, ...) and prompt policies apply to
+it (:mod:`guard.relay_checks`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from guard import sse
 from guard.config import Settings
 from guard.errors import CalguardError, NotFoundError
 from guard.metrics import Metrics
+from guard.relay_checks import RelayChecks
 from guard.reply import AnswerCutError, Reply, new_request_id, primed, scrubbed, started
 from guard.scrub import Scrubber
 from guard.upstreams import RawResponse, Upstream
@@ -26,6 +29,7 @@ _LONGEST_FIRST = sorted(TEXT_PATHS, key=len, reverse=True)
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _AS_ITS_BYTES = frozenset({"content-type", "content-encoding"})
 _AS_IT_COMES = _AS_ITS_BYTES | {"content-length"}
+_AS_JSON = frozenset({"content-type"})
 WHOLE_BYTES = 1_000_000  # a relayed answer up to this is read whole; a larger one streams
 
 
@@ -101,8 +105,11 @@ class Relay:
         scrub: Scrubber,
         *,
         hide_answers: bool = False,
+        checks: RelayChecks | None = None,
     ) -> None:
         self.settings = settings
+        # prompt-side policies on the bodies a model reads (conversations, threads, ...)
+        self.checks = checks
         # a route's response-side policies rewrite or stop answers: their stored copies stay
         self.hide_answers = hide_answers
         self.upstream = upstream
@@ -126,7 +133,9 @@ class Relay:
         large successful answer (over :data:`WHOLE_BYTES`, or of no said length) streams
         through, scrubbed across its chunks, unless the caller needs it ``whole``. A body too
         large to read whole (``content`` as it comes) goes on as it comes, with the length the
-        client said, asked once: it cannot be sent again."""
+        client said, asked once: it cannot be sent again. A body a model reads (a thread's
+        messages, ...) is first read whole by the prompt policies that apply to it
+        (:mod:`guard.relay_checks`): refused, sent rewritten, or sent as it came."""
         out = {"x-calguard-request-id": request_id}
         try:
             check_relayed_path(path[1:], method)
@@ -160,7 +169,18 @@ class Relay:
             # 9112, 6.3: a proxy removes it), and the upstream would read that many bytes.
             by_length = not isinstance(content, bytes) and "transfer-encoding" not in headers
             framing = _AS_IT_COMES if by_length else _AS_ITS_BYTES
+            checked = None
+            if self.checks is not None:
+                checked = await self.checks.check(
+                    method, path[1:], content, headers, request_id, out
+                )
+            if checked is not None:
+                content = checked.content  # read whole: it goes as its bytes
+                # rewritten, it is JSON as calguard wrote it, in no coding of the client's
+                framing = _AS_JSON if checked.rewritten else _AS_ITS_BYTES
             keep = forward_headers(headers, self.settings, self.scrub.keys, framing)
+            if framing is _AS_JSON:
+                keep.setdefault("content-type", "application/json")
             opened = await self.upstream.relay(
                 method, as_sent(path, written), content=content or None, headers=keep, query=query
             )

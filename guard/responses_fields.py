@@ -40,11 +40,7 @@ from guard.endpoint_fields import (
 
 def responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     yield from texts(body, "instructions", "input")
-    items = as_list(body.get("input"))
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            yield item, setter(items, i)
-        yield from _item(item)
+    yield from input_items(body.get("input"))
     variables = as_dict(as_dict(body.get("prompt")).get("variables"))
     for key, value in variables.items():
         yield from texts(variables, key) if isinstance(value, str) else texts(value, "text")
@@ -54,6 +50,16 @@ def responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     text_format = as_dict(as_dict(body.get("text")).get("format"))
     yield from texts(text_format, "description")
     yield from strings_in(text_format, "schema")
+
+
+def input_items(value: Any) -> Iterator[Slot]:
+    """The texts of a list of input items (strings, messages, tool calls and their outputs):
+    a Responses ``input``, a conversation's ``items``."""
+    items = as_list(value)
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            yield item, setter(items, i)
+        yield from _item(item)
 
 
 def responses_answer(response: dict[str, Any]) -> Iterator[Slot]:

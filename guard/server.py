@@ -5,7 +5,9 @@
     POST /v1/completions        through the pipeline (stream and non-stream)
     POST /v1/responses          through the pipeline (stream and non-stream)
     POST /v1/embeddings         through the pipeline (policies on the input)
-    *    /v1/...                any other path: relayed untouched (guard.relay)
+    *    /v1/...                any other path: relayed untouched (guard.relay); the bodies a
+                                model reads (threads, conversations, ...) through the prompt
+                                policies first (guard.relay_checks)
     GET  /v1/models             the upstream's models plus the configured routes
     GET  /v1/guard/flags        the flag log (admin key)
     GET  /healthz               liveness (the process answers)
@@ -46,6 +48,7 @@ from guard.errors import (
 from guard.metrics import CONTENT_TYPE, Metrics
 from guard.pipeline import Pipeline
 from guard.relay import Relay
+from guard.relay_checks import RelayChecks
 from guard.reply import AnswerCutError, Reply, new_request_id
 from guard.request import parse_json
 from guard.request_body import RETRIED_BYTES, decoded, read_body, relayed_body
@@ -212,7 +215,8 @@ def create_app(
         holder["p"] = pipeline
         up = pipeline.default_upstream if settings.needs_upstream() else None
         hide = any(p.hide_answers for p in policies.values())
-        relay["r"] = Relay(settings, up, metrics, pipeline.scrub, hide_answers=hide)
+        checks = RelayChecks(settings, policies, st, pipeline.scrub, metrics)
+        relay["r"] = Relay(settings, up, metrics, pipeline.scrub, hide_answers=hide, checks=checks)
         try:
             yield
         finally:
