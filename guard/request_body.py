@@ -5,9 +5,10 @@ The text endpoints read the body (to check and calibrate it). A client may send 
 every gzip / deflate layer, bounded by ``max_body_bytes`` once decoded (a small body that
 decodes to gigabytes is a 413, as any body over the limit), and the decoded body is what goes
 upstream, without the header. Another coding is a 415 that says what calguard reads; a body
-that does not decode as its header says is a 400. Relayed paths are not read: their bodies go
-on as they came, ``Content-Encoding`` included, and one larger than :data:`RETRIED_BYTES` (a
-file upload) streams through rather than being held or refused (:func:`relayed_body`).
+that does not decode as its header says is a 400. Relayed bodies go on as they came,
+``Content-Encoding`` included, and one larger than :data:`RETRIED_BYTES` (a file upload)
+streams through rather than being held or refused (:func:`relayed_body`); the few a model
+reads are read whole first where prompt policies apply (:mod:`guard.relay_checks`).
 """
 
 from __future__ import annotations
