@@ -130,7 +130,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._migrates = migrate
         self._file: tuple[int, int] | None = None  # the file the schema was brought up in
-        self._last_id = 0  # the last flag id of a file removed under this store
+        self._last_id = 0  # the last flag id this store gave or found in a removed file
+        self._ids = threading.Lock()
         self.migrated = self.migrate() if migrate else None  # what opening it applied
 
     def migrate(self) -> MigrationResult:
@@ -148,6 +149,9 @@ class SQLiteStore:
                     "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                     (m.version, m.description),
                 )
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'flags'").fetchone()
+        with self._ids:  # the file's last id: a file made again after it goes on from there
+            self._last_id = max(self._last_id, int(row[0]) if row else 0)
         result = MigrationResult(before, max(before, len(self.migrations)), tuple(todo))
         log_result(f"sqlite:///{self.path}", result)
         return result
@@ -190,7 +194,8 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):  # the last id the removed file gave
                 sql = "SELECT seq FROM sqlite_sequence WHERE name = 'flags'"
                 row = conn.execute(sql).fetchone()
-                self._last_id = max(self._last_id, int(row[0]) if row else 0)
+                with self._ids:
+                    self._last_id = max(self._last_id, int(row[0]) if row else 0)
             self.close()
             conn = None
         if conn is None:
@@ -311,7 +316,10 @@ class SQLiteStore:
                     json.dumps(flag, separators=(",", ":"), default=str),
                 ),
             )
-            return int(cur.lastrowid or 0)
+            flag_id = int(cur.lastrowid or 0)
+        with self._ids:  # whichever thread finds the file made again continues from here
+            self._last_id = max(self._last_id, flag_id)
+        return flag_id
 
     def flags(
         self,

@@ -191,3 +191,34 @@ def test_a_store_that_cannot_be_opened_is_a_config_error(tmp_path: Path) -> None
 def test_a_bare_path_suggests_the_sqlite_url() -> None:
     with pytest.raises(ConfigError, match=r"written sqlite:///calguard\.db"):
         open_store("calguard.db")
+
+
+def _in_a_new_thread(fn: Any) -> Any:
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+@pytest.mark.parametrize("first", ["write", "open"])
+def test_a_file_made_again_goes_on_from_the_last_id_whichever_thread_finds_it(
+    tmp_path: Path, first: str
+) -> None:
+    """Connections are per thread. Before, only a thread whose own connection held the removed
+    file learnt its last id; a thread with no connection yet (the store's pool has many) made
+    the file again and gave id 1 a second time (seen in a full run: ids 1-4 for 2-5)."""
+    path = tmp_path / "c.db"
+    if first == "open":  # the ids were given by an earlier process
+        earlier = SQLiteStore(path)
+        earlier.add_flag(_flag(1.0, ["p"]))
+        earlier.close()
+    store = SQLiteStore(path)
+    try:
+        if first == "write":
+            assert _in_a_new_thread(lambda: store.add_flag(_flag(1.0, ["p"]))) == 1
+        for p in tmp_path.iterdir():
+            p.unlink()
+        assert _in_a_new_thread(lambda: store.add_flag(_flag(2.0, ["p"]))) == 2
+    finally:
+        store.close()
