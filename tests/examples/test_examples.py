@@ -5,6 +5,8 @@ simulated fake upstream, against the fake directly (``wrap``), with no network a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
 import os
 import runpy
@@ -69,7 +71,19 @@ def test_proxy_with_the_litellm_sdk(
 ) -> None:
     monkeypatch.setenv("CALGUARD_URL", proxy)
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    assert run_example("proxy_litellm_sdk.py", capsys).strip() in {f"answer: {x}" for x in "ABCD"}
+    try:
+        out = run_example("proxy_litellm_sdk.py", capsys).strip()
+    finally:  # LiteLLM keeps its OpenAI client (and its socket) for the process's life
+        import litellm
+
+        cache = litellm.in_memory_llm_clients_cache
+        for cached in list(cache.cache_dict.values()):
+            if callable(close := getattr(cached, "close", None)):
+                with contextlib.suppress(Exception):  # an async client's close is a coroutine
+                    if inspect.iscoroutine(result := close()):
+                        result.close()
+        cache.flush_cache()
+    assert out in {f"answer: {x}" for x in "ABCD"}
 
 
 def test_proxy_with_langchain(
