@@ -10,7 +10,9 @@ Retries (tenacity) follow the OpenAI SDK: 408, 409, 429 and 5xx (unless the upst
 ``x-should-retry: false``; always when it says ``true``), dropped connections and timeouts,
 honouring ``Retry-After``, bounded in attempts and in total time. When they run out, the last
 answer goes back as it was (a 429 stays a 429 with its ``Retry-After``); only when no answer came
-at all is it :class:`UpstreamError` (502) or :class:`UpstreamTimeoutError` (504). Streams are
+at all is it :class:`UpstreamError` (502) or :class:`UpstreamTimeoutError` (504). Either says
+``x-should-retry: false`` where calguard asked more than once, so that the client's SDK does not
+retry what calguard already retried (its attempts times calguard's). Streams are
 retried the same way until their status arrives. Compressed bodies are decompressed, every
 layer (:mod:`guard.upstreams.encoding`).
 """
@@ -18,6 +20,7 @@ layer (:mod:`guard.upstreams.encoding`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -90,6 +93,25 @@ class _Wait:
         exc = state.outcome.exception() if state.outcome else None
         after = _retry_after(exc)
         return min(after, self.max_wait) if after is not None else self.backoff(state)
+
+
+# Said on an answer calguard retried until its retries ran out: the client's SDK would
+# otherwise retry it as well, each of its attempts being max_attempts of calguard's (one
+# create() of the openai SDK, LiteLLM's or LangChain's met 429s with 9 upstream calls, not 3).
+NO_MORE = {"x-should-retry": "false"}
+
+
+def _given_up(raw: RawResponse, attempts: int) -> RawResponse:
+    """The last answer, once calguard's retries ran out: with :data:`NO_MORE` where calguard
+    asked more than once (asked once, the client's retries are the only ones, as directly)."""
+    return raw if attempts < 2 else dataclasses.replace(raw, headers={**raw.headers, **NO_MORE})
+
+
+def _retried_enough(err: UpstreamError) -> UpstreamError:
+    """``err`` (no answer came) with :data:`NO_MORE` where calguard asked more than once."""
+    if err.attempts > 1:
+        err.headers = {**err.headers, **NO_MORE}
+    return err
 
 
 def _unread(exc: aiohttp.ClientResponseError) -> tuple[str, str]:
@@ -225,13 +247,15 @@ class OpenAIUpstream:
                     attempts += 1
                     return await what()
         except _RetryableStatus as exc:
-            return exc.response
+            return _given_up(exc.response, attempts)
         except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                f"upstream did not answer within {self.timeout_s:g} s, {attempts} attempt(s); "
-                "raise timeout_s or check the upstream",
-                attempts=attempts,
-                code="upstream_timeout",
+            raise _retried_enough(
+                UpstreamTimeoutError(
+                    f"upstream did not answer within {self.timeout_s:g} s, {attempts} "
+                    "attempt(s); raise timeout_s or check the upstream",
+                    attempts=attempts,
+                    code="upstream_timeout",
+                )
             ) from exc
         except aiohttp.ClientResponseError as exc:  # it answered; its answer did not parse
             reason, code = _unread(exc)
@@ -244,11 +268,13 @@ class OpenAIUpstream:
                 )
             ) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"cannot reach the upstream at {self.shown_url} after {attempts} "
-                f"attempt(s): {type(exc).__name__}",
-                attempts=attempts,
-                code="upstream_unreachable",
+            raise _retried_enough(
+                UpstreamError(
+                    f"cannot reach the upstream at {self.shown_url} after {attempts} "
+                    f"attempt(s): {type(exc).__name__}",
+                    attempts=attempts,
+                    code="upstream_unreachable",
+                )
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
