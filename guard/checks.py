@@ -255,9 +255,13 @@ class Checks:
         """Count the verdicts; with ``headers``, name their policies in ``x-calguard-flags``."""
         flags = self.flags
         if headers is not None:
-            headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in flags}))
+            self.name(headers)
         for f in flags:
             metrics.flags.labels(f["policy"], f.get("action", "flag")).inc()
+
+    def name(self, headers: dict[str, str]) -> None:
+        """Name the policies of the verdicts so far in ``headers`` (``x-calguard-flags``)."""
+        headers["x-calguard-flags"] = ",".join(sorted({f["policy"] for f in self.flags}))
 
     @property
     def verdicts(self) -> list[Verdict]:

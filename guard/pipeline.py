@@ -325,6 +325,8 @@ class Pipeline:
                 return await self._whole(req, raw)
             stream = sse.whole_events(opened.chunks, opened.limit)
             if req.policies.response:
+                if req.checks.flags:  # the prompt's, known before the stream starts
+                    req.checks.name(req.headers)
 
                 async def log(response: Any) -> None:
                     await req.log(self.store, None, response)

@@ -152,7 +152,8 @@ def create_scripted_upstream(script: Script) -> FastAPI:
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "DELETE"])
     async def any_path(path: str, request: Request) -> Response:
         raw = await request.body()
-        body = json.loads(raw) if raw else {}
+        typed = request.headers.get("content-type", "").startswith("application/json")
+        body = (json.loads(raw) if raw else {}) if typed or not raw else {"raw": raw}
         seen = {"method": request.method, "path": path, "query": request.url.query}
         script.requests.append({**seen, "body": body, "headers": dict(request.headers)})
         headers = _headers(script)
@@ -176,6 +177,13 @@ def create_scripted_upstream(script: Script) -> FastAPI:
             events, named = [done], False
         elif path == "embeddings":
             done = embeddings(body)
+        elif path == "files" and request.method == "POST":
+            done = {"id": "file-1", "object": "file", "bytes": len(raw), "created_at": 0,
+                    "filename": "x.jsonl", "purpose": "batch", "status": "processed"}  # fmt: skip
+        elif path == "audio/transcriptions":
+            done = {"text": "hello", "usage": {"type": "duration", "seconds": 1}}
+        elif path == "images/generations":
+            done = {"created": 0, "data": [{"b64_json": "aGk=", "revised_prompt": "a cat"}]}
         elif path == "models":
             m = [{"id": m, "object": "model", "created": 0, "owned_by": "s"} for m in "ab"]
             done = {"object": "list", "data": m}
