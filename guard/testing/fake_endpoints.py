@@ -67,6 +67,29 @@ def _pieces(text: str) -> list[str]:
     return [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
 
 
+def _response_events(done: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """A Responses stream as OpenAI sends one (the SDK's ``responses.stream`` helper needs
+    ``response.created`` first), without the sequence numbers."""
+    item = done["output"][0]
+    part = item["content"][0]
+    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    started = {**done, "status": "in_progress", "output": [], "usage": None}
+    deltas = [{"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []}
+              for piece in _pieces(text)]  # fmt: skip
+    return [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
+        *deltas,
+        {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **at, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": done},
+    ]  # fmt: skip
+
+
 def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -112,19 +135,14 @@ def add_endpoints(app: FastAPI, state: FakeUpstreamState) -> None:
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7},
         }
         if body.get("stream"):
 
             async def events() -> AsyncIterator[bytes]:
-                n = 0
-                for piece in _pieces(text):
-                    n += 1
-                    ev = {"type": "response.output_text.delta", "item_id": "msg_1",
-                          "output_index": 0, "content_index": 0, "delta": piece,
-                          "sequence_number": n, "logprobs": []}  # fmt: skip
+                for n, ev in enumerate(_response_events(done, text)):
+                    ev = {**ev, "sequence_number": n}
                     yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
-                ev = {"type": "response.completed", "response": done, "sequence_number": n + 1}
-                yield f"event: response.completed\ndata: {json.dumps(ev)}\n\n".encode()
 
             return StreamingResponse(events(), media_type="text/event-stream")
         state.last_body = json.dumps(done).encode()

@@ -200,7 +200,7 @@ def complete(
     return _completion(body, [choice], state.calls)
 
 
-async def _sse(completion: dict[str, Any]) -> AsyncIterator[bytes]:
+async def _sse(completion: dict[str, Any], usage: bool) -> AsyncIterator[bytes]:
     base = {k: completion[k] for k in ("id", "created", "model")}
     content = completion["choices"][0]["message"]["content"]
     pieces = [content[i : i + 8] for i in range(0, len(content), 8)] or [""]
@@ -220,6 +220,9 @@ async def _sse(completion: dict[str, Any]) -> AsyncIterator[bytes]:
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
     }
     yield f"data: {json.dumps(last)}\n\n".encode()
+    if usage:  # stream_options.include_usage: a last chunk with no choices, as OpenAI's
+        tail = {**base, "object": "chat.completion.chunk", "choices": []}
+        yield f"data: {json.dumps({**tail, 'usage': completion['usage']})}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
 
@@ -238,7 +241,8 @@ def create_fake_upstream(state: FakeUpstreamState) -> FastAPI:
             return JSONResponse(err, status_code=500)
         completion = complete(state, body)
         if body.get("stream"):
-            return StreamingResponse(_sse(completion), media_type="text/event-stream")
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(_sse(completion, usage), media_type="text/event-stream")
         state.last_body = json.dumps(completion).encode()
         return Response(state.last_body, media_type="application/json")
 

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -24,6 +25,7 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.servers import serve_in_thread
 from tests.e2e.scripted_upstream import Script, create_scripted_upstream
+from tests.e2e.serve_process import fake_upstream_served
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 FLAG = [{"type": "pii", "action": "flag"}, {"type": "secrets", "action": "flag"}]
@@ -277,3 +279,25 @@ def test_a_stream_names_its_prompts_flags_where_the_answer_is_checked_too(stack:
     assert whole.headers["x-calguard-flags"] == "pii"
     assert streamed.headers["x-calguard-flags"] == "pii"
     assert "".join(e.choices[0].delta.content or "" for e in events if e.choices) == "hello"
+
+
+def test_the_stream_helpers_work_on_calguard_serve_fake_upstream(tmp_path: Path) -> None:
+    """``calguard serve --fake-upstream`` (README, "Try it without a key"), as a user points the
+    SDK at it. Before: ``responses.stream`` raised RuntimeError "Expected to have received
+    `response.created` before `response.output_text.delta`" (the fake sent deltas and
+    ``response.completed`` only), and a chat stream ignored ``include_usage``."""
+    with fake_upstream_served(tmp_path) as url, _sdk(url) as c:
+        with c.responses.stream(model="any", input="hi") as s:
+            kinds = [e.type for e in s]
+            final = s.get_final_response()
+        with c.chat.completions.stream(
+            model="any", messages=MESSAGES, stream_options={"include_usage": True}
+        ) as chat:
+            completion = chat.get_final_completion()
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert final.output_text == "echo: hi"
+    assert final.usage is not None
+    assert completion.choices[0].message.content == "echo: hi"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens > 0
