@@ -134,6 +134,22 @@ def chained(verdicts: list[Verdict]) -> list[Verdict]:
     ]
 
 
+def may_act(policy: Policy) -> bool:
+    """Whether ``policy``'s verdict could change what goes through (block, redact, end a
+    stream): all but a built-in set to flag. Only such a policy fails closed on what it cannot
+    read; a flag-only one lets it through, flagged."""
+    return getattr(policy, "action", None) != "flag"
+
+
+def _shape(unread: str, endpoint: Endpoint) -> str:
+    """Why the field ``unread`` cannot be read, as a sentence's end."""
+    if unread == "extra_body":
+        return "is merged into the request after the checks (by the SDK or LiteLLM)"
+    if unread in endpoint.embeds_fields:
+        return "carries the prompt as embeddings"
+    return "was sent as token IDs or in another shape than a string or a list of strings"
+
+
 def _unread(body: dict[str, Any], endpoint: Endpoint) -> str | None:
     """The field of ``body`` holding text the prompt policies would not read: the endpoint's
     own (:meth:`Endpoint.unread_prompt`), or an ``extra_body`` left in the body, which the
@@ -190,24 +206,21 @@ class Checks:
         raises :class:`PolicyViolationError`."""
         unread = _unread(body, endpoint) if policies else None
         if unread is not None:
-            # A prompt the policies cannot read would walk around them: refuse it, saying why.
-            names = ", ".join(sorted({str(getattr(p, "name", p)) for p in policies}))
-            if unread == "extra_body":
-                shape = "is merged into the request after the checks (by the SDK or LiteLLM)"
-            elif unread in endpoint.embeds_fields:
-                shape = "carries the prompt as embeddings"
-            else:
-                shape = (
-                    "was sent as token IDs or in another shape than a string or a list of strings"
+            names = sorted({str(getattr(p, "name", p)) for p in policies})
+            shape = _shape(unread, endpoint)
+            if any(map(may_act, policies)):
+                # A prompt the policies cannot read would walk around them: refuse it, saying
+                # why.
+                raise InvalidRequestError(
+                    f"this route checks prompts ({', '.join(names)}) and '{unread}' {shape}, so "
+                    "calguard cannot read it: send the text itself, at the top level of the "
+                    "request, or use a route without prompt-side policies",
+                    param=unread,
+                    code="unreadable_prompt",
+                    request_id=self.request_id,
                 )
-            raise InvalidRequestError(
-                f"this route checks prompts ({names}) and '{unread}' {shape}, so calguard "
-                f"cannot read it: send the text itself, at the top level of the request, or use "
-                f"a route without prompt-side policies",
-                param=unread,
-                code="unreadable_prompt",
-                request_id=self.request_id,
-            )
+            # Flag-only: it goes as it came (a flag changes nothing), flagged as not read.
+            self.not_read(policies, f"'{unread}' {shape}")
         # Every text is checked and redacted before a block is raised: the record keeps the
         # request as it would have gone, never a redacting policy's match.
         first: Verdict | None = None
@@ -250,6 +263,15 @@ class Checks:
         if first is not None:
             raise violation(first, "response", self.request_id)
         return bool(rewrites)
+
+    def not_read(self, policies: Sequence[Policy], why: str) -> None:
+        """A flag from each of ``policies`` (flag-only ones) for a text they could not read,
+        which went on as it came: the client and the flag log still know."""
+        names = sorted({str(getattr(p, "name", p)) for p in policies})
+        reason = f"not read: {why}"
+        self.extra_flags += [
+            {"policy": name, "action": "flag", "reason": reason, "score": 1.0} for name in names
+        ]
 
     def tally(self, metrics: Metrics, headers: dict[str, str] | None = None) -> None:
         """Count the verdicts; with ``headers``, name their policies in ``x-calguard-flags``."""

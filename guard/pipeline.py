@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, RoutePolicies, off_loop, route_policies
+from guard.checks import Checks, RoutePolicies, may_act, off_loop, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, RESPONSES, Endpoint
 from guard.errors import (
@@ -353,12 +353,13 @@ class Pipeline:
         try:
             done = raw.json()
         except ValueError as exc:
-            if req.policies.response:  # fail closed: what cannot be read cannot be checked
-                raise UpstreamError(
+            if any(map(may_act, req.policies.response)):  # fail closed: what cannot be read
+                raise UpstreamError(  # cannot be checked
                     f"the upstream's answer is not a JSON object ({exc}); the policies cannot "
                     "check it",
                     code="upstream_unreadable",
                 ) from exc
+            req.checks.not_read(req.policies.response, "the answer is not a JSON object")
             return Reply.of_raw(raw, req.headers)
         changed = await self._answer_checks(req, done, None, len(raw.body))
         if not changed and not req.checks.flags:

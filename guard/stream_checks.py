@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, chained, off_loop, violation
+from guard.checks import Checks, chained, may_act, off_loop, violation
 from guard.endpoint_fields import Aside, decoded
 from guard.endpoints import Endpoint
 from guard.errors import UpstreamError
@@ -122,11 +122,6 @@ def _stops(spans: Sequence[Policy], others: Sequence[Policy], t: _Text) -> Verdi
     return None
 
 
-def _may_stop(policy: Policy) -> bool:
-    """Whether ``policy``'s verdict could end a stream: all but a built-in set to flag."""
-    return getattr(policy, "action", None) != "flag"
-
-
 def _read(t: _Text, spans: bool, stoppers: bool) -> int:
     """How much of ``t`` the policies have read: what the span policies read (else what is
     settled), and no more than the others last read whole where one of them could stop the
@@ -150,8 +145,8 @@ async def checked_stream(
     # the start of valid JSON is not JSON) reads it at the end, with every policy.
     others = [p for p in policies if not isinstance(p, SpanPolicy) and not getattr(p, "whole", 0)]
     # Those of the others whose verdict could end the stream: all but built-ins set to flag.
-    stoppers = any(map(_may_stop, others))
-    if any(getattr(p, "whole", 0) and _may_stop(p) for p in policies):
+    stoppers = any(map(may_act, others))
+    if any(getattr(p, "whole", 0) and may_act(p) for p in policies):
         holdback = None  # one that may block has read nothing before the end: nothing goes out
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}

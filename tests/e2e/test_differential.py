@@ -333,3 +333,29 @@ def test_a_stream_is_a_stream_whatever_the_case_of_its_media_type(
     direct, via = checked.both(request(b"POST", path, [JSON], ASK_STREAM), answer)
     assert via.status == 200
     assert differs(direct, via) == []
+
+
+# -- flag-only policies: what they cannot read goes as it came --------------------------------
+
+
+@pytest.fixture(scope="module")
+def flagging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """calguard with a route whose answers a policy reads and only flags (``pii``)."""
+    pii = RouteConfig(policies=[{"type": "pii", "action": "flag", "on": "response"}])
+    db = tmp_path_factory.mktemp("flagging") / "f.db"
+    with calguard_in_front(db, routes={"m": pii}) as both:
+        yield both
+
+
+def test_an_answer_flag_only_policies_cannot_read_goes_as_it_came(
+    flagging: Pair, checked: Pair
+) -> None:
+    """Before: a 502 ``upstream_unreadable``, as where a policy may block or redact (which
+    still fails closed), though a flag changes nothing."""
+    answer = response(b"200 OK", [(b"content-type", b"text/plain")], b"hello bob@example.com\n")
+    direct, via = flagging.both(request(b"POST", b"/v1/chat/completions", [JSON], ASK), answer)
+    assert via.status == 200
+    assert differs(direct, via) == []
+    redacting = checked.both(request(b"POST", b"/v1/chat/completions", [JSON], ASK), answer)[1]
+    assert redacting.status == 502
+    assert b'"upstream_unreadable"' in redacting.body

@@ -301,3 +301,38 @@ def test_the_stream_helpers_work_on_calguard_serve_fake_upstream(tmp_path: Path)
     assert completion.choices[0].message.content == "echo: hi"
     assert completion.usage is not None
     assert completion.usage.total_tokens > 0
+
+
+UNREAD = [
+    lambda c: c.embeddings.with_raw_response.create(
+        model="e", input=[[1, 2, 3]], encoding_format="float"
+    ),
+    lambda c: c.completions.with_raw_response.create(model="m", prompt=[1, 2, 3]),
+    lambda c: c.chat.completions.with_raw_response.create(
+        model="m", messages=MESSAGES, extra_body={"extra_body": {"x": 1}}
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call", UNREAD, ids=["embeddings token IDs", "completion token IDs", "an extra_body field"]
+)
+def test_a_prompt_flag_only_policies_cannot_read_goes_as_it_came_flagged(
+    stack: Stack, call: Callable[[openai.OpenAI], Any]
+) -> None:
+    """LangChain's ``OpenAIEmbeddings`` sends token IDs by default (it counts tokens with
+    tiktoken). Before: a 400 ``unreadable_prompt``, though policies set to flag change nothing.
+    A route whose policies may block or redact still refuses it (``test_bypass.py``)."""
+    answers = []
+    for base in (stack.direct, stack.flagging):
+        n = len(stack.script.requests)
+        with _sdk(base) as c:
+            r = call(c)
+            answers.append((r, r.parse().model_dump(mode="json"), _sent(stack.script.requests[n:])))
+    (_, direct, sent_direct), (raw, through, sent_through) = answers
+    guard = through.pop("guard")
+    assert through == direct
+    assert sent_through == sent_direct
+    assert raw.headers["x-calguard-flags"] == "pii,secrets"
+    assert [f["policy"] for f in guard["flags"]] == ["pii", "secrets"]
+    assert all(f["reason"].startswith("not read: ") for f in guard["flags"])
