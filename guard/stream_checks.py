@@ -160,14 +160,22 @@ async def checked_stream(
     # The texts the first pending event still waits for, each once: rechecking all of an
     # event's texts after every chunk cost an event of n tool calls n per chunk.
     waits: list[tuple[int | str, int]] | None = None
+    unread = False  # an event the (flag-only) policies could not read has come
 
     def take(event: sse.Event) -> None:
-        if event.unreadable and event.data and event.data.strip():  # fail closed: cannot check
-            raise UpstreamError(
-                "the upstream sent a stream event that is not JSON; the policies cannot check "
-                "it, so the stream ends here",
-                code="upstream_unreadable",
-            )
+        nonlocal unread
+        if event.unreadable and event.data and event.data.strip():
+            if any(map(may_act, policies)):  # fail closed: what cannot be read cannot be checked
+                raise UpstreamError(
+                    "the upstream sent a stream event that is not JSON; the policies cannot "
+                    "check it, so the stream ends here",
+                    code="upstream_unreadable",
+                )
+            if not unread:  # flag-only: it goes as it came, flagged once as not read
+                unread = True
+                checks.not_read(policies, "a stream event is not JSON")
+            pending.append((event.raw, {}))
+            return
         ends: dict[int | str, int] = {}
         for index, piece in endpoint.deltas(event.json()):
             if index not in texts:

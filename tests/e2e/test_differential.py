@@ -359,3 +359,14 @@ def test_an_answer_flag_only_policies_cannot_read_goes_as_it_came(
     redacting = checked.both(request(b"POST", b"/v1/chat/completions", [JSON], ASK), answer)[1]
     assert redacting.status == 502
     assert b'"upstream_unreadable"' in redacting.body
+
+
+def test_a_stream_event_flag_only_policies_cannot_read_goes_as_it_came(flagging: Pair) -> None:
+    """Before: the stream ended there with an ``upstream_unreadable`` error event."""
+    events = [b"data: " + CHUNK + b"\n\n", b"data: not json\n\n", b"data: " + CHUNK + b"\n\n",
+              b"data: [DONE]\n\n"]  # fmt: skip
+    answer = chunked(b"200 OK", [SSE], events)
+    req = request(b"POST", b"/v1/chat/completions", [JSON], ASK_STREAM)
+    direct, via = flagging.both(req, answer)
+    assert differs(direct, via) == []
+    assert via.body == b"".join(events)
