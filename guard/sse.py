@@ -17,6 +17,14 @@ from typing import Any
 from guard.errors import UpstreamError
 
 DONE = b"data: [DONE]\n\n"
+# What a stream's last event holds: ``[DONE]``, or a Responses stream's end. An event that only
+# mentions one of them (a text that says "[DONE]") is taken for a last one too: it waits longer.
+ENDS = (b"[DONE]", b"response.completed", b"response.failed", b"response.incomplete")
+
+
+def may_end(raw: bytes) -> bool:
+    """Whether the event ``raw`` may be the one that tells the client the answer is whole."""
+    return any(end in raw for end in ENDS)
 
 
 def is_stream(content_type: str) -> bool:

@@ -3,7 +3,9 @@
 The upstream's SSE events are parsed as they arrive (:mod:`guard.sse`) and held back: an event is
 released only once every text it adds to (each choice's content, each tool call's arguments) has
 at least ``holdback`` more characters after it that every policy able to end the stream has read
-(or, with ``holdback=None``, only after the whole answer was checked). A block ends the stream
+(or, with ``holdback=None``, only after the whole answer was checked); where every policy only
+flags, none of them can end the stream, and an event goes out as it comes, but the one that
+ends the answer (``[DONE]``, ``response.completed``) after the flag record. A block ends the stream
 with an SSE error event and the flag record; the blocked text is never sent. A redacting verdict
 cannot take back text already released, so on a stream it blocks too. Prompt-side verdicts only
 go into the record.
@@ -148,6 +150,9 @@ async def checked_stream(
     stoppers = any(map(may_act, others))
     if any(getattr(p, "whole", 0) and may_act(p) for p in policies):
         holdback = None  # one that may block has read nothing before the end: nothing goes out
+    # Policies that only flag cannot end the stream: none needs to read ahead of the client.
+    # Each event goes out as it comes, but the one that ends the answer waits for the record.
+    flag_only = holdback is not None and bool(policies) and not any(map(may_act, policies))
     reader = sse.EventReader()
     texts: dict[int | str, _Text] = {}
     # The texts the last chunk's events added to, by when each began: only they can have
@@ -224,14 +229,17 @@ async def checked_stream(
         async for chunk in upstream:
             for event in reader.feed(chunk):
                 take(event)
-            for i in sorted(fresh, key=fresh.__getitem__):
+            for i in sorted(fresh, key=fresh.__getitem__) if not flag_only else ():
                 if (verdict := _stops(spans, others, texts[i])) is not None:
                     yield await blocked(verdict)
                     return
                 # What every policy that could stop the stream has read is what may go out.
                 safe[i] = _read(texts[i], bool(spans), stoppers)
             fresh.clear()
-            if holdback is not None:
+            if flag_only:
+                while pending and not sse.may_end(pending[0][0]):
+                    yield pending.popleft()[0]
+            elif holdback is not None:
                 while pending:
                     if waits is None:  # a new first event: all its texts to wait for
                         waits = list(pending[0][1].items())[::-1]

@@ -426,3 +426,29 @@ def test_the_end_check_in_a_worker_thread_decides_as_on_the_loop(
     flagged = Stream(BLOCKED, [denylist("secret", action="flag")], holdback=holdback).run()
     assert len(flagged.logs) == 1
     assert flagged.checks.response_verdicts
+
+
+@pytest.mark.parametrize("holdback", [0, 256])
+def test_flag_only_policies_hold_back_only_the_end_until_the_record(holdback: int) -> None:
+    """Policies that only flag cannot end a stream: each event goes out as it comes (before:
+    ``holdback`` characters behind), and ``[DONE]`` only once the flag record is in."""
+    chunks = [delta("", role=True), delta("The secret"), delta(" is 42."), sse.DONE]
+    trace: list[tuple[str, bytes]] = []
+
+    async def upstream() -> AsyncIterator[bytes]:
+        for c in chunks:
+            trace.append(("in", c))
+            yield c
+
+    async def log(response: Any) -> None:
+        trace.append(("log", b""))
+
+    async def main() -> None:
+        policies = [denylist("secret", action="flag")]
+        checks = Checks(request_id="r")
+        async for raw in checked_stream(upstream(), policies, checks, CHAT, log, holdback):
+            trace.append(("out", raw))
+
+    asyncio.run(main())
+    each = [step for c in chunks[:-1] for step in (("in", c), ("out", c))]
+    assert trace == [*each, ("in", sse.DONE), ("log", b""), ("out", sse.DONE)]
