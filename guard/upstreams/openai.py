@@ -19,8 +19,6 @@ layer (:mod:`guard.upstreams.encoding`).
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -29,89 +27,23 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import yarl
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from guard.errors import UpstreamError, UpstreamTimeoutError
 from guard.upstreams.base import Body, Headers, RawResponse, RawStream, not_retried
 from guard.upstreams.encoding import Decoding, capped
 from guard.upstreams.headers import CREDENTIALS, LINES, from_wire
+from guard.upstreams.retries import (
+    RetryableStatus,
+    Wait,
+    given_up,
+    retried_enough,
+    retryable,
+    should_retry,
+)
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _WHOLE_WRITE = 2**20  # aiohttp's own bound for a body it writes in one piece
-
-
-def should_retry(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
-    """The OpenAI SDK's rule: the upstream's ``x-should-retry`` if it says, else 408, 409, 429
-    and 5xx — but not a 5xx that says the request is not supported (llama.cpp answers 500
-    "logprobs is not supported"): asking again gets the same answer."""
-    said = headers.get("x-should-retry", "").lower()
-    if said in ("true", "false"):
-        return said == "true"
-    if status >= 500 and b"not supported" in body[:2000].lower():
-        return False
-    return status in (408, 409, 429) or status >= 500
-
-
-class _RetryableStatus(Exception):
-    """An upstream answer worth retrying; carries it for Retry-After and for the last word."""
-
-    def __init__(self, response: RawResponse) -> None:
-        super().__init__(f"upstream answered {response.status}")
-        self.response = response
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, _RetryableStatus | aiohttp.ClientError | asyncio.TimeoutError)
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, _RetryableStatus):
-        value = exc.response.headers.get("retry-after")
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
-
-
-class _Wait:
-    """Retry-After when the upstream names it (capped), else exponential backoff with jitter."""
-
-    def __init__(self, max_wait: float) -> None:
-        self.max_wait = max_wait
-        self.backoff = wait_exponential_jitter(multiplier=0.1, max=max_wait)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        after = _retry_after(exc)
-        return min(after, self.max_wait) if after is not None else self.backoff(state)
-
-
-# Said on an answer calguard retried until its retries ran out: the client's SDK would
-# otherwise retry it as well, each of its attempts being max_attempts of calguard's (one
-# create() of the openai SDK, LiteLLM's or LangChain's met 429s with 9 upstream calls, not 3).
-NO_MORE = {"x-should-retry": "false"}
-
-
-def _given_up(raw: RawResponse, attempts: int) -> RawResponse:
-    """The last answer, once calguard's retries ran out: with :data:`NO_MORE` where calguard
-    asked more than once (asked once, the client's retries are the only ones, as directly)."""
-    return raw if attempts < 2 else dataclasses.replace(raw, headers={**raw.headers, **NO_MORE})
-
-
-def _retried_enough(err: UpstreamError) -> UpstreamError:
-    """``err`` (no answer came) with :data:`NO_MORE` where calguard asked more than once."""
-    if err.attempts > 1:
-        err.headers = {**err.headers, **NO_MORE}
-    return err
 
 
 def _unread(exc: aiohttp.ClientResponseError) -> tuple[str, str]:
@@ -175,7 +107,7 @@ class OpenAIUpstream:
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.max_answer_bytes = max_answer_bytes
-        self._wait = _Wait(max_wait_s)
+        self._wait = Wait(max_wait_s)
 
     def _http(self) -> aiohttp.ClientSession:
         # Created on first use, inside the event loop that serves requests.
@@ -199,7 +131,7 @@ class OpenAIUpstream:
             stop=stop_after_attempt(attempts)
             | stop_after_delay(self.timeout_s + self.max_wait_s * self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             reraise=True,
         )
 
@@ -234,7 +166,7 @@ class OpenAIUpstream:
             body = await self._body(resp, _decoding(resp, said))
             raw = RawResponse(resp.status, body, _content_type(said), said)
         if should_retry(raw.status, raw.headers, raw.body):
-            raise _RetryableStatus(raw)
+            raise RetryableStatus(raw)
         return raw
 
     async def _retried(self, what: Any, once: bool = False) -> Any:
@@ -246,10 +178,10 @@ class OpenAIUpstream:
                 with attempt:
                     attempts += 1
                     return await what()
-        except _RetryableStatus as exc:
-            return _given_up(exc.response, attempts)
+        except RetryableStatus as exc:
+            return given_up(exc.response, attempts)
         except TimeoutError as exc:
-            raise _retried_enough(
+            raise retried_enough(
                 UpstreamTimeoutError(
                     f"upstream did not answer within {self.timeout_s:g} s, {attempts} "
                     "attempt(s); raise timeout_s or check the upstream",
@@ -268,7 +200,7 @@ class OpenAIUpstream:
                 )
             ) from exc
         except aiohttp.ClientError as exc:
-            raise _retried_enough(
+            raise retried_enough(
                 UpstreamError(
                     f"cannot reach the upstream at {self.shown_url} after {attempts} "
                     f"attempt(s): {type(exc).__name__}",
@@ -358,7 +290,7 @@ class OpenAIUpstream:
                     resp.release()
                 raw = RawResponse(resp.status, body, _content_type(said), said)
                 if should_retry(raw.status, raw.headers, raw.body):
-                    raise _RetryableStatus(raw)
+                    raise RetryableStatus(raw)
                 return RawStream.whole(raw)
             chunks = self._chunks(resp, decoding)
             return RawStream(
