@@ -5,8 +5,8 @@ gets a fresh database and skips, saying why, when PostgreSQL is not reachable.""
 
 from __future__ import annotations
 
-import threading
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -152,7 +152,8 @@ def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
             # text goes out, and where [DONE] would be, the error that the record was not made.
             assert streamed.status_code == 200
             events = [e for e in streamed.text.split("\n\n") if e.strip()]
-            assert len(events) > 2 and all('"delta"' in e for e in events[:-1])
+            assert len(events) > 2
+            assert all('"delta"' in e for e in events[:-1])
             assert "[DONE]" not in streamed.text
             assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == (
                 "store_unavailable"
