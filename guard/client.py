@@ -31,6 +31,8 @@ from openai.types.responses import Response, ResponseStreamEvent
 from guard.config import RouteConfig, Settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.pipeline import Pipeline
+from guard.relay_checks import RelayChecks
+from guard.relayed_calls import Reading
 from guard.rendering import Portal, checked, parse
 from guard.reply import new_request_id
 from guard.resources import Chat, Create, Resource, lists, sdk_call
@@ -58,7 +60,9 @@ def _pipeline(
 
 class WrappedClient:
     """A client whose text endpoints (``chat.completions``, ``completions``, ``responses``,
-    ``embeddings``) run calguard's pipeline, policies included whatever the endpoint;
+    ``embeddings``) run calguard's pipeline, policies included whatever the endpoint; whose
+    calls that send text a model reads later (``conversations``, ``images.generate``,
+    ``audio.speech``: :mod:`guard.relayed_calls`) are read by the prompt policies first;
     everything else is the client's own."""
 
     def __init__(
@@ -103,6 +107,14 @@ class WrappedClient:
         self.responses = make(RESPONSES, (Response, ResponseStreamEvent), client.responses)
         embeddings = (CreateEmbeddingResponse, CreateEmbeddingResponse)
         self.embeddings = make(EMBEDDINGS, embeddings, client.embeddings)
+        # the calls whose bodies a model reads later: the client's own, read first
+        policies = {**pipeline.policies, "": pipeline.default_policies}
+        checks = RelayChecks(pipeline.settings, policies, pipeline.store, pipeline.scrub,
+                             pipeline.metrics)  # fmt: skip
+        reading = Reading(checks, self._portal, is_async)
+        self.conversations = reading.wrap(client, "conversations")
+        self.images = reading.wrap(client, "images")
+        self.audio = reading.wrap(client, "audio")
 
     def __getattr__(self, name: str) -> Any:
         if name in _AROUND:  # would reach the model without the pipeline

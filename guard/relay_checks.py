@@ -27,6 +27,7 @@ from typing import Any
 
 from guard.checks import Checks, RoutePolicies, off_loop, record
 from guard.config import Settings
+from guard.endpoints import Endpoint
 from guard.errors import InvalidRequestError, PolicyViolationError, RequestTooLargeError
 from guard.folded import folded_copy
 from guard.metrics import Metrics
@@ -38,6 +39,8 @@ from guard.store import Store
 from policies import Policy
 
 EVERY_ROUTE = "*"  # the flag record's route for a body checked by every route's policies
+# The prompt policies that read one body (each set one route's), and its record's route and model
+Chosen = tuple[list[tuple[Policy, ...]], str, str]
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,42 @@ class RelayChecks:
         except InvalidRequestError as exc:
             exc.message = f"{where}: prompt policies read this body, and {exc.message}"
             raise
+        chosen = self.chosen(body)
+        if not chosen[0]:
+            return Checked(raw, False)
+        refuse_duplicate_keys(text, prompts_checked=True)
+        rewritten = await self.read(endpoint, body, chosen, where, request_id, out, len(text))
+        if rewritten is not None:
+            return Checked(json.dumps(rewritten, separators=(",", ":")).encode(), True)
+        return Checked(raw, False)
+
+    def chosen(self, body: Mapping[str, Any]) -> Chosen:
+        """Which prompt policies read ``body`` (each set one route's, none empty), and the
+        route and model its flag record names: a body naming a ``model`` is that model's
+        route's, one without is every route's (any model may read it later)."""
         model = body.get("model")
         if isinstance(model, str):  # as the text endpoints choose a route
             sets, route, label = [self.by_model.get(model, self.default)], model, model
-        else:  # any model may read it later
+        else:
             sets, route, label = self.every, EVERY_ROUTE, ""
-        sets = [s for s in sets if s]
-        if not sets:
-            return Checked(raw, False)
-        refuse_duplicate_keys(text, prompts_checked=True)
+        return [s for s in sets if s], route, label
+
+    async def read(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        chosen: Chosen,
+        where: str,
+        request_id: str,
+        out: dict[str, str] | None = None,
+        size: int = 0,
+    ) -> dict[str, Any] | None:
+        """``body`` read by the ``chosen`` policies (:meth:`chosen`); the body to send when a
+        redaction rewrote it (a copy; the client's keys), else None: it goes as it came. A
+        block raises :class:`PolicyViolationError`, recorded first; any other verdict is
+        recorded before this returns. ``out`` (the reply's headers) gets ``x-calguard-flags``;
+        ``size`` (the body's bytes) decides whether the policies read it off the event loop."""
+        sets, route, label = chosen
         checks = Checks(request_id)
 
         def run() -> None:
@@ -111,18 +141,15 @@ class RelayChecks:
                 checks.prompt(policies, body, endpoint, label)
 
         try:
-            await off_loop(len(text), run)
+            await off_loop(size, run)
         except PolicyViolationError as err:
             await self._log(checks, route, label, body, err.to_body())
             checks.tally(self.metrics)
             raise
-        rewritten = any(v.redacted is not None for v in checks.prompt_verdicts)
         if checks.flags:  # committed before the body goes upstream
             await self._log(checks, route, label, body, {"relayed": where})
             checks.tally(self.metrics, out)
-        if rewritten:
-            return Checked(json.dumps(body, separators=(",", ":")).encode(), True)
-        return Checked(raw, False)
+        return body if any(v.redacted is not None for v in checks.prompt_verdicts) else None
 
     async def _whole(
         self, content: bytes | AsyncIterator[bytes], headers: Mapping[str, str], where: str

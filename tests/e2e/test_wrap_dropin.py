@@ -489,3 +489,43 @@ def test_closing_the_wrapper_closes_the_client(tmp_path: Path) -> None:
         return ainner.is_closed()
 
     assert asyncio.run(go())
+
+
+def _relayed(way: str) -> Callable[[Any], Any]:
+    """The calls whose bodies a model reads later (read where prompt policies apply:
+    tests/e2e/test_wrap_relayed.py), each in ``way``, as their caller reads what comes back."""
+
+    def on(resource: Any) -> Any:
+        return getattr(resource, way) if way else resource
+
+    def read(out: Any) -> Any:
+        if way == "with_streaming_response":
+            with out as r:
+                return r.status_code, r.read()
+        if way == "with_raw_response":
+            return out.status_code, out.headers["x-request-id"], _dump(out.parse())
+        return _dump(out)
+
+    def call(c: Any) -> Any:
+        items = [{"type": "message", "role": "user", "content": "hi"}]
+        return [
+            read(on(c.conversations).create(items=items, metadata={"a": "b"})),
+            read(on(c.conversations.items).create("conv_1", items=items, include=["x"])),
+            read(on(c.images).generate(model="gpt-image-1", prompt="a cat", n=2)),
+            read(on(c.audio.speech).create(model="tts-1", voice="alloy", input="hi")),
+        ]
+
+    return call
+
+
+def _dump(out: Any) -> Any:
+    return out.model_dump() if isinstance(out, BaseModel) else out.content
+
+
+@pytest.mark.parametrize("way", ["", "with_raw_response", "with_streaming_response"])
+def test_relayed_calls_without_prompt_policies_are_the_clients_own(pair: Pair, way: str) -> None:
+    (plain, plain_sent), (wrapped, wrapped_sent) = pair.each(_relayed(way))
+    assert _sent(wrapped_sent) == _sent(plain_sent)
+    if way == "with_raw_response":  # which request it was
+        plain = [(s, f"req_{int(i[4:]) + 4}", *rest) for s, i, *rest in plain]
+    assert wrapped == plain
