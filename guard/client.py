@@ -125,6 +125,18 @@ class WrappedClient:
             )
         return getattr(self._client, name)
 
+    @property
+    def with_raw_response(self) -> Any:
+        """The SDK's ``client.with_raw_response``, still wrapped: each resource's own
+        ``with_raw_response`` (``.chat.completions.create`` runs the pipeline)."""
+        return _Way(self, "with_raw_response", self._client.with_raw_response)
+
+    @property
+    def with_streaming_response(self) -> Any:
+        """The SDK's ``client.with_streaming_response``, still wrapped, as
+        :attr:`with_raw_response`."""
+        return _Way(self, "with_streaming_response", self._client.with_streaming_response)
+
     def with_options(self, **options: Any) -> WrappedClient:
         """The SDK's ``with_options``, still wrapped: the same store, route and calibration
         state (one key's warm-up is shared with the copy), and, as the SDK's copies share
@@ -155,6 +167,28 @@ class WrappedClient:
         self._portal.close()
         self._pipeline.store.close()
         await self._client.close()
+
+
+class _Way:
+    """``with_raw_response`` (or ``with_streaming_response``) of a wrapped client or of one of
+    its groups (``chat``): each resource's own form of that way, so ``client.with_raw_response.
+    chat.completions.create`` is ``client.chat.completions.with_raw_response.create``; what the
+    wrapped client refuses (``beta``) is refused here too; ``own`` is the SDK's form, for what
+    has no way of its own."""
+
+    def __init__(self, target: Any, way: str, own: Any) -> None:
+        self._target, self._way, self._own = target, way, own
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._target, name)
+        form = getattr(value, self._way, None)
+        if form is not None:
+            return form
+        if isinstance(value, Chat):
+            return _Way(value, self._way, getattr(self._own, name))
+        return getattr(self._own, name)
 
 
 # The raw client's ways to the model that the wrapper does not take through the pipeline.

@@ -68,7 +68,7 @@ ROUTES = {
 }
 
 
-def _made(out: Any, way: str) -> Any:
+def made(out: Any, way: str) -> Any:
     """What the call returned; a streamed response entered and read, as its caller would."""
     if way == "with_streaming_response":
         with out as response:
@@ -123,7 +123,7 @@ def test_a_blocked_word_is_refused_as_a_blocked_chat_prompt_and_never_sent(
             model="m", messages=[{"role": "user", "content": "say forbidden"}]
         )
     with pytest.raises(openai.BadRequestError) as got:
-        _made(CALLS[name][2](wrapped.client, way, "please say forbidden"), way)
+        made(CALLS[name][2](wrapped.client, way, "please say forbidden"), way)
     assert type(got.value) is type(chat.value)  # the same class: also PolicyViolationError
     assert isinstance(got.value, PolicyViolationError)
     assert got.value.status_code == 400
@@ -143,7 +143,7 @@ def test_an_address_goes_redacted(
     wrapped: Wrapped, script: tuple[Script, str], name: str, way: str
 ) -> None:
     path, where, call = CALLS[name]
-    _made(call(wrapped.client, way, f"write to {ADDRESS} today"), way)
+    made(call(wrapped.client, way, f"write to {ADDRESS} today"), way)
     [(method, seen_path, body)] = _sent(script[0])
     assert (method, seen_path) == ("POST", path)
     sent = json.dumps(body)
@@ -162,8 +162,8 @@ def test_a_flagged_call_goes_as_made_and_is_recorded(
     wrapped: Wrapped, script: tuple[Script, str], name: str, way: str
 ) -> None:
     _, where, call = CALLS[name]
-    _made(call(wrapped.plain, way, "a suspicious note"), way)
-    _made(call(wrapped.client, way, "a suspicious note"), way)
+    made(call(wrapped.plain, way, "a suspicious note"), way)
+    made(call(wrapped.client, way, "a suspicious note"), way)
     plain, ours = script[0].requests
     assert (ours["path"], ours["body"]) == (plain["path"], plain["body"])
     assert ours["headers"]["content-length"] == plain["headers"]["content-length"]
@@ -200,7 +200,7 @@ def _async_run(url: str, db: Path, test: Callable[[Any, Any], Any]) -> None:
     asyncio.run(go())
 
 
-async def _amade(out: Any, way: str) -> Any:
+async def amade(out: Any, way: str) -> Any:
     if way == "with_streaming_response":
         async with out as response:
             await response.read()
@@ -218,14 +218,14 @@ def test_async_block_redact_and_flag(
 
     async def test(plain: Any, client: Any) -> None:
         with pytest.raises(openai.BadRequestError) as got:
-            await _amade(call(client, way, "please say forbidden"), way)
+            await amade(call(client, way, "please say forbidden"), way)
         assert isinstance(got.value, PolicyViolationError)
         assert requests == []  # observed before: sent
-        await _amade(call(client, way, f"write to {ADDRESS}"), way)
+        await amade(call(client, way, f"write to {ADDRESS}"), way)
         assert ADDRESS not in json.dumps(requests[0]["body"])  # observed before: sent as is
         assert requests[0]["path"] == path
-        await _amade(call(plain, way, "a suspicious note"), way)
-        await _amade(call(client, way, "a suspicious note"), way)
+        await amade(call(plain, way, "a suspicious note"), way)
+        await amade(call(client, way, "a suspicious note"), way)
         assert requests[2]["body"] == requests[1]["body"]
 
     _async_run(script[1], tmp_path / "a.db", test)
