@@ -64,13 +64,13 @@ class Reading:
         self.active = bool(checks.every)  # some route has prompt-side policies
 
     async def kwargs(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The keyword arguments to make the call with: ``kwargs``, or with the texts a
-        redaction rewrote. A block (or a body the policies cannot read) raises the SDK's
-        error; nothing is sent."""
+        """The keyword arguments to make the call with: ``kwargs`` with each body field as it
+        was read (a generator, read once, a list), and the texts a redaction rewrote. A block
+        (or a body the policies cannot read) raises the SDK's error; nothing is sent."""
         body, _ = split(kwargs)
         chosen = self.checks.chosen(body)
         if not chosen[0]:
-            return kwargs
+            return _rewritten(kwargs, body)
         request_id = new_request_id()
         try:
             new = await self.checks.read(endpoint, body, chosen, f"POST /v1{endpoint.path}",
@@ -78,7 +78,7 @@ class Reading:
         except CalguardError as exc:
             exc.request_id = exc.request_id or request_id
             raise as_sdk_error(exc) from None
-        return kwargs if new is None else _rewritten(kwargs, new)
+        return _rewritten(kwargs, body if new is None else new)
 
     def wrap(self, client: Any, name: str) -> Any:
         """``client.name`` with its relayed calls read (the client's own where it has none)."""
@@ -88,7 +88,7 @@ class Reading:
 
 def _rewritten(kwargs: dict[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     """``kwargs`` with each body field (an argument, or a key of ``extra_body``) as ``body``
-    has it after the redactions; request options and fields left out stay as they were."""
+    has it; request options and fields left out stay as they were."""
     out = dict(kwargs)
     for key in kwargs:
         if key not in (*REQUEST_OPTIONS, "extra_body") and key in body:

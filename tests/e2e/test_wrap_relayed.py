@@ -243,3 +243,19 @@ def test_a_body_with_two_keys_that_fold_alike_is_refused(
         wrapped.client.images.generate(prompt="a cat", extra_body={"Prompt": "forbidden"})
     assert got.value.code == "duplicate_key"
     assert _sent(script[0]) == []
+
+
+def test_items_given_as_a_generator_go_as_the_plain_clients(
+    wrapped: Wrapped, script: tuple[Script, str]
+) -> None:
+    """The policies read a generator once: the call is made with what they read."""
+
+    def items(text: str) -> Iterator[dict[str, Any]]:
+        yield {"type": "message", "role": "user", "content": text}
+
+    for c in (wrapped.plain, wrapped.client, wrapped.client):
+        c.conversations.create(items=items("a suspicious note"))
+    wrapped.client.conversations.create(items=items(f"mail {ADDRESS}"))
+    plain, flagged, again, redacted = (r["body"] for r in script[0].requests)
+    assert flagged == again == plain  # observed before this fix: {"items": []}
+    assert redacted["items"][0]["content"] == "mail [REDACTED]"
