@@ -192,7 +192,7 @@ class _Way:
 
 
 # The raw client's ways to the model that the wrapper does not take through the pipeline.
-_AROUND = frozenset({"beta", "post", "request", "get", "put", "patch", "delete"})
+_AROUND = frozenset({"beta", "realtime", "post", "request", "get", "put", "patch", "delete"})
 
 
 def wrap(

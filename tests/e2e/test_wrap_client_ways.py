@@ -91,6 +91,17 @@ def test_what_the_wrapper_refuses_is_refused_through_the_clients_way(
             _ = getattr(wrapped, way).responses.compact
 
 
+def test_realtime_is_refused_as_beta_is(upstream: tuple[Script, str], tmp_path: Path) -> None:
+    """``realtime.connect`` opens a WebSocket to the provider (and ``client_secrets`` and
+    ``calls.accept`` carry a session's instructions): text a model reads, around the policies.
+    Before, ``wrapped.realtime`` was the client's own."""
+    client = openai.OpenAI(base_url=upstream[1], api_key="sk-x", max_retries=0)
+    with _wrap(client, tmp_path, []) as wrapped:
+        for form in (wrapped, wrapped.with_raw_response, wrapped.with_streaming_response):
+            with pytest.raises(AttributeError, match="around its policies"):
+                _ = form.realtime
+
+
 def test_without_policies_the_clients_way_answers_as_the_plain_clients(
     upstream: tuple[Script, str], tmp_path: Path
 ) -> None:
