@@ -5,7 +5,8 @@ calguard serves the text endpoints itself (:mod:`guard.endpoints`); every other 
 once, without a text endpoint: a conversation's items (read by a Responses call naming the
 conversation), an Assistants thread's messages, a run's instructions and extra messages, an
 assistant's instructions and tools, the outputs of a run's tool calls, an image prompt, the
-text of speech, and a Responses compaction's input. Each is listed here as (method, path
+text of speech, a Responses compaction's input, and a Realtime session's instructions and
+tools. Each is listed here as (method, path
 pattern) -> an :class:`~guard.endpoints.Endpoint` whose prompt readers are the text endpoints'
 own pieces, so :meth:`guard.checks.Checks.prompt` reads and rewrites them as it reads a chat
 request. Not listed, and so relayed unread: multipart bodies (an image edit's prompt, a video's,
@@ -69,6 +70,10 @@ def _speech(body: dict[str, Any]) -> Iterator[Slot]:
     return texts(body, "input", "instructions")
 
 
+def _realtime_secret(body: dict[str, Any]) -> Iterator[Slot]:
+    return responses_prompt(as_dict(body.get("session")))  # a session as a Responses request
+
+
 def _nothing(_: dict[str, Any]) -> Iterator[Any]:
     return iter(())
 
@@ -93,6 +98,13 @@ READ: tuple[tuple[str, tuple[str, ...], Endpoint], ...] = (
     ("POST", ("images", "generations"), _relayed("/images/generations", _image)),
     ("POST", ("audio", "speech"), _relayed("/audio/speech", _speech)),
     ("POST", ("responses", "compact"), _relayed("/responses/compact", responses_prompt)),
+    # a Realtime session's instructions, prompt variables and tools (its WebSocket is the
+    # provider's: what the session is told is set here)
+    ("POST", ("realtime", "client_secrets"), _relayed("/realtime/client_secrets",
+                                                      _realtime_secret)),
+    ("POST", ("realtime", "sessions"), _relayed("/realtime/sessions", responses_prompt)),
+    ("POST", ("realtime", "calls", "*", "accept"), _relayed("/realtime/calls/{id}/accept",
+                                                            responses_prompt)),
 )  # fmt: skip
 
 

@@ -130,6 +130,12 @@ CALLS: dict[str, tuple[str, Callable[[openai.OpenAI, str], Any]]] = {
         model="tts-1", voice="alloy", input=t)),
     "responses.compact": ("/v1/responses/compact", lambda c, t: c.responses.compact(
         model="gpt-5", input=[{"role": "user", "content": t}])),
+    "realtime.client_secrets.create": ("/v1/realtime/client_secrets",
+        lambda c, t: c.realtime.client_secrets.create(
+            session={"type": "realtime", "instructions": t})),
+    "realtime.calls.accept": ("/v1/realtime/calls/rtc_1/accept",
+        lambda c, t: c.realtime.calls.accept("rtc_1", type="realtime", tools=[
+            {"type": "function", "name": "f", "description": t}])),
 }  # fmt: skip
 
 
