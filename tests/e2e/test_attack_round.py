@@ -18,6 +18,7 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import free_port, serve_in_thread
+from tests.e2e.asgi_recorder import Recorder as BaseRecorder
 from tests.e2e.wire import raw
 
 DENY = [{"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block"}]
@@ -25,30 +26,13 @@ DENY_PROMPT = [{**DENY[0], "on": "prompt"}]
 USER = [{"role": "user", "content": "say forbidden"}]
 
 
-class Recorder:
-    """A raw ASGI upstream: records (method, raw path, body) and answers a completion."""
+class Recorder(BaseRecorder):
+    """Answers a completion whose text is the request's body."""
 
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, bytes]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        self.seen.append((scope["method"], scope["raw_path"].decode(), body))
+    def answer(self, body: bytes) -> bytes:
         choice = {"index": 0, "text": body.decode(), "finish_reason": "stop"}
         answer = {"id": "c", "object": "text_completion", "created": 1, "choices": [choice]}
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+        return json.dumps(answer).encode()
 
 
 @pytest.fixture

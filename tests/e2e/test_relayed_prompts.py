@@ -22,6 +22,7 @@ from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.store import SQLiteStore as Store
 from guard.testing.servers import serve_in_thread
+from tests.e2e.asgi_recorder import Recorder
 from tests.e2e.test_attack_round import DENY_PROMPT
 
 PII = {"type": "pii", "action": "redact", "on": "prompt"}
@@ -31,30 +32,6 @@ STRICT = [{"type": "denylist", "params": {"words": ["classified"]}, "action": "b
 ADDRESS = "alice@example.com"
 # The Assistants API is deprecated in the SDK; its calls warn.
 assistants = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-class Recorder:
-    """A raw ASGI upstream: records (method, raw path, body) and answers an empty object."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, bytes]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        self.seen.append((scope["method"], scope["raw_path"].decode(), body))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": b'{"id": "x", "object": "x"}'})
 
 
 class Proxy:
