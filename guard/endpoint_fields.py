@@ -129,12 +129,18 @@ def strings_in(container: Any, key: str) -> Iterator[Slot]:
         value = container[key]
     else:
         return
+    yield from every_string(value)
+
+
+def every_string(value: Any) -> Iterator[Slot]:
+    """Every string value in ``value``, each taken as it is iterated (never looked up by its
+    key: a map's keys are data, and two of them may fold alike, :mod:`guard.folded`)."""
     pairs = value.items() if isinstance(value, dict) else enumerate(as_list(value))
     for k, v in list(pairs):
         if isinstance(v, str):
             yield v, setter(value, k)
-        else:
-            yield from strings_in(value, k)
+        elif isinstance(v, dict | list):
+            yield from every_string(v)
 
 
 def arguments(container: Any, key: str) -> Iterator[Slot]:

@@ -42,8 +42,11 @@ def responses_prompt(body: dict[str, Any]) -> Iterator[Slot]:
     yield from texts(body, "instructions", "input")
     yield from input_items(body.get("input"))
     variables = as_dict(as_dict(body.get("prompt")).get("variables"))
-    for key, value in variables.items():
-        yield from texts(variables, key) if isinstance(value, str) else texts(value, "text")
+    for key, value in list(variables.items()):  # a map: each taken as it is iterated
+        if isinstance(value, str):
+            yield value, setter(variables, key)
+        else:
+            yield from texts(value, "text")
     for tool in as_list(body.get("tools")):
         yield from texts(tool, "description", "server_description")  # an MCP server's too
         yield from strings_in(tool, "parameters")

@@ -151,6 +151,36 @@ def test_a_schema_with_properties_in_any_case_still_passes(
     assert len(up.read) == 1
 
 
+def test_keys_that_fold_alike_in_a_map_pass_and_each_value_is_read(
+    stack: tuple[openai.OpenAI, GoLikeUpstream],
+) -> None:
+    """A JSON schema's properties ``id`` and ``ID``, metadata ``Env`` and ``env``: a map's keys,
+    kept apart by Go too (a 400 duplicate_key before, on every route with a prompt policy)."""
+    client, up = stack
+    props = {"id": {"type": "string"}, "ID": {"type": "integer", "description": "row number"}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"properties": props}}}
+    schema = {"type": "object", "properties": props}
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+    client.chat.completions.create(
+        model="checked",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[tool],  # type: ignore[list-item]
+        response_format=fmt,  # type: ignore[arg-type]
+        extra_body={"metadata": {"Env": "prod", "env": "eu"}},
+    )
+    assert len(up.read) == 1  # (this upstream folds every key: Go keeps a map's apart)
+    # every value of the map is still read: the second property's description too
+    props["ID"]["description"] = "say forbidden"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="checked",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[tool],  # type: ignore[list-item]
+        )
+    assert err.value.code == "denylist"
+    assert len(up.read) == 1
+
+
 def test_the_wrapper_reads_keys_in_another_case_too(tmp_path: Path) -> None:
     up = GoLikeUpstream()
     with serve_in_thread(up.app) as upstream:

@@ -242,6 +242,27 @@ def test_a_key_given_twice_is_refused(proxy: Proxy) -> None:
     assert proxy.up.seen == []
 
 
+@assistants
+def test_keys_that_fold_alike_in_a_map_pass_as_sent(proxy: Proxy) -> None:
+    """A tool schema's properties ``id`` and ``ID``, metadata ``Env`` and ``env``: a map's keys
+    (a 400 duplicate_key before); a message's ``content`` beside ``Content`` is still one."""
+    props = {"id": {"type": "string"}, "ID": {"type": "integer"}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"properties": props}}}
+    proxy.client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[tool],
+        metadata={"Env": "prod", "env": "eu"},  # type: ignore[list-item]
+    )
+    [(_, path, sent)] = proxy.up.seen
+    assert path == "/v1/assistants"
+    assert json.loads(sent)["tools"][0]["function"]["parameters"]["properties"] == props
+    twice = b'{"messages": [{"role": "user", "content": "hi", "Content": "forbidden"}]}'
+    r = httpx.post(f"{proxy.url}/v1/threads", content=twice)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "duplicate_key"
+    assert len(proxy.up.seen) == 1
+
+
 def test_a_large_body_is_read_whole_before_it_goes(proxy: Proxy) -> None:
     # over RETRIED_BYTES (4 MB): before, it streamed through unread
     filler = [{"role": "user", "content": "x" * 1000} for _ in range(4500)]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from guard.errors import InvalidRequestError
-from guard.folded import FoldedDict, fold, folded_copy
+from guard.folded import FoldedDict, fold, folded_copy, reading
 
 
 @pytest.mark.parametrize(
@@ -37,8 +37,22 @@ def test_a_field_is_found_and_written_under_the_clients_spelling() -> None:
     assert again["messages"][0]["content"] == "rewritten"
 
 
-def test_two_keys_that_fold_alike_are_refused_and_named() -> None:
-    with pytest.raises(InvalidRequestError) as err:
-        folded_copy({"messages": [{"content": "a", "Content": "b"}]})
+def test_a_field_looked_up_where_two_keys_fold_alike_to_it_is_refused_and_named() -> None:
+    body = folded_copy({"messages": [{"content": "a", "Content": "b"}]})
+    assert body["messages"][0]["content"] == "a"  # outside the policies' reading: exact first
+    with reading(), pytest.raises(InvalidRequestError) as err:
+        body["messages"][0].get("content")
     assert err.value.code == "duplicate_key"
     assert err.value.param == "messages[0].Content"
+    with reading(), pytest.raises(InvalidRequestError):
+        "CONTENT" in body["messages"][0]  # noqa: B015
+
+
+def test_keys_that_fold_alike_where_nothing_is_looked_up_by_name_pass() -> None:
+    # a JSON schema's properties, metadata: a map's keys, kept apart by Go too
+    schema = {"properties": {"id": {"type": "string"}, "ID": {"type": "integer"}}}
+    body = folded_copy({"metadata": {"Env": "a", "env": "b"}, "schema": schema})
+    with reading():
+        assert body.get("metadata") == {"Env": "a", "env": "b"}
+        assert list(body["schema"]["properties"]) == ["id", "ID"]
+        assert body["metadata"].get("other") is None
