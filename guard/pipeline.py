@@ -148,8 +148,11 @@ class Pipeline:
         req: PipelineRequest | None = None
         try:
             req = self._parse(endpoint, body, request_id, out)
-            if raw is not None:
-                refuse_duplicate_keys(raw, prompts_checked=bool(req.policies.prompt))
+            if raw is not None:  # read whole, a large body in a worker thread
+                checked, sent = bool(req.policies.prompt), raw
+                await off_loop(
+                    len(sent), lambda: refuse_duplicate_keys(sent, prompts_checked=checked)
+                )
             req.forward = forward_headers(headers or {}, self.settings, self.scrub.keys)
             req.query = query
             req.scrub, req.caller = self.scrub, caller

@@ -90,16 +90,15 @@ class RelayChecks:
         text = decoded(raw, coding, self.limit)
         if not text.strip():
             return Checked(raw, False)  # nothing to read (an empty thread); sent as it came
-        try:
-            body = parse_json(text)
-            refuse_duplicate_keys(text, prompts_checked=False)  # which route's policies
+        try:  # a large body is parsed in a worker thread, as the policies read it
+            body = await off_loop(len(text), lambda: _parsed(text))
         except InvalidRequestError as exc:
             exc.message = f"{where}: prompt policies read this body, and {exc.message}"
             raise
         chosen = self.chosen(body)
         if not chosen[0]:
             return Checked(raw, False)
-        refuse_duplicate_keys(text, prompts_checked=True)
+        await off_loop(len(text), lambda: refuse_duplicate_keys(text, prompts_checked=True))
         rewritten = await self.read(endpoint, body, chosen, where, request_id, out, len(text))
         if rewritten is not None:
             return Checked(json.dumps(rewritten, separators=(",", ":")).encode(), True)
@@ -183,6 +182,12 @@ class RelayChecks:
             self.store, checks, route=route, model=model, key=None, request=body,
             response=response, scrub=self.scrub,
         )  # fmt: skip
+
+
+def _parsed(text: bytes) -> dict[str, Any]:
+    body = parse_json(text)
+    refuse_duplicate_keys(text, prompts_checked=False)  # it says which route's policies
+    return body
 
 
 def _lines(headers: Mapping[str, str], name: str) -> list[str]:

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard import flag_log, readiness
-from guard.checks import route_policies
+from guard.checks import off_loop, route_policies
 from guard.config import Settings, load_settings
 from guard.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from guard.errors import (
@@ -270,9 +270,10 @@ def create_app(
         limit = settings.max_body_bytes
         said = ",".join(request.headers.getlist("content-encoding"))  # every line of it
         raw = decoded(await read_body(request, limit), said, limit)
+        body = await off_loop(len(raw), lambda: parse_json(raw))  # a large one off the loop
         handling = holder["p"].handle(
             endpoint,
-            parse_json(raw),
+            body,
             request.state.request_id,
             headers=request.headers,
             query=request.url.query,
