@@ -40,7 +40,10 @@ class Armed:
 class Watchdog:
     """One daemon thread for every call armed with :meth:`bound`. A call that ends before its
     deadline is disarmed before it returns, under the same lock the cut takes: a connection
-    given back to its pool is never cut afterwards."""
+    given back to its pool is never cut afterwards. The watchdog holds a descriptor of its own
+    for the socket it was armed for: the driver closes its one when the server drops the
+    connection (libpq does, before the call returns), and a socket opened meanwhile may take
+    that number; the cut reaches the armed socket, never that one."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -59,10 +62,16 @@ class Watchdog:
         if seconds is None:
             yield armed
             return
+        held = None
+        with contextlib.suppress(OSError):  # none to spare, or fd closed: nothing to cut
+            held = os.dup(fd)  # this socket's, whatever takes the number fd later
+        if held is None:
+            yield armed
+            return
         token = next(self._tokens)
         deadline = time.monotonic() + seconds
         with self._cond:
-            self._armed[token] = (deadline, fd, armed)
+            self._armed[token] = (deadline, held, armed)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
@@ -73,6 +82,7 @@ class Watchdog:
         finally:
             with self._cond:
                 self._armed.pop(token, None)
+            os.close(held)
 
     def close(self) -> None:
         """Stop the thread (calls still armed are no longer bounded)."""
