@@ -10,14 +10,18 @@ failing later cuts the answer short (its JSON does not parse), never a page that
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 
+from guard.errors import CalguardError
+from guard.reply import AnswerCutError
 from guard.store import Store
 from guard.store.threads import in_store_thread
 
+log = logging.getLogger("calguard")
 READ_AT_ONCE = 8  # records: a few large ones at most in memory at a time
 
 
@@ -47,7 +51,11 @@ async def page(
                 sent += 1
             if more or len(rows) < READ_AT_ONCE:
                 break
-            rows = await _read(store, filters, rows[-1]["id"])
+            try:
+                rows = await _read(store, filters, rows[-1]["id"])
+            except CalguardError as exc:  # the status went out: the answer is cut, said once
+                log.warning("GET /v1/guard/flags cut after %d records: %s", sent, exc.message)
+                raise AnswerCutError(exc.message) from exc
         yield b'],"has_more":' + (b"true" if more else b"false") + b"}"
 
     return StreamingResponse(body(), media_type="application/json")

@@ -10,6 +10,7 @@ import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -18,6 +19,7 @@ import pytest
 from guard.cli import flags as flags_cli
 from guard.cli import main
 from guard.config import RouteConfig, Settings
+from guard.errors import StoreUnavailableError
 from guard.server import create_app
 from guard.store import SQLiteStore as Store
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
@@ -256,3 +258,37 @@ def test_a_page_of_large_records_is_sent_without_holding_them_all(
     assert [f["request_id"] for f in page["data"]] == [f"r{i}" for i in range(n)]
     assert page["has_more"] is False
     assert peak < page_bytes, f"peak {peak / 1e6:.0f} MB for {page_bytes / 1e6:.0f} MB"
+
+
+def test_a_store_failing_mid_page_cuts_the_answer_and_says_so_once(
+    upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The status and the first records went out: the JSON never looks whole (the connection
+    closes before the end of the chunked body), and calguard logs one line that says why
+    (before: uvicorn's 'Exception in ASGI application' traceback, RuntimeError 'Caught handled
+    exception, but response already started', and no word of calguard's)."""
+    db = tmp_path / "d.db"
+    store = Store(db)
+    for i in range(20):
+        store.add_flag({"time": float(i), "request_id": f"r{i}", "route": "m", "model": "m",
+                        "key": None, "action": "flag", "policies": ["max_length"]})  # fmt: skip
+    store.close()
+    read = Store.flags
+
+    def failing_after_the_first(self: Store, **kw: Any) -> list[dict[str, Any]]:
+        if kw.get("after"):
+            raise StoreUnavailableError("the store went away")
+        return read(self, **kw)
+
+    monkeypatch.setattr(Store, "flags", failing_after_the_first)
+    admin = {"authorization": "Bearer sk-admin"}
+    with serve_in_thread(create_app(_settings(upstream, db, admin_key="sk-admin"))) as url:
+        got: list[bytes] = []
+        with httpx.stream("GET", f"{url}/v1/guard/flags", headers=admin) as r:
+            assert r.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                got.extend(r.iter_bytes())
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(b"".join(got))
+    said = [r.getMessage() for r in caplog.records if r.name == "calguard"]
+    assert said == ["GET /v1/guard/flags cut after 8 records: the store went away"]
