@@ -369,15 +369,23 @@ class SQLiteStore:
 
     def ping(self) -> None:
         """One trivial query and the write lock, taken and given back at once; raises when the
-        file is unreadable, lacks a table, or another writer holds it past a second (every
-        write would wait out ``timeout_s``, then be a 503, though reads still answer)."""
+        file is unreadable, lacks a table, or another writer holds it past a second without
+        committing anything meanwhile (every write would wait out ``timeout_s``, then be a
+        503, though reads still answer). A lock that stays busy while writes commit (large
+        flag records written one after another) is writes going through: ready."""
         self._read("SELECT EXISTS (SELECT 1 FROM calibration_state), EXISTS (SELECT 1 FROM flags)")
         with _available(self.path):
             db = self._conn()
+            committed = db.execute("PRAGMA data_version").fetchone()[0]  # by other connections
             db.execute(f"PRAGMA busy_timeout = {int(min(self.timeout_s, PING_LOCK_S) * 1000)}")
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+                if db.execute("PRAGMA data_version").fetchone()[0] == committed:
+                    raise  # held, and nothing committed: a writer that does not let go
             finally:
                 db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 

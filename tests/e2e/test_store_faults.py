@@ -308,3 +308,37 @@ def test_a_sqlite_file_locked_by_another_writer_is_not_ready(upstream: str, tmp_
             holder.execute("ROLLBACK")
             holder.close()
         assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+
+
+def test_a_sqlite_file_busy_with_writes_that_commit_is_ready(upstream: str, tmp_path: Path) -> None:
+    """Large flag records written one after another hold the write lock most of the time (each
+    insert of a 20 MB record takes a while), yet every write goes through. ``/readyz`` waited a
+    second for the lock and said not ready (5 of 13 pings failed with 4 writers of 20 MB
+    records, no write failing): a load balancer would pull a replica that works. Now a lock
+    that stays busy while writes commit is ready; one held without a commit is not (the test
+    above)."""
+    path = tmp_path / "w.db"
+    with serve_in_thread(create_app(flagged_settings(upstream, f"sqlite:///{path}"))) as base:
+        assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+        stop, holding = threading.Event(), threading.Event()
+
+        def long_writes() -> None:
+            writer = sqlite3.connect(path, isolation_level=None, timeout=30)
+            writer.execute("CREATE TABLE scratch (x)")
+            while not stop.is_set():
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("INSERT INTO scratch VALUES (1)")
+                holding.set()
+                stop.wait(0.2)  # a long insert: the lock held, then the write commits
+                writer.execute("COMMIT")
+            writer.close()
+
+        thread = threading.Thread(target=long_writes)
+        thread.start()
+        try:
+            assert holding.wait(30)
+            said = [httpx.get(f"{base}/readyz", timeout=30) for _ in range(3)]
+        finally:
+            stop.set()
+            thread.join()
+        assert [r.status_code for r in said] == [200, 200, 200], [r.text for r in said]
