@@ -5,10 +5,13 @@ calguard serves the text endpoints itself (:mod:`guard.endpoints`); every other 
 once, without a text endpoint: a conversation's items (read by a Responses call naming the
 conversation), an Assistants thread's messages, a run's instructions and extra messages, an
 assistant's instructions and tools, the outputs of a run's tool calls, an image prompt, the
-text of speech, a Responses compaction's input, and a Realtime session's instructions and
-tools. Each is listed here as (method, path
-pattern) -> an :class:`~guard.endpoints.Endpoint` whose prompt readers are the text endpoints'
-own pieces, so :meth:`guard.checks.Checks.prompt` reads and rewrites them as it reads a chat
+text of speech, a Responses compaction's input, a Realtime session's instructions and
+tools; and the generating endpoints of other APIs that OpenAI-compatible servers serve
+beside them: Anthropic's Messages API (``/v1/messages``: vLLM, SGLang, LiteLLM's proxy)
+and the legacy edits (``/v1/edits``: LocalAI), whose answers are not read. Each is listed
+here as (method, path pattern) -> an :class:`~guard.endpoints.Endpoint` whose prompt
+readers are the text endpoints' own pieces, so :meth:`guard.checks.Checks.prompt` reads and
+rewrites them as it reads a chat
 request. Not listed, and so relayed unread: multipart bodies (an image edit's prompt, a video's,
 an audio transcription's), files and batches (a Batch API input file), evals, fine-tuning,
 uploads, vector stores, moderations (read by no generating model), and every update that only
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from guard.endpoint_fields import Slot, as_dict, as_list, content, texts
+from guard.endpoint_fields import Slot, as_dict, as_list, content, parts, strings_in, texts
 from guard.endpoints import Endpoint, chat_tools
 from guard.responses_fields import input_items, responses_prompt
 
@@ -74,6 +77,25 @@ def _realtime_secret(body: dict[str, Any]) -> Iterator[Slot]:
     return responses_prompt(as_dict(body.get("session")))  # a session as a Responses request
 
 
+def _anthropic(body: dict[str, Any]) -> Iterator[Slot]:
+    """An Anthropic Messages request: its system prompt (a string or text blocks), each
+    message's text, thinking, tool results and tool inputs, and its tools."""
+    yield from texts(body, "system")
+    yield from parts(body.get("system"))
+    for message in as_list(body.get("messages")):
+        yield from content(message)  # a string, or text and thinking blocks
+        for block in as_list(as_dict(message).get("content")):
+            yield from content(block)  # a tool_result's content: a string or text blocks
+            yield from strings_in(block, "input")  # a tool_use's input, shown to the model
+    for tool in as_list(body.get("tools")):
+        yield from texts(tool, "description")
+        yield from strings_in(tool, "input_schema")
+
+
+def _edit(body: dict[str, Any]) -> Iterator[Slot]:
+    return texts(body, "input", "instruction")
+
+
 def _nothing(_: dict[str, Any]) -> Iterator[Any]:
     return iter(())
 
@@ -105,6 +127,8 @@ READ: tuple[tuple[str, tuple[str, ...], Endpoint], ...] = (
     ("POST", ("realtime", "sessions"), _relayed("/realtime/sessions", responses_prompt)),
     ("POST", ("realtime", "calls", "*", "accept"), _relayed("/realtime/calls/{id}/accept",
                                                             responses_prompt)),
+    ("POST", ("messages",), _relayed("/messages", _anthropic)),
+    ("POST", ("edits",), _relayed("/edits", _edit)),
 )  # fmt: skip
 
 

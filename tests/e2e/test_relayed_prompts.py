@@ -119,6 +119,53 @@ CALLS: dict[str, tuple[str, Callable[[openai.OpenAI, str], Any]]] = {
 }  # fmt: skip
 
 
+def _anthropic(where: str, text: str) -> dict[str, Any]:
+    """An Anthropic Messages request (vLLM, SGLang and LiteLLM serve /v1/messages) with
+    ``text`` at ``where``."""
+    blocks: dict[str, Any] = {
+        "message": {"role": "user", "content": text},
+        "text block": {"role": "user", "content": [{"type": "text", "text": text}]},
+        "tool result": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": text}]}
+        ]},
+        "tool use": {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": {"q": text}}]},
+    }  # fmt: skip
+    body: dict[str, Any] = {"model": "claude", "max_tokens": 10}
+    body["messages"] = [blocks.get(where, blocks["message"] | {"content": "hi"})]
+    if where == "system":
+        body["system"] = [{"type": "text", "text": text}]
+    if where == "tool":
+        schema = {"type": "object", "properties": {"q": {"type": "string", "description": text}}}
+        body["tools"] = [{"name": "f", "description": "look up", "input_schema": schema}]
+    return body
+
+
+OTHER_APIS = {
+    **{f"/v1/messages ({w})": ("/v1/messages", lambda t, w=w: _anthropic(w, t))
+       for w in ("system", "message", "text block", "tool result", "tool use", "tool")},
+    "/v1/edits": ("/v1/edits", lambda t: {"model": "m", "input": t, "instruction": "fix"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OTHER_APIS))
+def test_another_apis_generating_endpoint_is_read_too(proxy: Proxy, name: str) -> None:
+    """Anthropic's Messages API and LocalAI's edits are generating endpoints an OpenAI-compatible
+    upstream may serve beside the text endpoints: before, relayed unread (a blocked word reached
+    the model, an address went unredacted)."""
+    path, body = OTHER_APIS[name]
+    r = httpx.post(f"{proxy.url}{path}", json=body("please say forbidden"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "denylist"
+    assert proxy.up.seen == []
+    r = httpx.post(f"{proxy.url}{path}", json=body(f"write to {ADDRESS} today"))
+    assert r.status_code == 200, r.text
+    [(_, seen_path, sent)] = proxy.up.seen
+    assert seen_path == path
+    assert ADDRESS.encode() not in sent
+    assert b"write to " in sent
+
+
 @assistants
 @pytest.mark.parametrize("name", list(CALLS))
 def test_a_blocked_word_in_a_relayed_body_never_reaches_the_upstream(
