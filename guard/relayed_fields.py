@@ -11,11 +11,10 @@ beside them: Anthropic's Messages API (``/v1/messages``: vLLM, SGLang, LiteLLM's
 and the legacy edits (``/v1/edits``: LocalAI), whose answers are not read. Each is listed
 here as (method, path pattern) -> an :class:`~guard.endpoints.Endpoint` whose prompt
 readers are the text endpoints' own pieces, so :meth:`guard.checks.Checks.prompt` reads and
-rewrites them as it reads a chat
-request. Not listed, and so relayed unread: multipart bodies (an image edit's prompt, a video's,
-an audio transcription's), files and batches (a Batch API input file), evals, fine-tuning,
-uploads, vector stores, moderations (read by no generating model), and every update that only
-sets metadata.
+rewrites them as it reads a chat request. Not listed, and so relayed unread: multipart bodies
+(an image edit's prompt, a video's, an audio transcription's), files and batches (a Batch API
+input file), evals, fine-tuning, uploads, vector stores, moderations (read by no generating
+model), and every update that only sets metadata.
 """
 
 from __future__ import annotations
