@@ -27,6 +27,7 @@ from guard.config import RouteConfig, Settings
 from guard.endpoint_fields import Aside, put_all
 from guard.endpoints import Endpoint
 from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
+from guard.folded import reading
 from guard.metrics import Metrics
 from guard.store import Store
 from guard.store.threads import in_store_thread
@@ -204,7 +205,9 @@ class Checks:
     ) -> None:
         """Check every text of the request; redactions rewrite ``body`` in place; a block
         raises :class:`PolicyViolationError`."""
-        unread = _unread(body, endpoint) if policies else None
+        with reading():  # a field looked up where two keys fold alike to it: a 400
+            unread = _unread(body, endpoint) if policies else None
+            slots = list(endpoint.prompt_slots(body))
         if unread is not None:
             names = sorted({str(getattr(p, "name", p)) for p in policies})
             shape = _shape(unread, endpoint)
@@ -225,7 +228,7 @@ class Checks:
         # request as it would have gone, never a redacting policy's match.
         first: Verdict | None = None
         rewrites: list[tuple[Callable[[str], None], str]] = []
-        for text, put in list(endpoint.prompt_slots(body)):
+        for text, put in slots:
             new, block = self.run(policies, Context("prompt", text, model=model))
             first = first or block
             if new != text:

@@ -31,7 +31,7 @@ from guard.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from guard.folded import folded_copy, reading
+from guard.folded import folded_copy
 from guard.metrics import Metrics
 from guard.pipeline_request import PipelineRequest, said
 from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
@@ -225,8 +225,7 @@ class Pipeline:
         def check() -> None:
             # a copy (redactions rewrite nested texts), read as a case-folding parser reads it
             req.body = folded_copy(req.body)
-            with reading():
-                req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
+            req.checks.prompt(req.policies.prompt, req.body, req.endpoint, req.client_model)
 
         try:
             await off_loop(req.size, check)

@@ -29,7 +29,7 @@ from guard.checks import Checks, RoutePolicies, off_loop, record
 from guard.config import Settings
 from guard.endpoints import Endpoint
 from guard.errors import InvalidRequestError, PolicyViolationError, RequestTooLargeError
-from guard.folded import folded_copy, reading
+from guard.folded import folded_copy
 from guard.metrics import Metrics
 from guard.relayed_fields import read_at
 from guard.request import parse_json, refuse_duplicate_keys
@@ -136,9 +136,8 @@ class RelayChecks:
         def run() -> None:
             nonlocal body
             body = folded_copy(body)  # read as a case-folding parser reads it
-            with reading():
-                for policies in sets:
-                    checks.prompt(policies, body, endpoint, label)
+            for policies in sets:
+                checks.prompt(policies, body, endpoint, label)
 
         try:
             await off_loop(size, run)
