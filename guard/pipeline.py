@@ -22,7 +22,7 @@ from typing import Any
 from guard import sse
 from guard.checks import Checks, RoutePolicies, may_act, off_loop, route_policies
 from guard.config import RouteConfig, Settings
-from guard.endpoints import CHAT, RESPONSES, Endpoint
+from guard.endpoints import Endpoint
 from guard.errors import (
     CalguardError,
     InvalidRequestError,
@@ -37,9 +37,7 @@ from guard.pipeline_request import PipelineRequest, said
 from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
 from guard.request import (
     AutoOptions,
-    check_body,
-    check_chat_body,
-    check_types,
+    check_endpoint_body,
     refuse_duplicate_keys,
     split_guard,
 )
@@ -180,18 +178,7 @@ class Pipeline:
     def _parse(
         self, endpoint: Endpoint, body: dict[str, Any], request_id: str, headers: dict[str, str]
     ) -> PipelineRequest:
-        # A Responses call with a stored prompt may leave the model to it (the SDK makes
-        # model, input and prompt all optional): it takes the default route.
-        stored = (
-            endpoint is RESPONSES and "model" not in body and isinstance(body.get("prompt"), dict)
-        )
-        if endpoint is CHAT:
-            check_chat_body(body)
-        elif stored:
-            check_types(body, chat=False)
-        else:
-            # a prompt sent as embeddings (vLLM) needs no text prompt beside it
-            check_body(body, "model" if endpoint.embedded(body) else endpoint.required)
+        stored = check_endpoint_body(endpoint, body)
         rest, opts = split_guard(body)
         client_model = "" if stored else rest["model"]
         if self._given is None and not self.settings.serves(client_model):

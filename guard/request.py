@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from guard.calibrations import check_calibration, check_task
+from guard.endpoints import CHAT, RESPONSES, Endpoint
 from guard.errors import InvalidRequestError
 from guard.folded import fold
 
@@ -256,6 +257,20 @@ def split_guard(body: dict[str, Any]) -> tuple[dict[str, Any], GuardOptions]:
 def check_model(body: dict[str, Any]) -> None:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequestError("'model' is required and must be a string", param="model")
+
+
+def check_endpoint_body(endpoint: Endpoint, body: dict[str, Any]) -> bool:
+    """A 400 for a body ``endpoint`` cannot take; True for a Responses call with a stored
+    prompt and no model (the SDK makes model, input and prompt all optional): it takes the
+    default route."""
+    stored = endpoint is RESPONSES and "model" not in body and isinstance(body.get("prompt"), dict)
+    if endpoint is CHAT:
+        check_chat_body(body)
+    elif stored:
+        check_types(body, chat=False)
+    else:  # a prompt sent as embeddings (vLLM) needs no text prompt beside it
+        check_body(body, "model" if endpoint.embedded(body) else endpoint.required)
+    return stored
 
 
 def check_chat_body(body: dict[str, Any]) -> None:
