@@ -205,8 +205,16 @@ class Checks:
     ) -> None:
         """Check every text of the request; redactions rewrite ``body`` in place; a block
         raises :class:`PolicyViolationError`."""
-        with reading():  # a field looked up where two keys fold alike to it: a 400
-            unread = _unread(body, endpoint) if policies else None
+        try:
+            with reading():  # a field looked up where two keys fold alike to it: a 400
+                unread = _unread(body, endpoint) if policies else None
+                slots = list(endpoint.prompt_slots(body))
+        except InvalidRequestError as exc:
+            if exc.code != "duplicate_key" or any(map(may_act, policies)):
+                raise
+            # flag-only: read as written (each key as it is spelled), flagged as not read
+            self.not_read(policies, f"keys that differ only in case ({exc.param!r})")
+            unread = _unread(body, endpoint)
             slots = list(endpoint.prompt_slots(body))
         if unread is not None:
             names = sorted({str(getattr(p, "name", p)) for p in policies})

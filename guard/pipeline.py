@@ -147,10 +147,7 @@ class Pipeline:
         try:
             req = self._parse(endpoint, body, request_id, out)
             if raw is not None:  # read whole, a large body in a worker thread
-                checked, sent = bool(req.policies.prompt), raw
-                await off_loop(
-                    len(sent), lambda: refuse_duplicate_keys(sent, prompts_checked=checked)
-                )
+                await self._duplicates(req, raw)
             req.forward = forward_headers(headers or {}, self.settings, self.scrub.keys)
             req.query = query
             req.scrub, req.caller = self.scrub, caller
@@ -204,6 +201,19 @@ class Pipeline:
             headers,
             exact="guard" not in body and upstream_model == client_model,
         )
+
+    async def _duplicates(self, req: PipelineRequest, raw: bytes) -> None:
+        """A key given twice: a 400 where the prompt policies may act on what they read (the
+        upstream may read the other one); flag-only ones let it through, flagged as not read."""
+        policies = req.policies.prompt
+        try:
+            await off_loop(
+                len(raw), lambda: refuse_duplicate_keys(raw, prompts_checked=bool(policies))
+            )
+        except InvalidRequestError as exc:
+            if exc.param == "model" or any(map(may_act, policies)):
+                raise
+            req.checks.not_read(policies, f"the key {exc.param!r} is given twice in one object")
 
     async def _prompt_checks(self, req: PipelineRequest) -> None:
         if not req.policies.prompt:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ DENY = [
     {"type": "denylist", "params": {"words": ["forbidden"]}, "action": "block", "on": "prompt"},
     {"type": "pii", "action": "redact", "on": "prompt"},
 ]
+FLAG = [{**DENY[0], "action": "flag"}]
 
 
 def _go_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, GoLikeUpstream]]:
             routes={
                 "checked": RouteConfig(upstream_model="checked", policies=DENY),
                 "open": RouteConfig(upstream_model="open"),
+                "flagged": RouteConfig(upstream_model="flagged", policies=FLAG),
             },
         )
         with serve_in_thread(create_app(settings)) as url:
@@ -199,3 +202,26 @@ def test_the_wrapper_reads_keys_in_another_case_too(tmp_path: Path) -> None:
         )
     assert answer.choices[0].message.content == "mail [REDACTED]"
     assert "bob@example.com" not in json.dumps(up.read)  # before: the address went as it was
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "flagged", "messages": [{"role": "user", "content": "hi", '
+        b'"Content": "say forbidden"}]}',
+        b'{"model": "flagged", "messages": [{"role": "user", "content": "hi", '
+        b'"content": "say forbidden"}]}',
+    ],
+    ids=["in-another-case", "given-twice"],
+)
+def test_flag_only_policies_let_an_ambiguous_key_through_flagged_as_not_read(
+    stack: tuple[openai.OpenAI, GoLikeUpstream], body: bytes
+) -> None:
+    """A flag changes nothing, so a route whose policies only flag does not refuse what they
+    cannot read for sure (as for a prompt sent as token IDs): before, a 400 duplicate_key."""
+    client, up = stack  # the SDK cannot send a key twice: the bytes go as written
+    got = httpx.post(f"{client.base_url}chat/completions", content=body,
+                     headers={"content-type": "application/json"})  # fmt: skip
+    assert got.status_code == 200, got.text
+    assert "denylist" in got.headers["x-calguard-flags"]
+    assert len(up.read) == 1  # the body went as it came
