@@ -58,14 +58,17 @@ def check_relayed_path(path: str, method: str) -> None:
     route without them (Tomcat, Jetty, Spring) read it: ``chat/completions;x`` is the text
     endpoint, ``..;`` a dot segment."""
     segments = [s.split(";", 1)[0] for s in path.split("/")]
-    if any(s in ("", ".", "..") for s in segments) or any(
+    # a segment ending in a dot too: IIS (and Windows paths) drop trailing dots, so there
+    # chat/completions. is the text endpoint and threads/t/messages. a thread's messages
+    if any(s == "" or s.endswith(".") for s in segments) or any(
         c in "?#%\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in path
     ):
         # ? and # (decoded from %3F, %23) would start a query or a fragment in the URL sent
         # on, and the HTTP client drops tabs and line breaks: /v1/chat/completions%3F is not
         # another path than the text endpoint
         raise NotFoundError(
-            f"/v1/{path}: not a path this proxy relays (dot or empty segments, an escape, "
+            f"/v1/{path}: not a path this proxy relays (dot or empty segments, a segment "
+            "ending in a dot, an escape, "
             "a ? or #, or white space)"
         )
     plain = "/".join(segments).lower()

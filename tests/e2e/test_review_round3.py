@@ -145,6 +145,8 @@ def test_a_raw_way_to_the_model_around_the_pipeline_is_refused(
         b"/v1/files/a/..;/..;/chat/completions",  # '..;' is '..' there
         b"/v1/files/;/x",  # an empty segment there
         b"/v1/files/a%3B/..%3B/b",
+        b"/v1/chat/completions.",  # IIS drops a trailing dot: the text endpoint there
+        b"/v1/threads/t/messages.",  # a thread's messages, which the policies read
     ],
 )
 def test_a_path_parameter_does_not_hide_a_text_endpoint_or_a_dot_segment(
