@@ -21,11 +21,11 @@ as transparent as without this module.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks import Checks, RoutePolicies, off_loop, record
+from guard.checks import Checks, RoutePolicies, may_act, off_loop, record
 from guard.config import Settings
 from guard.endpoints import Endpoint
 from guard.errors import InvalidRequestError, PolicyViolationError, RequestTooLargeError
@@ -93,13 +93,27 @@ class RelayChecks:
         try:  # a large body is parsed in a worker thread, as the policies read it
             body = await off_loop(len(text), lambda: _parsed(text))
         except InvalidRequestError as exc:
-            exc.message = f"{where}: prompt policies read this body, and {exc.message}"
-            raise
+            if exc.param == "model" or _may_act(self.every):
+                exc.message = f"{where}: prompt policies read this body, and {exc.message}"
+                raise
+            # flag-only everywhere: it goes as it came, flagged as not read (a flag changes
+            # nothing), as on the text endpoints
+            chosen = (self.every, EVERY_ROUTE, "")
+            await self.read(endpoint, {}, chosen, where, request_id, out, unread="not JSON")
+            return Checked(raw, False)
         chosen = self.chosen(body)
         if not chosen[0]:
             return Checked(raw, False)
-        await off_loop(len(text), lambda: refuse_duplicate_keys(text, prompts_checked=True))
-        rewritten = await self.read(endpoint, body, chosen, where, request_id, out, len(text))
+        unread: str | None = None
+        try:
+            await off_loop(len(text), lambda: refuse_duplicate_keys(text, prompts_checked=True))
+        except InvalidRequestError as exc:
+            if _may_act(chosen[0]):
+                raise
+            unread = f"the key {exc.param!r} is given twice in one object"
+        rewritten = await self.read(
+            endpoint, body, chosen, where, request_id, out, len(text), unread=unread
+        )
         if rewritten is not None:
             return Checked(json.dumps(rewritten, separators=(",", ":")).encode(), True)
         return Checked(raw, False)
@@ -124,14 +138,19 @@ class RelayChecks:
         request_id: str,
         out: dict[str, str] | None = None,
         size: int = 0,
+        *,
+        unread: str | None = None,
     ) -> dict[str, Any] | None:
         """``body`` read by the ``chosen`` policies (:meth:`chosen`); the body to send when a
         redaction rewrote it (a copy; the client's keys), else None: it goes as it came. A
         block raises :class:`PolicyViolationError`, recorded first; any other verdict is
         recorded before this returns. ``out`` (the reply's headers) gets ``x-calguard-flags``;
-        ``size`` (the body's bytes) decides whether the policies read it off the event loop."""
+        ``size`` (the body's bytes) decides whether the policies read it off the event loop;
+        ``unread``: what flag-only policies could not read for sure, flagged so."""
         sets, route, label = chosen
         checks = Checks(request_id)
+        if unread is not None:
+            checks.not_read([p for s in sets for p in s], unread)
 
         def run() -> None:
             nonlocal body
@@ -181,6 +200,10 @@ class RelayChecks:
             self.store, checks, route=route, model=model, key=None, request=body,
             response=response, scrub=self.scrub,
         )  # fmt: skip
+
+
+def _may_act(sets: Sequence[Sequence[Policy]]) -> bool:
+    return any(may_act(p) for s in sets for p in s)
 
 
 def _parsed(text: bytes) -> dict[str, Any]:

@@ -292,6 +292,30 @@ def test_a_key_given_twice_is_refused(proxy: Proxy) -> None:
     assert proxy.up.seen == []
 
 
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/v1/threads", b"messages=forbidden"),
+        ("/v1/threads", b"\xff\xfe"),
+        ("/v1/images/generations", b'{"prompt": "forbidden", "prompt": "a cat"}'),
+    ],
+    ids=["form", "not-utf8", "key-twice"],
+)
+def test_flag_only_policies_let_what_they_cannot_read_through_flagged(
+    tmp_path: Path, path: str, sent: bytes
+) -> None:
+    """As on the text endpoints: a flag changes nothing, so a route whose policies only flag
+    relays what they cannot read for sure, flagged as not read (before, a 400)."""
+    with _proxy(tmp_path, default_route=RouteConfig(policies=[FLAG])) as p:
+        r = httpx.post(p.url + path, content=sent)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-calguard-flags"]
+        assert [seen for _, _, seen in p.up.seen] == [sent]  # as it came
+        [record] = p.flags()
+        assert record["action"] == "flag"
+        assert "not read" in json.dumps(record["verdicts"])
+
+
 @assistants
 def test_keys_that_fold_alike_in_a_map_pass_as_sent(proxy: Proxy) -> None:
     """A tool schema's properties ``id`` and ``ID``, metadata ``Env`` and ``env``: a map's keys
