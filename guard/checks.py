@@ -29,6 +29,7 @@ from guard.endpoints import Endpoint
 from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
 from guard.folded import reading
 from guard.metrics import Metrics
+from guard.request import refuse_duplicate_keys
 from guard.store import Store
 from guard.store.threads import in_store_thread
 from policies import (
@@ -140,6 +141,21 @@ def may_act(policy: Policy) -> bool:
     stream): all but a built-in set to flag. Only such a policy fails closed on what it cannot
     read; a flag-only one lets it through, flagged."""
     return getattr(policy, "action", None) != "flag"
+
+
+async def keys_given_twice(raw: bytes, policies: Sequence[Policy]) -> str | None:
+    """:func:`guard.request.refuse_duplicate_keys` for a body ``policies`` read (a large one
+    in a worker thread): a key given twice is a 400 where one of them may act on what it reads
+    (the upstream may read the other value), and so is ``model`` twice wherever; for
+    flag-only ones, None or why they did not read it for sure (a flag changes nothing: the
+    body goes as it came, flagged as not read)."""
+    try:
+        await off_loop(len(raw), lambda: refuse_duplicate_keys(raw, prompts_checked=bool(policies)))
+    except InvalidRequestError as exc:
+        if exc.param == "model" or any(map(may_act, policies)):
+            raise
+        return f"the key {exc.param!r} is given twice in one object"
+    return None
 
 
 def _shape(unread: str, endpoint: Endpoint) -> str:

@@ -20,7 +20,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from guard import sse
-from guard.checks import Checks, RoutePolicies, may_act, off_loop, route_policies
+from guard.checks import (
+    Checks,
+    RoutePolicies,
+    keys_given_twice,
+    may_act,
+    off_loop,
+    route_policies,
+)
 from guard.config import RouteConfig, Settings
 from guard.endpoints import Endpoint
 from guard.errors import (
@@ -38,7 +45,6 @@ from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, s
 from guard.request import (
     AutoOptions,
     check_endpoint_body,
-    refuse_duplicate_keys,
     split_guard,
 )
 from guard.scrub import Scrubber, url_passwords
@@ -146,8 +152,9 @@ class Pipeline:
         req: PipelineRequest | None = None
         try:
             req = self._parse(endpoint, body, request_id, out)
-            if raw is not None:  # read whole, a large body in a worker thread
-                await self._duplicates(req, raw)
+            # read whole: a key given twice (flag-only policies let it through, flagged)
+            if raw is not None and (why := await keys_given_twice(raw, req.policies.prompt)):
+                req.checks.not_read(req.policies.prompt, why)
             req.forward = forward_headers(headers or {}, self.settings, self.scrub.keys)
             req.query = query
             req.scrub, req.caller = self.scrub, caller
@@ -201,19 +208,6 @@ class Pipeline:
             headers,
             exact="guard" not in body and upstream_model == client_model,
         )
-
-    async def _duplicates(self, req: PipelineRequest, raw: bytes) -> None:
-        """A key given twice: a 400 where the prompt policies may act on what they read (the
-        upstream may read the other one); flag-only ones let it through, flagged as not read."""
-        policies = req.policies.prompt
-        try:
-            await off_loop(
-                len(raw), lambda: refuse_duplicate_keys(raw, prompts_checked=bool(policies))
-            )
-        except InvalidRequestError as exc:
-            if exc.param == "model" or any(map(may_act, policies)):
-                raise
-            req.checks.not_read(policies, f"the key {exc.param!r} is given twice in one object")
 
     async def _prompt_checks(self, req: PipelineRequest) -> None:
         if not req.policies.prompt:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks import Checks, RoutePolicies, may_act, off_loop, record
+from guard.checks import Checks, RoutePolicies, keys_given_twice, may_act, off_loop, record
 from guard.config import Settings
 from guard.endpoints import Endpoint
 from guard.errors import InvalidRequestError, PolicyViolationError, RequestTooLargeError
@@ -104,13 +104,7 @@ class RelayChecks:
         chosen = self.chosen(body)
         if not chosen[0]:
             return Checked(raw, False)
-        unread: str | None = None
-        try:
-            await off_loop(len(text), lambda: refuse_duplicate_keys(text, prompts_checked=True))
-        except InvalidRequestError as exc:
-            if _may_act(chosen[0]):
-                raise
-            unread = f"the key {exc.param!r} is given twice in one object"
+        unread = await keys_given_twice(text, [p for s in chosen[0] for p in s])
         rewritten = await self.read(
             endpoint, body, chosen, where, request_id, out, len(text), unread=unread
         )

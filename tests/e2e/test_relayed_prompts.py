@@ -350,7 +350,7 @@ def test_a_large_body_is_read_whole_before_it_goes(proxy: Proxy) -> None:
 @pytest.mark.parametrize(
     ("path", "parts"),
     [("/v1/threads", ["relay_checks.parse_json", "relay_checks.refuse_duplicate_keys"]),
-     ("/v1/chat/completions", ["server.parse_json", "pipeline.refuse_duplicate_keys"])],
+     ("/v1/chat/completions", ["server.parse_json", "checks.refuse_duplicate_keys"])],
 )  # fmt: skip
 def test_a_large_body_is_parsed_off_the_event_loop(
     proxy: Proxy, monkeypatch: pytest.MonkeyPatch, path: str, parts: list[str]
