@@ -51,6 +51,8 @@ class McqResult:
     handling: Handling
     role: Role  # why this question cost what it did
     order_answers: tuple[int, ...] = ()  # each answered order's raw top option (original index)
+    # each answered order's distribution over the displayed IDs, as the upstream gave it
+    order_probs: tuple[FloatArray, ...] = ()
 
     @property
     def index(self) -> int:
@@ -259,5 +261,6 @@ class QuestionRun:
             self.handling,
             self.role,
             answers,
+            tuple(p for _, p in obs),
         )
         self._planner._completed(self)

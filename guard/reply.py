@@ -41,6 +41,7 @@ class Evidence(TypedDict, total=False):
     role: str
     orders: list[list[int]]
     order_answers: list[int]
+    order_probs: list[list[float]]
     consistent: bool
     order_winners: list[int | None]
     first_position_rate: float

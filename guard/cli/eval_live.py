@@ -24,18 +24,18 @@ DEFAULTS = {
 }
 
 
-def _error(message: str) -> int:
+def error(message: str) -> int:
     print(f"calguard: error: {message}", file=sys.stderr)
     return 2
 
 
-def _api_key(name: str | None) -> str | None:
+def api_key(name: str | None) -> str | None:
     if name is None:
         return os.environ.get("OPENAI_API_KEY") or "no-key"  # local servers want none
     return os.environ.get(name) or None
 
 
-def _progress(disable: bool) -> Any:
+def progress_bar(disable: bool) -> Any:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -64,7 +64,7 @@ async def _run(args: argparse.Namespace, ds: Any, order: list[int], log: Any, ep
 
     client = make_client(ep)
     ask = asker(client, ds, ep, log.run_id)
-    with _progress(args.no_progress) as progress:
+    with progress_bar(args.no_progress) as progress:
         tasks = {}
         for c in args.calibration:
             done = len(log.done(c) & set(order))
@@ -95,20 +95,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         ds = load_dataset(args.dataset, args.labels, args.template)
     except DatasetError as exc:
-        return _error(str(exc))
+        return error(str(exc))
     args.calibration = list(dict.fromkeys(args.calibration or DEFAULTS[ds.kind]))
     for c in args.calibration:
         try:
             check_calibration(ds.kind, c)
         except ValueError as exc:
-            return _error(f"--calibration: {exc}")
-    key = _api_key(args.api_key_env)
+            return error(f"--calibration: {exc}")
+    key = api_key(args.api_key_env)
     if key is None:
-        return _error(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+        return error(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     try:
         http_url(args.base_url)
     except ValueError as exc:  # before: the run started and every call failed to connect
-        return _error(f"--base-url: {exc}")
+        return error(f"--base-url: {exc}")
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     order = list(range(n))
     if args.seed is not None:
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         log = ResultLog(log_path, header)
     except ResumeError as exc:
-        return _error(str(exc))
+        return error(str(exc))
     ep = Endpoint(
         args.base_url.rstrip("/"),
         args.model,

@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from guard.cli import demo, eval_live, eval_offline, flags, migrate, replay_upstream, report, serve
+from guard.cli import (
+    demo,
+    eval_live,
+    eval_offline,
+    flags,
+    migrate,
+    record,
+    replay_upstream,
+    report,
+    serve,
+)
 from guard.errors import ConfigError
 from guard.evaluation.recorded import RecordedFormatError
 
@@ -30,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"calguard {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (serve, flags, migrate, demo, eval_offline, eval_live, replay_upstream, report):
+    for module in (
+        serve,
+        flags,
+        migrate,
+        demo,
+        eval_offline,
+        eval_live,
+        record,
+        replay_upstream,
+        report,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -265,6 +265,7 @@ async def _answer(
         "role": res.role,
         "orders": [list(p) for p in res.orders],
         "order_answers": list(res.order_answers),
+        "order_probs": [floats(p) for p in res.order_probs],
     }
     return Outcome(answer, evidence, template, job.usage)
 

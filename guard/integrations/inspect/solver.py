@@ -168,6 +168,7 @@ def debiased_choice(
             "prior": floats(res.prior),
             "orders": [list(p) for p in res.orders],
             "order_answers": list(res.order_answers),
+            "order_probs": [floats(p) for p in res.order_probs],
             "calls": asker.calls,
             "role": res.role,
             "handling": res.handling,

@@ -1,0 +1,152 @@
+"""``calguard record`` end to end: a live endpoint on 127.0.0.1 asked every cyclic order of
+each question through calguard (in-process and through a running proxy) gives back the
+recording it was serving; an interrupted run resumes without asking again what it has; what
+cannot be recorded as a whole is skipped or stops the run, saying which."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guard.cli import main
+from guard.config import RouteConfig, Settings
+from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.server import create_app
+from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
+from guard.testing.replay import create_replay_upstream
+from guard.testing.servers import serve_in_thread
+
+ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
+N = 48
+
+
+@pytest.fixture(scope="module")
+def replay(recorded: Callable[[str], Path]) -> Iterator[str]:
+    with serve_in_thread(create_replay_upstream([recorded(ARC)])) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture(scope="module")
+def proxy(replay: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("proxy") / "calguard.db"
+    settings = Settings(upstream=replay, store=f"sqlite:///{db}", default_route=RouteConfig())
+    with serve_in_thread(create_app(settings)) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[str, FakeUpstreamState]]:
+    state = FakeUpstreamState(SimulatedResponder())
+    with serve_in_thread(create_fake_upstream(state)) as url:
+        yield f"{url}/v1", state
+
+
+def record(dataset: Path, url: str, out: Path, *args: str) -> int:
+    argv = ["record", str(dataset), "--base-url", url, "--model", "m", "--out", str(out)]
+    return main([*argv, "--no-progress", *args])
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("via", ["inprocess", "proxy"])
+def test_a_recording_asked_again_comes_back_as_it_was(
+    via: str, replay: str, proxy: str, arc: McqRecords, recorded: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    out = tmp_path / "again.jsonl"
+    url = replay if via == "inprocess" else proxy
+    assert record(recorded(ARC), url, out, "--limit", str(N), "--via", via) == 0
+    assert [r["idx"] for r in lines(out)] == list(range(N))  # in the dataset's order
+    again = load_recorded(out)
+    assert isinstance(again, McqRecords)
+    assert again.probs_cyclic.shape == (N, 4, 4)
+    np.testing.assert_array_equal(again.gold, arc.gold[:N])
+    assert again.options == arc.options[:N]
+    # Row k is the order whose position j shows option (j + k) % 4: the recording's rows, as
+    # calguard read them from top_logprobs (renormalised over the IDs: the source rows sum to
+    # 1 within 0.001).
+    source = arc.probs_cyclic[:N] / arc.probs_cyclic[:N].sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(again.probs_cyclic, source, atol=1e-3)
+    # ... so eval-offline reads it (the table is run, not compared: near-ties may differ)
+    assert main(["eval-offline", str(out), "--seeds", "2"]) == 0
+
+
+def test_a_rerun_asks_only_what_is_missing(
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path
+) -> None:
+    url, state = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "10", "--concurrency", "3") == 0
+    assert state.calls == 40
+    with out.open("a") as f:
+        f.write('{"idx": 10, "question": "cut by a ki')  # an interrupted write
+    assert record(recorded(ARC), url, out, "--limit", "20", "--concurrency", "3") == 0
+    assert state.calls == 80  # 10 more questions, 4 orders each
+    assert [r["idx"] for r in lines(out)] == list(range(20))
+
+
+def test_another_model_or_dataset_is_refused(
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    url, state = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "2") == 0
+    before = out.read_text()
+    argv = ["record", str(recorded(ARC)), "--base-url", url, "--model", "other", "--out"]
+    assert main([*argv, str(out), "--no-progress"]) == 2
+    assert "model: 'm'" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert state.calls == 8
+    assert record(recorded(ARC), url, tmp_path / "r.json") == 2  # not JSONL
+
+
+def _dataset(path: Path, items: list[tuple[str, list[str], str]]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"question": q, "options": o, "answer": a}) + "\n" for q, o, a in items)
+    )
+    return path
+
+
+def test_what_is_not_permuted_whole_is_skipped_and_said(
+    fake: tuple[str, FakeUpstreamState], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fake
+    ds = _dataset(
+        tmp_path / "ds.jsonl",
+        [
+            ("Which is a fruit?", ["stone", "apple", "iron", "glass"], "B"),
+            ("Which are metals?", ["iron", "tin", "wood", "All of the above"], "D"),
+            ("Which is wet?", ["water", "sand", "dust"], "A"),
+            ("Which is cold?", ["ice", "fire", "sun", "lava"], "A"),
+        ],
+    )
+    out = tmp_path / "r.jsonl"
+    assert record(ds, url, out) == 0
+    said = capsys.readouterr().out
+    assert [r["question"] for r in lines(out)] == ["Which is a fruit?", "Which is cold?"]
+    assert "skipped 1: an option refers to others" in said
+    assert "skipped 1: not 4 options" in said
+
+
+def test_an_order_left_unanswered_stops_the_run_and_keeps_the_rest(
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    url, state = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "3", "--concurrency", "1") == 0
+    state.faults = [(400, {})]  # one order of the next question: not retried, dropped
+    assert record(recorded(ARC), url, out, "--limit", "6", "--concurrency", "1") == 1
+    err = capsys.readouterr().err
+    assert "item 3: 3 of its 4 orders answered" in err
+    assert "rerun" in err
+    assert [r["idx"] for r in lines(out)] == [0, 1, 2]
+    assert record(recorded(ARC), url, out, "--limit", "6", "--concurrency", "1") == 0
+    assert [r["idx"] for r in lines(out)] == list(range(6))
