@@ -56,6 +56,7 @@ from guard.tasks.job import Recent, namespace, unset_ask
 from guard.tasks.prompt_text import find_options, last_user_text
 from guard.upstreams import RawResponse, Upstream
 from guard.upstreams.headers import forward_headers, passed_headers
+from guard.upstreams.retries import NO_MORE
 from guard.upstreams.routes import RouteUpstreams
 
 log = logging.getLogger("calguard")
@@ -131,6 +132,9 @@ class Pipeline:
                 code="deadline_exceeded",
                 request_id=request_id,
             )
+            # The time of every attempt is spent: a client that asked again would have
+            # calguard's attempts made again, for the same wait (its SDK retries a 504).
+            exc.headers = dict(NO_MORE)
             reply = Reply.of_error(exc, out)
         reply = scrubbed(await primed(reply), self.scrub)
         if reply.status >= 500 and reply.stream is None:  # one line per upstream failure

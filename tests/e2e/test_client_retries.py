@@ -35,6 +35,7 @@ class Stack:
     once: str  # calguard, max_attempts 1
 
     slow: str  # calguard, max_attempts 3, timeout_s 0.5
+    cut: str  # calguard, max_attempts 3, timeout_s 0.5, a request deadline of 1.8 s
 
     def asked(self, base: str, call: Callable[[str], Any], status: int = 0) -> tuple[Any, int]:
         """What ``call(base)`` raised (every answer a ``status``, if given), and the upstream
@@ -62,13 +63,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return serve_in_thread(create_app(s))
 
         # Every attempt of `slow` waits out its 0.5 s, and a wait between two is at most 1 s:
-        # its 3 attempts end well within the 3.5 s (timeout_s + 3 waits) calguard gives them.
+        # its 3 attempts end within 3.5 s, and its request deadline (10 s) leaves them room on
+        # a loaded machine (the default deadline, 3.5 s here, cut them short now and then).
+        # `cut`'s deadline falls in its second or third attempt.
         with (
             calguard("retrying", retry_max_wait_s=0, timeout_s=30) as retrying,
             calguard("once", max_attempts=1) as once,
-            calguard("slow", retry_max_wait_s=1, timeout_s=0.5) as slow,
+            calguard("slow", retry_max_wait_s=1, timeout_s=0.5, deadline_s=10) as slow,
+            calguard("cut", retry_max_wait_s=1, timeout_s=0.5, deadline_s=1.8) as cut,
         ):
-            yield Stack(script, up, retrying, once, slow)
+            yield Stack(script, up, retrying, once, slow, cut)
 
 
 def _sdk(base: str) -> openai.OpenAI:
@@ -173,3 +177,21 @@ def test_a_timeout_calguard_retried_is_one_504_not_three(stack: Stack) -> None:
     assert via.status_code == 504
     assert via.response.headers["x-should-retry"] == "false"
     assert calls == 3
+
+
+def test_a_request_deadline_is_one_504_not_three(stack: Stack) -> None:
+    """The request's deadline passes while calguard is still retrying: its 504
+    (``deadline_exceeded``) comes after calguard spent the time of all its attempts, so the
+    SDK must not ask again. Before, it did, twice: each time calguard's attempts again (9
+    upstream calls instead of 3; seen in a full run, where a loaded machine let the default
+    deadline cut the test above short)."""
+    stack.script.delay_s = 1.5
+    try:
+        via, calls = stack.asked(stack.cut, chat)
+    finally:
+        stack.script.delay_s = 0
+    assert isinstance(via, openai.InternalServerError)
+    assert via.status_code == 504
+    assert via.body["code"] == "deadline_exceeded"  # type: ignore[index]
+    assert via.response.headers["x-should-retry"] == "false"
+    assert 1 <= calls <= 3  # one request's attempts: the SDK asked once
