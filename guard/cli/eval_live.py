@@ -170,8 +170,6 @@ def add_parser(sub: Any) -> None:
     ev.add_argument(
         "dataset", metavar="DATASET", help="CSV or JSONL file, or a folder of CSVs (mmlu/test)"
     )
-    ev.add_argument("--base-url", required=True, help="OpenAI-compatible base URL (…/v1)")
-    ev.add_argument("--model", required=True, help="model name sent to the endpoint")
     ev.add_argument(
         "--calibration",
         nargs="+",
@@ -190,21 +188,28 @@ def add_parser(sub: Any) -> None:
         help="results JSON (default calguard-eval.json); answers go to the .jsonl beside it, "
         "in-process priors to the .db",
     )  # fmt: skip
-    ev.add_argument(
-        "--api-key-env", metavar="NAME",
-        help="environment variable holding the API key (default OPENAI_API_KEY, if set)",
-    )  # fmt: skip
-    ev.add_argument(
-        "--via", choices=("inprocess", "proxy"), default="inprocess",
-        help="inprocess: calguard's pipeline in this process (guard.wrap); proxy: --base-url "
-        "is a running calguard proxy",
-    )  # fmt: skip
     ev.add_argument("--labels", nargs="+", metavar="WORD", help="classification: the label words")
     ev.add_argument(
         "--template",
         help="classification prompt, with {text} (and optionally {labels}); \\n for new lines",
     )
     ev.add_argument("--budget", type=budget, help="MCQ: adaptive's calls per question")
-    ev.add_argument("--max-retries", type=int, default=2, help="the SDK's retries (default 2)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    endpoint_args(ev)
     ev.set_defaults(func=run)
+
+
+def endpoint_args(parser: Any) -> None:
+    """The options ``calguard eval`` and ``calguard record`` share: where and how to ask."""
+    parser.add_argument("--base-url", required=True, help="OpenAI-compatible base URL (…/v1)")
+    parser.add_argument("--model", required=True, help="model name sent to the endpoint")
+    parser.add_argument(
+        "--api-key-env", metavar="NAME",
+        help="environment variable holding the API key (default OPENAI_API_KEY, if set)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--via", choices=("inprocess", "proxy"), default="inprocess",
+        help="inprocess: calguard's pipeline in this process (guard.wrap); proxy: --base-url "
+        "is a running calguard proxy",
+    )  # fmt: skip
+    parser.add_argument("--max-retries", type=int, default=2, help="the SDK's retries (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")

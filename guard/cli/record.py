@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from guard.cli.args import positive
-from guard.cli.eval_live import api_key, error, progress_bar
+from guard.cli.eval_live import api_key, endpoint_args, error, progress_bar
 
 
 async def _run(args: argparse.Namespace, ds: Any, todo: list[int], ep: Any, meta: Any) -> Any:
@@ -113,22 +113,10 @@ def add_parser(sub: Any) -> None:
     rec.add_argument(
         "dataset", metavar="DATASET", help="CSV or JSONL file, or a folder of CSVs (mmlu/test)"
     )
-    rec.add_argument("--base-url", required=True, help="OpenAI-compatible base URL (…/v1)")
-    rec.add_argument("--model", required=True, help="model name sent to the endpoint")
     rec.add_argument("--out", required=True, help="the recorded JSONL file (appended to)")
     rec.add_argument("--limit", type=positive, help="only the first N questions of the file")
     rec.add_argument(
         "--concurrency", type=positive, default=4, help="questions in flight (default 4)"
     )
-    rec.add_argument(
-        "--api-key-env", metavar="NAME",
-        help="environment variable holding the API key (default OPENAI_API_KEY, if set)",
-    )  # fmt: skip
-    rec.add_argument(
-        "--via", choices=("inprocess", "proxy"), default="inprocess",
-        help="inprocess: calguard's pipeline in this process (guard.wrap); proxy: --base-url "
-        "is a running calguard proxy",
-    )  # fmt: skip
-    rec.add_argument("--max-retries", type=int, default=2, help="the SDK's retries (default 2)")
-    rec.add_argument("--no-progress", action="store_true", help="no progress bar")
+    endpoint_args(rec)
     rec.set_defaults(func=run)

@@ -9,7 +9,7 @@ error that survives the SDK's own retries stops the run, everything answered so 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,6 +94,32 @@ def asker(client: Any, ds: Dataset, ep: Endpoint, run_id: str) -> Ask:
     return ask
 
 
+async def ask_each(
+    todo: Iterable[int], concurrency: int, ask: Callable[[int], Awaitable[None]], what: str = ""
+) -> None:
+    """``ask(i)`` for each item of ``todo``, taken in order by ``concurrency`` workers; raise
+    :class:`EvalRunError` on the first failure (after the workers in flight have finished)."""
+    items = iter(todo)
+    failures: list[tuple[int, BaseException]] = []
+
+    async def worker() -> None:
+        for i in items:  # shared: each item is taken by one worker, in arrival order
+            if failures:
+                return
+            try:
+                await ask(i)
+            except (openai.OpenAIError, CalguardError, EvalRunError) as exc:
+                failures.append((i, exc))
+                return
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if failures:
+        i, exc = failures[0]
+        if isinstance(exc, EvalRunError):
+            raise exc
+        raise EvalRunError(f"item {i}{what}: {type(exc).__name__}: {exc}") from exc
+
+
 async def run_calibration(
     ask: Ask,
     log: ResultLog,
@@ -105,24 +131,9 @@ async def run_calibration(
     """Ask every item of ``order`` not yet in ``log``; raise :class:`EvalRunError` on the first
     failure (after the workers in flight have finished)."""
     done = log.done(calibration)
-    todo: Iterator[int] = iter([i for i in order if i not in done])
-    failures: list[tuple[int, BaseException]] = []
 
-    async def worker() -> None:
-        for i in todo:  # shared: each item is taken by one worker, in arrival order
-            if failures:
-                return
-            try:
-                answer = await ask(i, calibration)
-            except (openai.OpenAIError, CalguardError, EvalRunError) as exc:
-                failures.append((i, exc))
-                return
-            log.append(answer)
-            tick(calibration)
+    async def one(i: int) -> None:
+        log.append(await ask(i, calibration))
+        tick(calibration)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    if failures:
-        i, exc = failures[0]
-        if isinstance(exc, EvalRunError):
-            raise exc
-        raise EvalRunError(f"item {i} ({calibration}): {type(exc).__name__}: {exc}") from exc
+    await ask_each([i for i in order if i not in done], concurrency, one, f" ({calibration})")

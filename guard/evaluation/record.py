@@ -16,7 +16,6 @@ missing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,12 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import openai
-
 from calibrators.permutation import cyclic_shift
-from guard.errors import CalguardError
 from guard.evaluation.live_data import Dataset, McqItem
-from guard.evaluation.live_run import Endpoint, EvalRunError
+from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each
 from guard.evaluation.recorded import ID_LETTERS
 
 # Fields of a record that must agree for a rerun to continue a file (the others may differ).
@@ -145,8 +141,6 @@ async def record(
     n = n_options(ds)
     tally = Tally()
     writer = InOrderWriter(out, todo)
-    failures: list[tuple[int, BaseException]] = []
-    queue = iter(todo)
 
     async def one(i: int) -> dict[str, Any] | None:
         r = await client.chat.completions.create(
@@ -172,27 +166,13 @@ async def record(
         tally.recorded += 1
         return _record(ds, i, rows, meta)
 
-    async def worker() -> None:
-        for i in queue:  # shared: each question is taken by one worker, in order
-            if failures:
-                return
-            if len(ds.items[i].options) != n:  # type: ignore[union-attr]
-                tally.skipped[f"not {n} options"] += 1
-                writer.finish(i, None)
-                tick()
-                continue
-            try:
-                rec = await one(i)
-            except (openai.OpenAIError, CalguardError, EvalRunError) as exc:
-                failures.append((i, exc))
-                return
-            writer.finish(i, rec)
-            tick()
+    async def ask(i: int) -> None:
+        if len(ds.items[i].options) != n:  # type: ignore[union-attr]
+            tally.skipped[f"not {n} options"] += 1
+            writer.finish(i, None)
+        else:
+            writer.finish(i, await one(i))
+        tick()
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    if failures:
-        i, exc = failures[0]
-        if isinstance(exc, EvalRunError):
-            raise exc
-        raise EvalRunError(f"item {i}: {type(exc).__name__}: {exc}") from exc
+    await ask_each(todo, concurrency, ask)
     return tally

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +18,13 @@ from calibrators.label_prior import BatchCalibrator, PriorMatcher, log_normalise
 from calibrators.metrics import accuracy, macro_f1, rstd
 from calibrators.planner import PermutationPlanner
 from guard.cli import main
-from guard.config import RouteConfig, Settings
 from guard.evaluation.mcq import run_order
 from guard.evaluation.recorded import ClassifyRecords, McqRecords, load_recorded
-from guard.server import create_app
-from guard.testing.replay import create_replay_upstream
-from guard.testing.servers import serve_in_thread
 from tests.e2e.serve_process import CLI
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 SST2 = "sst2_train_labelprobs.jsonl"
 N = 120  # questions: enough to compare, quick to run
-
-
-@pytest.fixture(scope="module")
-def replay(recorded: Callable[[str], Path]) -> Iterator[str]:
-    with serve_in_thread(create_replay_upstream([recorded(ARC), recorded(SST2)])) as url:
-        yield f"{url}/v1"
-
-
-@pytest.fixture(scope="module")
-def proxy(replay: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("proxy") / "calguard.db"
-    settings = Settings(upstream=replay, store=f"sqlite:///{db}", default_route=RouteConfig())
-    with serve_in_thread(create_app(settings)) as url:
-        yield f"{url}/v1"
 
 
 def evaluate(out: Path, dataset: Path, url: str, *args: str) -> dict[str, dict[str, float]]:
@@ -58,11 +40,11 @@ def head(rec: McqRecords, n: int) -> McqRecords:
 
 @pytest.mark.parametrize("via", ["inprocess", "proxy"])
 def test_eval_reproduces_the_offline_figures(
-    via: str, replay: str, proxy: str, arc: McqRecords, recorded: Callable[[str], Path],
+    via: str, replay: str, replay_proxy: str, arc: McqRecords, recorded: Callable[[str], Path],
     tmp_path: Path,
 ) -> None:  # fmt: skip
     methods = ["none", "pride", "adaptive", "cyclic"]
-    url = replay if via == "inprocess" else proxy
+    url = replay if via == "inprocess" else replay_proxy
     rows = evaluate(
         tmp_path / "r.json", recorded(ARC), url, "--via", via, "--limit", str(N), "--seed", "0",
         "--concurrency", "1", "--calibration", *methods,
@@ -115,10 +97,10 @@ def test_a_line_cut_by_a_kill_is_asked_again(
 
 @pytest.mark.parametrize("via", ["inprocess", "proxy"])
 def test_classification_on_the_sst2_replay(
-    via: str, replay: str, proxy: str, recorded: Callable[[str], Path], tmp_path: Path
+    via: str, replay: str, replay_proxy: str, recorded: Callable[[str], Path], tmp_path: Path
 ) -> None:
     n = 300
-    url = replay if via == "inprocess" else proxy
+    url = replay if via == "inprocess" else replay_proxy
     rows = evaluate(
         tmp_path / "r.json", recorded(SST2), url, "--via", via, "--limit", str(n),
         "--concurrency", "1", "--template", "Review: {text}\\nSentiment:",

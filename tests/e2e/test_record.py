@@ -13,29 +13,12 @@ import numpy as np
 import pytest
 
 from guard.cli import main
-from guard.config import RouteConfig, Settings
 from guard.evaluation.recorded import McqRecords, load_recorded
-from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
-from guard.testing.replay import create_replay_upstream
 from guard.testing.servers import serve_in_thread
 
 ARC = "arc_0s_Llama-2-13b-chat-hf.jsonl"
 N = 48
-
-
-@pytest.fixture(scope="module")
-def replay(recorded: Callable[[str], Path]) -> Iterator[str]:
-    with serve_in_thread(create_replay_upstream([recorded(ARC)])) as url:
-        yield f"{url}/v1"
-
-
-@pytest.fixture(scope="module")
-def proxy(replay: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("proxy") / "calguard.db"
-    settings = Settings(upstream=replay, store=f"sqlite:///{db}", default_route=RouteConfig())
-    with serve_in_thread(create_app(settings)) as url:
-        yield f"{url}/v1"
 
 
 @pytest.fixture
@@ -56,11 +39,11 @@ def lines(path: Path) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("via", ["inprocess", "proxy"])
 def test_a_recording_asked_again_comes_back_as_it_was(
-    via: str, replay: str, proxy: str, arc: McqRecords, recorded: Callable[[str], Path],
+    via: str, replay: str, replay_proxy: str, arc: McqRecords, recorded: Callable[[str], Path],
     tmp_path: Path,
 ) -> None:  # fmt: skip
     out = tmp_path / "again.jsonl"
-    url = replay if via == "inprocess" else proxy
+    url = replay if via == "inprocess" else replay_proxy
     assert record(recorded(ARC), url, out, "--limit", str(N), "--via", via) == 0
     assert [r["idx"] for r in lines(out)] == list(range(N))  # in the dataset's order
     again = load_recorded(out)
