@@ -52,20 +52,36 @@ def n_options(ds: Dataset) -> int:
 
 
 def read_done(path: Path, meta: dict[str, Any]) -> set[int]:
-    """The ``idx`` of the questions ``path`` already holds; a line cut by an interruption is
-    dropped from the file (that question is asked again)."""
+    """The ``idx`` of the questions ``path`` already holds; a last line cut by an interruption
+    (not JSON, no newline) is dropped from the file (that question is asked again). A line
+    that is not a record of this run, or a question recorded twice, is refused with its line."""
     if not path.exists():
         return set()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise RecordFileError(f"{path}: not a recorded JSONL file ({exc})") from exc
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        lines.pop()
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:  # cut mid-write
+            lines.pop()
+        else:  # whole, only its newline missing (an editor's save): keep it
+            lines[-1] += "\n"
         path.write_text("".join(lines), encoding="utf-8")
-    done = set()
+    done: set[int] = set()
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordFileError(
+                f"{path}:{no}: not JSON ({exc.msg}); mend or delete that line, then rerun"
+            ) from exc
+        if not isinstance(row, dict):
+            raise RecordFileError(f"{path}:{no}: not a record (a JSON object)")
         diff = [k for k in SAME_FILE if row.get(k) != meta[k]]
         if diff:
             raise RecordFileError(
@@ -73,7 +89,12 @@ def read_done(path: Path, meta: dict[str, Any]) -> set[int]:
                 f"({', '.join(f'{k}: {row.get(k)!r}' for k in diff)}); pass another --out, or "
                 "delete it to start over"
             )
-        done.add(int(row["idx"]))
+        idx = row.get("idx")
+        if not isinstance(idx, int) or isinstance(idx, bool):
+            raise RecordFileError(f"{path}:{no}: 'idx' must be the question's index, got {idx!r}")
+        if idx in done:  # eval-offline would score it twice
+            raise RecordFileError(f"{path}:{no}: question {idx} is recorded twice; delete one")
+        done.add(idx)
     return done
 
 

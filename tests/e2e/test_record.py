@@ -133,3 +133,53 @@ def test_an_order_left_unanswered_stops_the_run_and_keeps_the_rest(
     assert [r["idx"] for r in lines(out)] == [0, 1, 2]
     assert record(recorded(ARC), url, out, "--limit", "6", "--concurrency", "1") == 0
     assert [r["idx"] for r in lines(out)] == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda good: [good[0], good[1][:30], good[2]], "r.jsonl:2: not JSON"),
+        (lambda good: [good[0], "[1, 2]"], "r.jsonl:2: not a record"),
+        (lambda good: [good[0], good[1].replace('"idx": 1', '"idx": "1"')], "r.jsonl:2: 'idx'"),
+        (lambda good: [*good, good[1]], "r.jsonl:4: question 1 is recorded twice"),
+    ],
+)
+def test_a_file_edited_by_hand_is_refused_naming_its_line(
+    edit: Callable[[list[str]], list[str]], said: str,
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Before: a traceback (JSONDecodeError, AttributeError, KeyError), or for a line pasted
+    twice a summary counting it once and a file that eval-offline scores twice."""
+    url, state = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "3") == 0
+    out.write_text("".join(line + "\n" for line in edit(out.read_text().splitlines())))
+    before, calls = out.read_text(), state.calls
+    assert record(recorded(ARC), url, out, "--limit", "4") == 2
+    assert said in capsys.readouterr().err
+    assert (out.read_text(), state.calls) == (before, calls)
+
+
+def test_a_file_not_utf8_is_refused(
+    recorded: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b"\xff\xfe\n")
+    assert record(recorded(ARC), "http://127.0.0.1:9/v1", out) == 2
+    assert "not a recorded JSONL file" in capsys.readouterr().err
+
+
+def test_a_whole_last_line_without_its_newline_is_kept(
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """An editor may save the file without the last newline: that record is whole, and was
+    dropped (and asked again) as if an interruption had cut it."""
+    url, state = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "3") == 0
+    out.write_text(out.read_text().rstrip("\n"))
+    calls = state.calls
+    assert record(recorded(ARC), url, out, "--limit", "3") == 0
+    assert state.calls == calls
+    assert [r["idx"] for r in lines(out)] == [0, 1, 2]
