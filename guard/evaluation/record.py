@@ -23,13 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import openai
+
 from calibrators.permutation import cyclic_shift
+from calibrators.referential import check_referential
 from guard.evaluation.live_data import Dataset, McqItem
 from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each
 from guard.evaluation.recorded import ID_LETTERS
 
 # Fields of a record that must agree for a rerun to continue a file (the others may differ).
 SAME_FILE = ("dataset", "digest", "model")
+
+
+REFERS = "an option refers to others: not permuted as a whole"
 
 
 class RecordFileError(ValueError):
@@ -164,11 +170,23 @@ async def record(
     writer = InOrderWriter(out, todo)
 
     async def one(i: int) -> dict[str, Any] | None:
-        r = await client.chat.completions.create(
-            model=ep.model,
-            messages=[{"role": "user", "content": ds.prompt(i)}],
-            extra_body={"guard": {"task": "mcq", "calibration": "cyclic", "key": f"record/{n}"}},
-        )
+        item = ds.items[i]
+        assert isinstance(item, McqItem)
+        # The options as given, not as found in the prompt: an option over two lines is
+        # still one option (found, it made another shape, refused on every rerun).
+        opts = {"task": "mcq", "calibration": "cyclic", "key": f"record/{n}"}
+        try:
+            r = await client.chat.completions.create(
+                model=ep.model,
+                messages=[{"role": "user", "content": ds.prompt(i)}],
+                extra_body={"guard": {**opts, "options": list(item.options)}},
+            )
+        except openai.BadRequestError as exc:
+            if getattr(exc, "type", None) != "policy_violation":
+                raise
+            # A proxy's policy blocks it: on every rerun too, so skipped, not a stop.
+            tally.skipped["blocked by a policy of the proxy"] += 1
+            return None
         evidence = (r.model_extra or {}).get("guard")
         if not isinstance(evidence, dict) or evidence.get("index") is None:
             raise EvalRunError(
@@ -176,7 +194,7 @@ async def record(
                 "--via proxy, --base-url must be a calguard proxy"
             )
         if evidence.get("handling", "permuted") != "permuted":
-            tally.skipped["an option refers to others: not permuted as a whole"] += 1
+            tally.skipped[REFERS] += 1
             return None
         rows = cyclic_rows(evidence, n)
         if rows is None:  # an order's call failed, and the answer rests on the others
@@ -188,8 +206,12 @@ async def record(
         return _record(ds, i, rows, meta)
 
     async def ask(i: int) -> None:
-        if len(ds.items[i].options) != n:  # type: ignore[union-attr]
+        options = ds.items[i].options  # type: ignore[union-attr]
+        if len(options) != n:
             tally.skipped[f"not {n} options"] += 1
+            writer.finish(i, None)
+        elif check_referential(options).handling != "permuted":  # known without a call
+            tally.skipped[REFERS] += 1
             writer.finish(i, None)
         else:
             writer.finish(i, await one(i))

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from guard.cli import main
+from guard.config import RouteConfig, Settings
 from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 
@@ -100,12 +102,13 @@ def _dataset(path: Path, items: list[tuple[str, list[str], str]]) -> Path:
 def test_what_is_not_permuted_whole_is_skipped_and_said(
     fake: tuple[str, FakeUpstreamState], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = fake
+    url, state = fake
     ds = _dataset(
         tmp_path / "ds.jsonl",
         [
             ("Which is a fruit?", ["stone", "apple", "iron", "glass"], "B"),
             ("Which are metals?", ["iron", "tin", "wood", "All of the above"], "D"),
+            ("Which are fruits?", ["apple", "A and C", "pear", "iron"], "B"),
             ("Which is wet?", ["water", "sand", "dust"], "A"),
             ("Which is cold?", ["ice", "fire", "sun", "lava"], "A"),
         ],
@@ -114,8 +117,13 @@ def test_what_is_not_permuted_whole_is_skipped_and_said(
     assert record(ds, url, out) == 0
     said = capsys.readouterr().out
     assert [r["question"] for r in lines(out)] == ["Which is a fruit?", "Which is cold?"]
-    assert "skipped 1: an option refers to others" in said
+    assert "skipped 2: an option refers to others" in said
     assert "skipped 1: not 4 options" in said
+    # What is skipped is known from the options: no call for it, now or on a rerun (before:
+    # one or more a referential question, on every rerun)
+    assert state.calls == 8
+    assert record(ds, url, out) == 0
+    assert state.calls == 8
 
 
 def test_an_order_left_unanswered_stops_the_run_and_keeps_the_rest(
@@ -183,3 +191,52 @@ def test_a_whole_last_line_without_its_newline_is_kept(
     assert record(recorded(ARC), url, out, "--limit", "3") == 0
     assert state.calls == calls
     assert [r["idx"] for r in lines(out)] == [0, 1, 2]
+
+
+def test_an_option_over_two_lines_is_recorded(
+    fake: tuple[str, FakeUpstreamState], tmp_path: Path
+) -> None:
+    """The options are given to calguard (guard.options), not found again in the prompt: found,
+    an option over two lines made a question of another shape, refused (400 on the key's
+    shape) on this run and every rerun, so the file could never get past it."""
+    url, _ = fake
+    ds = _dataset(
+        tmp_path / "ds.jsonl",
+        [
+            ("Which is a fruit?", ["stone", "apple", "iron", "glass"], "B"),
+            ("Which is a poem?", ["roses are red\nviolets are blue", "tax", "iron", "sand"], "A"),
+            ("Which is cold?", ["ice", "fire", "sun", "lava"], "A"),
+        ],
+    )
+    out = tmp_path / "r.jsonl"
+    assert record(ds, url, out) == 0
+    assert [r["question"] for r in lines(out)] == [
+        "Which is a fruit?", "Which is a poem?", "Which is cold?"
+    ]  # fmt: skip
+
+
+def test_a_question_a_policy_blocks_is_skipped_and_said(
+    fake: tuple[str, FakeUpstreamState], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A proxy's policy that blocks a question blocks it on every rerun: before, the run
+    stopped there ("rerun the same command to resume") and never got past it."""
+    url, _ = fake
+    block = {"type": "denylist", "params": {"words": ["lava"]}, "action": "block"}
+    settings = Settings(
+        upstream=url,
+        store=f"sqlite:///{tmp_path / 'p.db'}",
+        default_route=RouteConfig(policies=[block]),
+    )
+    ds = _dataset(
+        tmp_path / "ds.jsonl",
+        [
+            ("Which is a fruit?", ["stone", "apple", "iron", "glass"], "B"),
+            ("Which is hot?", ["ice", "snow", "frost", "lava"], "D"),
+            ("Which is cold?", ["ice", "fire", "sun", "wind"], "A"),
+        ],
+    )
+    out = tmp_path / "r.jsonl"
+    with serve_in_thread(create_app(settings)) as proxy:
+        assert record(ds, f"{proxy}/v1", out, "--via", "proxy") == 0
+    assert [r["question"] for r in lines(out)] == ["Which is a fruit?", "Which is cold?"]
+    assert "skipped 1: blocked by a policy of the proxy" in capsys.readouterr().out
