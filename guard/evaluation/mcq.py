@@ -113,6 +113,8 @@ def cost_line(pride: Row, cyclic: Row, calls: float, field: str) -> float:
     x0, x1 = pride.calls.mean, cyclic.calls.mean
     y0 = getattr(pride, field).mean
     y1 = getattr(cyclic, field).mean
+    if x1 == x0:  # PriDe all warm-up (one question): no line, the two are one point
+        return float(y1)
     return float(y0 + (y1 - y0) * (calls - x0) / (x1 - x0))
 
 

@@ -240,3 +240,14 @@ def test_a_question_a_policy_blocks_is_skipped_and_said(
         assert record(ds, f"{proxy}/v1", out, "--via", "proxy") == 0
     assert [r["question"] for r in lines(out)] == ["Which is a fruit?", "Which is cold?"]
     assert "skipped 1: blocked by a policy of the proxy" in capsys.readouterr().out
+
+
+def test_a_one_question_recording_is_scored(
+    fake: tuple[str, FakeUpstreamState], recorded: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """record --limit 1 then eval-offline: PriDe's warm-up is the one question, at cyclic's
+    cost, and the cost line between them divided by zero (a traceback)."""
+    url, _ = fake
+    out = tmp_path / "r.jsonl"
+    assert record(recorded(ARC), url, out, "--limit", "1") == 0
+    assert main(["eval-offline", str(out), "--seeds", "2"]) == 0
