@@ -251,3 +251,18 @@ def test_a_one_question_recording_is_scored(
     out = tmp_path / "r.jsonl"
     assert record(recorded(ARC), url, out, "--limit", "1") == 0
     assert main(["eval-offline", str(out), "--seeds", "2"]) == 0
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: the evidence does not say an answer was sampled")
+def test_answers_sampled_without_logprobs_are_labelled(
+    recorded: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An endpoint without logprobs: calguard samples 8 answers an order, and the rows are
+    add-half-smoothed frequencies (0.85/0.05/...), written and summarised exactly as logprob
+    distributions, with nothing in the file or the summary to tell them apart."""
+    state = FakeUpstreamState(SimulatedResponder(), logprobs=False)
+    out = tmp_path / "r.jsonl"
+    with serve_in_thread(create_fake_upstream(state)) as url:
+        assert record(recorded(ARC), f"{url}/v1", out, "--limit", "2") == 0
+    assert "sampl" in capsys.readouterr().out
+    assert all("sampled" in r for r in lines(out))
