@@ -42,6 +42,7 @@ class Evidence(TypedDict, total=False):
     orders: list[list[int]]
     order_answers: list[int]
     order_probs: list[list[float]]
+    answers_from: str  # "logprobs", or "samples" where the upstream gave none
     consistent: bool
     order_winners: list[int | None]
     first_position_rate: float

@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     skipped = "".join(f"; skipped {c}: {why}" for why, c in sorted(tally.skipped.items()))
+    if tally.sampled:
+        skipped += (
+            f"; {tally.sampled} of those now from sampled answers (the endpoint gave no "
+            "logprobs: each row is the frequencies of a few samples, answers_from: samples)"
+        )
     print(
         f"{out}: {tally.recorded + tally.before} questions of {ds.name} with "
         f"{n_options(ds)} options, each in every cyclic order ({tally.recorded} now, "

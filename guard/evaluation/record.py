@@ -48,6 +48,7 @@ class Tally:
 
     recorded: int = 0
     before: int = 0
+    sampled: int = 0  # of those recorded now, from sampled answers (the upstream gave no logprobs)
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -118,7 +119,9 @@ def cyclic_rows(evidence: dict[str, Any], n: int) -> list[list[float]] | None:
     return [[round(float(x), 6) for x in r] for r in rows]  # type: ignore[union-attr]
 
 
-def _record(ds: Dataset, i: int, rows: list[list[float]], meta: dict[str, Any]) -> dict[str, Any]:
+def _record(
+    ds: Dataset, i: int, rows: list[list[float]], answers_from: str, meta: dict[str, Any]
+) -> dict[str, Any]:
     item = ds.items[i]
     assert isinstance(item, McqItem)
     return {
@@ -128,6 +131,7 @@ def _record(ds: Dataset, i: int, rows: list[list[float]], meta: dict[str, Any]) 
         "gold": ID_LETTERS[item.answer],
         "subject": item.subject or ds.subject,
         "probs_cyclic": rows,
+        "answers_from": answers_from,
         **meta,
     }
 
@@ -203,7 +207,10 @@ async def record(
                 "answered (upstream errors)"
             )
         tally.recorded += 1
-        return _record(ds, i, rows, meta)
+        # Without logprobs, each row is the frequencies of sampled answers, not probabilities.
+        answers_from = str(evidence.get("answers_from", "logprobs"))
+        tally.sampled += answers_from == "samples"
+        return _record(ds, i, rows, answers_from, meta)
 
     async def ask(i: int) -> None:
         options = ds.items[i].options  # type: ignore[union-attr]

@@ -128,12 +128,14 @@ async def ask_distribution(
     *,
     logprobs: bool = True,
     on_refusal: Callable[[], None] | None = None,
+    on_sampled: Callable[[], None] | None = None,
 ) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
     """(distribution over ``forms``' keys, the upstream response) for ``content`` as the message
     at ``msg_index``. Logprobs first (unless ``logprobs`` is off); without them, ``SAMPLES``
     sampled answers, parsed. An upstream that refuses logprobs gets sampled at once (and
     ``on_refusal`` is told, so the caller can stop asking); one that ignores ``n`` is asked
-    again, up to ``SAMPLES`` calls, until it has given ``SAMPLES`` answers."""
+    again, up to ``SAMPLES`` calls, until it has given ``SAMPLES`` answers. ``on_sampled`` is
+    told when the distribution is one of sampled answers."""
     messages = list(body["messages"])
     messages[msg_index] = {**messages[msg_index], "content": content}
     req = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "n")}
@@ -158,6 +160,8 @@ async def ask_distribution(
             )
             if p is not None:
                 return p, resp
+    if on_sampled is not None:
+        on_sampled()
     req["n"] = SAMPLES
     if "max_completion_tokens" not in req:  # OpenAI refuses both limits in one request
         req["max_tokens"] = 16

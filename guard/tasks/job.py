@@ -75,6 +75,7 @@ class Job:
     calls: int = 0  # every call asked upstream for this request (its retries: once)
     usage: dict[str, Any] = field(default_factory=dict)  # their usage, details too, added up
     account: dict[str, str] = field(default_factory=dict)  # the latest's rate-limit headers
+    sampled: bool = False  # a distribution came from sampled answers (no logprobs)
 
     def asker(
         self, upstream: Upstream, headers: Mapping[str, str], query: str, count: Callable[[], Any]
@@ -118,6 +119,7 @@ class Job:
             self.top_logprobs,
             logprobs=not self.cache.get(refused),
             on_refusal=lambda: self.cache.__setitem__(refused, True),
+            on_sampled=lambda: setattr(self, "sampled", True),
         )
 
 

@@ -266,6 +266,7 @@ async def _answer(
         "orders": [list(p) for p in res.orders],
         "order_answers": list(res.order_answers),
         "order_probs": [floats(p) for p in res.order_probs],
+        "answers_from": "samples" if job.sampled else "logprobs",
     }
     return Outcome(answer, evidence, template, job.usage)
 
