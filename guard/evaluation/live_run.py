@@ -16,7 +16,7 @@ from typing import Any, Literal
 import openai
 
 from guard.errors import CalguardError
-from guard.evaluation.live_data import Dataset
+from guard.evaluation.live_data import Dataset, McqItem
 from guard.evaluation.live_log import Answer, ResultLog
 
 Via = Literal["inprocess", "proxy"]
@@ -51,13 +51,20 @@ def make_client(ep: Endpoint) -> Any:
     return guard.wrap(client, store=ep.store)
 
 
-def guard_options(ds: Dataset, calibration: str, key: str, budget: float | None) -> dict[str, Any]:
-    """The request's ``guard`` object for one item of ``ds``."""
+def guard_options(
+    ds: Dataset, i: int, calibration: str, key: str, budget: float | None = None
+) -> dict[str, Any]:
+    """The request's ``guard`` object for item ``i`` of ``ds``. An MCQ's options are given
+    (``guard.options``), not found again in the prompt: found, an option over two lines made
+    a question of another shape, which the key refused on this run and every rerun."""
     opts: dict[str, Any] = {"task": ds.kind, "calibration": calibration, "key": key}
+    item = ds.items[i]
     if ds.kind == "classify":
         opts["labels"] = list(ds.labels)
-    elif budget is not None:
-        opts["budget"] = budget
+    elif isinstance(item, McqItem):
+        opts["options"] = list(item.options)
+        if budget is not None:
+            opts["budget"] = budget
     return opts
 
 
@@ -71,7 +78,7 @@ def asker(client: Any, ds: Dataset, ep: Endpoint, run_id: str) -> Ask:
         r = await client.chat.completions.create(
             model=ep.model,
             messages=[{"role": "user", "content": ds.prompt(i)}],
-            extra_body={"guard": guard_options(ds, calibration, key, ep.budget)},
+            extra_body={"guard": guard_options(ds, i, calibration, key, ep.budget)},
         )
         evidence = (r.model_extra or {}).get("guard")
         if not isinstance(evidence, dict) or evidence.get("index") is None:

@@ -28,7 +28,7 @@ import openai
 from calibrators.permutation import cyclic_shift
 from calibrators.referential import check_referential
 from guard.evaluation.live_data import Dataset, McqItem
-from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each
+from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each, guard_options
 from guard.evaluation.recorded import ID_LETTERS
 
 # Fields of a record that must agree for a rerun to continue a file (the others may differ).
@@ -174,16 +174,11 @@ async def record(
     writer = InOrderWriter(out, todo)
 
     async def one(i: int) -> dict[str, Any] | None:
-        item = ds.items[i]
-        assert isinstance(item, McqItem)
-        # The options as given, not as found in the prompt: an option over two lines is
-        # still one option (found, it made another shape, refused on every rerun).
-        opts = {"task": "mcq", "calibration": "cyclic", "key": f"record/{n}"}
         try:
             r = await client.chat.completions.create(
                 model=ep.model,
                 messages=[{"role": "user", "content": ds.prompt(i)}],
-                extra_body={"guard": {**opts, "options": list(item.options)}},
+                extra_body={"guard": guard_options(ds, i, "cyclic", f"record/{n}")},
             )
         except openai.BadRequestError as exc:
             if getattr(exc, "type", None) != "policy_violation":

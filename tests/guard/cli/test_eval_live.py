@@ -117,3 +117,24 @@ def test_a_log_of_another_run_is_not_continued(
     assert code == 2
     assert "holds another run (model: 'm')" in err
     assert "pass another --out" in err
+
+
+def test_an_option_over_two_lines_is_one_option(
+    plain: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dataset's options are given to calguard (``guard.options``), not found again in
+    the prompt: found, an option over two lines made a question of another shape, which the
+    key refused (400), stopping the run there and on every rerun."""
+    ds = tmp_path / "poems.jsonl"
+    rows = [
+        ("Which is a fruit?", ["stone", "apple", "iron", "glass"], "B"),
+        ("Which is a poem?", ["roses are red\nviolets are blue", "tax", "iron", "sand"], "A"),
+    ]
+    ds.write_text(
+        "".join(json.dumps({"question": q, "options": o, "answer": a}) + "\n" for q, o, a in rows)
+    )
+    out = tmp_path / "r.json"
+    args = [str(ds), "--base-url", plain, "--model", "m", "--out", str(out), "--seed", "0"]
+    code, _, err = run([*args, "--calibration", "pride", "--concurrency", "1"], capsys)
+    assert code == 0, err
+    assert {r["items"] for r in json.loads(out.read_text())["rows"]} == {2}
