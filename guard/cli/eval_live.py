@@ -35,6 +35,20 @@ def api_key(name: str | None) -> str | None:
     return os.environ.get(name) or None
 
 
+def endpoint_key(args: argparse.Namespace) -> str:
+    """The API key for ``--base-url``, once both are usable; ValueError naming the option."""
+    from guard.config import http_url
+
+    key = api_key(args.api_key_env)
+    if key is None:
+        raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    try:
+        http_url(args.base_url)
+    except ValueError as exc:  # before: the run started and every call failed to connect
+        raise ValueError(f"--base-url: {exc}") from exc
+    return key
+
+
 def progress_bar(disable: bool) -> Any:
     from rich.console import Console
     from rich.progress import (
@@ -86,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from guard.calibrations import check_calibration
-    from guard.config import http_url
     from guard.evaluation.live_data import DatasetError, load_dataset
     from guard.evaluation.live_log import ResultLog, ResumeError
     from guard.evaluation.live_run import Endpoint, EvalRunError
@@ -102,13 +115,10 @@ def run(args: argparse.Namespace) -> int:
             check_calibration(ds.kind, c)
         except ValueError as exc:
             return error(f"--calibration: {exc}")
-    key = api_key(args.api_key_env)
-    if key is None:
-        return error(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     try:
-        http_url(args.base_url)
-    except ValueError as exc:  # before: the run started and every call failed to connect
-        return error(f"--base-url: {exc}")
+        key = endpoint_key(args)
+    except ValueError as exc:
+        return error(str(exc))
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     order = list(range(n))
     if args.seed is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from guard.cli.args import positive
-from guard.cli.eval_live import api_key, endpoint_args, error, progress_bar
+from guard.cli.eval_live import endpoint_args, endpoint_key, error, progress_bar
 
 
 async def _run(args: argparse.Namespace, ds: Any, todo: list[int], ep: Any, meta: Any) -> Any:
@@ -38,7 +38,6 @@ async def _run(args: argparse.Namespace, ds: Any, todo: list[int], ep: Any, meta
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard.config import http_url
     from guard.evaluation.live_data import DatasetError, load_dataset
     from guard.evaluation.live_run import Endpoint, EvalRunError
     from guard.evaluation.record import RecordFileError, Tally, n_options, read_done
@@ -49,13 +48,10 @@ def run(args: argparse.Namespace) -> int:
         return error(str(exc))
     if ds.kind != "mcq":
         return error(f"{args.dataset}: calguard record is for multiple-choice datasets")
-    key = api_key(args.api_key_env)
-    if key is None:
-        return error(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     try:
-        http_url(args.base_url)
+        key = endpoint_key(args)
     except ValueError as exc:
-        return error(f"--base-url: {exc}")
+        return error(str(exc))
     out = Path(args.out)
     if out.suffix != ".jsonl":
         return error(f"--out {out}: a recorded file is JSONL; name it *.jsonl")

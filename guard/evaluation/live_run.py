@@ -51,9 +51,7 @@ def make_client(ep: Endpoint) -> Any:
     return guard.wrap(client, store=ep.store)
 
 
-def guard_options(
-    ds: Dataset, i: int, calibration: str, key: str, budget: float | None = None
-) -> dict[str, Any]:
+def guard_options(ds: Dataset, i: int, calibration: str, key: str) -> dict[str, Any]:
     """The request's ``guard`` object for item ``i`` of ``ds``. An MCQ's options are given
     (``guard.options``), not found again in the prompt: found, an option over two lines made
     a question of another shape, which the key refused on this run and every rerun."""
@@ -63,9 +61,29 @@ def guard_options(
         opts["labels"] = list(ds.labels)
     elif isinstance(item, McqItem):
         opts["options"] = list(item.options)
-        if budget is not None:
-            opts["budget"] = budget
     return opts
+
+
+async def ask_item(
+    client: Any, ds: Dataset, ep: Endpoint, i: int, guard: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """One calibrated request for item ``i`` (MCQ: adaptive's budget, if the run sets one):
+    the reply and its ``guard`` evidence."""
+    if ds.kind == "mcq" and ep.budget is not None:
+        guard = {**guard, "budget": ep.budget}
+    r = await client.chat.completions.create(
+        model=ep.model,
+        messages=[{"role": "user", "content": ds.prompt(i)}],
+        extra_body={"guard": guard},
+    )
+    evidence = (r.model_extra or {}).get("guard")
+    if not isinstance(evidence, dict) or evidence.get("index") is None:
+        raise EvalRunError(
+            f"item {i}: the reply carries no calibrated answer ('guard' evidence); with "
+            "--via proxy, --base-url must be a calguard proxy (for a plain endpoint: "
+            "--via inprocess)"
+        )
+    return r, evidence
 
 
 def asker(client: Any, ds: Dataset, ep: Endpoint, run_id: str) -> Ask:
@@ -75,18 +93,7 @@ def asker(client: Any, ds: Dataset, ep: Endpoint, run_id: str) -> Ask:
         # One key per run and calibration: a new run learns its priors from scratch, a resumed
         # one continues them.
         key = f"eval/{run_id}/{calibration}/{ds.n_classes}"
-        r = await client.chat.completions.create(
-            model=ep.model,
-            messages=[{"role": "user", "content": ds.prompt(i)}],
-            extra_body={"guard": guard_options(ds, i, calibration, key, ep.budget)},
-        )
-        evidence = (r.model_extra or {}).get("guard")
-        if not isinstance(evidence, dict) or evidence.get("index") is None:
-            raise EvalRunError(
-                f"item {i}: the reply carries no calibrated answer ('guard' evidence); with "
-                "--via proxy, --base-url must be a calguard proxy (for a plain endpoint: "
-                "--via inprocess)"
-            )
+        r, evidence = await ask_item(client, ds, ep, i, guard_options(ds, i, calibration, key))
         usage = getattr(r, "usage", None)
         return Answer(
             calibration,

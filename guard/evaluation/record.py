@@ -28,7 +28,7 @@ import openai
 from calibrators.permutation import cyclic_shift
 from calibrators.referential import check_referential
 from guard.evaluation.live_data import Dataset, McqItem
-from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each, guard_options
+from guard.evaluation.live_run import Endpoint, EvalRunError, ask_each, ask_item, guard_options
 from guard.evaluation.recorded import ID_LETTERS
 
 # Fields of a record that must agree for a rerun to continue a file (the others may differ).
@@ -175,10 +175,8 @@ async def record(
 
     async def one(i: int) -> dict[str, Any] | None:
         try:
-            r = await client.chat.completions.create(
-                model=ep.model,
-                messages=[{"role": "user", "content": ds.prompt(i)}],
-                extra_body={"guard": guard_options(ds, i, "cyclic", f"record/{n}")},
+            _, evidence = await ask_item(
+                client, ds, ep, i, guard_options(ds, i, "cyclic", f"record/{n}")
             )
         except openai.BadRequestError as exc:
             if getattr(exc, "type", None) != "policy_violation":
@@ -186,12 +184,6 @@ async def record(
             # A proxy's policy blocks it: on every rerun too, so skipped, not a stop.
             tally.skipped["blocked by a policy of the proxy"] += 1
             return None
-        evidence = (r.model_extra or {}).get("guard")
-        if not isinstance(evidence, dict) or evidence.get("index") is None:
-            raise EvalRunError(
-                f"item {i}: the reply carries no calibrated answer ('guard' evidence); with "
-                "--via proxy, --base-url must be a calguard proxy"
-            )
         if evidence.get("handling", "permuted") != "permuted":
             tally.skipped[REFERS] += 1
             return None
