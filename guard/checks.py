@@ -26,11 +26,17 @@ from typing import Any, TypeVar
 from guard.config import RouteConfig, Settings
 from guard.endpoint_fields import Aside, put_all
 from guard.endpoints import Endpoint
-from guard.errors import ConfigError, InvalidRequestError, PolicyViolationError
+from guard.errors import (
+    ConfigError,
+    InvalidRequestError,
+    PolicyViolationError,
+    StoreUnavailableError,
+)
 from guard.folded import reading
 from guard.metrics import Metrics
 from guard.request import refuse_duplicate_keys
 from guard.store import Store
+from guard.store.spool import Spool
 from guard.store.threads import in_store_thread
 from policies import (
     Action,
@@ -337,9 +343,11 @@ async def record(
     request: Mapping[str, Any],
     response: Any,
     scrub: Any = None,
+    spool: Spool | None = None,
 ) -> int | None:
     """Commit the flag record of this request (if anything was flagged) before it is answered.
-    ``request`` is the body as it went upstream (after prompt-side redaction)."""
+    ``request`` is the body as it went upstream (after prompt-side redaction). ``spool``: where
+    the record goes if the store is down (its answer has gone out); else the store's error."""
     if not checks.flags:
         return None
 
@@ -359,7 +367,17 @@ async def record(
             "request": clean(request),
             "response": clean(response),
         }
-        return store.add_flag(_text_only(flag))
+        kept = _text_only(flag)
+        if spool is None:
+            return store.add_flag(kept)
+        try:
+            return store.add_flag(kept)
+        except StoreUnavailableError as exc:
+            try:
+                spool.put(kept)
+            except OSError as why:  # not kept anywhere: the store's error, as without a spool
+                raise exc from why
+            return None
 
     when = time.time()
     return await in_store_thread(add)

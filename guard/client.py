@@ -148,10 +148,14 @@ class WrappedClient:
 
     copy = with_options
 
-    def close(self) -> Any:
-        """Close the client, the portal thread and the store."""
+    def _close_ours(self) -> None:
         self._portal.close()
+        self._pipeline.spool.close()
         self._pipeline.store.close()
+
+    def close(self) -> Any:
+        """Close the client, the portal thread, the spool's thread and the store."""
+        self._close_ours()
         return self._client.close()
 
     def __enter__(self) -> WrappedClient:
@@ -164,8 +168,7 @@ class WrappedClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._portal.close()
-        self._pipeline.store.close()
+        self._close_ours()
         await self._client.close()
 
 

@@ -184,6 +184,9 @@ class Settings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     store: str = "sqlite:///calguard.db"
+    # Where a stream's flag record waits while the store is down (its text already went out):
+    # None: beside a SQLite file (calguard.db-spool/), else ./calguard-spool/.
+    spool_dir: str | None = None
     # One upstream attempt, as long as the OpenAI SDK waits (600 s): a reasoning model's
     # answer can take minutes, and an attempt cut short is asked (and billed) again.
     timeout_s: float = Field(600.0, gt=0)

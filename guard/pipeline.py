@@ -20,14 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from guard import sse
-from guard.checks import (
-    Checks,
-    RoutePolicies,
-    keys_given_twice,
-    may_act,
-    off_loop,
-    route_policies,
-)
+from guard.checks import Checks, RoutePolicies, keys_given_twice, may_act, off_loop, route_policies
 from guard.config import RouteConfig, Settings
 from guard.endpoints import Endpoint
 from guard.errors import (
@@ -42,13 +35,10 @@ from guard.folded import folded_copy
 from guard.metrics import Metrics
 from guard.pipeline_request import PipelineRequest, said
 from guard.reply import Evidence, Reply, chunks, completion, primed, scrubbed, started
-from guard.request import (
-    AutoOptions,
-    check_endpoint_body,
-    split_guard,
-)
+from guard.request import AutoOptions, check_endpoint_body, split_guard
 from guard.scrub import Scrubber, url_passwords
 from guard.store import Store
+from guard.store.spool import Spool, spool_dir
 from guard.stream_checks import checked_stream
 from guard.tasks import TASKS, Job
 from guard.tasks.detection import MCQ_FIELDS, detect_mcq, wants_more_than_an_id
@@ -92,6 +82,7 @@ class Pipeline:
         secrets += [r.api_key for r in routes]
         secrets += url_passwords([settings.upstream, *(r.api_base for r in routes)])
         self.scrub = Scrubber(secrets)
+        self.spool = Spool(spool_dir(settings.store, settings.spool_dir), store)
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         return self.upstreams.for_route(route)
@@ -101,6 +92,7 @@ class Pipeline:
         return self.upstreams.for_route(self.settings.default_route)
 
     async def aclose(self) -> None:
+        self.spool.close()
         await self.upstreams.aclose()
 
     # -- the request path ----------------------------------------------------------------------
@@ -327,7 +319,7 @@ class Pipeline:
                     req.checks.name(req.headers)
 
                 async def log(response: Any) -> None:
-                    await req.log(self.store, None, response)
+                    await req.log(self.store, None, response, self.spool)
                     req.checks.tally(self.metrics)
 
                 stream = checked_stream(

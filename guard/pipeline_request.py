@@ -14,6 +14,7 @@ from guard.reply import Reply
 from guard.request import GuardOptions
 from guard.scrub import Scrubber
 from guard.store import Store
+from guard.store.spool import Spool
 
 
 @dataclass
@@ -39,7 +40,11 @@ class PipelineRequest:
     size: int = 0  # the body's bytes as the client sent them
     logged: bool = False  # its flag record is committed
 
-    async def log(self, store: Store, key: str | None, response: Any) -> None:
+    async def log(
+        self, store: Store, key: str | None, response: Any, spool: Spool | None = None
+    ) -> None:
+        """Commit the flag record; ``spool``: the answer went out, so a store that is down
+        sends the record to the spool (else its 503)."""
         self.logged = True
         await record(
             store,
@@ -50,6 +55,7 @@ class PipelineRequest:
             request=self.body,
             response=response,
             scrub=self.scrub,
+            spool=spool,
         )
 
 

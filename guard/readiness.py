@@ -1,7 +1,8 @@
 """Readiness (``GET /readyz``): can this process serve a request now?
 
 Ready when the store answers a trivial query and the upstream answers ``GET /models``, each
-within ``ready_timeout_s``. An upstream that answers with a status below 500 is up (a server
+within ``ready_timeout_s``. The store's check also says how many flag records wait in the spool
+(``spooled``), when any do. An upstream that answers with a status below 500 is up (a server
 without ``/models`` still serves chat), except 401 and 403: then every request would fail on
 its key. A process with no default upstream (every route has its own provider) checks the
 store only.
@@ -52,8 +53,14 @@ async def _store(pipeline: Pipeline, timeout_s: float) -> dict[str, Any]:
     except TimeoutError:
         return {"ok": False, "error": f"no answer within {timeout_s:g} s"}
     except Exception as exc:  # any failure of a store plugin means "not ready"
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": True}
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", **await _spooled(pipeline)}
+    return {"ok": True, **await _spooled(pipeline)}
+
+
+async def _spooled(pipeline: Pipeline) -> dict[str, Any]:
+    """How many flag records wait in the spool for the store, when any do."""
+    spool = pipeline.spool
+    return {"spooled": await in_store_thread(spool.count)} if spool.waiting else {}
 
 
 async def _upstream(pipeline: Pipeline, timeout_s: float) -> dict[str, Any] | None:

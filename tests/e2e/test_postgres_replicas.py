@@ -5,10 +5,10 @@ gets a fresh database and skips, saying why, when PostgreSQL is not reachable.""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,10 +122,11 @@ def test_the_database_unreachable_is_a_503_and_pass_through_still_flows(
 
 
 def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
-    upstream: tuple[str, FakeUpstreamState], pg_url: str
+    upstream: tuple[str, FakeUpstreamState], pg_url: str, tmp_path: Path
 ) -> None:
-    """A flag record cannot be committed: the reply is a 503, not sent unrecorded. Back: the
-    same replica serves and records again, without a restart."""
+    """A flag record cannot be committed: the reply is a 503, not sent unrecorded; a stream,
+    whose text goes out before its record, keeps the record in the spool. Back: the same
+    replica serves and records again, without a restart, and the spooled record goes in."""
     url, _ = upstream
     parts = urlsplit(pg_url)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)).start()
@@ -133,6 +134,7 @@ def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
     settings = Settings(
         upstream=url,
         store=f"{via}?timeout_s=1",
+        spool_dir=str(tmp_path / "spool"),
         default_route=RouteConfig(policies=FLAGGED),
     )  # type: ignore[arg-type]
     long_hi = [{"role": "user", "content": "hello there"}]  # its echo is over 12 characters
@@ -148,16 +150,14 @@ def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
                 json={"model": "m", "messages": long_hi, "stream": True},
                 timeout=30,
             )
-            # Flag-only policies hold nothing back (none can end the stream) but its end: the
-            # text goes out, and where [DONE] would be, the error that the record was not made.
+            # Flag-only policies hold nothing back (none can end the stream): the text goes
+            # out, the record waits in the spool, and the stream ends as the upstream's did.
             assert streamed.status_code == 200
             events = [e for e in streamed.text.split("\n\n") if e.strip()]
             assert len(events) > 2
             assert all('"delta"' in e for e in events[:-1])
-            assert "[DONE]" not in streamed.text
-            assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == (
-                "store_unavailable"
-            )
+            assert events[-1] == "data: [DONE]"
+            assert len(list((tmp_path / "spool").glob("*.jsonl"))) == 1
             short = c.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "x"}]
             )
@@ -169,10 +169,19 @@ def test_a_flagged_reply_is_withheld_while_down_and_calguard_recovers(
                 assert time.monotonic() < deadline, "calguard did not recover within 60 s"
                 time.sleep(0.1)
             assert c.chat.completions.create(model="m", messages=long_hi).choices
+            while list((tmp_path / "spool").glob("*.jsonl")):  # moved in every 2 s
+                assert time.monotonic() < deadline + 30, "the spooled record never went in"
+                time.sleep(0.1)
     finally:
         proxy.stop()
     store = open_store(pg_url)
     try:
-        assert store.count_flags() == 2  # the first and the last; the refused one is not there
+        # the first, the stream's from the spool and the last; the refused one is not there
+        assert store.count_flags() == 3
+        # the spooled one takes its id when it goes in (before or after the last); its time is
+        # when it was made, before the last one's
+        records = store.flags()
+        (spooled,) = [f for f in records if "streamed_text" in f["response"]]
+        assert spooled["time"] < max(f["time"] for f in records)
     finally:
         store.close()

@@ -1,0 +1,186 @@
+"""The spool: flag records the store could not take after their answer had gone out.
+
+A stream's record is committed at its end, when its text is already with the client; with the
+store down, that record used to be lost (the stream ended in a ``store_unavailable`` event
+instead of ``[DONE]``). It is written here instead, one JSON line per record, fsynced before
+the stream ends, and moved into the store once the store answers again, by a thread of the
+spool's own (:meth:`Spool.drain`, every 2 s once anything was spooled).
+
+Each process appends to a file of its own (``<pid>-<random>.jsonl``); any process may drain
+any file. Writers and the drainer take the file's ``flock``, and a writer that finds its file
+drained and removed under it starts a new one, so no record is written into a removed file.
+A crash between a record's insert and the file's rewrite records it twice at the next drain
+(at least once, never lost); a line cut short by a crash is skipped, with a log line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from guard.errors import StoreUnavailableError
+from guard.store.base import Store
+
+log = logging.getLogger("calguard")
+DEFAULT_DIR = "calguard-spool"
+
+
+def spool_dir(store_url: str, configured: str | None) -> Path:
+    """Where a store's spool lives: ``spool_dir`` when set; beside a SQLite file; else
+    ``calguard-spool`` in the working directory. Made on first use only."""
+    if configured:
+        return Path(configured)
+    if store_url.startswith("sqlite:///") and ":memory:" not in store_url:
+        db = Path(store_url[len("sqlite:///") :])
+        return db.with_name(db.name + "-spool")
+    return Path(DEFAULT_DIR)
+
+
+@contextmanager
+def _locked(f: IO[Any], blocking: bool = True) -> Iterator[bool]:
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+class Spool:
+    """Records kept on local disk until ``store`` takes them: a thread moves them in every
+    ``every_s`` seconds while any wait (from the start, if a previous run left some)."""
+
+    def __init__(self, folder: Path, store: Store, every_s: float = 2.0) -> None:
+        self.folder, self.store, self.every_s = folder, store, every_s
+        self._mine: Path | None = None
+        self._lock = threading.Lock()  # this process's writers, one line at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.waiting = self._files_there()
+        if self.waiting:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name="calguard-spool", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                if self.waiting:
+                    self.drain()
+            except Exception:  # a store plugin's own failure: tried again next time
+                log.exception("spool %s: draining failed", self.folder)
+
+    def close(self) -> None:
+        """Stop the thread (what waits stays on disk, for the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _files_there(self) -> bool:
+        try:
+            return any(self.folder.glob("*.jsonl"))
+        except OSError:
+            return False
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Append ``record`` durably, or raise ``OSError`` (then it is not kept)."""
+        line = json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n"
+        with self._lock:
+            while True:
+                if self._mine is None:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    name = f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+                    self._mine = self.folder / name
+                with open(self._mine, "ab") as f, _locked(f):
+                    if not _same(self._mine, f):  # drained and removed since: a new file
+                        self._mine = None
+                        continue
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+                self.waiting = True
+                self._start()
+                return
+
+    def count(self) -> int:
+        """Records waiting (lines in every file)."""
+        n = 0
+        for path in self._files():
+            try:
+                with open(path, "rb") as f:
+                    n += sum(1 for line in f if line.strip())
+            except OSError:
+                continue
+        return n
+
+    def _files(self) -> list[Path]:
+        try:
+            return sorted(self.folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        except OSError:
+            return []
+
+    def drain(self) -> int:
+        """Move every record it can into the store (oldest file first); the number moved. A
+        store still down stops it, the rest kept for the next call; a record the store refuses
+        otherwise stays, said in the log. Blocks: a store thread."""
+        moved = 0
+        for path in self._files():
+            try:
+                f = open(path, "r+b")  # noqa: SIM115  # closed by the with below
+            except OSError:  # drained by another process meanwhile
+                continue
+            with f, _locked(f, blocking=False) as mine:
+                if not mine or not _same(path, f):
+                    continue
+                lines = [line for line in f.read().splitlines() if line.strip()]
+                kept: list[bytes] = []
+                for i, line in enumerate(lines):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        log.warning("spool %s: a line cut short is skipped", path)
+                        continue
+                    try:
+                        self.store.add_flag(record)
+                    except StoreUnavailableError:
+                        kept += lines[i:]
+                        break
+                    except Exception:  # kept: a record the store refuses is not dropped
+                        log.exception("spool %s: the store refused a record; kept", path)
+                        kept.append(line)
+                        continue
+                    moved += 1
+                if kept:
+                    f.seek(0)
+                    f.truncate()
+                    f.write(b"".join(line + b"\n" for line in kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+                else:
+                    path.unlink()
+        self.waiting = self._files_there()
+        if moved:
+            log.info("spool: %d flag records moved into the store", moved)
+        return moved
+
+
+def _same(path: Path, f: IO[Any]) -> bool:
+    """``f`` is still the file at ``path`` (not one drained and removed since it was opened)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
