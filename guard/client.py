@@ -37,7 +37,6 @@ from guard.rendering import Portal, checked, parse
 from guard.reply import new_request_id
 from guard.resources import Chat, Create, Resource, lists, sdk_call
 from guard.store import Store, open_store
-from guard.tasks.job import Recent
 from guard.upstreams.function import FunctionUpstream, accepted
 
 T = TypeVar("T")
@@ -49,13 +48,17 @@ def _pipeline(
     is_async: bool,
     store: str | Store,
     route: RouteConfig | None,
-    cache: Recent | None = None,
+    parent: Pipeline | None = None,
 ) -> Pipeline:
     st = open_store(store) if isinstance(store, str) else store
     # No deadline of calguard's own: the wrapped client's timeout and retries (the function's
-    # own time, for @calibrated) bound each call, as without calguard.
+    # own time, for @calibrated) bound each call, as without calguard. A copy shares its
+    # parent's state snapshots and spool.
     settings = Settings(default_route=route or RouteConfig(), deadline_s=math.inf)
-    return Pipeline(settings, st, upstream=FunctionUpstream(functions, is_async), cache=cache)
+    up = FunctionUpstream(functions, is_async)
+    if parent is None:
+        return Pipeline(settings, st, upstream=up)
+    return Pipeline(settings, st, upstream=up, cache=parent.cache, spool=parent.spool)
 
 
 class WrappedClient:
@@ -92,9 +95,7 @@ class WrappedClient:
         else:  # a with_options copy: the parent's store, state snapshots and portal thread
             self._portal = _parent._portal
             parent = _parent._pipeline
-            self._pipeline = pipeline = _pipeline(
-                functions, is_async, parent.store, route, parent.cache
-            )
+            self._pipeline = pipeline = _pipeline(functions, is_async, parent.store, route, parent)
 
         def make(endpoint: Endpoint, kinds: tuple[Any, Any], own: Any) -> Resource:
             return Resource(

@@ -64,6 +64,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         policies: dict[str, RoutePolicies] | None = None,
         cache: Recent | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -82,7 +83,7 @@ class Pipeline:
         secrets += [r.api_key for r in routes]
         secrets += url_passwords([settings.upstream, *(r.api_base for r in routes)])
         self.scrub = Scrubber(secrets)
-        self.spool = Spool(spool_dir(settings.store, settings.spool_dir), store)
+        self.spool = spool or Spool(spool_dir(store, settings.spool_dir), store)
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         return self.upstreams.for_route(route)

@@ -33,14 +33,15 @@ log = logging.getLogger("calguard")
 DEFAULT_DIR = "calguard-spool"
 
 
-def spool_dir(store_url: str, configured: str | None) -> Path:
-    """Where a store's spool lives: ``spool_dir`` when set; beside a SQLite file; else
-    ``calguard-spool`` in the working directory. Made on first use only."""
+def spool_dir(store: Store, configured: str | None) -> Path:
+    """Where a store's spool lives: ``spool_dir`` when set; beside a SQLite file
+    (``calguard.db-spool``); else ``calguard-spool`` in the working directory. Made on first
+    use only."""
     if configured:
         return Path(configured)
-    if store_url.startswith("sqlite:///") and ":memory:" not in store_url:
-        db = Path(store_url[len("sqlite:///") :])
-        return db.with_name(db.name + "-spool")
+    path = getattr(store, "path", None)
+    if isinstance(path, Path) and path.name != ":memory:":
+        return path.with_name(path.name + "-spool")
     return Path(DEFAULT_DIR)
 
 

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+import guard
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
 from guard.testing.downable_store import DownableStore
@@ -123,3 +124,26 @@ def test_a_stream_blocked_while_the_store_is_down_is_blocked_and_its_record_kept
         assert record["action"] == "block"
     finally:
         store.close()
+
+
+def test_the_wrapped_client_keeps_a_streams_record_beside_its_sqlite_file(
+    upstream: str, tmp_path: Path
+) -> None:
+    """The in-process face takes the same path: a stream's record waits in ``c.db-spool``."""
+    store = DownableStore(tmp_path / "c.db")
+    inner = openai.OpenAI(base_url=upstream, api_key="x", max_retries=0)
+    wrapped = guard.wrap(inner, store=store, route=RouteConfig(policies=FLAGGED))  # type: ignore[arg-type]
+    try:
+        store.down = True
+        stream = wrapped.chat.completions.create(model="m", messages=HELLO, stream=True)  # type: ignore[arg-type]
+        assert "".join(ev.choices[0].delta.content or "" for ev in stream if ev.choices) == (
+            "echo: hello there"
+        )
+        assert len(list((tmp_path / "c.db-spool").glob("*.jsonl"))) == 1
+        store.down = False
+        deadline = time.monotonic() + 30
+        while store.count_flags() == 0:
+            assert time.monotonic() < deadline, "the spooled record never went in"
+            time.sleep(0.05)
+    finally:
+        wrapped.close()
