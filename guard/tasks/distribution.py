@@ -86,7 +86,8 @@ def parse_answer(text: str, ids: Sequence[str]) -> int | None:
     t = text.strip()
     m = re.fullmatch(rf"\(?({alt})\)?[.):]?", t)
     if m is None:
-        m = re.search(rf"answer(?: is|:)?\s*(?:option\s*)?\(?({alt})\)?(?![\w])", t, re.IGNORECASE)
+        # "Answer" in any case, the ID as it is: "the answer is a toss-up" names no option A
+        m = re.search(rf"(?i:answer(?: is|:)?\s*(?:option\s*)?)\(?({alt})\)?(?![\w])", t)
     if m is None:
         m = re.match(rf"\(?({alt})\)?(?:[.):]|\s|$)", t)
     return list(ids).index(m.group(1)) if m else None

@@ -135,6 +135,9 @@ def test_none_when_no_label_appears(choice: dict[str, Any]) -> None:
         ("b", None),
         ("", None),
         ("Bob", None),
+        ("The answer is a bit unclear", None),  # before: a ValueError ('a' is not an ID)
+        ("answer: b", None),
+        ("ANSWER IS C", 2),
     ],
 )
 def test_parse_answer(text: str, index: int | None) -> None:

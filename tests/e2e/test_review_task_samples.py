@@ -1,0 +1,39 @@
+"""Classification and judge answers read from sampled text (an upstream that gives no logprobs,
+as llama.cpp without logits_all), through the proxy and the wrapper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.task_upstream import FACES, JUDGE, REVIEW, ask, chat, evidence
+
+
+def no_logprobs(text: str) -> Any:
+    """An upstream that answers every call with ``text`` and never any logprobs."""
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        done = chat(text)
+        done["choices"] = [{**done["choices"][0], "index": i} for i in range(body.get("n") or 1)]
+        return done
+
+    return respond
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_a_sampled_answer_with_a_lower_case_letter_is_not_a_500(face: str, tmp_path: Path) -> None:
+    """"The answer is a toss-up" read "a" as an ID case-insensitively, then looked it up
+    case-sensitively among A and B: a ValueError, a 500 (the wrapper: a raw ValueError)."""
+    with FACES[face](no_logprobs("The answer is a toss-up, but I lean to B."), tmp_path) as (
+        client,
+        _,
+    ):
+        r = ask(
+            client,
+            JUDGE.format("first", "second"),
+            {"task": "judge", "candidates": ["first", "second"], "calibration": "none"},
+        )
+    assert evidence(r)["answer"] in ("A", "B", "tie")
+    assert r.choices[0].message.content != "A"  # "a toss-up" names no candidate
