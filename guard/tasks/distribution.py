@@ -80,9 +80,19 @@ def distribution_from_logprobs(
     return None
 
 
-def parse_answer(text: str, ids: Sequence[str]) -> int | None:
-    """The option a free-text answer names, or None: "B", "(B)", "B.", "The answer is (B)."."""
-    alt = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+def spellings(forms: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each token form of ``forms`` (answer -> its token forms), without its leading space, as the
+    index of its answer: a label word is read in every case its surface forms have."""
+    return {f.strip(): i for i, fs in enumerate(forms.values()) for f in fs if f.strip()}
+
+
+def parse_answer(
+    text: str, ids: Sequence[str], aliases: Mapping[str, int] | None = None
+) -> int | None:
+    """The option a free-text answer names, or None: "B", "(B)", "B.", "The answer is (B).".
+    ``aliases`` (another spelling -> the index of its ID) are read too."""
+    names = {**(aliases or {}), **{ident: i for i, ident in enumerate(ids)}}
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     t = text.strip()
     m = re.fullmatch(rf"\(?({alt})\)?[.):]?", t)
     if m is None:
@@ -90,14 +100,16 @@ def parse_answer(text: str, ids: Sequence[str]) -> int | None:
         m = re.search(rf"(?i:answer(?: is|:)?\s*(?:option\s*)?)\(?({alt})\)?(?![\w])", t)
     if m is None:
         m = re.match(rf"\(?({alt})\)?(?:[.):]|\s|$)", t)
-    return list(ids).index(m.group(1)) if m else None
+    return names[m.group(1)] if m else None
 
 
-def distribution_from_samples(texts: Sequence[str], ids: Sequence[str]) -> FloatArray:
+def distribution_from_samples(
+    texts: Sequence[str], ids: Sequence[str], aliases: Mapping[str, int] | None = None
+) -> FloatArray:
     """Answer frequencies over ``ids`` with add-half smoothing (unparseable answers ignored)."""
     counts = np.full(len(ids), 0.5)
     for t in texts:
-        i = parse_answer(t, ids)
+        i = parse_answer(t, ids, aliases)
         if i is not None:
             counts[i] += 1.0
     return counts / counts.sum()  # type: ignore[no-any-return]
@@ -176,7 +188,7 @@ async def ask_distribution(
         if len(texts) >= SAMPLES or not got:
             break
     assert first is not None
-    return distribution_from_samples(texts[:SAMPLES], list(forms)), first
+    return distribution_from_samples(texts[:SAMPLES], list(forms), spellings(forms)), first
 
 
 def add_usage(total: dict[str, Any], resp: Mapping[str, Any]) -> None:

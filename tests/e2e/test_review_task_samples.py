@@ -24,7 +24,7 @@ def no_logprobs(text: str) -> Any:
 
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_a_sampled_answer_with_a_lower_case_letter_is_not_a_500(face: str, tmp_path: Path) -> None:
-    """"The answer is a toss-up" read "a" as an ID case-insensitively, then looked it up
+    """ "The answer is a toss-up" read "a" as an ID case-insensitively, then looked it up
     case-sensitively among A and B: a ValueError, a 500 (the wrapper: a raw ValueError)."""
     with FACES[face](no_logprobs("The answer is a toss-up, but I lean to B."), tmp_path) as (
         client,
@@ -37,3 +37,26 @@ def test_a_sampled_answer_with_a_lower_case_letter_is_not_a_500(face: str, tmp_p
         )
     assert evidence(r)["answer"] in ("A", "B", "tie")
     assert r.choices[0].message.content != "A"  # "a toss-up" names no candidate
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+@pytest.mark.parametrize(
+    ("said", "labels"),
+    [
+        (" Positive", ["negative", "positive"]),  # the model's own capitalisation
+        ("positive", ["Negative", "Positive"]),
+        ("Answer: positive", ["Negative", "Positive"]),
+        ("POSITIVE.", ["negative", "positive"]),
+    ],
+)
+def test_sampled_label_words_are_read_in_any_case(
+    face: str, said: str, labels: list[str], tmp_path: Path
+) -> None:
+    """With logprobs a label counts in any case (its surface forms); sampled, it counted only as
+    written in guard.labels: every sample unread, a uniform distribution, and labels[0] as the
+    answer, with nothing in the evidence to say so."""
+    with FACES[face](no_logprobs(said), tmp_path) as (client, _):
+        r = ask(client, REVIEW, {"task": "classify", "labels": labels, "calibration": "none"})
+    g = evidence(r)
+    assert r.choices[0].message.content == labels[1]
+    assert g["raw_probs"][1] > 0.9
