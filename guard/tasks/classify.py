@@ -33,6 +33,7 @@ from guard.errors import InvalidRequestError
 from guard.request import ClassifyOptions
 from guard.store import State
 from guard.store.threads import in_store_thread
+from guard.tasks.distribution import check_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.traffic import counted
 
@@ -66,7 +67,8 @@ async def run(job: Job) -> Outcome:
             "that is the test input (the probes replace it)",
             param="guard.input",
         )
-    forms = {w: surface_forms(w) for w in labels}
+    forms = {w: surface_forms(w) if w.strip() else () for w in labels}
+    check_forms(forms, "guard.labels")
     key = job.client_key(opts.key) or classify_key(
         job.upstream_model, labels, body, text, opts.input
     )

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibrators.label_scores import label_scores
+from guard.errors import InvalidRequestError
 
 FloatArray = npt.NDArray[np.float64]
 Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -30,6 +31,23 @@ def id_forms(ident: str) -> tuple[str, ...]:
     """Tokens that stand for an option ID."""
     core = (ident, f"({ident}", f"{ident})", f"{ident}.", f"({ident})", f"{ident}:")
     return tuple(dict.fromkeys(f for c in core for f in (c, " " + c)))
+
+
+def check_forms(forms: Mapping[str, Sequence[str]], param: str) -> None:
+    """A 400 naming ``param`` for answers (answer -> its token forms) that cannot be told apart:
+    a blank one, or two that share a token form ("Positive" and "positive", "A" and " A")."""
+    owner: dict[str, str] = {}
+    for name, fs in forms.items():
+        if not name.strip():
+            raise InvalidRequestError(f"{param} holds a blank entry ({name!r})", param=param)
+        for f in fs:
+            other = owner.setdefault(f, name)
+            if other != name:
+                raise InvalidRequestError(
+                    f"{param}: {other!r} and {name!r} are read from the same token {f!r} (they "
+                    "differ only in case, spaces or punctuation); give answers that differ",
+                    param=param,
+                )
 
 
 def _finite(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[str, float]]:

@@ -9,7 +9,7 @@ import asyncio
 from calibrators.position import aggregate_scores, judge_orders
 from guard.errors import InvalidRequestError, UpstreamError
 from guard.request import JudgeOptions
-from guard.tasks.distribution import id_forms
+from guard.tasks.distribution import check_forms, id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import LETTERS, McqPrompt
 
@@ -48,9 +48,10 @@ async def run(job: Job) -> Outcome:
         )
     if len(set(ids)) != k:
         raise InvalidRequestError("guard.labels must be distinct", param="guard.labels")
+    forms = {i: id_forms(i) for i in ids}
+    check_forms(forms, "guard.labels")
     prompt = locate_candidates(text, cands, ids)
     orders = judge_orders(k) if method == "swap" else [tuple(range(k))]
-    forms = {i: id_forms(i) for i in ids}
     answers = await asyncio.gather(
         *(job.distribution(prompt.permuted(o), forms) for o in orders),
         return_exceptions=True,

@@ -1,0 +1,53 @@
+"""Malformed guard options of the classification and judge tasks: each a clean 400 naming the
+field, through the proxy (the openai client's BadRequestError) and the wrapper (the same)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.task_upstream import FACES, JUDGE, REVIEW, ask, judge_answer
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["Positive", "positive"],  # one word in two cases: the same surface forms
+        ["yes", " yes"],  # one word, once with a space
+        ["yes", "no", "YES"],
+        ["yes", "  "],  # blank
+    ],
+)
+def test_labels_that_are_one_word_or_blank_are_a_400(
+    face: str, labels: list[str], tmp_path: Path
+) -> None:
+    """Before: a 500 "internal error (ValueError)" (label_scores or surface_forms refused them
+    after the upstream was asked), a raw ValueError from the wrapper."""
+    with (
+        FACES[face](judge_answer, tmp_path) as (client, seen),
+        pytest.raises(openai.BadRequestError, match=r"guard\.labels") as err,
+    ):
+        ask(client, REVIEW, {"task": "classify", "labels": labels, "calibration": "none"})
+    assert err.value.status_code == 400
+    assert seen == []  # refused before anything was asked
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+@pytest.mark.parametrize("labels", [["A", " A"], ["A", "A)"], ["", "B"], ["A", " "]])
+def test_judge_labels_that_read_as_one_another_are_a_400(
+    face: str, labels: list[str], tmp_path: Path
+) -> None:
+    """Verdict IDs whose token forms overlap (" A" is a form of "A", "A)" too) were a 500 after
+    both orders were asked; a blank one answered "tie" from nothing."""
+    options: dict[str, Any] = {"task": "judge", "candidates": ["first", "second"], "labels": labels}
+    with (
+        FACES[face](judge_answer, tmp_path) as (client, seen),
+        pytest.raises(openai.BadRequestError, match=r"guard\.labels") as err,
+    ):
+        ask(client, JUDGE.format("first", "second"), options)
+    assert err.value.status_code == 400
+    assert seen == []
