@@ -80,6 +80,12 @@ async def run(job: Job) -> Outcome:
     if method in ("contextual", "domain"):
         assert opts.input is not None
         cached = (state.get(method) or {}).get("log_prior")
+        if cached is not None and len(cached) != len(labels):
+            raise InvalidRequestError(
+                f"calibration key {key!r} holds {len(cached)} labels, not {len(labels)}: use "
+                "another guard.key",
+                param="guard.key",
+            )
         pool = WordPool.from_dict(state["pool"]) if "pool" in state else WordPool()
         seen = int(state.get("seen", 0))
         stale = method == "domain" and (seen & (seen - 1) == 0 or seen % DOMAIN_REFRESH == 0)

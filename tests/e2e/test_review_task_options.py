@@ -51,3 +51,18 @@ def test_judge_labels_that_read_as_one_another_are_a_400(
         ask(client, JUDGE.format("first", "second"), options)
     assert err.value.status_code == 400
     assert seen == []
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+@pytest.mark.parametrize("calibration", ["contextual", "domain", "batch"])
+def test_a_key_reused_with_another_label_count_is_a_400(
+    face: str, calibration: str, tmp_path: Path
+) -> None:
+    """batch and prior-match said so; contextual and domain divided a 2-label prior out of 3
+    label scores: a 500 "internal error (ValueError)"."""
+    base = {"task": "classify", "calibration": calibration, "input": "ok", "key": "mine"}
+    with FACES[face](judge_answer, tmp_path) as (client, _):
+        ask(client, REVIEW, {**base, "labels": ["yes", "no"]})
+        with pytest.raises(openai.BadRequestError, match=r"guard\.key|holds 2 labels") as err:
+            ask(client, REVIEW, {**base, "labels": ["yes", "no", "maybe"]})
+    assert err.value.status_code == 400
