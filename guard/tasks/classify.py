@@ -67,6 +67,11 @@ async def run(job: Job) -> Outcome:
             "that is the test input (the probes replace it)",
             param="guard.input",
         )
+    if method == "domain" and not (opts.input or "").split():
+        raise InvalidRequestError(
+            "calibration 'domain' draws its probes from the words of guard.input, which has none",
+            param="guard.input",
+        )
     forms = {w: surface_forms(w) if w.strip() else () for w in labels}
     check_forms(forms, "guard.labels")
     key = job.client_key(opts.key) or classify_key(

@@ -66,3 +66,16 @@ def test_a_key_reused_with_another_label_count_is_a_400(
         with pytest.raises(openai.BadRequestError, match=r"guard\.key|holds 2 labels") as err:
             ask(client, REVIEW, {**base, "labels": ["yes", "no", "maybe"]})
     assert err.value.status_code == 400
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_a_domain_input_with_no_words_is_a_400(face: str, tmp_path: Path) -> None:
+    """guard.input " " is in the prompt, so it passed the check; domain calibration then drew
+    probes from a pool of no words: a 500 "internal error (ValueError)"."""
+    options = {"task": "classify", "labels": ["yes", "no"], "calibration": "domain", "input": " "}
+    with (
+        FACES[face](judge_answer, tmp_path) as (client, _),
+        pytest.raises(openai.BadRequestError, match=r"guard\.input") as err,
+    ):
+        ask(client, "Review: \nSentiment:", options)
+    assert err.value.status_code == 400
