@@ -43,7 +43,7 @@ class Evidence(TypedDict, total=False):
     order_answers: list[int]
     order_probs: list[list[float]]
     answers_from: str  # "logprobs", or "samples" where the upstream gave none
-    consistent: bool
+    consistent: bool | None  # judge: None where not every order was answered
     order_winners: list[int | None]
     first_position_rate: float
 

@@ -63,7 +63,23 @@ async def run(job: Job) -> Outcome:
     res = aggregate_scores([(o, a[0]) for o, a in ok], normalise_each=True)
     raw = ok[0][1][0]
     flags = []
-    if not res.consistent:
+    answered = len(ok) == len(orders)
+    if not answered:  # the rest cannot show whether the verdict holds in every order
+        failed = [
+            f"{type(a).__name__} {getattr(a, 'status', '')}".strip()
+            for a in answers
+            if isinstance(a, BaseException)
+        ]
+        flags.append(
+            {
+                "policy": "order_consistency",
+                "action": "flag",
+                "score": 1.0,
+                "reason": f"only {len(ok)} of {len(orders)} orders were answered, so the "
+                f"verdict is not position-calibrated (the others: {', '.join(failed)})",
+            }
+        )
+    elif not res.consistent:
         flags.append(
             {
                 "policy": "order_consistency",
@@ -84,7 +100,7 @@ async def run(job: Job) -> Outcome:
         "prior": None,
         "upstream_calls": job.calls,
         "flags": flags,
-        "consistent": res.consistent,
+        "consistent": res.consistent if answered else None,  # None: not every order answered
         "order_winners": list(res.order_winners),
         "first_position_rate": res.first_position_rate,
     }
