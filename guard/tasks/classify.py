@@ -46,7 +46,13 @@ def classify_key(
     system = [m.get("content") for m in body["messages"] if m.get("role") == "system"]
     skeleton = text.replace(input_text, "{input}") if input_text else ""
     fp = hashlib.sha1(json.dumps([system, skeleton]).encode()).hexdigest()[:12]
-    return f"{upstream_model}|classify|{'/'.join(labels)}|{fp}"
+    # '/' joins the labels and '|' the parts: either inside a label is escaped, so that
+    # ["yes/no", "maybe"] and ["yes", "no/maybe"] are two keys (labels without '/', '|' or '\\'
+    # keep the keys they had)
+    joined = "/".join(
+        w.replace("\\", "\\\\").replace("/", "\\/").replace("|", "\\|") for w in labels
+    )
+    return f"{upstream_model}|classify|{joined}|{fp}"
 
 
 async def run(job: Job) -> Outcome:
