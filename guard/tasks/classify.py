@@ -159,5 +159,6 @@ async def run(job: Job) -> Outcome:
         "upstream_calls": job.calls,
         "flags": [],
         "key": key,
+        "answers_from": "samples" if job.sampled else "logprobs",
     }
     return Outcome(labels[index], evidence, template, job.usage)

@@ -103,5 +103,6 @@ async def run(job: Job) -> Outcome:
         "consistent": res.consistent if answered else None,  # None: not every order answered
         "order_winners": list(res.order_winners),
         "first_position_rate": res.first_position_rate,
+        "answers_from": "samples" if job.sampled else "logprobs",
     }
     return Outcome(answer, evidence, ok[0][1][1], job.usage)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from tests.e2e.task_upstream import FACES, JUDGE, REVIEW, ask, chat, evidence
@@ -60,3 +61,21 @@ def test_sampled_label_words_are_read_in_any_case(
     g = evidence(r)
     assert r.choices[0].message.content == labels[1]
     assert g["raw_probs"][1] > 0.9
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_classify_and_judge_say_when_their_answer_is_from_samples(
+    face: str, tmp_path: Path
+) -> None:
+    """mcq's evidence says answers_from: samples; classify's and judge's said nothing, so a
+    client could not tell 8 parsed samples (9 upstream calls) from a read of logprobs."""
+    with FACES[face](no_logprobs("B"), tmp_path) as (client, _):
+        c = ask(client, REVIEW, {"task": "classify", "labels": ["A", "B"], "calibration": "none"})
+        j = ask(
+            client,
+            JUDGE.format("first", "second"),
+            {"task": "judge", "candidates": ["first", "second"], "calibration": "none"},
+        )
+    assert evidence(c).get("answers_from") == "samples"
+    assert evidence(j).get("answers_from") == "samples"
+
