@@ -76,7 +76,7 @@ class Pipeline:
         self.upstreams = RouteUpstreams(settings, upstream)
         # the tasks' per-key state snapshots, bounded; shared by a wrapped client's copies
         self.cache = Recent() if cache is None else cache
-        self._last_prior: dict[str, list[float]] = {}  # per key, for prior_skew's drift check
+        self._last_prior = Recent(self.cache.limit)  # per key, prior_skew's drift check; bounded
         self.holdback = None if settings.stream_holdback == "full" else settings.stream_holdback
         routes = list(settings.named_routes().values())
         secrets: list[str | None] = [settings.upstream_key, settings.admin_key, *settings.api_keys]

@@ -23,12 +23,6 @@ def test_different_label_sets_do_not_share_a_key(face: str, tmp_path: Path) -> N
     assert second["key"] == fresh["key"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Pipeline._last_prior (prior_skew's previous prior, per key) is a plain dict: every "
-    "client-chosen guard.key adds an entry for the life of the process, while the tasks' own "
-    "per-key snapshots are bounded (Recent). Not fixed here.",
-)
 def test_the_previous_prior_per_key_is_bounded(tmp_path: Path) -> None:
     from guard.config import RouteConfig, Settings
     from guard.endpoints import CHAT
