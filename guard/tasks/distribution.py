@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibrators.label_scores import label_scores
-from guard.errors import InvalidRequestError
+from guard.errors import InvalidRequestError, UpstreamError
 
 FloatArray = npt.NDArray[np.float64]
 Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -206,6 +206,11 @@ async def ask_distribution(
         if len(texts) >= SAMPLES or not got:
             break
     assert first is not None
+    if not texts:  # not one choice in any answer: nothing to read, not a uniform guess
+        raise UpstreamError(
+            "the upstream answered with no choices, so there is no answer to calibrate",
+            code="upstream_unreadable",
+        )
     return distribution_from_samples(texts[:SAMPLES], list(forms), spellings(forms)), first
 
 

@@ -80,16 +80,12 @@ def test_classify_and_judge_say_when_their_answer_is_from_samples(
     assert evidence(j).get("answers_from") == "samples"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an upstream answer with no choices at all (the logprobs call and every sampling "
-    "call) is read as 8 unparsed samples: a uniform distribution, and labels[0] ('yes') or "
-    "'tie' answered with a 200. Not fixed here: mcq shares ask_distribution.",
-)
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_an_upstream_that_gives_no_choices_is_not_an_answer(face: str, tmp_path: Path) -> None:
     def empty(body: dict[str, Any]) -> dict[str, Any]:
         return {**chat(None), "choices": []}
 
-    with FACES[face](empty, tmp_path) as (client, _), pytest.raises(openai.APIStatusError):
+    with FACES[face](empty, tmp_path) as (client, _), pytest.raises(openai.APIStatusError) as info:
         ask(client, REVIEW, {"task": "classify", "labels": ["yes", "no"], "calibration": "none"})
+    assert info.value.status_code == 502
+    assert info.value.code == "upstream_unreadable"
