@@ -213,7 +213,12 @@ def create_app(
         if settings.needs_upstream():
             pipeline.default_upstream  # noqa: B018  # a missing upstream stops start-up, named
         holder["p"] = pipeline
-        up = pipeline.default_upstream if settings.needs_upstream() else None
+        # Relays go to the default upstream wherever there is one: also beside routes that all
+        # have their own provider, when `upstream` is set (the default route's, as on chat)
+        d = settings.default_route
+        default_is_upstream = d.provider == "openai" and not d.api_base
+        has_default = default_is_upstream and (bool(settings.upstream) or upstream is not None)
+        up = pipeline.default_upstream if settings.needs_upstream() or has_default else None
         hide = any(p.hide_answers for p in policies.values())
         checks = RelayChecks(settings, policies, st, pipeline.scrub, metrics)
         relay["r"] = Relay(settings, up, metrics, pipeline.scrub, hide_answers=hide, checks=checks)
