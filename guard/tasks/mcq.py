@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from calibrators.permutation import FloatArray, Perm
 from calibrators.planner import PermutationPlanner, QuestionRun
 from calibrators.referential import ReferentialCheck, check_referential
-from guard.errors import CalguardError, InvalidRequestError, UpstreamError
+from guard.errors import InvalidRequestError, UpstreamError
 from guard.request import McqOptions
 from guard.store import State
 from guard.store.threads import in_store_thread
@@ -150,7 +150,7 @@ async def _ask_all(job: Job, run: QuestionRun, prompt: McqPrompt) -> dict[str, A
     kept, errors = await ask_orders(run, lambda perm: job.distribution(prompt.permuted(perm), ids))
     if not kept:
         first = errors[0] if errors else None
-        if isinstance(first, CalguardError):
+        if isinstance(first, Exception):  # calguard's, or a wrapped client's own (unchanged)
             raise first
         raise UpstreamError(f"no upstream call for this question succeeded: {first!r}")
     return kept[0]

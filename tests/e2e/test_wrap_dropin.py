@@ -529,3 +529,28 @@ def test_relayed_calls_without_prompt_policies_are_the_clients_own(pair: Pair, w
     if way == "with_raw_response":  # which request it was
         plain = [(s, f"req_{int(i[4:]) + 4}", *rest) for s, i, *rest in plain]
     assert wrapped == plain
+
+
+@pytest.mark.parametrize("task", ["mcq", "classify", "judge"])
+def test_a_calibrated_call_that_cannot_connect_raises_the_sdks_connection_error(
+    tmp_path: Path, task: str
+) -> None:
+    """Every order's call failed to connect: the SDK's own ``APIConnectionError``, as the plain
+    client raises (before, a multiple-choice question raised calguard's ``UpstreamError``, an
+    ``InternalServerError``, which code catching connection errors missed)."""
+    from guard.testing.servers import free_port
+
+    guards = {
+        "mcq": {"calibration": "pride", "options": ["red", "blue"]},
+        "classify": {"task": "classify", "labels": ["yes", "no"]},
+        "judge": {"task": "judge", "candidates": ["red", "blue"]},
+    }
+    question = "Which colour? A. red B. blue Response A: red Response B: blue"
+    inner = openai.OpenAI(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0)
+    with guard.wrap(inner, store=f"sqlite:///{tmp_path / 'w.db'}") as wrapped:
+        with pytest.raises(openai.APIConnectionError):
+            wrapped.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": question}],
+                extra_body={"guard": guards[task]},
+            )
