@@ -12,6 +12,7 @@ Recognised forms (the format is read from the file, not from its name):
 
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import json
@@ -105,7 +106,24 @@ def _csv(path: Path, subject: str = "") -> list[McqItem]:
             options = tuple(row[1:-1])
             gold = _answer(row[-1], len(options), f"{path}:{no}")
             items.append(McqItem(row[0], options, gold, subject))
+    _not_a_subject_column(path, [i.question for i in items])
     return items
+
+
+def _not_a_subject_column(path: Path, firsts: list[str]) -> None:
+    """A first column whose values repeat on half the rows or more is a subject (as in
+    ``subject,question,A,...,answer``), not questions: read as questions, every option would be
+    shifted by one and the gold letter with it, silently."""
+    counts = collections.Counter(firsts)
+    seen = sorted(counts)
+    if len(firsts) >= 8 and 2 * sum(n for n in counts.values() if n > 1) >= len(firsts):
+        shown = ", ".join(repr(v) for v in seen[:3]) + (", ..." if len(seen) > 3 else "")
+        raise DatasetError(
+            f"{path}: the first column holds {len(seen)} values over {len(firsts)} rows "
+            f"({shown}): a subject column? calguard eval reads question,A,B,...,answer "
+            "(headerless); drop that column, or give JSONL with question, options, answer and "
+            "subject"
+        )
 
 
 def _label(value: Any, labels: Sequence[str], where: str) -> int:

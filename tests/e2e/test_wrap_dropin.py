@@ -547,10 +547,10 @@ def test_a_calibrated_call_that_cannot_connect_raises_the_sdks_connection_error(
     }
     question = "Which colour? A. red B. blue Response A: red Response B: blue"
     inner = openai.OpenAI(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0)
-    with guard.wrap(inner, store=f"sqlite:///{tmp_path / 'w.db'}") as wrapped:
-        with pytest.raises(openai.APIConnectionError):
-            wrapped.chat.completions.create(
-                model="m",
-                messages=[{"role": "user", "content": question}],
-                extra_body={"guard": guards[task]},
-            )
+    wrapped = guard.wrap(inner, store=f"sqlite:///{tmp_path / 'w.db'}")
+    with wrapped, pytest.raises(openai.APIConnectionError):
+        wrapped.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": question}],
+            extra_body={"guard": guards[task]},
+        )

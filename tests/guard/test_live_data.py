@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import guard.testing
 from guard.evaluation.live_data import ClassifyItem, DatasetError, McqItem, load_dataset
 
 
@@ -74,3 +75,11 @@ def test_a_folder_of_csvs_is_one_dataset_each_file_its_subject(tmp_path: Path) -
     assert "questions about college physics" in ds.prompt(2)
     with pytest.raises(DatasetError, match="none here"):
         load_dataset(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path)
+
+
+def test_a_subject_column_is_named_not_read_as_questions() -> None:
+    """The demo's own file (subject,question,A,B,C,D,answer) was read as a question 'arithmetic'
+    with five options and the gold letter shifted by one: 15 % where the demo gets 65 %."""
+    demo = Path(guard.testing.__file__).parent / "demo_data" / "sample_questions.csv"
+    with pytest.raises(DatasetError, match="a subject column"):
+        load_dataset(demo)
