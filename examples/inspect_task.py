@@ -1,5 +1,5 @@
 """An inspect_ai task with the option-ID bias removed by calguard, on the 40 questions bundled in
-guard/testing/demo_data (pip install 'calguard[inspect]'):
+guard/testing/demo_data (pip install -e '.[inspect]'):
 
     inspect eval examples/inspect_task.py --model openai/gpt-4o-mini
     inspect eval examples/inspect_task.py -T calibration=pride --model openai/gpt-4o-mini

@@ -116,7 +116,7 @@ def pg_admin() -> str:
     try:
         import psycopg
     except ImportError:
-        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or calguard[postgres])")
+        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or -e '.[postgres]')")
     host = urlsplit(PG_ADMIN).hostname or ""
     if not _loopback((host, 0)):
         pytest.fail(f"CALGUARD_TEST_POSTGRES must be on loopback, not {host!r}")
@@ -149,7 +149,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or calguard[postgres])")
+        pytest.skip("psycopg is not installed: pip install -e '.[dev]' (or -e '.[postgres]')")
     try:
         pg = PrivatePostgres()
     except PostgresUnavailableError as exc:

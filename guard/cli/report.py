@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         print("calguard: error: calguard report draws with matplotlib: pip install "
-              "'calguard[report]'", file=sys.stderr)  # fmt: skip
+              "-e '.[report]' (from the checkout)", file=sys.stderr)  # fmt: skip
         return 2
     from guard.cli.flags import printable
     from guard.evaluation.live_table import EvalRow, format_rows

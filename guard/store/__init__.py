@@ -1,5 +1,5 @@
 """Stores by URL: ``sqlite:///path/to.db`` and ``postgresql://user@host/db`` (or ``postgres://``,
-with ``pip install 'calguard[postgres]'``) ship; add a scheme with :func:`register_store` or the
+with ``pip install -e '.[postgres]'``) ship; add a scheme with :func:`register_store` or the
 ``calguard.stores`` entry point group (a callable taking the URL and returning a
 :class:`~guard.store.base.Store`). Opening a store brings its schema up to date
 (:mod:`guard.store.migrations`)."""
@@ -62,8 +62,8 @@ def _postgres(url: str, *, must_exist: bool = False) -> Store:
         from guard.store.postgres import PostgresStore
     except ImportError as exc:
         raise ConfigError(
-            f"store {redact(url)}: PostgreSQL needs psycopg: pip install 'calguard[postgres]' "
-            f"({exc})"
+            f"store {redact(url)}: PostgreSQL needs psycopg: pip install -e '.[postgres]' "
+            f"(from the checkout) ({exc})"
         ) from exc
     if not must_exist:
         return PostgresStore(url)

@@ -1,7 +1,7 @@
 """A PostgreSQL store (``postgresql://user@host/db``): several calguard replicas on one database.
 
 Same :class:`guard.store.base.Store` behaviour as SQLite, over a ``psycopg_pool`` connection pool
-(``pip install 'calguard[postgres]'``). ``update`` is one transaction: insert the key's row if it
+(``pip install -e '.[postgres]'``). ``update`` is one transaction: insert the key's row if it
 is missing, lock it with ``SELECT ... FOR UPDATE``, run ``fn``, write; so replicas on any host never
 lose an update. A history point that is due (:mod:`guard.store.history`) goes in the same
 statement as the state's write: it costs no round trip. ``add_flag`` commits before it returns.

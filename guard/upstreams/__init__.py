@@ -55,7 +55,7 @@ def known_providers() -> list[str]:
 
 
 # Built-in providers whose library is an optional extra: (module, what to install).
-NEEDS: dict[str, tuple[str, str]] = {"litellm": ("litellm", "calguard[litellm]")}
+NEEDS: dict[str, tuple[str, str]] = {"litellm": ("litellm", ".[litellm]")}
 
 
 def check_provider(provider: str, where: str = "") -> str:
@@ -66,7 +66,7 @@ def check_provider(provider: str, where: str = "") -> str:
         module, extra = NEEDS[provider]
         raise ConfigError(
             f"{where + ': ' if where else ''}provider {provider!r} needs {module}, which is not "
-            f"installed: pip install '{extra}'"
+            f"installed: pip install -e '{extra}' (from the checkout)"
         )
     if provider in UPSTREAMS:
         return provider

@@ -1,4 +1,4 @@
-"""calguard for inspect_ai (``pip install 'calguard[inspect]'``): a multiple-choice solver that
+"""calguard for inspect_ai (``pip install -e '.[inspect]'``): a multiple-choice solver that
 removes the option-ID bias (:func:`debiased_choice`) and a scorer that measures it
 (:func:`choice_with_bias`: accuracy, RStd, calls per sample).
 
@@ -19,7 +19,8 @@ try:
     import inspect_ai  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "guard.integrations.inspect needs inspect_ai: pip install 'calguard[inspect]'"
+        "guard.integrations.inspect needs inspect_ai: "
+        "pip install -e '.[inspect]' (from the checkout)"
     ) from exc
 
 from guard.integrations.inspect.scorer import calls_per_sample, choice_with_bias, rstd

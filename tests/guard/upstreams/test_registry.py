@@ -185,13 +185,13 @@ def test_a_provider_whose_library_is_missing_says_what_to_install(
     from guard.server import create_app
     from guard.upstreams import NEEDS
 
-    monkeypatch.setitem(NEEDS, "litellm", ("calguard_test_no_such_module", "calguard[litellm]"))
+    monkeypatch.setitem(NEEDS, "litellm", ("calguard_test_no_such_module", ".[litellm]"))
     settings = _settings(claude=RouteConfig(provider="litellm", upstream_model="anthropic/c"))
     with pytest.raises(ConfigError) as info:
         create_app(settings)
     assert info.value.message == (
         "routes.claude: provider 'litellm' needs calguard_test_no_such_module, which is not "
-        "installed: pip install 'calguard[litellm]'"
+        "installed: pip install -e '.[litellm]' (from the checkout)"
     )
 
 

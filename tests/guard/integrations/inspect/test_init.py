@@ -58,4 +58,4 @@ def test_calguard_works_without_the_extra_and_says_how_to_get_it() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert "pip install 'calguard[inspect]'" in done.stdout
+    assert "pip install -e '.[inspect]'" in done.stdout
