@@ -15,19 +15,23 @@ from guard.tasks.prompt_text import LETTERS, McqPrompt
 
 
 def locate_candidates(text: str, candidates: list[str], ids: list[str]) -> McqPrompt:
+    """Where each candidate is shown, in order. A candidate that also appears earlier (a short
+    answer such as "4" that the question mentions) is taken at its last place before the next
+    candidate's: the responses follow the question, so the last placement is the shown one."""
     spans: list[tuple[int, int]] = []
-    pos = 0
-    for i, cand in enumerate(candidates):
-        at = text.find(cand, pos)
-        if at < 0 or not cand:
+    end = len(text)
+    for i in range(len(candidates) - 1, -1, -1):
+        cand = candidates[i]
+        at = text.rfind(cand, 0, end) if cand else -1
+        if at < 0:
             raise InvalidRequestError(
-                f"candidate {i} is not in the last user message (after the previous one); "
+                f"candidate {i} is not in the last user message (before the next one); "
                 "guard.candidates must be the responses exactly as shown, in order",
                 param="guard.candidates",
             )
         spans.append((at, at + len(cand)))
-        pos = at + len(cand)
-    return McqPrompt(text, tuple(ids), tuple(spans))
+        end = at
+    return McqPrompt(text, tuple(ids), tuple(reversed(spans)))
 
 
 async def run(job: Job) -> Outcome:

@@ -37,13 +37,6 @@ def test_a_swap_with_an_order_unanswered_does_not_claim_consistency(
     assert "1 of 2" in g["flags"][0]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="locate_candidates takes each candidate's first occurrence after the previous one, "
-    "so a short candidate that also appears in the question is swapped inside the question: "
-    "the upstream is asked a rewritten question ('Is 5 the answer ...') with both responses "
-    "'4'. Needs a placement rule (or a 400 on an ambiguous candidate); not fixed here.",
-)
 @pytest.mark.parametrize("face", sorted(FACES))
 def test_a_candidate_that_also_appears_in_the_question_is_swapped_where_it_is_shown(
     face: str, tmp_path: Path
@@ -52,4 +45,5 @@ def test_a_candidate_that_also_appears_in_the_question_is_swapped_where_it_is_sh
     with FACES[face](judge_answer, tmp_path) as (client, seen):
         ask(client, text, {"task": "judge", "candidates": ["4", "5"], "calibration": "swap"})
     asked = [b["messages"][-1]["content"] for b in seen]
-    assert asked == [text, "Is 4 the answer to 2+2?\nResponse A: 5\nResponse B: 4\nAnswer A or B."]
+    swapped = "Is 4 the answer to 2+2?\nResponse A: 5\nResponse B: 4\nAnswer A or B."
+    assert sorted(asked) == sorted([text, swapped])  # the two orders go at once
