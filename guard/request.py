@@ -65,7 +65,11 @@ class AutoOptions(McqOptions):
 
 class ClassifyOptions(_Options):
     task: Literal["classify"] = "classify"
-    labels: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=2)
+    # at most 100 labels of at most 200 characters: every label's forms are scored on every
+    # request, and the list is part of the calibration key stored with it
+    labels: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=2, max_length=100
+    )
     input: str | None = None  # the part of the prompt that is the test input (enables probes)
 
     @property

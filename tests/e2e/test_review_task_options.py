@@ -20,7 +20,10 @@ from tests.e2e.task_upstream import FACES, JUDGE, REVIEW, ask, judge_answer
         ["yes", " yes"],  # one word, once with a space
         ["yes", "no", "YES"],
         ["yes", "  "],  # blank
+        [f"label{i}" for i in range(101)],  # 100 at most (100,000 were a 200 after 2.6 s)
+        ["yes", "n" * 201],  # 200 characters at most
     ],
+    ids=["cases", "space", "three", "blank", "101-labels", "long-label"],
 )
 def test_labels_that_are_one_word_or_blank_are_a_400(
     face: str, labels: list[str], tmp_path: Path
