@@ -185,7 +185,7 @@ class Settings(Strict):
     port: int = Field(8080, ge=0, le=65535)
     store: str = "sqlite:///calguard.db"
     # Where a stream's flag record waits while the store is down (its text already went out):
-    # None: beside a SQLite file (calguard.db-spool/), else ./calguard-spool/.
+    # None: beside a SQLite file (calguard.db-spool/), else ./calguard-spool/<the database's>/.
     spool_dir: str | None = None
     # One upstream attempt, as long as the OpenAI SDK waits (600 s): a reasoning model's
     # answer can take minutes, and an attempt cut short is asked (and billed) again.

@@ -139,6 +139,7 @@ class PostgresStore:
         first used)."""
         conninfo, own = _split(url)
         self.url = redact(url)
+        self.where = redact(conninfo)  # the database, whatever calguard's own parameters
         try:
             self.timeout_s = float(timeout_s or own.get("timeout_s") or 5.0)
             size = int(pool_size or own.get("pool_size") or 8)

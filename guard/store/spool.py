@@ -16,6 +16,7 @@ A crash between a record's insert and the file's rewrite records it twice at the
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -35,14 +36,18 @@ DEFAULT_DIR = "calguard-spool"
 
 def spool_dir(store: Store, configured: str | None) -> Path:
     """Where a store's spool lives: ``spool_dir`` when set; beside a SQLite file
-    (``calguard.db-spool``); else ``calguard-spool`` in the working directory. Made on first
-    use only."""
+    (``calguard.db-spool``); else a folder of that store's own in ``calguard-spool`` in the
+    working directory, named after its database (two proxies of two databases started in one
+    directory never move each other's records). Made on first use only."""
     if configured:
         return Path(configured)
     path = getattr(store, "path", None)
     if isinstance(path, Path) and path.name != ":memory:":
         return path.with_name(path.name + "-spool")
-    return Path(DEFAULT_DIR)
+    where = getattr(store, "where", None) or getattr(store, "url", None)
+    if not isinstance(where, str):
+        where = f"{type(store).__module__}.{type(store).__qualname__}"
+    return Path(DEFAULT_DIR) / hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 @contextmanager
