@@ -15,6 +15,7 @@ A crash between a record's insert and the file's rewrite records it twice at the
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -111,13 +112,11 @@ class Spool:
                     self.folder.mkdir(parents=True, exist_ok=True)
                     name = f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
                     self._mine = self.folder / name
-                with open(self._mine, "ab") as f, _locked(f):
+                with open(self._mine, "ab", buffering=0) as f, _locked(f):
                     if not _same(self._mine, f):  # drained and removed since: a new file
                         self._mine = None
                         continue
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
+                    _append(f.fileno(), line)
                 self.waiting = True
                 self._start()
                 return
@@ -182,6 +181,21 @@ class Spool:
         if moved:
             log.info("spool: %d flag records moved into the store", moved)
         return moved
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Append ``data`` whole and fsynced, or nothing: a write stopped short (a full disk) is cut
+    off again, else the next record would be written onto its end and both lines be lost."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
 
 
 def _same(path: Path, f: IO[Any]) -> bool:

@@ -1,0 +1,70 @@
+"""The spool's files: a write that fails part way (the disk full) leaves nothing behind that could
+spoil the next record; the records, prompts among them, are readable by their owner only."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.store.spool import Spool
+from guard.store.sqlite import SQLiteStore
+
+
+def record(n: int, size: int = 0) -> dict[str, Any]:
+    return {"time": 1000.0 + n, "request_id": f"req-{n}", "route": "m", "model": "m",
+            "key": None, "action": "flag", "policies": ["pii"],
+            "response": {"n": n, "text": "x" * size}}  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "c.db")
+    yield s
+    s.close()
+
+
+def _short_write(folder: str, db: str) -> None:
+    """A writer whose second record meets a full disk part way (a file-size limit: the write
+    stops short, then fails), and whose third goes in once there is room again."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not death, past the limit
+    s = SQLiteStore(Path(db))
+    spool = Spool(Path(folder), s, every_s=3600)
+    spool.put(record(1))
+    (path,) = Path(folder).glob("*.jsonl")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 40, hard))
+    try:
+        spool.put(record(2, size=10_000))
+    except OSError:
+        refused = True  # the caller is told: the stream ends in the store's error
+    else:
+        refused = False
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    spool.put(record(3))  # kept: the stream ends normally
+    spool.close()
+    s.close()
+    os._exit(0 if refused else 3)
+
+
+def test_a_write_that_fails_part_way_spoils_no_later_record(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spool"
+    ctx = multiprocessing.get_context("spawn")
+    p = ctx.Process(target=_short_write, args=(str(folder), str(tmp_path / "w.db")))
+    p.start()
+    p.join(timeout=60)
+    assert p.exitcode == 0  # the second record was refused, the third kept
+    spool = Spool(folder, store, every_s=3600)
+    try:
+        spool.drain()
+        assert [f["request_id"] for f in store.flags()] == ["req-1", "req-3"]
+    finally:
+        spool.close()
