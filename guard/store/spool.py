@@ -109,10 +109,10 @@ class Spool:
         with self._lock:
             while True:
                 if self._mine is None:
-                    self.folder.mkdir(parents=True, exist_ok=True)
+                    self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # prompts
                     name = f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
                     self._mine = self.folder / name
-                with open(self._mine, "ab", buffering=0) as f, _locked(f):
+                with open(self._mine, "ab", buffering=0, opener=_own) as f, _locked(f):
                     if not _same(self._mine, f):  # drained and removed since: a new file
                         self._mine = None
                         continue
@@ -181,6 +181,11 @@ class Spool:
         if moved:
             log.info("spool: %d flag records moved into the store", moved)
         return moved
+
+
+def _own(path: str, flags: int) -> int:
+    """Open a spool file readable by its owner only: it holds prompts and answers."""
+    return os.open(path, flags, 0o600)
 
 
 def _append(fd: int, data: bytes) -> None:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,5 +67,23 @@ def test_a_write_that_fails_part_way_spoils_no_later_record(
     try:
         spool.drain()
         assert [f["request_id"] for f in store.flags()] == ["req-1", "req-3"]
+    finally:
+        spool.close()
+
+
+def test_spooled_records_are_readable_by_their_owner_only(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spool"
+    old = os.umask(0o022)  # a usual umask: what is made is world-readable unless said
+    try:
+        spool = Spool(folder, store, every_s=3600)
+        spool.put(record(1))
+    finally:
+        os.umask(old)
+    try:
+        (path,) = folder.glob("*.jsonl")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     finally:
         spool.close()
