@@ -169,12 +169,8 @@ class Spool:
                         kept.append(line)
                         continue
                     moved += 1
-                if kept:
-                    f.seek(0)
-                    f.truncate()
-                    f.write(b"".join(line + b"\n" for line in kept))
-                    f.flush()
-                    os.fsync(f.fileno())
+                if kept:  # never in place: a rewrite cut short (a kill, a full disk) loses them
+                    _replace(path, b"".join(line + b"\n" for line in kept))
                 else:
                     path.unlink()
         self.waiting = self._files_there()
@@ -201,6 +197,25 @@ def _append(fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
         raise
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Make ``data`` the content of ``path`` at once: written beside it, fsynced, renamed over it
+    (a writer holding the old file sees it replaced and starts a new one)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb", buffering=0, opener=_own) as f:
+            _append(f.fileno(), data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _same(path: Path, f: IO[Any]) -> bool:

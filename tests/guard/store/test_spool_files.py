@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from guard.errors import StoreUnavailableError
 from guard.store.spool import Spool
 from guard.store.sqlite import SQLiteStore
 
@@ -85,5 +86,51 @@ def test_spooled_records_are_readable_by_their_owner_only(
         (path,) = folder.glob("*.jsonl")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        spool.close()
+
+
+class _TakesOne:
+    """A store that takes one record, then is down."""
+
+    def __init__(self) -> None:
+        self.took = 0
+
+    def add_flag(self, flag: dict[str, Any]) -> int:
+        if self.took:
+            raise StoreUnavailableError("down")
+        self.took += 1
+        return 1
+
+
+def _drain_on_a_full_disk(folder: str) -> None:
+    """A drainer that moves one record, then cannot write the file of the rest back whole."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    spool = Spool(Path(folder), _TakesOne(), every_s=3600)  # type: ignore[arg-type]
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))
+    try:
+        spool.drain()
+    except OSError:
+        os._exit(0)
+    os._exit(3)
+
+
+def test_a_drain_that_cannot_write_the_rest_back_loses_none_of_it(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spool"
+    spool = Spool(folder, store, every_s=3600)
+    try:
+        for n in range(20):
+            spool.put(record(n))
+        ctx = multiprocessing.get_context("spawn")
+        p = ctx.Process(target=_drain_on_a_full_disk, args=(str(folder),))
+        p.start()
+        p.join(timeout=60)
+        assert p.exitcode == 0  # the rewrite failed
+        spool.drain()
+        got = {f["request_id"] for f in store.flags()}
+        assert got >= {f"req-{n}" for n in range(1, 20)}  # the first at least once: maybe twice
     finally:
         spool.close()
