@@ -74,6 +74,7 @@ class Spool:
         self._lock = threading.Lock()  # this process's writers, one line at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refused: set[bytes] = set()  # records the store refused, said in the log once
         self.waiting = self._files_there()
         if self.waiting:
             self._start()
@@ -121,6 +122,15 @@ class Spool:
                 self._start()
                 return
 
+    def _refused_once(self, path: Path, line: bytes) -> None:
+        """Say a refused record in the log the first time only (tried again at every drain)."""
+        digest = hashlib.sha256(line).digest()
+        if digest in self._refused:
+            log.debug("spool %s: the store refused a record again; kept", path)
+            return
+        self._refused.add(digest)
+        log.exception("spool %s: the store refused a record; kept, tried again each drain", path)
+
     def count(self) -> int:
         """Records waiting (lines in every file)."""
         n = 0
@@ -165,7 +175,7 @@ class Spool:
                         kept += lines[i:]
                         break
                     except Exception:  # kept: a record the store refuses is not dropped
-                        log.exception("spool %s: the store refused a record; kept", path)
+                        self._refused_once(path, line)
                         kept.append(line)
                         continue
                     moved += 1

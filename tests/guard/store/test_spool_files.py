@@ -3,6 +3,7 @@ spoil the next record; the records, prompts among them, are readable by their ow
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import resource
@@ -134,3 +135,32 @@ def test_a_drain_that_cannot_write_the_rest_back_loses_none_of_it(
         assert got >= {f"req-{n}" for n in range(1, 20)}  # the first at least once: maybe twice
     finally:
         spool.close()
+
+
+class _Refuses(SQLiteStore):
+    """A store that refuses one record (not down: that record itself)."""
+
+    def add_flag(self, flag: dict[str, Any]) -> int:
+        if flag["request_id"] == "req-1":
+            raise ValueError("refused")
+        return super().add_flag(flag)
+
+
+def test_a_refused_record_is_kept_and_said_once_not_at_every_drain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _Refuses(tmp_path / "r.db")
+    spool = Spool(tmp_path / "spool", store, every_s=3600)
+    try:
+        spool.put(record(1))
+        spool.put(record(2))
+        with caplog.at_level(logging.INFO, logger="calguard"):
+            for _ in range(5):  # ten seconds of the drainer's thread
+                spool.drain()
+        assert [f["request_id"] for f in store.flags()] == ["req-2"]
+        assert spool.count() == 1  # kept, not dropped
+        said = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(said) == 1, [r.getMessage() for r in said]
+    finally:
+        spool.close()
+        store.close()
