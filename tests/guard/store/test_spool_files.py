@@ -164,3 +164,47 @@ def test_a_refused_record_is_kept_and_said_once_not_at_every_drain(
     finally:
         spool.close()
         store.close()
+
+
+class _DiesAtTheTenth(SQLiteStore):
+    """A store whose process is killed (SIGKILL) as it takes its tenth record."""
+
+    def add_flag(self, flag: dict[str, Any]) -> int:
+        if self.count_flags() == 9:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().add_flag(flag)
+
+
+def _drain_and_die(folder: str, db: str) -> None:
+    s = _DiesAtTheTenth(Path(db))
+    Spool(Path(folder), s, every_s=3600).drain()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a drainer killed mid-pass has moved records without the file saying so: every "
+    "record moved in that pass (here 9, after hours down thousands) goes in twice, not only "
+    "the one between its insert and the file's rewrite; needs the pass's progress kept on disk "
+    "(an inode+offset beside the file, fsynced after each insert) or inserts idempotent by "
+    "request_id",
+)
+def test_a_drainer_killed_mid_pass_moves_at_most_one_record_twice(tmp_path: Path) -> None:
+    folder, db = tmp_path / "spool", tmp_path / "k.db"
+    store = SQLiteStore(db)
+    spool = Spool(folder, store, every_s=3600)
+    try:
+        for n in range(20):
+            spool.put(record(n))
+        ctx = multiprocessing.get_context("spawn")
+        p = ctx.Process(target=_drain_and_die, args=(str(folder), str(db)))
+        p.start()
+        p.join(timeout=60)
+        assert p.exitcode == -signal.SIGKILL
+        assert store.count_flags() == 9
+        spool.drain()
+        got = [f["request_id"] for f in store.flags()]
+        assert set(got) == {f"req-{n}" for n in range(20)}  # none lost
+        assert len(got) <= 21  # at most one twice
+    finally:
+        spool.close()
+        store.close()
