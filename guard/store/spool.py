@@ -122,6 +122,45 @@ class Spool:
                 self._start()
                 return
 
+    def _drain_file(self, path: Path, f: IO[bytes]) -> int:
+        """Move one locked file's records in; the number moved. How far the moved lines go is
+        marked beside the file after each insert, so a drainer killed mid-pass moves at most
+        one record twice (the one between its insert and its mark), not the whole pass."""
+        lines = [line for line in f.read().splitlines() if line.strip()]
+        inode = os.fstat(f.fileno()).st_ino
+        mark = path.with_name(f".{path.name}.done")
+        start = _read_mark(mark, inode)
+        kept: list[bytes] = []
+        moved = 0
+        for i in range(start, len(lines)):
+            line = lines[i]
+            try:
+                record = json.loads(line)
+            except ValueError:
+                log.warning("spool %s: a line cut short is skipped", path)
+            else:
+                try:
+                    self.store.add_flag(record)
+                except StoreUnavailableError:
+                    kept += lines[i:]
+                    break
+                except Exception:  # kept: a record the store refuses is not dropped
+                    self._refused_once(path, line)
+                    kept.append(line)
+                    continue
+                moved += 1
+            if not kept:  # the lines up to here are all in (or cut short): marked
+                _write_mark(mark, inode, i + 1)
+        # The mark goes first: left behind a file removed or replaced, it could match a later
+        # file that got the freed inode and skip its records; a kill right here moves this
+        # pass's records twice instead.
+        mark.unlink(missing_ok=True)
+        if kept:  # never in place: a rewrite cut short (a kill, a full disk) loses them
+            _replace(path, b"".join(line + b"\n" for line in kept))
+        else:
+            path.unlink()
+        return moved
+
     def _refused_once(self, path: Path, line: bytes) -> None:
         """Say a refused record in the log the first time only (tried again at every drain)."""
         digest = hashlib.sha256(line).digest()
@@ -161,32 +200,32 @@ class Spool:
             with f, _locked(f, blocking=False) as mine:
                 if not mine or not _same(path, f):
                     continue
-                lines = [line for line in f.read().splitlines() if line.strip()]
-                kept: list[bytes] = []
-                for i, line in enumerate(lines):
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        log.warning("spool %s: a line cut short is skipped", path)
-                        continue
-                    try:
-                        self.store.add_flag(record)
-                    except StoreUnavailableError:
-                        kept += lines[i:]
-                        break
-                    except Exception:  # kept: a record the store refuses is not dropped
-                        self._refused_once(path, line)
-                        kept.append(line)
-                        continue
-                    moved += 1
-                if kept:  # never in place: a rewrite cut short (a kill, a full disk) loses them
-                    _replace(path, b"".join(line + b"\n" for line in kept))
-                else:
-                    path.unlink()
+                for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # a rewrite killed
+                    orphan.unlink(missing_ok=True)  # before its rename: the file is whole
+                moved += self._drain_file(path, f)
+        for mark in self.folder.glob(".*.done"):  # marks of files drained whole
+            if not mark.with_name(mark.name[1:].removesuffix(".done")).exists():
+                mark.unlink(missing_ok=True)
         self.waiting = self._files_there()
         if moved:
             log.info("spool: %d flag records moved into the store", moved)
         return moved
+
+
+def _read_mark(mark: Path, inode: int) -> int:
+    """How many of the file's lines an earlier pass moved (0: no mark, or a mark of a file that
+    was replaced since)."""
+    try:
+        seen, done = mark.read_text().split()
+        return int(done) if int(seen) == inode else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_mark(mark: Path, inode: int, done: int) -> None:
+    with open(mark, "wb", buffering=0, opener=_own) as f:
+        f.write(f"{inode} {done}\n".encode())
+        os.fsync(f.fileno())
 
 
 def _own(path: str, flags: int) -> int:

@@ -180,14 +180,6 @@ def _drain_and_die(folder: str, db: str) -> None:
     Spool(Path(folder), s, every_s=3600).drain()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a drainer killed mid-pass has moved records without the file saying so: every "
-    "record moved in that pass (here 9, after hours down thousands) goes in twice, not only "
-    "the one between its insert and the file's rewrite; needs the pass's progress kept on disk "
-    "(an inode+offset beside the file, fsynced after each insert) or inserts idempotent by "
-    "request_id",
-)
 def test_a_drainer_killed_mid_pass_moves_at_most_one_record_twice(tmp_path: Path) -> None:
     folder, db = tmp_path / "spool", tmp_path / "k.db"
     store = SQLiteStore(db)
