@@ -75,6 +75,7 @@ class Spool:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused: set[bytes] = set()  # records the store refused, said in the log once
+        self._counted: dict[Path, tuple[Any, int]] = {}  # count()'s lines per file, by its stat
         self.waiting = self._files_there()
         if self.waiting:
             self._start()
@@ -171,14 +172,21 @@ class Spool:
         log.exception("spool %s: the store refused a record; kept, tried again each drain", path)
 
     def count(self) -> int:
-        """Records waiting (lines in every file)."""
-        n = 0
+        """Records waiting (lines in every file; a file read again only when it changed: asked
+        at every ``/readyz`` while records wait)."""
+        n, counted = 0, {}
         for path in self._files():
             try:
-                with open(path, "rb") as f:
-                    n += sum(1 for line in f if line.strip())
+                st = path.stat()
+                seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if self._counted.get(path, (None, 0))[0] != seen:
+                    with open(path, "rb") as f:
+                        self._counted[path] = (seen, sum(1 for line in f if line.strip()))
+                counted[path] = self._counted[path]
+                n += counted[path][1]
             except OSError:
                 continue
+        self._counted = counted  # files gone are forgotten
         return n
 
     def _files(self) -> list[Path]:

@@ -166,3 +166,23 @@ def test_where_the_spool_lives(store: Downable, tmp_path: Path) -> None:
     assert spool_dir(store, None) == tmp_path / "c.db-spool"  # beside the SQLite file
     assert spool_dir(object(), None).parent == Path("calguard-spool")  # type: ignore[arg-type]
     assert spool_dir(store, "/var/spool/cg") == Path("/var/spool/cg")
+
+
+def test_a_rewrite_killed_before_its_rename_leaves_no_second_copy(
+    store: Downable, tmp_path: Path
+) -> None:
+    """The temporary file of a rewrite killed before its rename is a copy of records the file
+    still holds: removed by the next drain, not moved in a second time."""
+    spool = Spool(tmp_path / "spool", store, every_s=3600)
+    try:
+        spool.put(record(1))
+        (path,) = (tmp_path / "spool").glob("*.jsonl")
+        orphan = path.with_name(f".{path.name}.dead.tmp")
+        orphan.write_bytes(path.read_bytes())
+        assert spool.count() == 1
+        spool.drain()
+        assert ids(store) == ["req-1"]
+        assert list((tmp_path / "spool").iterdir()) == []
+        assert spool.count() == 0
+    finally:
+        spool.close()
