@@ -187,6 +187,7 @@ class Settings(Strict):
     # Where a stream's flag record waits while the store is down (its text already went out):
     # None: beside a SQLite file (calguard.db-spool/), else ./calguard-spool/<the database's>/.
     spool_dir: str | None = None
+    spool_max_bytes: int = Field(1 << 30, gt=0)  # past it, as with a full disk: not kept
     # One upstream attempt, as long as the OpenAI SDK waits (600 s): a reasoning model's
     # answer can take minutes, and an attempt cut short is asked (and billed) again.
     timeout_s: float = Field(600.0, gt=0)

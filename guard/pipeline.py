@@ -83,7 +83,8 @@ class Pipeline:
         secrets += [r.api_key for r in routes]
         secrets += url_passwords([settings.upstream, *(r.api_base for r in routes)])
         self.scrub = Scrubber(secrets)
-        self.spool = spool or Spool(spool_dir(store, settings.spool_dir), store)
+        where = spool_dir(store, settings.spool_dir)
+        self.spool = spool or Spool(where, store, max_bytes=settings.spool_max_bytes)
 
     def upstream_for(self, route: RouteConfig) -> Upstream:
         return self.upstreams.for_route(route)

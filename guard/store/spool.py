@@ -68,8 +68,10 @@ class Spool:
     """Records kept on local disk until ``store`` takes them: a thread moves them in every
     ``every_s`` seconds while any wait (from the start, if a previous run left some)."""
 
-    def __init__(self, folder: Path, store: Store, every_s: float = 2.0) -> None:
-        self.folder, self.store, self.every_s = folder, store, every_s
+    def __init__(
+        self, folder: Path, store: Store, every_s: float = 2.0, max_bytes: int = 1 << 30
+    ) -> None:
+        self.folder, self.store, self.every_s, self.max_bytes = folder, store, every_s, max_bytes
         self._mine: Path | None = None
         self._lock = threading.Lock()  # this process's writers, one line at a time
         self._stop = threading.Event()
@@ -106,9 +108,13 @@ class Spool:
             return False
 
     def put(self, record: dict[str, Any]) -> None:
-        """Append ``record`` durably, or raise ``OSError`` (then it is not kept)."""
+        """Append ``record`` durably, or raise ``OSError`` (then it is not kept): also when the
+        folder would grow past ``max_bytes``, so a store down for long does not fill the disk
+        that others share."""
         line = json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n"
         with self._lock:
+            if self._size() + len(line) > self.max_bytes:
+                raise OSError(f"the spool {self.folder} is full ({self.max_bytes} bytes)")
             while True:
                 if self._mine is None:
                     self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # prompts
@@ -188,6 +194,13 @@ class Spool:
                 continue
         self._counted = counted  # files gone are forgotten
         return n
+
+    def _size(self) -> int:
+        size = 0
+        for path in self._files():
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+        return size
 
     def _files(self) -> list[Path]:
         try:

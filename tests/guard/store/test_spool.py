@@ -186,3 +186,26 @@ def test_a_rewrite_killed_before_its_rename_leaves_no_second_copy(
         assert spool.count() == 0
     finally:
         spool.close()
+
+
+def test_a_full_spool_keeps_no_more_and_says_so(store: Downable, tmp_path: Path) -> None:
+    """Past ``max_bytes`` a record is refused as a full disk refuses it (the stream is told);
+    the ones kept stay whole, and room comes back as they go in."""
+    spool = Spool(tmp_path / "spool", store, every_s=3600, max_bytes=600)
+    try:
+        kept = 0
+        while spool._size() + 200 < 600:  # room for another (a record is about 150 bytes)
+            spool.put(record(kept))
+            kept += 1
+        with pytest.raises(OSError, match="is full"):
+            for n in range(kept, 20):  # bounded
+                spool.put(record(n))
+                kept += 1
+        assert 0 < kept < 20
+        assert spool.count() == kept
+        spool.drain()
+        spool.put(record(99))  # room again
+        spool.drain()
+        assert len(ids(store)) == kept + 1
+    finally:
+        spool.close()
