@@ -83,4 +83,5 @@ class Refusal(BuiltinPolicy[RefusalParams]):
         m = self._rx.search(_normalise(ctx.text))
         if m is None or m.start() > self.params.within_chars:
             return self.passed()
-        return self.hit(f"the model declined ({m[0]!r} at the start of the answer)")
+        where = "at the start of" if m.start() == 0 else f"{m.start()} characters into"
+        return self.hit(f"the model declined (the phrase {m[0]!r}, {where} the answer)")

@@ -44,3 +44,14 @@ def test_prompts_are_not_checked_and_block_blocks() -> None:
     policy = build_policy({"type": "refusal", "action": "block"})
     assert policy.check(Context("prompt", "I can't help with that.")).action is Action.PASS
     assert policy.check(Context("response", "I can't help with that.")).action is Action.BLOCK
+
+
+def test_the_reason_says_where_the_phrase_was() -> None:
+    """Before: 'at the start of the answer' also for a phrase 6 characters in ("echo: I cannot")."""
+    from policies.base import Context
+    from policies.refusal import Refusal
+
+    start = Refusal().check(Context("response", "I cannot help with that."))
+    later = Refusal().check(Context("response", "echo: I cannot help with that."))
+    assert "at the start of the answer" in start.reason
+    assert "6 characters into the answer" in later.reason
