@@ -9,29 +9,22 @@ import asyncio
 from calibrators.position import aggregate_scores, judge_orders
 from guard.errors import InvalidRequestError, UpstreamError
 from guard.request import JudgeOptions
+from guard.tasks.candidate_spans import candidate_spans
 from guard.tasks.distribution import check_forms, id_forms
 from guard.tasks.job import Job, Outcome
 from guard.tasks.prompt_text import LETTERS, McqPrompt
 
 
 def locate_candidates(text: str, candidates: list[str], ids: list[str]) -> McqPrompt:
-    """Where each candidate is shown, in order. A candidate that also appears earlier (a short
-    answer such as "4" that the question mentions) is taken at its last place before the next
-    candidate's: the responses follow the question, so the last placement is the shown one."""
-    spans: list[tuple[int, int]] = []
-    end = len(text)
-    for i in range(len(candidates) - 1, -1, -1):
-        cand = candidates[i]
-        at = text.rfind(cand, 0, end) if cand else -1
-        if at < 0:
-            raise InvalidRequestError(
-                f"candidate {i} is not in the last user message (before the next one); "
-                "guard.candidates must be the responses exactly as shown, in order",
-                param="guard.candidates",
-            )
-        spans.append((at, at + len(cand)))
-        end = at
-    return McqPrompt(text, tuple(ids), tuple(reversed(spans)))
+    """Where each candidate is shown, in order (:mod:`guard.tasks.candidate_spans`)."""
+    spans = candidate_spans(text, candidates)
+    if spans is None:
+        raise InvalidRequestError(
+            "the candidates are not all in the last user message, in order; guard.candidates "
+            "must be the responses exactly as shown, in order",
+            param="guard.candidates",
+        )
+    return McqPrompt(text, tuple(ids), tuple(spans))
 
 
 async def run(job: Job) -> Outcome:
