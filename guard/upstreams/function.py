@@ -107,14 +107,18 @@ class FunctionUpstream:
         n = int(body.get("n") or 1)
         obj, headers, source = unwrapped(await self._call(path, body))
         first = as_dict(obj)
-        choices = list(first.get("choices") or [])
+        given = first.get("choices")
+        listed = given is None or isinstance(given, list)  # else malformed: left as it is
+        choices = list(given or []) if listed else []
         # A function that answers once per call is asked once per sample; an answer without
-        # choices (embeddings, a Responses object) or a request for one is whole as it is.
-        if n > 1 and "choices" in first and len(choices) < n:
+        # a list of choices (embeddings, a Responses object, a malformed answer) or a request
+        # for one is whole as it is.
+        if n > 1 and "choices" in first and listed and len(choices) < n:
             while len(choices) < n:
                 again = await self._call(path, {k: v for k, v in body.items() if k != "n"})
                 more = as_dict(unwrapped(again)[0])
-                extra = list(more.get("choices") or [])
+                extra = more.get("choices")
+                extra = extra if isinstance(extra, list) else []
                 if not extra:
                     break
                 for c in extra[: n - len(choices)]:
