@@ -56,11 +56,16 @@ def _finite(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[str, float]]:
     for tok, lp in pairs:
         try:
             value = float(lp)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
             continue
         if isinstance(tok, str) and math.isfinite(value) and value <= 0.0:
             out.append((tok, value))
     return out
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` if the upstream sent a list there, else nothing (an int, a string, an object)."""
+    return value if isinstance(value, list) else []
 
 
 def _positions(choice: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
@@ -72,7 +77,7 @@ def _positions(choice: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
         return [
             _finite(
                 (t.get("token"), t.get("logprob"))
-                for t in pos.get("top_logprobs") or []
+                for t in _list(pos.get("top_logprobs"))
                 if isinstance(t, Mapping)
             )
             for pos in content
@@ -201,7 +206,7 @@ async def ask_distribution(
     for _ in range(SAMPLES):
         resp = await ask(req)
         first = first or resp
-        got = [_text(c) for c in resp.get("choices") or [] if isinstance(c, Mapping)]
+        got = [_text(c) for c in _list(resp.get("choices")) if isinstance(c, Mapping)]
         texts += got
         if len(texts) >= SAMPLES or not got:
             break
