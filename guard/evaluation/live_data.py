@@ -106,14 +106,16 @@ def _csv(path: Path, subject: str = "") -> list[McqItem]:
             options = tuple(row[1:-1])
             gold = _answer(row[-1], len(options), f"{path}:{no}")
             items.append(McqItem(row[0], options, gold, subject))
-    _not_a_subject_column(path, [i.question for i in items])
+    _not_a_subject_column(path, items)
     return items
 
 
-def _not_a_subject_column(path: Path, firsts: list[str]) -> None:
+def _not_a_subject_column(path: Path, items: Sequence[McqItem]) -> None:
     """A first column whose values repeat on half the rows or more is a subject (as in
     ``subject,question,A,...,answer``), not questions: read as questions, every option would be
-    shifted by one and the gold letter with it, silently."""
+    shifted by one and the gold letter with it, silently. Rows that repeat a question with the
+    same options in another order (a position-bias probe) count once."""
+    firsts = [q for q, _ in dict.fromkeys((i.question, tuple(sorted(i.options))) for i in items)]
     counts = collections.Counter(firsts)
     seen = sorted(counts)
     if len(firsts) >= 8 and 2 * sum(n for n in counts.values() if n > 1) >= len(firsts):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -83,3 +84,23 @@ def test_a_subject_column_is_named_not_read_as_questions() -> None:
     demo = Path(guard.testing.__file__).parent / "demo_data" / "sample_questions.csv"
     with pytest.raises(DatasetError, match="a subject column"):
         load_dataset(demo)
+
+
+def test_one_question_in_every_order_of_its_options_is_not_a_subject_column(
+    tmp_path: Path,
+) -> None:
+    """A position-bias probe: each question with its options in every rotation (so the gold
+    answer sits at each letter). The question repeats on every row of its group, which the
+    subject-column check read as a subject (10 questions x 4 rotations: refused)."""
+    rows = []
+    for q in range(10):
+        opts = [f"option {q}-{k}" for k in range(4)]
+        for r in range(4):
+            rotated = opts[r:] + opts[:r]
+            rows.append([f"Question {q}?", *rotated, "ABCD"[rotated.index(opts[0])]])
+    f = tmp_path / "rotations.csv"
+    with f.open("w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    data = load_dataset(f)
+    assert len(data.items) == 40
+    assert data.items[1].options[data.items[1].answer] == "option 0-0"
