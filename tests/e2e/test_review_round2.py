@@ -273,12 +273,13 @@ def test_a_redacting_policys_match_is_not_stored_when_the_request_is_blocked(
 
 
 def test_a_responses_call_with_a_stored_prompt_needs_no_model(
-    env: tuple[Canned, str, Path],
+    env: tuple[Canned, str, Path], request: pytest.FixtureRequest
 ) -> None:
     # The SDK's responses.create makes model, input and prompt all optional: a stored prompt
     # names its own model. It takes the default route, and its policies.
     up, url, _ = env
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    request.addfinalizer(client.close)
     client.responses.create(prompt={"id": "pmpt_abc"}, input="hi")
     client.responses.create(prompt={"id": "pmpt_abc", "variables": {"city": "Paris"}})
     assert up.seen == ["/v1/responses", "/v1/responses"]

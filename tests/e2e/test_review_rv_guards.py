@@ -69,11 +69,11 @@ def test_the_sdk_reaches_the_engines_path_only_through_the_policies(
     proxy: tuple[str, Recorder],
 ) -> None:
     url, up = proxy
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
-    with pytest.raises(openai.NotFoundError):
-        client.post("/engines/m/completions", body={"prompt": "say forbidden"}, cast_to=object)
-    with pytest.raises(openai.BadRequestError):
-        client.completions.create(model="m", prompt="say forbidden")
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client:
+        with pytest.raises(openai.NotFoundError):
+            client.post("/engines/m/completions", body={"prompt": "say forbidden"}, cast_to=object)
+        with pytest.raises(openai.BadRequestError):
+            client.completions.create(model="m", prompt="say forbidden")
     assert up.seen == []
 
 
@@ -144,9 +144,9 @@ def test_the_sdk_sends_a_tool_schema_only_through_the_policies(
     proxy: tuple[str, Recorder],
 ) -> None:
     url, up = proxy
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
     tool = {"type": "function", "function": {"name": "f", "parameters": _params("forbidden")}}
-    with pytest.raises(openai.BadRequestError):
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+    with client, pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="m", messages=HI, tools=[tool])  # type: ignore[arg-type, list-item]
     assert up.seen == []
 
@@ -204,8 +204,11 @@ def storing(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, Storing]]:
             routes={"m": RouteConfig(upstream_model="m", policies=[
                 {"type": "pii", "action": "redact", "on": "response"}])},
         )  # fmt: skip
-        with serve_in_thread(create_app(settings)) as url:
-            yield openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0), up
+        with (
+            serve_in_thread(create_app(settings)) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            yield client, up
 
 
 def test_a_redacted_response_cannot_be_fetched_again_unredacted(
@@ -331,7 +334,7 @@ def test_a_blocked_word_vllm_would_render_never_reaches_the_upstream(
 ) -> None:
     url, up = proxy
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
-    with pytest.raises(openai.BadRequestError) as err:
+    with client, pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model="m", messages=RENDERED[name]("say forbidden"))
     assert err.value.code == "denylist"
     assert up.seen == []  # observed before: the upstream got the word
