@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import os
@@ -127,9 +128,9 @@ def pg_admin() -> str:
     return PG_ADMIN
 
 
-@pytest.fixture
-def pg_url(pg_admin: str) -> Iterator[str]:
-    """A freshly created, uniquely named database's URL, dropped after the test."""
+@contextlib.contextmanager
+def fresh_database(pg_admin: str) -> Iterator[str]:
+    """A freshly created, uniquely named database's URL, dropped afterwards."""
     import psycopg
 
     name = f"calguard_test_{uuid.uuid4().hex[:16]}"
@@ -140,6 +141,13 @@ def pg_url(pg_admin: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A freshly created, uniquely named database's URL, dropped after the test."""
+    with fresh_database(pg_admin) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ other tenant's flag log."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -19,6 +18,7 @@ from guard.server import create_app
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import serve_in_thread
 from guard.testing.tcp_proxy import TcpProxy
+from tests.conftest import fresh_database
 
 FLAGGED = [{"type": "max_length", "params": {"max_chars": 5}, "action": "flag", "on": "response"}]
 ADMIN = {"authorization": "Bearer sk-admin"}
@@ -34,16 +34,8 @@ def upstream() -> Iterator[str]:
 @pytest.fixture
 def other_pg_url(pg_admin: str) -> Iterator[str]:
     """A second fresh database (the other tenant's)."""
-    import psycopg
-
-    name = f"calguard_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(pg_admin)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(pg_admin, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_admin) as url:
+        yield url
 
 
 def settings(upstream: str, store: str) -> Settings:
