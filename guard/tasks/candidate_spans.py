@@ -16,10 +16,15 @@ _CLOSES = "\n\"'\u201d\u2019)]}<>"  # and the curly closing quotes
 
 
 def _rank(text: str, at: int, end: int, cand: str) -> int:
-    """2: a segment of its own; 1: a word of its own; 0: inside a longer word."""
-    before = text[:at].rstrip(" \t")
-    after = text[end:].lstrip(" \t")
-    if (not before or before[-1] in _OPENS) and (not after or after[0] in _CLOSES):
+    """2: a segment of its own; 1: a word of its own; 0: inside a longer word. Reads only the
+    characters around the occurrence (a slice of the text before it, per occurrence, made a
+    large prompt with many occurrences quadratic)."""
+    b, e = at, end
+    while b > 0 and text[b - 1] in " \t":
+        b -= 1
+    while e < len(text) and text[e] in " \t":
+        e += 1
+    if (b == 0 or text[b - 1] in _OPENS) and (e == len(text) or text[e] in _CLOSES):
         return 2
     inside = (cand[0].isalnum() and at > 0 and text[at - 1].isalnum()) or (
         cand[-1].isalnum() and end < len(text) and text[end].isalnum()
@@ -27,18 +32,17 @@ def _rank(text: str, at: int, end: int, cand: str) -> int:
     return 0 if inside else 1
 
 
-def _occurrences(text: str, cand: str, rank: int) -> list[int]:
-    """Start of every occurrence of ``cand`` (overlapping too) ranked ``rank`` or better."""
+def _occurrences(text: str, cand: str) -> list[tuple[int, int]]:
+    """(start, rank) of every occurrence of ``cand`` (overlapping too)."""
     out, at = [], text.find(cand)
     while at >= 0:
-        if _rank(text, at, at + len(cand), cand) >= rank:
-            out.append(at)
+        out.append((at, _rank(text, at, at + len(cand), cand)))
         at = text.find(cand, at + 1)
     return out
 
 
-def _tightest(text: str, candidates: list[str], rank: int) -> list[tuple[int, int]] | None:
-    occ = [_occurrences(text, c, rank) for c in candidates]
+def _tightest(candidates: list[str], occ: list[list[int]]) -> list[tuple[int, int]] | None:
+    """The tightest placement in order of ``candidates`` at the starts ``occ`` (each sorted)."""
     best: tuple[int, int, list[tuple[int, int]]] | None = None  # (width, -end, spans)
     for last in occ[-1]:
         spans = [(last, last + len(candidates[-1]))]
@@ -60,7 +64,9 @@ def candidate_spans(text: str, candidates: list[str]) -> list[tuple[int, int]] |
     """(start, end) of each candidate where it is shown, in order; None: not all in order."""
     if any(not c for c in candidates):
         return None
+    found = [_occurrences(text, c) for c in candidates]  # each rank once, not once per level
     for rank in (2, 1, 0):
-        if (spans := _tightest(text, candidates, rank)) is not None:
+        occ = [[at for at, r in places if r >= rank] for places in found]
+        if (spans := _tightest(candidates, occ)) is not None:
             return spans
     return None
