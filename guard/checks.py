@@ -368,11 +368,11 @@ async def record(
             "response": clean(response),
         }
         kept = _text_only(flag)
-        if spool is None:
-            return store.add_flag(kept)
         try:
             return store.add_flag(kept)
         except StoreUnavailableError as exc:
+            if spool is None:
+                raise
             try:
                 spool.put(kept)
             except OSError as why:  # not kept anywhere: the store's error, as without a spool

@@ -59,8 +59,8 @@ async def _store(pipeline: Pipeline, timeout_s: float) -> dict[str, Any]:
 
 async def _spooled(pipeline: Pipeline) -> dict[str, Any]:
     """How many flag records wait in the spool for the store, when any do."""
-    spool = pipeline.spool
-    return {"spooled": await in_store_thread(spool.count)} if spool.waiting else {}
+    waiting = await in_store_thread(pipeline.spool.count)  # reads the folder: off the loop
+    return {"spooled": waiting} if waiting else {}
 
 
 async def _upstream(pipeline: Pipeline, timeout_s: float) -> dict[str, Any] | None:

@@ -9,8 +9,9 @@ spool's own (:meth:`Spool.drain`, every 2 s once anything was spooled).
 Each process appends to a file of its own (``<pid>-<random>.jsonl``); any process may drain
 any file. Writers and the drainer take the file's ``flock``, and a writer that finds its file
 drained and removed under it starts a new one, so no record is written into a removed file.
-A crash between a record's insert and the file's rewrite records it twice at the next drain
-(at least once, never lost); a line cut short by a crash is skipped, with a log line.
+A write stopped part way is cut off again; what a pass could not move is written beside the file
+and renamed over it; how far a pass got is marked beside the file after each insert, so a
+drainer killed mid-pass moves at most one record twice (at least once, never lost).
 """
 
 from __future__ import annotations
@@ -78,8 +79,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._refused: set[bytes] = set()  # records the store refused, said in the log once
         self._counted: dict[Path, tuple[Any, int]] = {}  # count()'s lines per file, by its stat
-        self.waiting = self._files_there()
-        if self.waiting:
+        if self.waiting:  # a previous run's records
             self._start()
 
     def _start(self) -> None:
@@ -90,8 +90,8 @@ class Spool:
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                if self.waiting:
-                    self.drain()
+                if self.waiting:  # read from the folder: a flag set by put() and cleared by a
+                    self.drain()  # drain could be cleared just after another put()
             except Exception:  # a store plugin's own failure: tried again next time
                 log.exception("spool %s: draining failed", self.folder)
 
@@ -101,7 +101,9 @@ class Spool:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _files_there(self) -> bool:
+    @property
+    def waiting(self) -> bool:
+        """Any record on disk (this process's or another's)."""
         try:
             return any(self.folder.glob("*.jsonl"))
         except OSError:
@@ -125,7 +127,6 @@ class Spool:
                         self._mine = None
                         continue
                     _append(f.fileno(), line)
-                self.waiting = True
                 self._start()
                 return
 
@@ -224,10 +225,6 @@ class Spool:
                 for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # a rewrite killed
                     orphan.unlink(missing_ok=True)  # before its rename: the file is whole
                 moved += self._drain_file(path, f)
-        for mark in self.folder.glob(".*.done"):  # marks of files drained whole
-            if not mark.with_name(mark.name[1:].removesuffix(".done")).exists():
-                mark.unlink(missing_ok=True)
-        self.waiting = self._files_there()
         if moved:
             log.info("spool: %d flag records moved into the store", moved)
         return moved
