@@ -127,6 +127,11 @@ class RouteConfig(Strict):
                 raise ValueError(f"api_base: {exc}") from None
         return self
 
+    @property
+    def own_provider(self) -> bool:
+        """The route goes to its own provider or base URL, not to the settings' ``upstream``."""
+        return self.provider != "openai" or bool(self.api_base)
+
 
 class LiteLLMParams(Strict):
     """What calguard reads of a LiteLLM ``litellm_params``: the rest is LiteLLM's own."""
@@ -277,17 +282,13 @@ class Settings(Strict):
     def serves(self, model: str) -> bool:
         """Whether a request for ``model`` has somewhere to go."""
         route = self.routes.get(model, self.default_route)
-        return bool(self.upstream) or route.provider != "openai" or bool(route.api_base)
+        return bool(self.upstream) or route.own_provider
 
     def needs_upstream(self) -> bool:
         """Whether ``upstream`` is needed: some route (or the default, when there are no
         routes) goes to it rather than to its own provider and base URL."""
-
-        def own(r: RouteConfig) -> bool:
-            return r.provider != "openai" or bool(r.api_base)
-
-        return any(not own(r) for r in self.routes.values()) or (
-            not self.routes and not own(self.default_route)
+        return any(not r.own_provider for r in self.routes.values()) or (
+            not self.routes and not self.default_route.own_provider
         )
 
     def named_routes(self) -> dict[str, RouteConfig]:

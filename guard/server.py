@@ -215,9 +215,9 @@ def create_app(
         holder["p"] = pipeline
         # Relays go to the default upstream wherever there is one: also beside routes that all
         # have their own provider, when `upstream` is set (the default route's, as on chat)
-        d = settings.default_route
-        default_is_upstream = d.provider == "openai" and not d.api_base
-        has_default = default_is_upstream and (bool(settings.upstream) or upstream is not None)
+        has_default = not settings.default_route.own_provider and (
+            bool(settings.upstream) or upstream is not None
+        )
         up = pipeline.default_upstream if settings.needs_upstream() or has_default else None
         hide = any(p.hide_answers for p in policies.values())
         checks = RelayChecks(settings, policies, st, pipeline.scrub, metrics)

@@ -18,7 +18,7 @@ class RouteUpstreams:
         self._built: dict[tuple[str, str | None, str | None], Upstream] = {}
 
     def for_route(self, route: RouteConfig) -> Upstream:
-        own = route.provider != "openai" or route.api_base is not None
+        own = route.own_provider
         if not own and self.given is not None:
             return self.given
         ident = (route.provider, route.api_base, route.api_key if own else None)
