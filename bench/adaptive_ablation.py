@@ -71,6 +71,7 @@ def variants(budget: float) -> dict[str, Factory]:
 
     return {
         "defaults": plain(),
+        "prior from full questions only (shown_prior=False)": plain(shown_prior=False),
         "no value floor (value_floor=0)": plain(value_floor=0.0),
         "design auto": plain(design="auto"),
         "design adversarial": plain(design="adversarial"),
@@ -92,7 +93,7 @@ class _Before(NoRefreshSaving, OldPriorCheck, WarmupAlwaysAveraged, NoWarmupExte
 
 
 def _before(n: int, budget: float) -> PermutationPlanner:
-    return _Before(n, "adaptive", budget=budget, design="auto", value_floor=0.0)
+    return _Before(n, "adaptive", budget=budget, design="auto", value_floor=0.0, shown_prior=False)
 
 
 def main() -> None:

@@ -15,7 +15,11 @@ variance of the estimate, and :meth:`ContrastPrior.reliability` shrinks the prio
 (James-Stein) while that variance is large against the prior's own size — a weak bias seen
 through noisy answers (a near-random model) is not divided out until the evidence is there.
 
-The state is two small arrays and a few counters, JSON-serialisable for the store.
+Where every question's answer in the order shown is folded in too (:meth:`add_shown`), the
+estimate and its variance are those of :class:`calibrators.shown_prior.ShownRegression`, which
+regresses them on the full questions' priors (PriDe's mean while that adds nothing).
+
+The state is a few small arrays and counters, JSON-serialisable for the store.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from calibrators.permutation import FloatArray, Perm, cyclic_permutations, normalise
+from calibrators.shown_prior import ShownRegression
 
 
 def _design(perms: Sequence[Perm], n: int) -> tuple[FloatArray, FloatArray]:
@@ -58,6 +63,9 @@ class ContrastPrior:
         self.full = 0
         self.full_mean = np.zeros(n)
         self.full_m2 = np.zeros((n, n))
+        # Every question's shown answer, regressed on the full questions' priors: a sharper
+        # estimate where answers are mostly position bias (calibrators.shown_prior).
+        self.regression = ShownRegression(n)
         self._prior: FloatArray | None = None  # prior(), until the next update
 
     @staticmethod
@@ -92,14 +100,27 @@ class ContrastPrior:
         delta = lq - self.full_mean
         self.full_mean = self.full_mean + delta / self.full
         self.full_m2 = self.full_m2 + np.outer(delta, lq - self.full_mean)
+        self.regression.add_paired(lq, by_perm[tuple(range(self.n))])
+
+    def add_shown(self, shown: FloatArray) -> None:
+        """Fold in one question's answer in the order shown (every question asked as shown,
+        full ones included)."""
+        self._prior = None
+        self.regression.add_shown(shown)
 
     def log_prior(self) -> FloatArray:
         """Centred log prior (zeros before any evidence)."""
+        est = self.regression.estimate()
+        if est is not None:
+            return est[0]
         lp = np.linalg.pinv(self.gram) @ self.moment
         return lp - lp.mean()  # type: ignore[no-any-return]
 
     def variance(self) -> float | None:
         """Summed sampling variance of :meth:`log_prior` (None: no noise estimate yet)."""
+        est = self.regression.estimate()
+        if est is not None:
+            return est[1]
         if self.full < 2:
             return None
         per_question = float(np.trace(self.full_m2)) / (self.full - 1)
@@ -139,6 +160,7 @@ class ContrastPrior:
             "full": self.full,
             "full_mean": [float(x) for x in self.full_mean],
             "full_m2": [[float(x) for x in row] for row in self.full_m2],
+            "regression": self.regression.to_dict(),
         }
 
     @classmethod
@@ -150,4 +172,6 @@ class ContrastPrior:
         c.full = int(d["full"])
         c.full_mean = np.asarray(d["full_mean"], dtype=np.float64).reshape(n)
         c.full_m2 = np.asarray(d["full_m2"], dtype=np.float64).reshape(n, n)
+        if "regression" in d:  # stored before it existed: it starts afresh
+            c.regression = ShownRegression.from_dict(n, d["regression"])
         return c

@@ -15,7 +15,8 @@ and the offline evaluation drive this same object. Methods:
   (:mod:`calibrators.call_value`), or every shift was asked; a hard guard keeps the running
   mean under the budget and saves for the prior's refresh. Which shift next:
   :mod:`calibrators.order_design`. The prior is shrunk toward uniform by its own uncertainty and
-  the warm-up lasts while that is large (:mod:`calibrators.contrast_prior`); label-free evidence
+  the warm-up lasts while that is large (:mod:`calibrators.contrast_prior`); every question's
+  shown answer sharpens it by what it predicts (:mod:`calibrators.shown_prior`); label-free evidence
   of harm backs extra orders and the prior off (:mod:`calibrators.harm`).
 """
 
@@ -88,6 +89,10 @@ class PermutationPlanner(EstimationSchedule):
         evidence of :class:`HarmCheck` says they make answers worse.
     pair_prior: ``adaptive`` only — learn the prior from every question asked in two or more
         orders, not only from those asked in every cyclic order (off: measured no better).
+    shown_prior: ``adaptive`` only — sharpen the prior with every question's answer in the order
+        shown, by as much as those answers predict the full questions' priors
+        (:mod:`calibrators.shown_prior`; off, or with ``pair_prior``: the prior of the
+        multi-order questions alone).
     max_count: passed to :class:`PriorEstimator` (None: plain running mean).
     """
 
@@ -110,6 +115,7 @@ class PermutationPlanner(EstimationSchedule):
         pair_prior: bool = False,
         value_floor: float = 0.1,
         pooling: Pooling = "mean",
+        shown_prior: bool = True,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -144,6 +150,7 @@ class PermutationPlanner(EstimationSchedule):
         self.contrast = ContrastPrior(n)
         self.harm_check = harm_check
         self.pair_prior = pair_prior
+        self.shown_prior = shown_prior
         self.harm = HarmCheck()
         self.value = CallValue(value_floor)
         self.pooling: Pooling = pooling
@@ -333,6 +340,14 @@ class PermutationPlanner(EstimationSchedule):
             obs = run.observations()
             if self.pair_prior or run.all_cyclic_seen():
                 self.contrast.update(obs)
+            shown = dict(obs).get(tuple(range(self.n)))
+            if (
+                self.shown_prior
+                and not self.pair_prior
+                and run.handling == "permuted"
+                and shown is not None
+            ):
+                self.contrast.add_shown(shown)
             # The prior the question was debiased with; a warm-up or refresh question, the
             # key's prior with this question folded in. With the value floor on, an adaptive
             # question that is not a probe asked more orders only if it was unsure: not evidence.

@@ -26,6 +26,7 @@ NEWER_SETTINGS = (
     "pair_prior",
     "value_floor",
     "pooling",
+    "shown_prior",
 )
 
 
@@ -55,6 +56,7 @@ def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
         "value_floor": p.value.floor,
         "value": p.value.to_dict(),
         "pooling": p.pooling,
+        "shown_prior": p.shown_prior,
     }
 
 

@@ -149,3 +149,15 @@ def simulation_family() -> list[SimulatedMcqModel]:
         SimulatedMcqModel(five_a, 3.0, 1.0, 0.5, 7, 0.5, 0.0, "sim5-strong"),
         SimulatedMcqModel(five_mid, 0.3, 1.0, 0.8, 8, 0.4, 0.0, "sim5-near-random"),
     ]
+
+
+# A near-random model as the real ones are: flat answers that are mostly each question's own
+# position bias (SmolLM2-135M-Instruct's recording, decomposed: key prior about 0.1 per position
+# in log terms, each question's own spread 0.39, content 0.07, order noise 0.1, almost no
+# knowledge). The family's near-random models answer peaked and noisy instead (content 1.0,
+# order noise 0.8): their shown answer predicts a question's own prior at R² 0.16, SmolLM2's at
+# 0.93. Not in :func:`simulation_family` (the defaults' tables are judged on that); it backs the
+# shown-answer prior's check (``python -m bench.shown_prior``).
+FLAT_NEAR_RANDOM = SimulatedMcqModel(
+    (0.25, 0.29, 0.25, 0.21), 0.03, 0.07, 0.1, 9, 0.39, 0.0, "sim-flat-near-random"
+)

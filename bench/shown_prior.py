@@ -1,0 +1,75 @@
+"""What every question's shown answer adds to the prior (``calibrators.shown_prior``).
+
+    python -m bench.shown_prior [FILE.jsonl ...] [--seeds 20] [--draws 10] [--questions 300]
+        [--only NAME ...]
+
+Per recorded ARC model (and any recorded files named), per simulated model of the family and
+the flat near-random one (:data:`guard.testing.simulated.FLAT_NEAR_RANDOM`):
+
+1. Over the whole file, how much a question's shown answer says about its own prior: ``beta``
+   (the regression of the per-question log prior on the shown answer) and R², the share of the
+   per-question prior's variance it explains — the share of the full questions' noise the
+   estimate sheds.
+2. The planner's defaults beside the same planner with ``shown_prior=False`` (the prior of the
+   full questions alone), judged against issue 10's goals at budget 2: recordings over
+   ``--seeds`` arrival orders, simulated models over ``--draws`` draws of 5 orders each.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from bench.adaptive_lomo import recorded_files
+from bench.allocation import judged, line
+from calibrators.permutation import question_prior
+from calibrators.planner import PermutationPlanner
+from calibrators.shown_prior import centred_log
+from guard.evaluation.recorded import McqRecords, load_recorded
+from guard.testing.simulated import FLAT_NEAR_RANDOM, simulation_family
+
+
+def explained(recs: list[McqRecords]) -> tuple[float, float]:
+    """(beta, R²) of the per-question log prior on the shown answer, pooled over ``recs``."""
+    c = np.concatenate([[centred_log(question_prior(q)) for q in r.probs_cyclic] for r in recs])
+    s = np.concatenate([[centred_log(q[0]) for q in r.probs_cyclic] for r in recs])
+    c, s = c - c.mean(axis=0), s - s.mean(axis=0)
+    beta = float(np.clip(np.sum(c * s) / np.sum(s * s), 0.0, 1.0))
+    return beta, 1.0 - float(np.sum((c - beta * s) ** 2) / np.sum(c * c))
+
+
+def compare(name: str, recs: list[McqRecords], seeds: int) -> str:
+    beta, r2 = explained(recs)
+    new, old = judged(recs, seeds, lambda n: PermutationPlanner(n, "adaptive", shown_prior=False))
+    return (
+        f"{name} (beta {beta:.2f}, R² {r2:.2f})\n"
+        f"  shown prior (default): {line(new)}\n  full questions only:   {line(old)}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="*", type=Path, help="more recorded MCQ files")
+    ap.add_argument("--seeds", type=int, default=20, help="arrival orders per recording")
+    ap.add_argument("--draws", type=int, default=10, help="draws per simulated model")
+    ap.add_argument("--questions", type=int, default=300, help="per simulated draw")
+    ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
+    args = ap.parse_args()
+    recorded = [(p.name, p) for p in [*recorded_files(), *args.files]]
+    for name, path in recorded:
+        if args.only and not any(part in name for part in args.only):
+            continue
+        rec = load_recorded(path)
+        if isinstance(rec, McqRecords):
+            print(compare(name, [rec], args.seeds), flush=True)
+    for model in [*simulation_family(), FLAT_NEAR_RANDOM]:
+        if args.only and not any(part in model.name for part in args.only):
+            continue
+        recs = [model.redrawn(d).record(args.questions) for d in range(args.draws)]
+        print(compare(f"{model.name}, {args.draws} draws", recs, 5), flush=True)
+
+
+if __name__ == "__main__":
+    main()
