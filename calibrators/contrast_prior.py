@@ -108,9 +108,19 @@ class ContrastPrior:
         self._prior = None
         self.regression.add_shown(shown)
 
+    def _shown_estimate(self) -> tuple[FloatArray, float] | None:
+        # The regression's estimate, where it is the better one. It has paired every full
+        # question unless the state was stored before it existed: then it rests on the full
+        # questions since, and is used only once its variance is below that of all of them.
+        est = self.regression.estimate()
+        if est is None or self.regression.paired.count >= self.full:
+            return est
+        classic = self._full_variance()
+        return est if classic is not None and est[1] < classic else None
+
     def log_prior(self) -> FloatArray:
         """Centred log prior (zeros before any evidence)."""
-        est = self.regression.estimate()
+        est = self._shown_estimate()
         if est is not None:
             return est[0]
         lp = np.linalg.pinv(self.gram) @ self.moment
@@ -118,9 +128,12 @@ class ContrastPrior:
 
     def variance(self) -> float | None:
         """Summed sampling variance of :meth:`log_prior` (None: no noise estimate yet)."""
-        est = self.regression.estimate()
+        est = self._shown_estimate()
         if est is not None:
             return est[1]
+        return self._full_variance()
+
+    def _full_variance(self) -> float | None:
         if self.full < 2:
             return None
         per_question = float(np.trace(self.full_m2)) / (self.full - 1)
