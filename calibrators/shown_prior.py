@@ -12,11 +12,15 @@ The regression estimator of two-phase sampling takes exactly what it is worth:
 
     log prior = mean_W(c) + beta * (mean_all(s) - mean_W(s)),   beta = cov_W(c, s) / var_W(s)
 
-over the questions W asked in every order (chosen by the schedule, not by their answers) and all
-questions. It stays unbiased for the mean of ``c`` whatever ``beta`` is (the content's mean, and
-the gold letters' skew with it, enters only through the difference of two means of ``s``), and
-its sampling variance is ``var(c - beta s) / |W| + (var(c) - var(c - beta s)) / |all|`` (trace
-of the covariance, per question). ``beta`` is clipped to [0, 1].
+over the questions W asked in every order and all questions. Were W chosen by the schedule
+alone (the warm-up and the refresh), it would be unbiased for the mean of ``c`` whatever
+``beta`` is: the content's mean, and the gold letters' skew with it, enters only through the
+difference of two means of ``s``. But an adaptive question unsure enough asks every order too,
+and joins W chosen by its answers; the regression then takes out the part of that selection
+the shown answers explain (on Llama-2-13b-chat, over 12 arrival orders, the squared bias
+against the recording's own prior falls from 0.187 to 0.081), not all of it. Its sampling
+variance is ``var(c - beta s) / |W| + (var(c) - var(c - beta s)) / |all|`` (trace of the
+covariance, per question), which leaves that bias out. ``beta`` is clipped to [0, 1].
 
 The state is a few sums (Welford), JSON-serialisable.
 """
