@@ -88,7 +88,8 @@ class PermutationPlanner(EstimationSchedule):
     harm_check: ``adaptive`` only — back off extra orders and the prior when the label-free
         evidence of :class:`HarmCheck` says they make answers worse.
     pair_prior: ``adaptive`` only — learn the prior from every question asked in two or more
-        orders, not only from those asked in every cyclic order (off: measured no better).
+        orders, not only from those asked in every cyclic order, instead of ``shown_prior``
+        (off: the README's leave-one-out weighs the two).
     shown_prior: ``adaptive`` only — sharpen the prior with every question's answer in the order
         shown, by as much as those answers predict the full questions' priors
         (:mod:`calibrators.shown_prior`; off, or with ``pair_prior``: the prior of the
