@@ -6,7 +6,7 @@ the order shown, and that answer ``s`` (centred log) carries the same position b
 question's content. Where a model's answers are mostly position bias (a near-random model: on
 SmolLM2-135M, ``c`` and ``s`` correlate at R² 0.93), the mean of ``s`` over *every* question
 says almost what the mean of ``c`` would, from many more questions; where content dominates (a
-strong model: R² 0.03 to 0.23), it says little.
+strong model: R² 0.03 to 0.20), it says little.
 
 The regression estimator of two-phase sampling takes exactly what it is worth:
 
