@@ -26,18 +26,22 @@ from bench.adaptive_lomo import recorded_files
 from bench.allocation import judged, line
 from calibrators.permutation import question_prior
 from calibrators.planner import PermutationPlanner
-from calibrators.shown_prior import centred_log
+from calibrators.shown_prior import ShownRegression
 from guard.evaluation.recorded import McqRecords, load_recorded
 from guard.testing.simulated import FLAT_NEAR_RANDOM, simulation_family
 
 
 def explained(recs: list[McqRecords]) -> tuple[float, float]:
-    """(beta, R²) of the per-question log prior on the shown answer, pooled over ``recs``."""
-    c = np.concatenate([[centred_log(question_prior(q)) for q in r.probs_cyclic] for r in recs])
-    s = np.concatenate([[centred_log(q[0]) for q in r.probs_cyclic] for r in recs])
-    c, s = c - c.mean(axis=0), s - s.mean(axis=0)
-    beta = float(np.clip(np.sum(c * s) / np.sum(s * s), 0.0, 1.0))
-    return beta, 1.0 - float(np.sum((c - beta * s) ** 2) / np.sum(c * c))
+    """(beta, R²) of the per-question log prior on the shown answer, pooled over ``recs``: the
+    planner's own regression, fed every question as a full one."""
+    reg = ShownRegression(recs[0].n_options)
+    for rec in recs:
+        for q in rec.probs_cyclic:
+            reg.add_paired(np.log(question_prior(q)), q[0])
+    beta, r2 = reg.beta(), reg.r_squared()
+    if beta is None or r2 is None:
+        raise ValueError("fewer questions than the regression needs")
+    return beta, r2
 
 
 def compare(name: str, recs: list[McqRecords], seeds: int) -> str:

@@ -93,6 +93,18 @@ class ShownRegression:
             return 0.0
         return float(np.clip(cov[0, 1] / cov[1, 1], 0.0, 1.0))
 
+    def _resid(self, beta: float) -> float:
+        """Per-question variance of ``c - beta s`` (trace): what the shown answer leaves."""
+        cov = self.paired.cov()
+        return max(float(cov[0, 0] - 2.0 * beta * cov[0, 1] + beta * beta * cov[1, 1]), 0.0)
+
+    def r_squared(self) -> float | None:
+        """The share of a full question's prior variance its shown answer explains (None: too
+        few full questions)."""
+        beta = self.beta()
+        total = self.paired.cov()[0, 0] if beta is not None else 0.0
+        return None if beta is None or total <= 0 else 1.0 - self._resid(beta) / total
+
     def estimate(self) -> tuple[FloatArray, float] | None:
         """(centred log prior, summed sampling variance), or None while it adds nothing (too
         few full questions, or no question beyond them)."""
@@ -101,9 +113,8 @@ class ShownRegression:
             return None
         c_mean, s_mean = self.paired.means
         lp = c_mean + beta * (self.shown.means[0] - s_mean)
-        cov = self.paired.cov()
-        resid = max(cov[0, 0] - 2.0 * beta * cov[0, 1] + beta * beta * cov[1, 1], 0.0)
-        explained = max(cov[0, 0] - resid, 0.0)
+        resid = self._resid(beta)
+        explained = max(self.paired.cov()[0, 0] - resid, 0.0)
         var = resid / self.paired.count + explained / self.shown.count
         return lp - lp.mean(), float(var)
 

@@ -63,6 +63,7 @@ def test_where_the_shown_answer_is_the_prior_every_question_counts_in_full() -> 
             r.add_paired(lp, _dist(lp))
         r.add_shown(_dist(lp))
     assert r.beta() == pytest.approx(1.0)
+    assert r.r_squared() == pytest.approx(1.0)
     est = r.estimate()
     assert est is not None
     lp, var = est
@@ -83,6 +84,7 @@ def test_where_the_shown_answer_says_nothing_it_is_the_full_questions_mean() -> 
     for _ in range(50):
         r.add_shown(same)
     assert r.beta() == 0.0
+    assert r.r_squared() == pytest.approx(0.0)
     est = r.estimate()
     assert est is not None
     np.testing.assert_allclose(
