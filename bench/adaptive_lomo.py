@@ -30,6 +30,7 @@ GRID: dict[str, list[Any]] = {
     "design": ["far", "auto", "adversarial"],
     "value_floor": [0.0, 0.05, 0.1, 0.15],
     "pair_prior": [False, True],
+    "pooling": ["mean", "gaussian"],
 }
 
 

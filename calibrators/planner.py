@@ -30,6 +30,7 @@ import numpy as np
 
 from calibrators.call_value import CallValue
 from calibrators.contrast_prior import ContrastPrior
+from calibrators.gaussian_pool import GaussianPool
 from calibrators.harm import HarmCheck
 from calibrators.order_design import Design, next_order
 from calibrators.permutation import (
@@ -115,7 +116,7 @@ class PermutationPlanner(EstimationSchedule):
         harm_check: bool = True,
         pair_prior: bool = False,
         value_floor: float = 0.1,
-        pooling: Pooling = "mean",
+        pooling: Pooling = "gaussian",
         shown_prior: bool = True,
     ) -> None:
         if method not in METHODS:
@@ -155,6 +156,7 @@ class PermutationPlanner(EstimationSchedule):
         self.harm = HarmCheck()
         self.value = CallValue(value_floor)
         self.pooling: Pooling = pooling
+        self.gauss = GaussianPool(n)  # pooling="gaussian": covariances from the full questions
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
@@ -341,6 +343,8 @@ class PermutationPlanner(EstimationSchedule):
             obs = run.observations()
             if self.pair_prior or run.all_cyclic_seen():
                 self.contrast.update(obs)
+            if run.handling == "permuted" and run.all_cyclic_seen():
+                self.gauss.add_full(run.cyclic_logs(), run.cyclic_orders())
             shown = dict(obs).get(tuple(range(self.n)))
             if (
                 self.shown_prior

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from calibrators.call_value import CallValue
 from calibrators.contrast_prior import ContrastPrior
+from calibrators.gaussian_pool import GaussianPool
 from calibrators.harm import HarmCheck
 from calibrators.permutation import PriorEstimator
 
@@ -56,6 +57,7 @@ def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
         "value_floor": p.value.floor,
         "value": p.value.to_dict(),
         "pooling": p.pooling,
+        "gauss": p.gauss.to_dict(),
         "shown_prior": p.shown_prior,
     }
 
@@ -82,6 +84,8 @@ def planner_from_dict(cls: type[PermutationPlanner], d: dict[str, Any]) -> Permu
         p.harm = HarmCheck.from_dict(d["harm"])
     if "value" in d:
         p.value = CallValue.from_dict(d["value"])
+    if "gauss" in d:  # stored before the Gaussian pooling: learned afresh
+        p.gauss = GaussianPool.from_dict(p.n, d["gauss"])
     p.started, p.spent = int(d["started"]), int(d["spent"])
     p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
     sure_at = d.get("sure_at")  # stored before the warm-up extension: judged afresh

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-Pooling = Literal["mean", "position_free"]
+Pooling = Literal["mean", "position_free", "gaussian"]
 
 
 def position_free(

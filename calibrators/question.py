@@ -201,7 +201,20 @@ class QuestionRun:
 
     def debiased_estimate(self) -> FloatArray:
         """Normalised weighted geometric mean of the debiased observations so far (original
-        order); the orders after the first weigh :attr:`later_weight` each."""
+        order); the orders after the first weigh :attr:`later_weight` each. With ``pooling=
+        "gaussian"``, a question asked in some orders but not all takes the posterior mean of
+        its content instead (:mod:`calibrators.gaussian_pool`), once the key has learned the
+        covariances and while every order weighs alike."""
+        gauss = self._planner.gauss
+        k = len(self.answered)
+        if (
+            self._planner.pooling == "gaussian"
+            and gauss.ready
+            and self.handling == "permuted"
+            and 1 < k < self.n
+            and self.later_weight >= 1.0
+        ):
+            return _softmax(gauss.pooled(self.debiased_logs(), self.answered))
         return _softmax(self.pooled_logs())
 
     def pooled_logs(self, orders: int | None = None) -> FloatArray:
@@ -220,6 +233,13 @@ class QuestionRun:
 
     def cyclic_matrix(self) -> FloatArray:
         return np.stack([self._obs[c] for c in self._cyclic])
+
+    def cyclic_orders(self) -> list[Perm]:
+        return list(self._cyclic)
+
+    def cyclic_logs(self) -> FloatArray:
+        """(n, n): each cyclic order's raw answer, log, in original option order."""
+        return np.stack([np.log(to_original(normalise(self._obs[c]), c)) for c in self._cyclic])
 
     def unasked_cyclic(self) -> list[Perm]:
         return [c for c in self._cyclic if c not in self._asked and c not in self._queue]

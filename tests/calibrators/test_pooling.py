@@ -42,9 +42,12 @@ def test_two_orders_cannot_tell_content_from_bias() -> None:
     assert position_free(np.zeros((3, 4)), same, np.ones(3)) is None
 
 
-def test_the_pooling_setting_is_stored_and_an_old_state_keeps_the_mean() -> None:
+def test_the_pooling_setting_is_stored_and_an_old_state_takes_todays_default() -> None:
     planner = PermutationPlanner(4, "adaptive", pooling="position_free")
     assert PermutationPlanner.from_dict(planner.to_dict()).pooling == "position_free"
     old = planner.to_dict()
     del old["pooling"]  # stored before the setting existed
-    assert PermutationPlanner.from_dict(old).pooling == "mean"
+    assert PermutationPlanner.from_dict(old).pooling == "gaussian"
+    # a key stored with the mean (the default before the Gaussian pooling) keeps it
+    mean = PermutationPlanner(4, "adaptive", pooling="mean").to_dict()
+    assert PermutationPlanner.from_dict(mean).pooling == "mean"
