@@ -71,6 +71,7 @@ def variants(budget: float) -> dict[str, Factory]:
 
     return {
         "defaults": plain(),
+        "orders pooled by their mean (pooling='mean')": plain(pooling="mean"),
         "prior from full questions only (shown_prior=False)": plain(shown_prior=False),
         "no value floor (value_floor=0)": plain(value_floor=0.0),
         "design auto": plain(design="auto"),
@@ -93,7 +94,15 @@ class _Before(NoRefreshSaving, OldPriorCheck, WarmupAlwaysAveraged, NoWarmupExte
 
 
 def _before(n: int, budget: float) -> PermutationPlanner:
-    return _Before(n, "adaptive", budget=budget, design="auto", value_floor=0.0, shown_prior=False)
+    return _Before(
+        n,
+        "adaptive",
+        budget=budget,
+        design="auto",
+        value_floor=0.0,
+        shown_prior=False,
+        pooling="mean",
+    )
 
 
 def main() -> None:

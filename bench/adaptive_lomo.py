@@ -1,6 +1,6 @@
 """Choose adaptive's defaults by leave-one-model-out, on the recordings and a simulation family.
 
-    python -m bench.adaptive_lomo [--seeds 20] [--budget 2]
+    python -m bench.adaptive_lomo [--seeds 20] [--budget 2] [--design far ...]
 
 Every candidate setting is scored on every model (the four recorded ARC files of
 ``../shared/data/recorded`` and :func:`guard.testing.simulated.simulation_family`). For each
@@ -58,9 +58,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--budget", type=float, default=2.0)
     ap.add_argument("--questions", type=int, default=300, help="per simulated model")
+    ap.add_argument(
+        "--design", nargs="+", choices=GRID["design"], help="only these designs (the grid's time)"
+    )
     args = ap.parse_args()
     recs = models(args.questions)
-    settings = [dict(zip(GRID, v, strict=True)) for v in itertools.product(*GRID.values())]
+    grid = GRID | ({"design": args.design} if args.design else {})
+    settings = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
     table: dict[int, list[AdaptiveVerdict]] = {}
     for rec in recs:
         base = mcq_baselines(rec, args.seeds)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from calibrators.gaussian_pool import GaussianPool
 from calibrators.metrics import accuracy
 from calibrators.permutation import cyclic_shift, debias, question_prior, to_original
 from calibrators.schedule import refresh_due
@@ -49,15 +50,28 @@ def every_order_for_least_certain(
     return answers
 
 
+def gaussian_far_pair(logs: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """The far pair of :func:`hindsight_logs` pooled as the planner pools it
+    (:mod:`calibrators.gaussian_pool`), with the covariances of all the file's questions."""
+    n = logs.shape[-1]
+    perms = [cyclic_shift(n, k) for k in range(n)]
+    pool = GaussianPool(n)
+    for row in logs:
+        pool.add_full(row, perms)
+    pair = [perms[0], perms[n // 2]]
+    return np.asarray([int(np.argmax(pool.pooled(row[[0, n // 2]], pair))) for row in logs])
+
+
 def two_call_answers(logs: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.int64]]:
-    """The answers of two label-free ways to spend two calls a question, from
+    """The answers of label-free ways to spend two calls a question, from
     :func:`hindsight_logs`: ``"far pair"``, the shown order pooled with the far one (shift n/2)
-    on every question; ``"every order, least certain"``, every order for the 1/(n-1) of the
-    questions whose shown answer has the smallest top-two margin, the shown order alone for
-    the rest."""
+    on every question, by their mean and (``"far pair, Gaussian"``) as the planner pools it;
+    ``"every order, least certain"``, every order for the 1/(n-1) of the questions whose shown
+    answer has the smallest top-two margin, the shown order alone for the rest."""
     n = logs.shape[-1]
     return {
         "far pair": (logs[:, 0] + logs[:, n // 2]).argmax(axis=1),
+        "far pair, Gaussian": gaussian_far_pair(logs),
         "every order, least certain": every_order_for_least_certain(
             logs, round(len(logs) / (n - 1))
         ),
@@ -100,8 +114,8 @@ def alternating_share(logs: npt.NDArray[np.float64]) -> float:
 
 
 def two_call_ceiling(rec: McqRecords) -> float:
-    """What two calls per question can reach, with hindsight: the better (by the labels) of the
-    two ways of :func:`two_call_answers` — the choice is the only use of the labels. Where it is
+    """What two calls per question can reach, with hindsight: the best (by the labels) of the
+    ways of :func:`two_call_answers` — the choice is the only use of the labels. Where it is
     more than a point under cyclic averaging, cyclic's gain is out of reach at two calls."""
     answers = two_call_answers(hindsight_logs(rec))
     return max(accuracy(pred, rec.gold) for pred in answers.values())

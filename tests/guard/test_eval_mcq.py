@@ -55,9 +55,15 @@ RECORDED_MCQ = [
 ]
 # Goals the default planner is known to miss, and why (the README's table shows the figures):
 # {(file, goal): reason}. strict: such a test fails once the goal is met, so that this list is
-# kept honest. Empty since the Gaussian pooling (SmolLM2 missed "above the line" by 0.1 pt
-# from the shown-answer prior until then; README).
-KNOWN_MISSES: dict[tuple[str, str], str] = {}
+# kept honest. SmolLM2 missed "above the line" by 0.1 pt from the shown-answer prior to the
+# Gaussian pooling, which meets it (+1.5) and raises the gauge of what two calls reach.
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("arc_0s_SmolLM2-135M-Instruct.jsonl", "near cyclic"): (
+        "28.3 %, 1.2 pt under cyclic's 29.5 where the Gaussian-pooled far pair on every "
+        "question reaches 28.8 % with hindsight (the prior and the covariances free); the "
+        "planner pays for a 24-question warm-up out of the same two calls"
+    ),
+}
 
 _verdicts: dict[str, AdaptiveVerdict] = {}
 
