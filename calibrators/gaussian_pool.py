@@ -15,8 +15,13 @@ covariances learned from the questions asked in every cyclic order (the warm-up 
 refresh), where ``c``, ``d`` and ``e`` separate exactly. The content's covariance is taken as
 exchangeable (a multiple of the centring matrix): the options' original letters say nothing of
 which is right, so what the data would say about them (a file's gold-letter skew) is not
-learned. Position bias and noise keep their own shapes (a model's first position can vary more
-than its last).
+learned. Position bias keeps its own shape (a model's first position can vary more than its
+last), with the share of the order noise a question's bias read off its orders carries (1/n)
+taken out. The noise is exact in total but only partly in shape: what is left of a full
+question once content and bias are out mixes each position's noise with the others'
+(``((n-3) S + C(S)) / (n-2)`` in expectation, ``C`` averaging along the cyclic diagonals).
+Undoing that mix was measured and not kept (a review: on the recordings it moved llama-65b's
+RStd from 2.58 to 2.66, over PriDe's 2.65, and SmolLM2 from 28.3 % to 28.0 %).
 
 The covariances are running sums (JSON-serialisable), shrunk toward their exchangeable part
 while few questions are seen; the pooling is used from :data:`MIN_FULL` full questions on.
@@ -45,6 +50,12 @@ def _placement(perm: Sequence[int], n: int) -> FloatArray:
 
 def _centre(x: FloatArray) -> FloatArray:
     return x - x.mean(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def _psd(s: FloatArray) -> FloatArray:
+    """``s`` with its negative eigenvalues (an estimate's sampling error) set to zero."""
+    vals, vecs = np.linalg.eigh((s + s.T) / 2.0)
+    return (vecs * np.maximum(vals, 0.0)) @ vecs.T  # type: ignore[no-any-return]
 
 
 class GaussianPool:
@@ -87,13 +98,16 @@ class GaussianPool:
 
         def shrunk(s: FloatArray) -> FloatArray:
             s = cen @ s @ cen
-            return w * s + (1.0 - w) * np.trace(s) / (n - 1) * cen  # type: ignore[no-any-return]
+            s = w * s + (1.0 - w) * np.trace(s) / (n - 1) * cen
+            return _psd(s)
 
-        # (n-1)(n-2) degrees of freedom a question: content and bias take 2(n-1) of n(n-1)
-        noise = shrunk(self.noise / (self.count * max(n - 2, 1)))
-        bias = shrunk(self.bias_co / max(self.count - 1, 1))
+        # (n-1)(n-2) degrees of freedom a question: content and bias take 2(n-1) of n(n-1).
+        # Exact in trace, not in shape (the module's docstring).
+        noise = self.noise / (self.count * max(n - 2, 1))
+        # A question's d read off its cyclic orders carries the mean of their noise, 1/n of it.
+        bias = self.bias_co / max(self.count - 1, 1) - noise / n
         content = max(self.content / self.count - np.trace(noise) / n, 1e-6)
-        return content / (n - 1) * cen, bias, noise
+        return content / (n - 1) * cen, shrunk(bias), shrunk(noise)
 
     def pooled(self, logs: FloatArray, perms: Sequence[Perm]) -> FloatArray:
         """The posterior mean of the content (centred logs, original option order) given

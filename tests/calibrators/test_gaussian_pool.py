@@ -167,3 +167,69 @@ def test_full_questions_of_a_run_feed_the_pool_and_the_state_keeps_it() -> None:
     assert PermutationPlanner.from_dict(state).gauss.to_dict() == planner.gauss.to_dict()
     del state["gauss"]  # stored before the Gaussian pooling: learned afresh
     assert PermutationPlanner.from_dict(state).gauss.count == 0
+
+
+def _heteroscedastic(
+    rng: np.random.Generator, n: int, noise_sd: np.ndarray, bias_sd: np.ndarray
+) -> np.ndarray:
+    """(n, n) logs of every cyclic order: content, a bias and noise whose spreads differ by
+    position."""
+    perms = [cyclic_shift(n, k) for k in range(n)]
+    content, bias = rng.normal(size=n), bias_sd * rng.normal(size=n)
+    logs = np.empty((n, n))
+    for k, perm in enumerate(perms):
+        shown = np.array([content[perm[j]] + bias[j] for j in range(n)])
+        shown += noise_sd * rng.normal(size=n)
+        logs[k] = [shown[perm.index(i)] for i in range(n)]
+    return logs
+
+
+@pytest.mark.parametrize("n", [4, 5, 10])
+def test_the_bias_covariance_leaves_out_the_noise_share(n: int) -> None:
+    """A question's bias read off its cyclic orders carries 1/n of the order noise: the
+    covariance of the bias alone leaves it out (review: it was 0.25 too large here)."""
+    rng = np.random.default_rng(8)
+    perms = [cyclic_shift(n, k) for k in range(n)]
+    bias_sd, noise_sd = np.full(n, 0.3), np.full(n, np.sqrt(n) * 0.5)  # noise/n: 0.25
+    pool = GaussianPool(n)
+    for _ in range(4000):
+        pool.add_full(_heteroscedastic(rng, n, noise_sd, bias_sd), perms)
+    _, bias, noise = pool._covariances()
+    cen = np.eye(n) - 1.0 / n
+    np.testing.assert_allclose(noise, n * 0.25 * cen, atol=0.05 * n)
+    np.testing.assert_allclose(bias, 0.09 * cen, atol=0.05)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the noise's shape is learned mixed with the other positions' (0.16 where 0.08 is "
+    "true, 0.33 where 0.44 is); undoing the mix measured worse on the recordings (the module)",
+)
+def test_the_noise_keeps_its_shape_by_position() -> None:
+    """Noise that varies by position, learned with its shape."""
+    n = N
+    rng = np.random.default_rng(9)
+    perms = [cyclic_shift(n, k) for k in range(n)]
+    noise_sd = np.linspace(0.2, 0.8, n)
+    pool = GaussianPool(n)
+    for _ in range(4000):
+        pool.add_full(_heteroscedastic(rng, n, noise_sd, np.full(n, 0.5)), perms)
+    _, bias, noise = pool._covariances()
+    cen = np.eye(n) - 1.0 / n
+    np.testing.assert_allclose(noise, cen @ np.diag(noise_sd**2) @ cen, atol=0.02)
+    np.testing.assert_allclose(bias, 0.25 * cen, atol=0.04)
+
+
+def test_with_no_bias_of_its_own_the_covariances_stay_positive() -> None:
+    """Taking the noise's share out of the bias can leave an estimate under zero (no bias of
+    the question's own, few questions): it is held at zero, and the pooling stays finite."""
+    rng = np.random.default_rng(10)
+    pool = GaussianPool(N)
+    for _ in range(MIN_FULL):
+        pool.add_full(_heteroscedastic(rng, N, np.full(N, 0.5), np.zeros(N)), PERMS)
+    content, bias, noise = pool._covariances()
+    for cov in (content, bias, noise):
+        assert np.linalg.eigvalsh(cov).min() >= -1e-12
+    logs = _heteroscedastic(rng, N, np.full(N, 0.5), np.zeros(N))[[0, 2]]
+    assert np.isfinite(pool.pooled(logs, [PERMS[0], PERMS[2]])).all()
+
