@@ -125,6 +125,13 @@ class GaussianPool:
         out: FloatArray = sc @ j.T @ np.linalg.pinv(cov, hermitian=True) @ z
         return _centre(out)
 
+    def copy(self) -> GaussianPool:
+        g = GaussianPool(self.n)
+        g.count, g.content = self.count, self.content
+        g.bias_mean, g.bias_co = self.bias_mean.copy(), self.bias_co.copy()
+        g.noise = self.noise.copy()
+        return g
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
+from calibrators.gaussian_pool import GaussianPool
 from calibrators.permutation import (
     FloatArray,
     Perm,
@@ -87,6 +88,16 @@ class QuestionRun:
         # as it stood), rather than averaging orders known to read worse.
         self._answer_prior = (
             planner.current_prior() if role != "adaptive" and self.later_weight < 1.0 else None
+        )
+        # pooling="gaussian": the covariances as the key knew them when this question was
+        # planned, as its prior is; what finishes meanwhile does not change its answer.
+        self._gauss: GaussianPool | None = (
+            planner.gauss.copy()
+            if planner.pooling == "gaussian"
+            and planner.gauss.ready
+            and handling == "permuted"
+            and self.later_weight >= 1.0
+            else None
         )
         self._cyclic = cyclic_permutations(planner.n, fixed)
         self._asked: list[Perm] = []
@@ -203,18 +214,10 @@ class QuestionRun:
         """Normalised weighted geometric mean of the debiased observations so far (original
         order); the orders after the first weigh :attr:`later_weight` each. With ``pooling=
         "gaussian"``, a question asked in some orders but not all takes the posterior mean of
-        its content instead (:mod:`calibrators.gaussian_pool`), once the key has learned the
-        covariances and while every order weighs alike."""
-        gauss = self._planner.gauss
-        k = len(self.answered)
-        if (
-            self._planner.pooling == "gaussian"
-            and gauss.ready
-            and self.handling == "permuted"
-            and 1 < k < self.n
-            and self.later_weight >= 1.0
-        ):
-            return _softmax(gauss.pooled(self.debiased_logs(), self.answered))
+        its content instead (:mod:`calibrators.gaussian_pool`), if the key had learned the
+        covariances when the question was planned and every order weighs alike."""
+        if self._gauss is not None and 1 < len(self.answered) < self.n:
+            return _softmax(self._gauss.pooled(self.debiased_logs(), self.answered))
         return _softmax(self.pooled_logs())
 
     def pooled_logs(self, orders: int | None = None) -> FloatArray:

@@ -233,3 +233,42 @@ def test_with_no_bias_of_its_own_the_covariances_stay_positive() -> None:
     logs = _heteroscedastic(rng, N, np.full(N, 0.5), np.zeros(N))[[0, 2]]
     assert np.isfinite(pool.pooled(logs, [PERMS[0], PERMS[2]])).all()
 
+
+def _planned_then_answered(
+    planner: PermutationPlanner, logs: np.ndarray, others: np.random.Generator | None
+) -> McqResult:
+    """One question on a copy of ``planner``; with ``others``, full questions finish on that
+    copy while its orders are out."""
+    copy = PermutationPlanner.from_dict(planner.to_dict())
+    run = copy.start()
+    while batch := run.pending():
+        for _ in range(20 if others is not None else 0):
+            assert others is not None
+            copy.gauss.add_full(_question(others, 3.0, SPREAD_BY_POSITION, 2.0)[1], PERMS)
+        for perm in batch:
+            p = np.exp(logs[PERMS.index(perm)][list(perm)])
+            run.observe(perm, p / p.sum())
+    return run.result()
+
+
+def test_a_question_pools_with_the_covariances_of_the_state_it_was_planned_on() -> None:
+    """As with the prior it divides out, a question's answer rests on the key's state when it
+    was planned: full questions finished by others meanwhile (in this process, or adopted from
+    another worker and reserved on a fresh copy) do not change it (review: they did)."""
+    rng = np.random.default_rng(11)
+    planner = PermutationPlanner(N, "adaptive", harm_check=False, budget=4.0)
+    for _ in range(30):  # past the warm-up
+        _answered(planner, _question(rng, 1.0, SPREAD_BY_POSITION, 0.2)[1])
+    while not planner.gauss.ready:
+        planner.gauss.add_full(_question(rng, 1.0, SPREAD_BY_POSITION, 0.2)[1], PERMS)
+    pooled = 0
+    for _ in range(20):
+        logs = _question(rng, 0.3, SPREAD_BY_POSITION, 0.2)[1]
+        alone = _planned_then_answered(planner, logs, None)
+        if not 1 < len(alone.orders) < N:
+            continue
+        pooled += 1
+        meanwhile = _planned_then_answered(planner, logs, np.random.default_rng(12))
+        assert meanwhile.orders == alone.orders
+        np.testing.assert_array_equal(meanwhile.probs, alone.probs)
+    assert pooled >= 3, pooled
