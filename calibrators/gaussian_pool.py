@@ -73,10 +73,10 @@ class GaussianPool:
     def add_full(self, logs: FloatArray, perms: Sequence[Perm]) -> None:
         """Fold in one question asked in every cyclic order: ``logs`` (n, n), each order's
         log answer in original option order; ``perms`` the orders."""
-        n = self.n
         y = _centre(np.asarray(logs, dtype=np.float64))
         c = y.mean(axis=0)
-        resid = np.stack([(y[k] - c) @ _placement(p, n) for k, p in enumerate(perms)])
+        # position j of order k shows option perms[k][j]
+        resid = np.stack([(y[k] - c)[list(p)] for k, p in enumerate(perms)])
         d = resid.mean(axis=0)
         e = resid - d
         self.count += 1
@@ -109,9 +109,9 @@ class GaussianPool:
         content = max(self.content / self.count - np.trace(noise) / n, 1e-6)
         return content / (n - 1) * cen, shrunk(bias), shrunk(noise)
 
-    def pooled(self, logs: FloatArray, perms: Sequence[Perm]) -> FloatArray:
-        """The posterior mean of the content (centred logs, original option order) given
-        ``logs`` (k, n): the answers in orders ``perms``, the key's prior divided out."""
+    def gain(self, perms: Sequence[Perm]) -> FloatArray:
+        """(n, k·n): the linear map from the answers in orders ``perms`` (each centred, in
+        original option order, stacked) to the posterior mean of the content."""
         n, k = self.n, len(perms)
         sc, sd, se = self._covariances()
         cen = np.eye(n) - 1.0 / n
@@ -121,9 +121,15 @@ class GaussianPool:
         cov = j @ sc @ j.T + pm @ sd @ pm.T
         for o, m in enumerate(place):
             cov[o * n : (o + 1) * n, o * n : (o + 1) * n] += m @ se @ m.T
+        out: FloatArray = cen @ sc @ j.T @ np.linalg.pinv(cov, hermitian=True)
+        return out
+
+    def pooled(self, logs: FloatArray, perms: Sequence[Perm]) -> FloatArray:
+        """The posterior mean of the content (centred logs, original option order) given
+        ``logs`` (k, n): the answers in orders ``perms``, the key's prior divided out."""
         z = _centre(np.asarray(logs, dtype=np.float64)).reshape(-1)
-        out: FloatArray = sc @ j.T @ np.linalg.pinv(cov, hermitian=True) @ z
-        return _centre(out)
+        out: FloatArray = self.gain(perms) @ z
+        return out
 
     def copy(self) -> GaussianPool:
         g = GaussianPool(self.n)

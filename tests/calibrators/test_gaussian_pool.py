@@ -25,9 +25,9 @@ def _question(
     bias = bias_sd * rng.normal(size=N)
     logs = np.empty((N, N))
     for k, perm in enumerate(PERMS):
-        shown = np.array([content[perm[j]] + bias[j] for j in range(N)])
-        shown += noise_sd * rng.normal(size=N) + 0.7 * k  # noise, and a level per order
-        logs[k] = [shown[perm.index(i)] for i in range(N)]
+        # noise, and a level per order
+        shown = content[list(perm)] + bias + noise_sd * rng.normal(size=N) + 0.7 * k
+        logs[k, list(perm)] = shown  # back to original option order
     return content, logs
 
 
@@ -178,9 +178,8 @@ def _heteroscedastic(
     content, bias = rng.normal(size=n), bias_sd * rng.normal(size=n)
     logs = np.empty((n, n))
     for k, perm in enumerate(perms):
-        shown = np.array([content[perm[j]] + bias[j] for j in range(n)])
-        shown += noise_sd * rng.normal(size=n)
-        logs[k] = [shown[perm.index(i)] for i in range(n)]
+        shown = content[list(perm)] + bias + noise_sd * rng.normal(size=n)
+        logs[k, list(perm)] = shown  # back to original option order
     return logs
 
 
@@ -192,7 +191,7 @@ def test_the_bias_covariance_leaves_out_the_noise_share(n: int) -> None:
     perms = [cyclic_shift(n, k) for k in range(n)]
     bias_sd, noise_sd = np.full(n, 0.3), np.full(n, np.sqrt(n) * 0.5)  # noise/n: 0.25
     pool = GaussianPool(n)
-    for _ in range(4000):
+    for _ in range(2000):
         pool.add_full(_heteroscedastic(rng, n, noise_sd, bias_sd), perms)
     _, bias, noise = pool._covariances()
     cen = np.eye(n) - 1.0 / n
@@ -212,7 +211,7 @@ def test_the_noise_keeps_its_shape_by_position() -> None:
     perms = [cyclic_shift(n, k) for k in range(n)]
     noise_sd = np.linspace(0.2, 0.8, n)
     pool = GaussianPool(n)
-    for _ in range(4000):
+    for _ in range(2000):
         pool.add_full(_heteroscedastic(rng, n, noise_sd, np.full(n, 0.5)), perms)
     _, bias, noise = pool._covariances()
     cen = np.eye(n) - 1.0 / n
