@@ -17,7 +17,9 @@ and the offline evaluation drive this same object. Methods:
   :mod:`calibrators.order_design`. The prior is shrunk toward uniform by its own uncertainty and
   the warm-up lasts while that is large (:mod:`calibrators.contrast_prior`); every question's
   shown answer sharpens it by what it predicts (:mod:`calibrators.shown_prior`); label-free evidence
-  of harm backs extra orders and the prior off (:mod:`calibrators.harm`).
+  of harm backs extra orders and the prior off (:mod:`calibrators.harm`); a question asked in
+  some orders but not all answers with the posterior mean of its content
+  (:mod:`calibrators.gaussian_pool`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ class PermutationPlanner(EstimationSchedule):
         shown, by as much as those answers predict the full questions' priors
         (:mod:`calibrators.shown_prior`; off, or with ``pair_prior``: the prior of the
         multi-order questions alone).
+    pooling: ``adaptive`` only — the answer of a question asked in several orders:
+        ``gaussian`` (:mod:`calibrators.gaussian_pool`), ``mean`` (the default before) or
+        ``position_free`` (:mod:`calibrators.pooling`); which orders are asked follows the mean.
     max_count: passed to :class:`PriorEstimator` (None: plain running mean).
     """
 
