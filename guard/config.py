@@ -92,6 +92,9 @@ class RouteConfig(Strict):
     budget: float = Field(2.0, ge=1.0)
     warmup: int | None = Field(None, ge=0)  # None: the planner's default
     alpha: float | None = Field(None, ge=0.0, le=1.0)  # None: the planner's default
+    # adaptive: how a question asked in some orders is answered (None: the planner's default,
+    # "gaussian"; "mean" for a near-random model, README). A key keeps what it was made with.
+    pooling: Literal["gaussian", "mean"] | None = None
     auto_detect: bool = False  # opt-in: look for an MCQ in the last user message when no guard
     # Policies run on this route: [{type, params, action}] (see the policies package).
     policies: list[dict[str, Any]] = []

@@ -76,6 +76,8 @@ def _new_planner(job: Job, method: str, n: int) -> PermutationPlanner:
         kwargs["warmup"] = job.route.warmup
     if job.route.alpha is not None:
         kwargs["alpha"] = job.route.alpha
+    if job.route.pooling is not None:
+        kwargs["pooling"] = job.route.pooling
     try:
         return PermutationPlanner(n, method, **kwargs)  # type: ignore[arg-type]
     except ValueError as exc:

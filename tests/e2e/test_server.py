@@ -12,8 +12,10 @@ import httpx
 import openai
 import pytest
 
+from calibrators.planner import PermutationPlanner
 from guard.config import RouteConfig, Settings
 from guard.server import create_app
+from guard.store.sqlite import SQLiteStore
 from guard.testing.fake_upstream import FakeUpstreamState, SimulatedResponder, create_fake_upstream
 from guard.testing.servers import free_port, serve_in_thread
 
@@ -47,6 +49,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 ),
                 # enough for a refresh on two options (1.02), not on four (1.06)
                 "lean": RouteConfig(upstream_model="sim-biased-llm", budget=1.03),
+                "near-random": RouteConfig(
+                    upstream_model="sim-biased-llm", mcq="adaptive", pooling="mean"
+                ),
             },
         )
         with serve_in_thread(create_app(settings)) as proxy:
@@ -209,6 +214,21 @@ def test_state_survives_a_restart(stack: Stack) -> None:
         )
     g = stack.guard_of(r)
     assert (g["role"], g["upstream_calls"]) == ("single", 1)
+
+
+def test_a_route_chooses_how_its_adaptive_keys_pool(stack: Stack) -> None:
+    """A route's ``pooling`` reaches the planner of the keys it makes; another route's keys
+    take the planner's default (the Gaussian pooling)."""
+    for model in ("near-random", "m"):
+        stack.client.chat.completions.create(
+            model=model, messages=user(QUESTION), extra_body={"guard": {"calibration": "adaptive"}}
+        )
+    store = SQLiteStore(stack.db)
+    keys = store.keys()
+    states = [store.load(k) or {} for k in keys]
+    store.close()
+    pooling = sorted(PermutationPlanner.from_dict(s["adaptive"]).pooling for s in states)
+    assert pooling == ["gaussian", "mean"]
 
 
 # -- errors --------------------------------------------------------------------------------
