@@ -379,7 +379,7 @@ def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
 
 def test_models_health_and_metrics(stack: Stack) -> None:
     ids = [m.id for m in stack.client.models.list().data]
-    assert ids == ["sim-biased-llm", "alias", "lean"]
+    assert ids == ["sim-biased-llm", "alias", "lean", "near-random"]
     assert httpx.get(f"{stack.url}/healthz").json()["status"] == "ok"
     stack.client.chat.completions.create(
         model="m", messages=user(QUESTION), extra_body={"guard": {"calibration": "cyclic"}}
