@@ -51,6 +51,14 @@ def _design(perms: Sequence[Perm], n: int) -> tuple[FloatArray, FloatArray]:
 _PRECISION: dict[int, float] = {}
 
 
+def _inverse(gram: FloatArray) -> FloatArray:
+    """Pseudo-inverse of the normal equations, which are singular by design (the prior is known
+    up to a constant, and a kept-in-place position not at all). Summed over many questions,
+    rounding leaves those null directions at ±1e-12 rather than 0; a cut-off relative to the
+    largest eigenvalue drops them where numpy's default (a few ulps) inverts them."""
+    return np.linalg.pinv(gram, rcond=1e-9, hermitian=True)
+
+
 class ContrastPrior:
     """Least-squares position prior from multi-order questions, with its own uncertainty."""
 
@@ -123,7 +131,7 @@ class ContrastPrior:
         est = self._shown_estimate()
         if est is not None:
             return est[0]
-        lp = np.linalg.pinv(self.gram) @ self.moment
+        lp = _inverse(self.gram) @ self.moment
         return lp - lp.mean()  # type: ignore[no-any-return]
 
     def variance(self) -> float | None:
@@ -139,7 +147,7 @@ class ContrastPrior:
         per_question = float(np.trace(self.full_m2)) / (self.full - 1)
         # One full-cyclic question's precision, to turn its spread into a noise level.
         sigma2 = per_question / self._one_question_precision(self.n)
-        return sigma2 * float(np.trace(np.linalg.pinv(self.gram)))
+        return sigma2 * float(np.trace(_inverse(self.gram)))
 
     def spread(self) -> FloatArray | None:
         """(n, n) covariance of one question's own log prior around the key's (None: fewer
@@ -156,7 +164,7 @@ class ContrastPrior:
         if var is None:
             return 0.0
         size = float(np.sum(self.log_prior() ** 2))
-        return max(0.0, 1.0 - var / size) if size > 0 else 0.0
+        return min(1.0, max(0.0, 1.0 - var / size)) if size > 0 else 0.0
 
     def prior(self) -> FloatArray:
         """The prior to divide out: the estimate shrunk toward uniform by :meth:`reliability`."""
