@@ -1,7 +1,7 @@
 """What every question's shown answer adds to the prior (``calibrators.shown_prior``).
 
     python -m bench.shown_prior [FILE.jsonl ...] [--seeds 20] [--draws 10] [--questions 300]
-        [--only NAME ...]
+        [--only NAME ...] [--against full|pair]
 
 Per recorded ARC model (and any recorded files named), per simulated model of the family and
 the flat near-random one (:data:`guard.testing.simulated.FLAT_NEAR_RANDOM`):
@@ -11,8 +11,10 @@ the flat near-random one (:data:`guard.testing.simulated.FLAT_NEAR_RANDOM`):
    per-question prior's variance it explains — the share of the full questions' noise the
    estimate sheds.
 2. The planner's defaults beside the same planner with ``shown_prior=False`` (the prior of the
-   full questions alone), judged against issue 10's goals at budget 2: recordings over
-   ``--seeds`` arrival orders, simulated models over ``--draws`` draws of 5 orders each.
+   full questions alone) or, with ``--against pair``, with ``pair_prior=True`` (the prior of
+   every question asked in two or more orders instead), judged against issue 10's goals at
+   budget 2: recordings over ``--seeds`` arrival orders, simulated models over ``--draws``
+   draws of 5 orders each.
 """
 
 from __future__ import annotations
@@ -44,12 +46,19 @@ def explained(recs: list[McqRecords]) -> tuple[float, float]:
     return beta, r2
 
 
-def compare(name: str, recs: list[McqRecords], seeds: int) -> str:
+AGAINST = {
+    "full": ("full questions only:   ", {"shown_prior": False}),
+    "pair": ("pair prior instead:    ", {"pair_prior": True}),
+}
+
+
+def compare(name: str, recs: list[McqRecords], seeds: int, against: str = "full") -> str:
     beta, r2 = explained(recs)
-    new, old = judged(recs, seeds, lambda n: PermutationPlanner(n, "adaptive", shown_prior=False))
+    label, kw = AGAINST[against]
+    new, old = judged(recs, seeds, lambda n: PermutationPlanner(n, "adaptive", **kw))
     return (
         f"{name} (beta {beta:.2f}, R² {r2:.2f})\n"
-        f"  shown prior (default): {line(new)}\n  full questions only:   {line(old)}"
+        f"  shown prior (default): {line(new)}\n  {label}{line(old)}"
     )
 
 
@@ -60,6 +69,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=10, help="draws per simulated model")
     ap.add_argument("--questions", type=int, default=300, help="per simulated draw")
     ap.add_argument("--only", nargs="*", help="models whose name contains one of these")
+    ap.add_argument("--against", choices=sorted(AGAINST), default="full", help="the other prior")
     args = ap.parse_args()
     recorded = [(p.name, p) for p in [*recorded_files(), *args.files]]
     for name, path in recorded:
@@ -67,12 +77,12 @@ def main() -> None:
             continue
         rec = load_recorded(path)
         if isinstance(rec, McqRecords):
-            print(compare(name, [rec], args.seeds), flush=True)
+            print(compare(name, [rec], args.seeds, args.against), flush=True)
     for model in [*simulation_family(), FLAT_NEAR_RANDOM]:
         if args.only and not any(part in model.name for part in args.only):
             continue
         recs = [model.redrawn(d).record(args.questions) for d in range(args.draws)]
-        print(compare(f"{model.name}, {args.draws} draws", recs, 5), flush=True)
+        print(compare(f"{model.name}, {args.draws} draws", recs, 5, args.against), flush=True)
 
 
 if __name__ == "__main__":
