@@ -121,7 +121,10 @@ class GaussianPool:
         cov = j @ sc @ j.T + pm @ sd @ pm.T
         for o, m in enumerate(place):
             cov[o * n : (o + 1) * n, o * n : (o + 1) * n] += m @ se @ m.T
-        out: FloatArray = cen @ sc @ j.T @ np.linalg.pinv(cov, hermitian=True)
+        # Each order's answer is centred, so cov is singular along each block's all-ones
+        # direction by design; rounding leaves those eigenvalues at ~1e-16, which numpy's
+        # default cut-off would invert. A cut-off relative to the largest drops them.
+        out: FloatArray = cen @ sc @ j.T @ np.linalg.pinv(cov, rcond=1e-9, hermitian=True)
         return out
 
     def pooled(self, logs: FloatArray, perms: Sequence[Perm]) -> FloatArray:
