@@ -56,8 +56,7 @@ def _inverse(gram: FloatArray) -> FloatArray:
     up to a constant, and a kept-in-place position not at all). Summed over many questions,
     rounding leaves those null directions at ±1e-12 rather than 0; a cut-off relative to the
     largest eigenvalue drops them where numpy's default (a few ulps) inverts them."""
-    out: FloatArray = np.linalg.pinv(gram, rcond=1e-9, hermitian=True)
-    return out
+    return np.asarray(np.linalg.pinv(gram, rcond=1e-9, hermitian=True), dtype=np.float64)
 
 
 class ContrastPrior:
