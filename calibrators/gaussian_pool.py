@@ -129,9 +129,10 @@ class GaussianPool:
 
     def pooled(self, logs: FloatArray, perms: Sequence[Perm]) -> FloatArray:
         """The posterior mean of the content (centred logs, original option order) given
-        ``logs`` (k, n): the answers in orders ``perms``, the key's prior divided out."""
-        z = _centre(np.asarray(logs, dtype=np.float64)).reshape(-1)
-        out: FloatArray = self.gain(perms) @ z
+        ``logs`` (k, n): the answers in orders ``perms``, the key's prior divided out. Also
+        for many questions asked in the same orders at once: ``logs`` (q, k, n) gives (q, n)."""
+        z = _centre(np.asarray(logs, dtype=np.float64))
+        out: FloatArray = z.reshape(*z.shape[:-2], -1) @ self.gain(perms).T
         return out
 
     def copy(self) -> GaussianPool:

@@ -58,10 +58,9 @@ def gaussian_far_pair(logs: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     pool = GaussianPool(n)
     for row in logs:
         pool.add_full(row, perms)
-    gain = pool.gain([perms[0], perms[n // 2]])  # the same map for every question
-    pair = logs[:, [0, n // 2]]
-    centred = pair - pair.mean(axis=-1, keepdims=True)
-    return np.asarray((centred.reshape(len(logs), -1) @ gain.T).argmax(axis=1), dtype=np.int64)
+    # every question at once: the posterior's map is computed once
+    posterior = pool.pooled(logs[:, [0, n // 2]], [perms[0], perms[n // 2]])
+    return np.asarray(posterior.argmax(axis=1), dtype=np.int64)
 
 
 def two_call_answers(logs: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.int64]]:
