@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from guard.evaluation.hindsight import two_call_ceiling
 from guard.evaluation.mcq import (
     AdaptiveVerdict,
+    close_calls_note,
     evaluate_mcq,
     verdict_from_rows,
 )
@@ -85,6 +86,7 @@ class DrawsVerdict:
             f"{p.cyclic.balance.mean:.2f}) at {p.adaptive.calls.mean:.2f} calls; "
             f"{p.vs_line:+.1f} pt vs the line, {p.vs_best:+.1f} pt vs the better of raw/PriDe; "
             + ("every goal met on the means" if not misses else "missed: " + "; ".join(misses))
+            + close_calls_note(p.close_calls())
             + f". One draw misses a goal on {self.missed_draws()}/{self.draws}; RStd above "
             f"PriDe's on {self.balance_missed_draws()}/{self.draws} (cyclic averaging, which has "
             f"no position bias: {self.cyclic_balance_missed_draws()}/{self.draws})"

@@ -163,6 +163,44 @@ class AdaptiveVerdict:
         assumed in reach)."""
         return self.ceiling is None or self.ceiling >= self.cyclic.accuracy.mean - 1.0
 
+    @property
+    def se_line(self) -> float:
+        """Standard error of :attr:`vs_line`: adaptive's mean and PriDe's share of the line
+        (cyclic averaging does not depend on arrival order), taken as independent."""
+        x0, x1 = self.pride.calls.mean, self.cyclic.calls.mean
+        w = 0.0 if x1 == x0 else (x1 - self.adaptive.calls.mean) / (x1 - x0)
+        return _se(self.adaptive.accuracy.se, w * self.pride.accuracy.se, self.cyclic.accuracy.se)
+
+    @property
+    def se_best(self) -> float:
+        return _se(self.adaptive.accuracy.se, self.best_cheap.accuracy.se)
+
+    @property
+    def se_cyclic(self) -> float:
+        return _se(self.adaptive.accuracy.se, self.cyclic.accuracy.se)
+
+    def close_calls(self) -> list[str]:
+        """The goals (met or missed) whose figure lies within one standard error of its bar:
+        another set of arrival orders could decide them the other way."""
+        a, p = self.adaptive.balance, self.pride.balance
+        checks = [
+            (True, "the line", self.vs_line + 0.5, self.se_line),
+            (self.cyclic_gain >= 1.0, "0.5 over the line", self.vs_line - 0.5, self.se_line),
+            (True, "RStd against PriDe's", p.mean - a.mean, _se(a.se, p.se)),
+            (True, "the better of raw/PriDe", self.vs_best + 0.5, self.se_best),
+            (
+                self.cyclic_gain >= 1.0 and self.cyclic_in_reach,
+                "within a point of cyclic",
+                self.vs_cyclic + 1.0,
+                self.se_cyclic,
+            ),
+        ]
+        return [
+            f"{name} ({gap:+.2f} against s.e. {se:.2f})"
+            for applies, name, gap, se in checks
+            if applies and abs(gap) < se
+        ]
+
     def misses(self) -> list[str]:
         """The goals missed (empty: every goal met). Accuracy and RStd are means over the
         seeded arrival orders; calls must stay within the budget on every order."""
@@ -189,8 +227,9 @@ class AdaptiveVerdict:
         return (
             f"adaptive at budget {self.budget:g}: {self.adaptive.accuracy.mean:.1f}% / RStd "
             f"{self.adaptive.balance.mean:.1f} at {self.adaptive.calls.mean:.2f} calls; "
-            f"{self.vs_line:+.1f} pt vs the PriDe-to-cyclic line, {self.vs_best:+.1f} pt vs "
-            f"{best} (the better of raw/PriDe), {self.vs_cyclic:+.1f} pt vs cyclic"
+            f"{self.vs_line:+.1f} pt (s.e. {self.se_line:.2f}) vs the PriDe-to-cyclic line, "
+            f"{self.vs_best:+.1f} pt (s.e. {self.se_best:.2f}) vs {best} (the better of "
+            f"raw/PriDe), {self.vs_cyclic:+.1f} pt (s.e. {self.se_cyclic:.2f}) vs cyclic"
             + (
                 ""
                 if self.ceiling is None
@@ -198,7 +237,17 @@ class AdaptiveVerdict:
             )
             + "; "
             + ("every goal met" if not misses else "missed: " + "; ".join(misses))
+            + close_calls_note(self.close_calls())
         )
+
+
+def _se(*parts: float) -> float:
+    return float(np.sqrt(sum(x * x for x in parts)))
+
+
+def close_calls_note(calls: list[str]) -> str:
+    """The summary's clause naming the goals :meth:`AdaptiveVerdict.close_calls` found."""
+    return "" if not calls else "; within one standard error of its bar: " + "; ".join(calls)
 
 
 def judge_adaptive(

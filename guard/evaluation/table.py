@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ class Stat:
         if v.size == 0:
             raise ValueError("Stat.of needs at least one value")
         return cls(float(v.mean()), float(v.std()), float(v.min()), float(v.max()), int(v.size))
+
+    @property
+    def se(self) -> float:
+        """Standard error of :attr:`mean` over the runs (0 for one run, where nothing varies):
+        how far the mean itself would move on another set of arrival orders."""
+        return self.std / math.sqrt(self.runs - 1) if self.runs > 1 else 0.0
 
     def fmt(self, digits: int = 1) -> str:
         if self.runs == 1 or self.hi == self.lo:

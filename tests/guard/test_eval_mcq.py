@@ -167,6 +167,35 @@ def test_the_goals_can_fail() -> None:
     assert any("budget" in m for m in over.misses())
 
 
+def _spread(accs: list[float], rstd: float, calls: float) -> Row:
+    return Row("m", Stat.of(accs), "RStd", Stat.of([rstd] * len(accs)), Stat.of([calls]))
+
+
+def test_the_standard_error_is_that_of_the_mean_over_arrival_orders() -> None:
+    accs = [67.0, 69.5, 68.0, 66.5, 70.0]
+    assert Stat.of(accs).se == pytest.approx(np.std(accs, ddof=1) / np.sqrt(len(accs)))
+    assert Stat.of([68.0]).se == 0.0  # one run (cyclic averaging, raw): nothing varies
+
+
+def test_the_summary_names_the_goals_another_set_of_orders_could_flip() -> None:
+    # Adaptive 0.1 pt above "within a point of cyclic" with a standard error of 0.5: met, but a
+    # coin flip; the line, PriDe and raw are far from their bars.
+    pride, cyc, raw = _row(60.0, 7.0, 1.15), _row(68.0, 5.0, 4.0), _row(55.0, 13.0, 1.0)
+    accs = [67.1 + d for d in (-1.0, 1.0, -1.0, 1.0, 0.0)]
+    v = AdaptiveVerdict(2.0, _spread(accs, 5.0, 2.0), raw, pride, cyc)
+    assert v.misses() == []
+    assert v.se_cyclic == pytest.approx(Stat.of(accs).se)
+    assert [c.split(" (")[0] for c in v.close_calls()] == ["within a point of cyclic"]
+    assert "within one standard error of its bar: within a point of cyclic" in v.summary()
+    # The same mean from one arrival order has no standard error, so nothing is a close call.
+    assert AdaptiveVerdict(2.0, _row(67.1, 5.0, 2.0), raw, pride, cyc).close_calls() == []
+    # PriDe's own spread counts, by its share of the line at adaptive's cost.
+    noisy = _spread([59.0, 61.0, 59.0, 61.0], 7.0, 1.15)
+    w = (4.0 - 2.0) / (4.0 - 1.15)
+    v2 = AdaptiveVerdict(2.0, _spread(accs, 5.0, 2.0), raw, noisy, cyc)
+    assert v2.se_line == pytest.approx(np.hypot(Stat.of(accs).se, w * noisy.accuracy.se))
+
+
 def test_replay_refuses_an_order_that_was_not_recorded(arc: McqRecords) -> None:
     planner = PermutationPlanner(4, "full")
     with pytest.raises(OrderNotRecordedError, match="not a recorded cyclic shift"):
