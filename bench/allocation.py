@@ -11,9 +11,11 @@ orders each):
 1. Hindsight gauges (:mod:`guard.evaluation.hindsight`, the prior of all questions divided out):
    accuracy of the shown order alone, of the far pair on every question, and of every order for
    the 1/(n-1) least certain questions — both at two calls a question — and of the latter once
-   the least warm-up and the refresh are paid out of the same two calls, beside cyclic
-   averaging; and the alternating share of the questions' own position biases (the part the
-   far pair leaves; 1/(n-1) when they are isotropic, as in the simulation).
+   the least warm-up and the refresh are paid out of the same two calls, and of the Gaussian
+   far pair once the least warm-up (4 questions) or the longest (24) and the refresh are paid
+   (expected over arrival orders), beside cyclic averaging; and the alternating share of the
+   questions' own position biases (the part the far pair leaves; 1/(n-1) when they are
+   isotropic, as in the simulation).
 2. The planner's defaults, and how they hold the budget: where their threshold sits over the
    second half of a run, and how often the budget guard, not the threshold, stopped a question.
 3. A variant of :mod:`bench.planner_variants` (``--variant``; default: the first answer decides)
@@ -46,6 +48,7 @@ from guard.evaluation.hindsight import (
     alternating_share,
     hindsight_logs,
     prior_paid_answers,
+    prior_paid_far_pair,
     two_call_answers,
     two_call_ceiling,
 )
@@ -92,6 +95,9 @@ def gauges(recs: Sequence[McqRecords]) -> str:
         answers["cyclic"] = logs.sum(axis=1).argmax(axis=1)
         for k, pred in answers.items():
             cells.setdefault(k, []).append(accuracy(pred, rec.gold))
+        for w in (4, 24):  # the least warm-up, the longest
+            paid = prior_paid_far_pair(logs, rec.gold, warmup=w)
+            cells.setdefault(f"far pair, Gaussian, warm-up {w} paid", []).append(paid)
         cells.setdefault("alternating share", []).append(alternating_share(logs))
     return ", ".join(
         f"{k} {np.mean(v):.2f}" if k == "alternating share" else f"{k} {np.mean(v):.1f}"

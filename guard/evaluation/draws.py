@@ -77,6 +77,13 @@ class DrawsVerdict:
         """Draws on which cyclic averaging's RStd is above PriDe's: the noise floor."""
         return sum(v.cyclic.balance.mean > v.pride.balance.mean for v in self.per_draw)
 
+    def paired_errors(self) -> dict[str, float]:
+        """Standard error of each goal's gap on the means, from its spread over the draws: the
+        methods are compared on the same questions draw by draw, so what makes one draw easier
+        than another cancels (the rows' own spreads over draws would count it)."""
+        gaps = [v.goal_gaps() for v in self.per_draw]
+        return {k: Stat.of(g[k] for g in gaps).se for k in gaps[0]}
+
     def summary(self) -> str:
         p = self.pooled
         misses = p.misses()
@@ -86,7 +93,7 @@ class DrawsVerdict:
             f"{p.cyclic.balance.mean:.2f}) at {p.adaptive.calls.mean:.2f} calls; "
             f"{p.vs_line:+.1f} pt vs the line, {p.vs_best:+.1f} pt vs the better of raw/PriDe; "
             + ("every goal met on the means" if not misses else "missed: " + "; ".join(misses))
-            + close_calls_note(p.close_calls())
+            + close_calls_note(p.close_calls(self.paired_errors()))
             + f". One draw misses a goal on {self.missed_draws()}/{self.draws}; RStd above "
             f"PriDe's on {self.balance_missed_draws()}/{self.draws} (cyclic averaging, which has "
             f"no position bias: {self.cyclic_balance_missed_draws()}/{self.draws})"

@@ -88,10 +88,42 @@ def prior_paid_answers(
     calls a question buys every order for the least certain of the others. Still with
     hindsight (the prior of all questions divided out); a gauge, not a method."""
     q, n = logs.shape[0], logs.shape[-1]
-    refresh = [warmup + i - 1 for i in range(1, q - warmup + 1) if refresh_due(i, alpha)]
-    full = list(range(min(warmup, q))) + refresh
+    full = _full_questions(q, warmup, alpha)
     left = budget * q - q - len(full) * (n - 1)
     return every_order_for_least_certain(logs, max(int(left // (n - 1)), 0), full)
+
+
+def _full_questions(q: int, warmup: int, alpha: float) -> list[int]:
+    """The planner's warm-up (the first ``warmup`` questions) and its refresh (one in
+    ``1/alpha`` after them): the questions that ask every order."""
+    refresh = [warmup + i - 1 for i in range(1, q - warmup + 1) if refresh_due(i, alpha)]
+    return list(range(min(warmup, q))) + refresh
+
+
+def prior_paid_far_pair(
+    logs: npt.NDArray[np.float64],
+    gold: npt.ArrayLike,
+    warmup: int = 4,
+    alpha: float = 0.02,
+    budget: float = 2.0,
+) -> float:
+    """Accuracy (%) of the Gaussian far pair (:func:`gaussian_far_pair`) once learning the
+    prior is paid for out of the same budget, expected over arrival orders: the warm-up and
+    the refresh ask every order, and what is left of ``budget`` calls a question buys the far
+    pair for as many of the others as it affords, at random (the planner's budget guard
+    rations by arrival, not by margin); the rest are answered in the shown order. Which
+    questions fall in the warm-up is the arrival order's chance, so each question counts by
+    the share of the questions each way answers. Still with hindsight (the prior and the
+    covariances of all the questions); a gauge, not a method."""
+    q, n = logs.shape[0], logs.shape[-1]
+    g = np.asarray(gold)
+    full = len(_full_questions(q, warmup, alpha)) / q
+    left = budget - 1.0 - full * (n - 1)  # extra calls a question, after the prior's
+    pair = min(max(left / (1.0 - full), 0.0), 1.0) if full < 1.0 else 0.0
+    every = np.mean(logs.sum(axis=1).argmax(axis=1) == g)
+    pairs = np.mean(gaussian_far_pair(logs) == g)
+    shown = np.mean(logs[:, 0].argmax(axis=1) == g)
+    return float(100.0 * (full * every + (1.0 - full) * (pair * pairs + (1.0 - pair) * shown)))
 
 
 def alternating_share(logs: npt.NDArray[np.float64]) -> float:

@@ -179,26 +179,42 @@ class AdaptiveVerdict:
     def se_cyclic(self) -> float:
         return _se(self.adaptive.accuracy.se, self.cyclic.accuracy.se)
 
-    def close_calls(self) -> list[str]:
-        """The goals (met or missed) whose figure lies within one standard error of its bar:
-        another set of arrival orders could decide them the other way."""
+    def goal_gaps(self) -> dict[str, float]:
+        """How far each accuracy and balance goal's figure lies past its bar (negative: missed),
+        whether or not the goal applies here (:meth:`close_calls` picks those that do)."""
+        return {
+            "the line": self.vs_line + 0.5,
+            "0.5 over the line": self.vs_line - 0.5,
+            "RStd against PriDe's": self.pride.balance.mean - self.adaptive.balance.mean,
+            "the better of raw/PriDe": self.vs_best + 0.5,
+            "within a point of cyclic": self.vs_cyclic + 1.0,
+        }
+
+    def gap_errors(self) -> dict[str, float]:
+        """Standard error of each of :meth:`goal_gaps`, from the rows' spreads over arrival
+        orders, the figures compared taken as independent."""
         a, p = self.adaptive.balance, self.pride.balance
-        checks = [
-            (True, "the line", self.vs_line + 0.5, self.se_line),
-            (self.cyclic_gain >= 1.0, "0.5 over the line", self.vs_line - 0.5, self.se_line),
-            (True, "RStd against PriDe's", p.mean - a.mean, _se(a.se, p.se)),
-            (True, "the better of raw/PriDe", self.vs_best + 0.5, self.se_best),
-            (
-                self.cyclic_gain >= 1.0 and self.cyclic_in_reach,
-                "within a point of cyclic",
-                self.vs_cyclic + 1.0,
-                self.se_cyclic,
-            ),
-        ]
+        return {
+            "the line": self.se_line,
+            "0.5 over the line": self.se_line,
+            "RStd against PriDe's": _se(a.se, p.se),
+            "the better of raw/PriDe": self.se_best,
+            "within a point of cyclic": self.se_cyclic,
+        }
+
+    def close_calls(self, errors: dict[str, float] | None = None) -> list[str]:
+        """The goals that apply (met or missed) whose figure lies within one standard error of
+        its bar (``errors``: :meth:`gap_errors` unless given): another set of arrival orders
+        could decide them the other way."""
+        errors = errors or self.gap_errors()
+        applies = {
+            "0.5 over the line": self.cyclic_gain >= 1.0,
+            "within a point of cyclic": self.cyclic_gain >= 1.0 and self.cyclic_in_reach,
+        }
         return [
-            f"{name} ({gap:+.2f} against s.e. {se:.2f})"
-            for applies, name, gap, se in checks
-            if applies and abs(gap) < se
+            f"{name} ({gap:+.2f} against s.e. {errors[name]:.2f})"
+            for name, gap in self.goal_gaps().items()
+            if applies.get(name, True) and abs(gap) < errors[name]
         ]
 
     def misses(self) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from guard.evaluation.draws import judge_draws, pool_rows
+from guard.evaluation.draws import DrawsVerdict, judge_draws, pool_rows
+from guard.evaluation.mcq import AdaptiveVerdict
 from guard.evaluation.table import Row, Stat
 from guard.testing.simulated import SimulatedMcqModel, simulation_family
 
@@ -67,6 +68,30 @@ def test_judge_draws_pools_the_per_draw_verdicts() -> None:
     assert "sim-test over 3 draws" in v.summary()
     with pytest.raises(ValueError, match="at least one draw"):
         judge_draws("none", [], seeds=1)
+
+
+def test_the_close_calls_over_draws_compare_the_methods_draw_by_draw() -> None:
+    # Two draws, one ten points easier than the other for every method alike: adaptive sits
+    # 0.2 pt over "the better of raw/PriDe"'s bar on both. Draw by draw that never varies, so
+    # it is no close call; the rows' spreads over draws (10 pt apart) would make it one.
+    def draw(shift: float) -> AdaptiveVerdict:
+        return AdaptiveVerdict(
+            2.0,
+            _row("adaptive", 59.7 + shift, 3.0, (2.0, 2.0)),
+            _row("raw", 50.0 + shift, 9.0, (1.0, 1.0)),
+            _row("PriDe", 60.0 + shift, 5.0, (1.15, 1.15)),
+            _row("cyclic", 61.0 + shift, 2.0, (4.0, 4.0)),
+        )
+
+    per = (draw(0.0), draw(10.0))
+    raw, pride, cyc, adaptive = pool_rows([[v.raw, v.pride, v.cyclic, v.adaptive] for v in per])
+    pooled = AdaptiveVerdict(2.0, adaptive, raw, pride, cyc)
+    assert pooled.vs_best == pytest.approx(-0.3)
+    v = DrawsVerdict("m", pooled, per)
+    assert v.paired_errors()["the better of raw/PriDe"] == pytest.approx(0.0)
+    assert not any("raw/PriDe" in c for c in pooled.close_calls(v.paired_errors()))
+    assert any("raw/PriDe" in c for c in pooled.close_calls())  # unpaired: a close call
+    assert "raw/PriDe (" not in v.summary()
 
 
 def test_the_family_has_five_option_models() -> None:

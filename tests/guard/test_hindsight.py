@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from guard.evaluation import hindsight
 from guard.evaluation.hindsight import (
     alternating_share,
     hindsight_logs,
     prior_paid_answers,
+    prior_paid_far_pair,
     two_call_answers,
     two_call_ceiling,
 )
@@ -74,6 +76,24 @@ def test_paying_for_the_prior_leaves_fewer_questions_every_order() -> None:
     least = others[np.argsort(logs[others, 0, 0])[: 100 - len(prior)]]
     assert set(full) - prior == set(least)  # what is left goes to the least certain
     assert (prior_paid_answers(logs, budget=1.0) == 1).sum() == 9  # nothing left but the prior
+
+
+def test_the_paid_far_pair_counts_each_way_by_the_share_of_questions_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    q, n = 300, 4
+    gold = np.zeros(q, dtype=np.int64)
+    logs = np.zeros((q, n, n))
+    logs[:, 0, 1] = 1.0  # the shown order alone: wrong on every question
+    logs[:, 2, 0] = 3.0  # every order pooled: right
+    # the pair, as the planner would pool it: right (its accounting, not its pooling, is tested)
+    monkeypatch.setattr(hindsight, "gaussian_far_pair", lambda lg: np.zeros(len(lg), np.int64))
+    # the warm-up (4) and the refresh (5: every 50th after it) ask every order: 9 questions,
+    # 27 extra calls; of the other 291 questions, 273 of the 300 extra calls buy the far pair
+    assert prior_paid_far_pair(logs, gold) == pytest.approx(100.0 * (9 + 273) / 300)
+    assert prior_paid_far_pair(logs, gold, warmup=24) == pytest.approx(100.0 * (29 + 213) / 300)
+    assert prior_paid_far_pair(logs, gold, budget=1.0) == pytest.approx(100.0 * 9 / 300)
+    assert prior_paid_far_pair(logs, gold, alpha=0.0, warmup=0) == pytest.approx(100.0)
 
 
 def test_the_alternating_share_is_a_third_for_isotropic_biases_and_reads_the_pattern() -> None:
