@@ -24,14 +24,14 @@ and the offline evaluation drive this same object. Methods:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
 from calibrators.call_value import CallValue
 from calibrators.contrast_prior import ContrastPrior
+from calibrators.drift import DriftCheck
 from calibrators.gaussian_pool import GaussianPool
 from calibrators.harm import HarmCheck
 from calibrators.order_design import Design, next_order
@@ -43,20 +43,17 @@ from calibrators.permutation import (
     full_permutations,
     question_prior,
 )
-from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict
+from calibrators.planner_settings import METHODS, Method, check_settings, planner_settings
+from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict, relearn
 from calibrators.pooling import Pooling
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
 from calibrators.referential import Handling
 from calibrators.schedule import WARMUP_EXTENSION, EstimationSchedule
 
-Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
-METHODS: tuple[str, ...] = get_args(Method)
-
 # adaptive: one question in this many is a probe: it may ask more orders while they look harmful,
 # and the value floor does not stop it; only probes (and warm-up and refresh questions) feed the
 # harm check, whose evidence would otherwise be selected by the floor (the least certain only).
 PROBE_EVERY = 4
-MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
 REFRESH_ALPHA = 0.02  # the share of questions asked in every order to refresh the prior
@@ -100,6 +97,8 @@ class PermutationPlanner(EstimationSchedule):
     pooling: ``adaptive`` only — the answer of a question asked in several orders:
         ``gaussian`` (:mod:`calibrators.gaussian_pool`), ``mean`` (the default before) or
         ``position_free`` (:mod:`calibrators.pooling`); which orders are asked follows the mean.
+    drift_check: ``adaptive`` only — learn afresh (:meth:`relearn`) when the shown answers say
+        the key's answers changed under it (:mod:`calibrators.drift`).
     max_count: passed to :class:`PriorEstimator` (None: plain running mean).
     """
 
@@ -123,23 +122,9 @@ class PermutationPlanner(EstimationSchedule):
         value_floor: float = 0.1,
         pooling: Pooling = "gaussian",
         shown_prior: bool = True,
+        drift_check: bool = True,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {warmup}")
-        if method == "full" and math.factorial(n) > MAX_FULL_ORDERS:
-            raise ValueError(
-                f"full-permutation averaging needs {math.factorial(n)} calls for {n} options; "
-                f"it is offered up to {MAX_FULL_ORDERS} calls (5 options) — use 'cyclic' instead"
-            )
-        if method == "adaptive" and budget < 1.0 + alpha * (n - 1):
-            raise ValueError(
-                f"budget {budget} is below the cost of the prior refresh alone "
-                f"(1 + alpha * (n - 1) = {1.0 + alpha * (n - 1):.2f}); raise it or lower alpha"
-            )
+        check_settings(n, method, warmup=warmup, alpha=alpha, budget=budget)
         self.estimator = PriorEstimator(n, max_count)
         self.n = n
         self.method: Method = method
@@ -162,6 +147,9 @@ class PermutationPlanner(EstimationSchedule):
         self.value = CallValue(value_floor)
         self.pooling: Pooling = pooling
         self.gauss = GaussianPool(n)  # pooling="gaussian": covariances from the full questions
+        self.drift_check = drift_check
+        self.drift = DriftCheck(n)
+        self.relearned = 0  # times the drift check made the key learn afresh
         # Counters, all persisted: questions started, upstream calls planned, warm-up questions
         # issued, questions after the warm-up (for the refresh schedule).
         self.started = 0
@@ -282,6 +270,10 @@ class PermutationPlanner(EstimationSchedule):
             [identity],
         )
 
+    def relearn(self) -> None:
+        """Forget what the key learned of its model and warm up again (:func:`relearn`)."""
+        relearn(self, PermutationPlanner(self.n, self.method, **planner_settings(self)))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable state (settings, counters and the prior)."""
         return planner_to_dict(self)
@@ -368,6 +360,10 @@ class PermutationPlanner(EstimationSchedule):
         if run.role == "adaptive" and not run.guard_blocked:
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)
+        if self.method == "adaptive" and self.drift_check and run.handling == "permuted":
+            shown = dict(run.observations()).get(tuple(range(self.n)))
+            if shown is not None and self.drift.add(shown):
+                self.relearn()
 
     def _record_value(self, run: QuestionRun) -> None:
         # Each extra order asked: the pooled margin it was asked at, and whether it moved the
@@ -377,15 +373,6 @@ class PermutationPlanner(EstimationSchedule):
             after = run.pooled_logs(k + 1)
             moved = int(np.argmax(before)) != int(np.argmax(after))
             self.value.record(CallValue.stage(k), top2_margin(before), moved)
-
-    def _adapt_threshold(self, extras: int) -> None:
-        # Stochastic approximation toward the extra-call rate the budget leaves after the
-        # refresh share; the credit term pays back (or spends) what the warm-up left over.
-        credit = self.budget * self.started - self.spent
-        steady = self.budget - 1.0 - self.alpha * (self.n - 1)
-        target = min(max(steady + credit / 50.0, 0.0), float(self.n - 1))
-        step = self.threshold + self.lr * (target - extras)
-        self.threshold = min(max(step, 0.0), self.max_threshold)
 
 
 __all__ = [

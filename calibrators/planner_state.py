@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from calibrators.call_value import CallValue
 from calibrators.contrast_prior import ContrastPrior
+from calibrators.drift import DriftCheck
 from calibrators.gaussian_pool import GaussianPool
 from calibrators.harm import HarmCheck
 from calibrators.permutation import PriorEstimator
@@ -28,7 +29,19 @@ NEWER_SETTINGS = (
     "value_floor",
     "pooling",
     "shown_prior",
+    "drift_check",
 )
+
+
+def relearn(p: PermutationPlanner, fresh: PermutationPlanner) -> None:
+    """Make ``p`` forget what it learned of its model (the prior, the pooling's covariances,
+    the harm and value evidence, the drift check's sums) by taking ``fresh``'s (a new planner
+    with the same settings), and warm up again; the settings, the threshold and the spending so
+    far stay, so the budget keeps counting every call."""
+    for part in ("estimator", "contrast", "gauss", "harm", "value", "drift"):
+        setattr(p, part, getattr(fresh, part))
+    p.warmed, p.after_warmup, p.sure_at = 0, 0, None
+    p.relearned += 1
 
 
 def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
@@ -59,6 +72,9 @@ def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
         "pooling": p.pooling,
         "gauss": p.gauss.to_dict(),
         "shown_prior": p.shown_prior,
+        "drift_check": p.drift_check,
+        "drift": p.drift.to_dict(),
+        "relearned": p.relearned,
     }
 
 
@@ -86,6 +102,9 @@ def planner_from_dict(cls: type[PermutationPlanner], d: dict[str, Any]) -> Permu
         p.value = CallValue.from_dict(d["value"])
     if "gauss" in d:  # stored before the Gaussian pooling: learned afresh
         p.gauss = GaussianPool.from_dict(p.n, d["gauss"])
+    if "drift" in d:  # stored before the drift check: it starts watching now
+        p.drift = DriftCheck.from_dict(p.n, d["drift"])
+    p.relearned = int(d.get("relearned", 0))
     p.started, p.spent = int(d["started"]), int(d["spent"])
     p.warmed, p.after_warmup = int(d["warmed"]), int(d["after_warmup"])
     sure_at = d.get("sure_at")  # stored before the warm-up extension: judged afresh

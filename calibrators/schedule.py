@@ -1,5 +1,5 @@
 """When a key's questions ask every cyclic order to estimate the prior: the warm-up, the
-refresh schedule, and the budget guard they answer to.
+refresh schedule, and the budget guard and threshold they answer to.
 
 :class:`EstimationSchedule` is a part of :class:`calibrators.planner.PermutationPlanner`
 (which it is mixed into), kept apart from how a question's orders are chosen and pooled.
@@ -39,6 +39,9 @@ class EstimationSchedule:
     max_warmup: int
     alpha: float
     budget: float
+    threshold: float
+    max_threshold: float
+    lr: float
     prior_confidence: float
     estimator: PriorEstimator
     started: int
@@ -128,3 +131,12 @@ class EstimationSchedule:
     def _refresh_due(self) -> bool:
         # The next question (or this postponed one) is due to ask every order (alpha schedule).
         return refresh_due(self.after_warmup + 1, self.alpha)
+
+    def _adapt_threshold(self, extras: int) -> None:
+        # Stochastic approximation toward the extra-call rate the budget leaves after the
+        # refresh share; the credit term pays back (or spends) what the warm-up left over.
+        credit = self.budget * self.started - self.spent
+        steady = self.budget - 1.0 - self.alpha * (self.n - 1)
+        target = min(max(steady + credit / 50.0, 0.0), float(self.n - 1))
+        step = self.threshold + self.lr * (target - extras)
+        self.threshold = min(max(step, 0.0), self.max_threshold)

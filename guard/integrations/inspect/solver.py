@@ -22,7 +22,8 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import LimitExceededError, collect, span
 
 from calibrators.permutation import FloatArray, Perm, apply_permutation
-from calibrators.planner import METHODS, Method, PermutationPlanner
+from calibrators.planner import PermutationPlanner
+from calibrators.planner_settings import METHODS, Method
 from calibrators.referential import ReferentialCheck, check_referential
 from guard.integrations.inspect.asking import NO_LOGPROBS, SampleAsker
 from guard.tasks.mcq import ask_orders, floats

@@ -1,0 +1,56 @@
+"""A :class:`~calibrators.planner.PermutationPlanner`'s settings: checked when it is made, and
+read back (to make a planner with the same ones)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from calibrators.planner import PermutationPlanner
+
+Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
+METHODS: tuple[str, ...] = get_args(Method)
+MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
+
+
+def check_settings(n: int, method: str, *, warmup: int, alpha: float, budget: float) -> None:
+    """Raise ValueError for settings no planner can run with."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if method == "full" and math.factorial(n) > MAX_FULL_ORDERS:
+        raise ValueError(
+            f"full-permutation averaging needs {math.factorial(n)} calls for {n} options; "
+            f"it is offered up to {MAX_FULL_ORDERS} calls (5 options) — use 'cyclic' instead"
+        )
+    if method == "adaptive" and budget < 1.0 + alpha * (n - 1):
+        raise ValueError(
+            f"budget {budget} is below the cost of the prior refresh alone "
+            f"(1 + alpha * (n - 1) = {1.0 + alpha * (n - 1):.2f}); raise it or lower alpha"
+        )
+
+
+def planner_settings(p: PermutationPlanner) -> dict[str, Any]:
+    """The keyword settings ``p`` was made with (its method and number of options aside)."""
+    return {
+        "warmup": p.warmup,
+        "alpha": p.alpha,
+        "budget": p.budget,
+        "threshold": p.threshold,
+        "max_threshold": p.max_threshold,
+        "lr": p.lr,
+        "max_count": p.estimator.max_count,
+        "max_warmup": p.max_warmup,
+        "prior_confidence": p.prior_confidence,
+        "design": p.design,
+        "harm_check": p.harm_check,
+        "pair_prior": p.pair_prior,
+        "value_floor": p.value.floor,
+        "pooling": p.pooling,
+        "shown_prior": p.shown_prior,
+        "drift_check": p.drift_check,
+    }
