@@ -110,7 +110,14 @@ def to_original(p_displayed: npt.ArrayLike, perm: Perm) -> FloatArray:
 def normalise(p: npt.ArrayLike) -> FloatArray:
     """Clip at EPS and renormalise to sum 1 (API distributions are often slightly off)."""
     a = np.maximum(np.asarray(p, dtype=np.float64), EPS)
-    return a / a.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+    with np.errstate(over="ignore"):
+        total = a.sum(axis=-1, keepdims=True)
+    if not np.isfinite(total).all() and np.isfinite(a).all():
+        # Finite weights whose sum overflows (exp of large logits): scale by the largest first,
+        # or every entry would come out 0. Inputs that sum finitely take the plain path.
+        a = np.maximum(a / a.max(axis=-1, keepdims=True), EPS)
+        total = a.sum(axis=-1, keepdims=True)
+    return a / total  # type: ignore[no-any-return]
 
 
 def counts_distribution(counts: npt.ArrayLike, pseudo: float = 0.5) -> FloatArray:

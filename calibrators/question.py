@@ -133,7 +133,11 @@ class QuestionRun:
     def observe(self, perm: Perm, probs_displayed: npt.ArrayLike) -> None:
         """Record the upstream's distribution over displayed IDs for an order it was asked."""
         perm = self._outstanding(perm)
-        p = normalise(probs_displayed)
+        raw = np.asarray(probs_displayed, dtype=np.float64)
+        if not np.isfinite(raw).all():
+            # A NaN or inf would enter the key's prior and spoil every later question of it.
+            raise ValueError(f"distribution has entries that are not finite numbers: {raw}")
+        p = normalise(raw)
         if p.shape != (self._planner.n,):
             raise ValueError(f"distribution has {p.size} entries, expected {self._planner.n}")
         self._obs[perm] = p
