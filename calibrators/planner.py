@@ -124,7 +124,17 @@ class PermutationPlanner(EstimationSchedule):
         shown_prior: bool = True,
         drift_check: bool = True,
     ) -> None:
-        check_settings(n, method, warmup=warmup, alpha=alpha, budget=budget)
+        check_settings(
+            n,
+            method,
+            warmup=warmup,
+            alpha=alpha,
+            budget=budget,
+            threshold=threshold,
+            max_threshold=max_threshold,
+            lr=lr,
+            prior_confidence=prior_confidence,
+        )
         self.estimator = PriorEstimator(n, max_count)
         self.n = n
         self.method: Method = method
@@ -325,7 +335,8 @@ class PermutationPlanner(EstimationSchedule):
     def _guard_allows(self, calls: int) -> bool:
         """Whether the budget guard lets ``calls`` more orders be asked now, as one: the
         questions in flight keep their shares, and a refresh that is due is saved for."""
-        share = self.undecided * (self.budget - 1.0)
+        # (none in flight: no share, also when the budget is unlimited, where 0 * inf is NaN)
+        share = self.undecided * (self.budget - 1.0) if self.undecided else 0.0
         return self._affordable(calls + share) and (
             not self._refresh_due() or self._affordable(calls + self.n - self.budget)
         )

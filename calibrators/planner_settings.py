@@ -14,12 +14,35 @@ METHODS: tuple[str, ...] = get_args(Method)
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
 
 
-def check_settings(n: int, method: str, *, warmup: int, alpha: float, budget: float) -> None:
+def check_settings(
+    n: int,
+    method: str,
+    *,
+    warmup: int,
+    alpha: float,
+    budget: float,
+    threshold: float = 3.0,
+    max_threshold: float = 4.0,
+    lr: float = 0.2,
+    prior_confidence: float = 0.8,
+) -> None:
     """Raise ValueError for settings no planner can run with."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    # A NaN setting would be stored as NaN and turn the online threshold NaN for good.
+    for name, value in (
+        ("budget", budget),
+        ("threshold", threshold),
+        ("max_threshold", max_threshold),
+        ("lr", lr),
+        ("prior_confidence", prior_confidence),
+    ):
+        if math.isnan(value):
+            raise ValueError(f"{name} must be a number, got {value}")
+    if not math.isfinite(lr):
+        raise ValueError(f"lr must be finite, got {lr}")
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     if method == "full" and math.factorial(n) > MAX_FULL_ORDERS:

@@ -7,6 +7,7 @@ spoils every later question of the key, and a state with NaN in it is not valid 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -79,3 +80,37 @@ def test_huge_unnormalised_answer_keeps_its_favourite() -> None:
     res = run.result()
     assert res.order_probs[0].sum() == pytest.approx(1.0)
     np.testing.assert_allclose(res.probs, [0.0, 0.5, 0.5, 0.0], atol=1e-9)
+
+
+def test_an_unlimited_budget_does_not_stop_extra_orders() -> None:
+    # A request's guard.budget of 1e400 parses to inf. Before: the guard's share for questions
+    # in flight was 0 * inf = NaN, so no extra order was ever affordable and an unlimited budget
+    # asked fewer orders than budget 2 (only the warm-up's).
+    from guard.testing.simulated import simulation_family
+
+    model = simulation_family()[2]  # sim-mid-skewed: unsure answers, extra orders wanted
+    planner = PermutationPlanner(4, "adaptive", budget=float("inf"))
+    extra = 0
+    for q in range(60):
+        run = planner.start()
+        while batch := run.pending():
+            for perm in batch:
+                run.observe(perm, model.answer(q, perm))
+        res = run.result()
+        if res.role == "adaptive":
+            extra += res.calls - 1
+    assert extra > 0
+    assert math.isfinite(planner.threshold)
+
+
+@pytest.mark.parametrize("setting", ["budget", "threshold", "max_threshold", "lr", "prior_confidence"])
+def test_nan_settings_are_refused(setting: str) -> None:
+    # Before: accepted, and the online threshold became NaN (stored as NaN: not valid JSON).
+    with pytest.raises(ValueError, match=setting):
+        PermutationPlanner(4, "adaptive", **{setting: float("nan")})
+
+
+def test_an_infinite_learning_rate_is_refused() -> None:
+    # Before: lr * (target - extras) is inf * 0 = NaN when the two meet: a NaN threshold.
+    with pytest.raises(ValueError, match="lr"):
+        PermutationPlanner(4, "adaptive", lr=float("inf"))
