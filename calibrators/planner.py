@@ -208,9 +208,13 @@ class PermutationPlanner(EstimationSchedule):
 
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
+        if handling not in get_args(Handling):
+            raise ValueError(f"unknown handling {handling!r}")
         fixed_t = tuple(sorted(set(fixed)))
         if handling == "permuted" and fixed_t:
             raise ValueError("fixed positions given but handling is 'permuted'")
+        if any(not 0 <= f < self.n for f in fixed_t):  # refused before the question counts
+            raise ValueError(f"fixed positions {list(fixed_t)} out of range for {self.n} options")
         before = (self.warmed, self.after_warmup, self.sure_at)
         run = self._plan(handling, fixed_t)
         run.counted = {

@@ -114,3 +114,20 @@ def test_an_infinite_learning_rate_is_refused() -> None:
     # Before: lr * (target - extras) is inf * 0 = NaN when the two meet: a NaN threshold.
     with pytest.raises(ValueError, match="lr"):
         PermutationPlanner(4, "adaptive", lr=float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("handling", "fixed"),
+    [("kept_in_place", (7,)), ("kept_in_place", (-1,)), ("undebiased", (9,)), ("bogus", ())],
+)
+def test_a_refused_question_leaves_the_state_as_it_was(
+    handling: str, fixed: tuple[int, ...]
+) -> None:
+    # Before: the ValueError came after the question was counted (started + 1, no calls), so
+    # every refused question was credit the budget guard later spent; an unknown handling was
+    # taken as a permuted question.
+    planner = PermutationPlanner(4, "adaptive")
+    before = json.dumps(planner.to_dict())
+    with pytest.raises(ValueError):
+        planner.start(handling, fixed)  # type: ignore[arg-type]
+    assert json.dumps(planner.to_dict()) == before
