@@ -103,7 +103,9 @@ def test_an_unlimited_budget_does_not_stop_extra_orders() -> None:
     assert math.isfinite(planner.threshold)
 
 
-@pytest.mark.parametrize("setting", ["budget", "threshold", "max_threshold", "lr", "prior_confidence"])
+@pytest.mark.parametrize(
+    "setting", ["budget", "threshold", "max_threshold", "lr", "prior_confidence"]
+)
 def test_nan_settings_are_refused(setting: str) -> None:
     # Before: accepted, and the online threshold became NaN (stored as NaN: not valid JSON).
     with pytest.raises(ValueError, match=setting):
