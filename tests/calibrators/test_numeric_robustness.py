@@ -130,6 +130,6 @@ def test_a_refused_question_leaves_the_state_as_it_was(
     # taken as a permuted question.
     planner = PermutationPlanner(4, "adaptive")
     before = json.dumps(planner.to_dict())
-    with pytest.raises(ValueError, match="handling|out of range"):
+    with pytest.raises(ValueError, match=r"handling|out of range"):
         planner.start(handling, fixed)  # type: ignore[arg-type]
     assert json.dumps(planner.to_dict()) == before
