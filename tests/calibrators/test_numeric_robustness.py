@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,8 +109,9 @@ def test_an_unlimited_budget_does_not_stop_extra_orders() -> None:
 )
 def test_nan_settings_are_refused(setting: str) -> None:
     # Before: accepted, and the online threshold became NaN (stored as NaN: not valid JSON).
+    kwargs: dict[str, Any] = {setting: float("nan")}
     with pytest.raises(ValueError, match=setting):
-        PermutationPlanner(4, "adaptive", **{setting: float("nan")})
+        PermutationPlanner(4, "adaptive", **kwargs)
 
 
 def test_an_infinite_learning_rate_is_refused() -> None:
