@@ -43,7 +43,7 @@ from calibrators.permutation import (
     full_permutations,
     question_prior,
 )
-from calibrators.planner_settings import METHODS, Method, check_settings, planner_settings
+from calibrators.planner_settings import Method, check_question, check_settings, planner_settings
 from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict, relearn
 from calibrators.pooling import Pooling
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
@@ -208,13 +208,7 @@ class PermutationPlanner(EstimationSchedule):
 
     def start(self, handling: Handling = "permuted", fixed: Sequence[int] = ()) -> QuestionRun:
         """Plan one question. ``handling``/``fixed`` come from :func:`check_referential`."""
-        if handling not in get_args(Handling):
-            raise ValueError(f"unknown handling {handling!r}")
-        fixed_t = tuple(sorted(set(fixed)))
-        if handling == "permuted" and fixed_t:
-            raise ValueError("fixed positions given but handling is 'permuted'")
-        if any(not 0 <= f < self.n for f in fixed_t):  # refused before the question counts
-            raise ValueError(f"fixed positions {list(fixed_t)} out of range for {self.n} options")
+        fixed_t = check_question(self.n, handling, fixed)  # before the question counts
         before = (self.warmed, self.after_warmup, self.sure_at)
         run = self._plan(handling, fixed_t)
         run.counted = {
@@ -391,7 +385,6 @@ class PermutationPlanner(EstimationSchedule):
 
 
 __all__ = [
-    "METHODS",
     "NEWER_SETTINGS",
     "WARMUP_EXTENSION",
     "McqResult",

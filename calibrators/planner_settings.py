@@ -1,10 +1,13 @@
-"""A :class:`~calibrators.planner.PermutationPlanner`'s settings: checked when it is made, and
-read back (to make a planner with the same ones)."""
+"""A :class:`~calibrators.planner.PermutationPlanner`'s settings, checked when it is made and
+read back (to make a planner with the same ones), and the check of what a question asks."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from calibrators.referential import Handling
 
 if TYPE_CHECKING:
     from calibrators.planner import PermutationPlanner
@@ -12,6 +15,19 @@ if TYPE_CHECKING:
 Method = Literal["none", "pride", "cyclic", "full", "adaptive"]
 METHODS: tuple[str, ...] = get_args(Method)
 MAX_FULL_ORDERS = 120  # 5! — beyond that, full-permutation averaging is not a serving option
+
+
+def check_question(n: int, handling: str, fixed: Sequence[int]) -> tuple[int, ...]:
+    """The positions kept in place, sorted; ValueError for a ``handling`` or ``fixed`` that no
+    question of ``n`` options can be planned with."""
+    if handling not in get_args(Handling):
+        raise ValueError(f"unknown handling {handling!r}")
+    fixed_t = tuple(sorted(set(fixed)))
+    if handling == "permuted" and fixed_t:
+        raise ValueError("fixed positions given but handling is 'permuted'")
+    if any(not 0 <= f < n for f in fixed_t):
+        raise ValueError(f"fixed positions {list(fixed_t)} out of range for {n} options")
+    return fixed_t
 
 
 def check_settings(

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibrators.label_prior import BatchCalibrator, PriorMatcher
-from calibrators.planner import METHODS
+from calibrators.planner_settings import METHODS
 
 FloatArray = npt.NDArray[np.float64]
 

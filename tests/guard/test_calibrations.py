@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from calibrators.label_prior import BatchCalibrator, PriorMatcher
-from calibrators.planner import METHODS
+from calibrators.planner_settings import METHODS
 from guard.calibrations import (
     CALIBRATIONS,
     TASK_NAMES,
