@@ -95,6 +95,9 @@ class RouteConfig(Strict):
     # adaptive: how a question asked in some orders is answered (None: the planner's default,
     # "gaussian"; "mean" for a near-random model, README). A key keeps what it was made with.
     pooling: Literal["gaussian", "mean"] | None = None
+    # adaptive: learn afresh when a key's answers change under it (None: the planner's default,
+    # on; calibrators/drift.py). A key keeps what it was made with.
+    drift_check: bool | None = None
     auto_detect: bool = False  # opt-in: look for an MCQ in the last user message when no guard
     # Policies run on this route: [{type, params, action}] (see the policies package).
     policies: list[dict[str, Any]] = []

@@ -78,6 +78,8 @@ def _new_planner(job: Job, method: str, n: int) -> PermutationPlanner:
         kwargs["alpha"] = job.route.alpha
     if job.route.pooling is not None:
         kwargs["pooling"] = job.route.pooling
+    if job.route.drift_check is not None:
+        kwargs["drift_check"] = job.route.drift_check
     try:
         return PermutationPlanner(n, method, **kwargs)  # type: ignore[arg-type]
     except ValueError as exc:
