@@ -10,8 +10,9 @@ content), and it moves when either does.
 Every :data:`WINDOW` questions (a look), :class:`DriftCheck` compares the mean shown answer (the
 centred log probabilities, floored at :data:`FLOOR` so that a window's mean stays near normal)
 of the last 1, 2, 4, ... :data:`SCALES` windows with that of every question before them since the
-key (re)started, by Hotelling's T² with the earlier questions' covariance: a large change shows
-in one window, a small one once enough windows after it are pooled. The k-th look is held to a
+key (re)started, by Hotelling's T² with the covariance of all of them (a change inflates it a
+little, which only makes the check slower to trip): a large change shows in one window, a small
+one once enough windows after it are pooled. The k-th look is held to a
 false-alarm chance of ``alpha * 6 / (pi² k²)``, split evenly among its comparisons; these sum to
 ``alpha``, so however long the key lives, the chance that the check ever trips on answers that
 did not change is at most ``alpha`` (union bound). When it trips, the planner learns afresh
@@ -57,49 +58,25 @@ def chi2_sf(x: float, k: int) -> float:
     )
 
 
-class _Sums:
-    """Count, sum and sum of outer products of some questions' centred log shown answers."""
-
-    def __init__(self, k: int) -> None:
-        self.count = 0
-        self.sum = np.zeros(k)
-        self.outer = np.zeros((k, k))
-
-    def add(self, other: _Sums) -> None:
-        self.count += other.count
-        self.sum = self.sum + other.sum
-        self.outer = self.outer + other.outer
-
-    def to_list(self) -> list[Any]:
-        return [self.count, self.sum.tolist(), self.outer.tolist()]
-
-    @classmethod
-    def from_list(cls, k: int, d: list[Any]) -> _Sums:
-        s = cls(k)
-        s.count = int(d[0])
-        s.sum = np.asarray(d[1], dtype=np.float64).reshape(k)
-        s.outer = np.asarray(d[2], dtype=np.float64).reshape(k, k)
-        return s
-
-
-def _p_value(before: _Sums, recent: _Sums) -> float:
-    """Hotelling's two-sample test of ``recent``'s mean against ``before``'s, with ``before``'s
-    covariance (what the answers spread by while nothing changed)."""
-    mean = before.sum / before.count
-    cov = (before.outer - before.count * np.outer(mean, mean)) / (before.count - 1)
-    d = recent.sum / recent.count - mean
-    w, v = np.linalg.eigh(cov * (1.0 / recent.count + 1.0 / before.count))
+def _p_value(
+    before: tuple[int, FloatArray], recent: tuple[int, FloatArray], cov: FloatArray
+) -> float:
+    """Hotelling's two-sample test of ``recent``'s mean against ``before``'s ((count, sum)
+    each), the answers' covariance ``cov``."""
+    d = recent[1] / recent[0] - before[1] / before[0]
+    w, v = np.linalg.eigh(cov * (1.0 / recent[0] + 1.0 / before[0]))
     keep = w > max(float(w.max()), 0.0) * 1e-9
     if not keep.any():
-        # Every earlier answer the same: any move at all is a change.
+        # Every answer the same: any move at all is a change.
         return 0.0 if np.abs(d).max() > 1e-9 else 1.0
     proj = v[:, keep].T @ d
     return chi2_sf(float(np.sum(proj**2 / w[keep])), int(keep.sum()))
 
 
 class DriftCheck:
-    """Running sums of a key's shown answers: the questions since it (re)started, in the most
-    recent windows and before them."""
+    """Running sums of a key's shown answers since it (re)started: the count and sum of the
+    questions before the recent windows, of each recent window and of the window filling now,
+    and the sum of outer products of every full window (the covariance)."""
 
     def __init__(self, n: int, window: int = WINDOW, alpha: float = ALPHA) -> None:
         self.n = n
@@ -107,9 +84,11 @@ class DriftCheck:
         self.alpha = alpha
         self.looks = 0
         k = n - 1  # the centred logs sum to zero: n - 1 coordinates say everything
-        self.before = _Sums(k)  # every question older than the recent windows
-        self.recent: list[_Sums] = []  # the last 2**(SCALES-1) full windows, oldest first
-        self.current = _Sums(k)  # the window filling now
+        self.before = (0, np.zeros(k))  # every question older than the recent windows
+        self.recent: list[tuple[int, FloatArray]] = []  # the last 2**(SCALES-1) full windows
+        self.current = (0, np.zeros(k))  # the window filling now
+        self.current_outer = np.zeros((k, k))
+        self.outer = np.zeros((k, k))  # every full window's questions
 
     def add(self, shown: FloatArray) -> bool:
         """Fold in one question's answer in the order shown; True when the window it completes
@@ -118,33 +97,34 @@ class DriftCheck:
         x = (lp - lp.mean())[: self.n - 1]
         if not np.all(np.isfinite(x)):
             return False
-        self.current.count += 1
-        self.current.sum = self.current.sum + x
-        self.current.outer = self.current.outer + np.outer(x, x)
-        if self.current.count < self.window:
+        self.current = (self.current[0] + 1, self.current[1] + x)
+        self.current_outer = self.current_outer + np.outer(x, x)
+        if self.current[0] < self.window:
             return False
         self.recent.append(self.current)
-        self.current = _Sums(self.n - 1)
+        self.outer = self.outer + self.current_outer
+        self.current, self.current_outer = (0, np.zeros(self.n - 1)), np.zeros_like(self.outer)
         changed = self._look()
         if len(self.recent) > 2 ** (SCALES - 1):
-            self.before.add(self.recent.pop(0))
+            count, total = self.recent.pop(0)
+            self.before = (self.before[0] + count, self.before[1] + total)
         return changed
 
     def _look(self) -> bool:
         """Whether the last 1, 2, 4, ... windows differ from every question before them."""
         self.looks += 1
         level = self.alpha * 6.0 / (math.pi**2 * self.looks**2) / SCALES
-        for s in range(SCALES):
-            m = 2**s
-            if m >= len(self.recent) + (self.before.count > 0):
-                break
-            before, recent = _Sums(self.n - 1), _Sums(self.n - 1)
-            before.add(self.before)
-            for w in self.recent[:-m]:
-                before.add(w)
-            for w in self.recent[-m:]:
-                recent.add(w)
-            if before.count >= MIN_BEFORE * self.window and _p_value(before, recent) < level:
+        count = self.before[0] + sum(c for c, _ in self.recent)
+        total = self.before[1] + sum((t for _, t in self.recent), np.zeros(self.n - 1))
+        mean = total / count
+        cov = (self.outer - count * np.outer(mean, mean)) / (count - 1)
+        recent = (0, np.zeros(self.n - 1))
+        for m in range(1, len(self.recent) + 1):
+            recent = (recent[0] + self.recent[-m][0], recent[1] + self.recent[-m][1])
+            if m & (m - 1) or m > 2 ** (SCALES - 1):
+                continue  # only the last 1, 2, 4, ... windows
+            before = (count - recent[0], total - recent[1])
+            if before[0] >= MIN_BEFORE * self.window and _p_value(before, recent, cov) < level:
                 return True
         return False
 
@@ -153,16 +133,24 @@ class DriftCheck:
             "window": self.window,
             "alpha": self.alpha,
             "looks": self.looks,
-            "before": self.before.to_list(),
-            "recent": [w.to_list() for w in self.recent],
-            "current": self.current.to_list(),
+            "before": [self.before[0], self.before[1].tolist()],
+            "recent": [[c, t.tolist()] for c, t in self.recent],
+            "current": [self.current[0], self.current[1].tolist()],
+            "current_outer": self.current_outer.tolist(),
+            "outer": self.outer.tolist(),
         }
 
     @classmethod
     def from_dict(cls, n: int, d: dict[str, Any]) -> DriftCheck:
         c = cls(n, int(d["window"]), float(d["alpha"]))
         c.looks = int(d["looks"])
-        c.before = _Sums.from_list(n - 1, d["before"])
-        c.recent = [_Sums.from_list(n - 1, w) for w in d["recent"]]
-        c.current = _Sums.from_list(n - 1, d["current"])
+
+        def sums(x: list[Any]) -> tuple[int, FloatArray]:
+            return int(x[0]), np.asarray(x[1], dtype=np.float64).reshape(n - 1)
+
+        c.before = sums(d["before"])
+        c.recent = [sums(w) for w in d["recent"]]
+        c.current = sums(d["current"])
+        c.current_outer = np.asarray(d["current_outer"], dtype=np.float64).reshape(n - 1, n - 1)
+        c.outer = np.asarray(d["outer"], dtype=np.float64).reshape(n - 1, n - 1)
         return c

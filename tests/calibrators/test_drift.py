@@ -121,4 +121,4 @@ def test_a_state_stored_before_the_check_starts_watching_now() -> None:
     assert old.drift_check
     assert old.relearned == 0
     assert old.drift.looks == 0
-    assert old.drift.current.count == 0
+    assert old.drift.current[0] == 0
