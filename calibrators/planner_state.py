@@ -15,6 +15,7 @@ from calibrators.drift import DriftCheck
 from calibrators.gaussian_pool import GaussianPool
 from calibrators.harm import HarmCheck
 from calibrators.permutation import PriorEstimator
+from calibrators.planner_settings import planner_settings
 
 if TYPE_CHECKING:
     from calibrators.planner import PermutationPlanner
@@ -45,34 +46,22 @@ def relearn(p: PermutationPlanner, fresh: PermutationPlanner) -> None:
 
 
 def planner_to_dict(p: PermutationPlanner) -> dict[str, Any]:
+    settings = planner_settings(p)
+    del settings["max_count"]  # kept by the estimator's own state
     return {
         "n": p.n,
         "method": p.method,
-        "warmup": p.warmup,
-        "alpha": p.alpha,
-        "budget": p.budget,
-        "threshold": p.threshold,
-        "max_threshold": p.max_threshold,
-        "lr": p.lr,
+        **settings,
         "started": p.started,
         "spent": p.spent,
         "warmed": p.warmed,
         "after_warmup": p.after_warmup,
         "sure_at": p.sure_at,
         "estimator": p.estimator.to_dict(),
-        "max_warmup": p.max_warmup,
-        "prior_confidence": p.prior_confidence,
-        "design": p.design,
         "contrast": p.contrast.to_dict(),
-        "harm_check": p.harm_check,
-        "pair_prior": p.pair_prior,
         "harm": p.harm.to_dict(),
-        "value_floor": p.value.floor,
         "value": p.value.to_dict(),
-        "pooling": p.pooling,
         "gauss": p.gauss.to_dict(),
-        "shown_prior": p.shown_prior,
-        "drift_check": p.drift_check,
         "drift": p.drift.to_dict(),
         "relearned": p.relearned,
     }
