@@ -214,6 +214,9 @@ class PermutationPlanner(EstimationSchedule):
         run.counted = {
             "warmed": self.warmed - before[0],
             "after_warmup": self.after_warmup - before[1],
+            # Which learning it was planned in: adopted or reserved on a state that learned
+            # afresh since (or not yet), its warm-up and refresh counts belong to another.
+            "relearned": self.relearned,
         }
         if before[2] is None and self.sure_at is not None:
             run.counted["sure_at"] = self.sure_at
@@ -249,6 +252,8 @@ class PermutationPlanner(EstimationSchedule):
     def _count(self, run: QuestionRun) -> None:
         self.started += 1
         self.spent += run.calls
+        if run.counted.get("relearned", self.relearned) != self.relearned:
+            return  # planned on the schedule of another learning: the budget alone counts it
         self.warmed += run.counted.get("warmed", 0)
         self.after_warmup += run.counted.get("after_warmup", 0)
         if self.sure_at is None and "sure_at" in run.counted:

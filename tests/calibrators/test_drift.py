@@ -122,3 +122,32 @@ def test_a_state_stored_before_the_check_starts_watching_now() -> None:
     assert old.relearned == 0
     assert old.drift.looks == 0
     assert old.drift.current[0] == 0
+
+
+def test_a_question_planned_before_a_relearn_does_not_cut_the_new_warm_up_short() -> None:
+    # Several workers share a key: a question planned on a snapshot before another question's
+    # adoption made the key learn afresh is adopted (or reserved) after it. Its planning
+    # counted against the old warm-up and refresh schedule; counted against the new one, it
+    # set after_warmup > 0 and the new warm-up ended at ``warmup`` questions, never extended
+    # while the prior is unsure (max_warmup).
+    model = _model("sim-near-random")
+    store = PermutationPlanner(4, "adaptive")
+    _run(store, model, 200)
+    snapshot = PermutationPlanner.from_dict(store.to_dict())
+    in_flight = snapshot.start()
+    rec = model.record(1)
+    while batch := in_flight.pending():
+        for perm in batch:
+            k = next(k for k in range(4) if perm == tuple((i + k) % 4 for i in range(4)))
+            in_flight.observe(perm, rec.probs_cyclic[0][k])
+    assert in_flight.counted["after_warmup"] == 1
+    quiet = PermutationPlanner.from_dict(store.to_dict())
+    quiet.relearn()
+    busy = PermutationPlanner.from_dict(quiet.to_dict())
+    busy.adopt(in_flight)
+    assert (busy.warmed, busy.after_warmup, busy.sure_at) == (0, 0, None)
+    assert busy.started == quiet.started + 1  # its calls still count against the budget
+    assert busy.spent == quiet.spent + in_flight.calls
+    _run(quiet, model, 40)
+    _run(busy, model, 40)
+    assert busy.warmed == quiet.warmed > quiet.warmup
