@@ -43,7 +43,7 @@ from calibrators.permutation import (
     full_permutations,
     question_prior,
 )
-from calibrators.planner_settings import Method, check_question, check_settings, planner_settings
+from calibrators.planner_settings import Method, check_question, check_settings
 from calibrators.planner_state import NEWER_SETTINGS, planner_from_dict, planner_to_dict, relearn
 from calibrators.pooling import Pooling
 from calibrators.question import McqResult, QuestionRun, Role, top2_margin
@@ -285,7 +285,7 @@ class PermutationPlanner(EstimationSchedule):
 
     def relearn(self) -> None:
         """Forget what the key learned of its model and warm up again (:func:`relearn`)."""
-        relearn(self, PermutationPlanner(self.n, self.method, **planner_settings(self)))
+        relearn(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable state (settings, counters and the prior)."""

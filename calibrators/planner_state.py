@@ -34,13 +34,18 @@ NEWER_SETTINGS = (
 )
 
 
-def relearn(p: PermutationPlanner, fresh: PermutationPlanner) -> None:
+def relearn(p: PermutationPlanner) -> None:
     """Make ``p`` forget what it learned of its model (the prior, the pooling's covariances,
-    the harm and value evidence, the drift check's sums) by taking ``fresh``'s (a new planner
-    with the same settings), and warm up again; the settings, the threshold and the spending so
-    far stay, so the budget keeps counting every call."""
-    for part in ("estimator", "contrast", "gauss", "harm", "value", "drift"):
-        setattr(p, part, getattr(fresh, part))
+    the harm and value evidence, the drift check's sums): each takes a new planner's, and the
+    warm-up starts again; the settings, the threshold and the spending so far stay, so the
+    budget keeps counting every call. (Made here, not by a new planner, whose settings check
+    would refuse a copy holding one request's own budget below the refresh's cost.)"""
+    p.estimator = PriorEstimator(p.n, p.estimator.max_count)
+    p.contrast = ContrastPrior(p.n)
+    p.gauss = GaussianPool(p.n)
+    p.harm = HarmCheck()
+    p.value = CallValue(p.value.floor)
+    p.drift = DriftCheck(p.n)
     p.warmed, p.after_warmup, p.sure_at = 0, 0, None
     p.relearned += 1
 

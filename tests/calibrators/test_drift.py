@@ -151,3 +151,14 @@ def test_a_question_planned_before_a_relearn_does_not_cut_the_new_warm_up_short(
     _run(quiet, model, 40)
     _run(busy, model, 40)
     assert busy.warmed == quiet.warmed > quiet.warmup
+
+
+def test_a_copy_with_a_request_budget_below_the_refresh_cost_can_learn_afresh() -> None:
+    # The proxy plans a request's own guard.budget (1.0: no extra orders, taken as given) on a
+    # copy of the key's state; the drift check tripping on that copy made result() raise the
+    # settings check's ValueError (budget below the refresh's cost) after every call was made.
+    p = PermutationPlanner(4, "adaptive")
+    _run(p, _model("sim-strong-skewed"), 60)
+    p.budget = 1.0
+    p.relearn()
+    assert (p.budget, p.relearned, p.warmed) == (1.0, 1, 0)
