@@ -7,15 +7,19 @@ take thousands more to be followed. Every question is answered in the order show
 shown answer is watched at no extra call: it carries the key's position bias (and the mix's
 content), and it moves when either does.
 
-Every :data:`WINDOW` questions (a look), :class:`DriftCheck` compares the mean shown answer (the
-centred log probabilities, floored at :data:`FLOOR` so that a window's mean stays near normal)
-of the last 1, 2, 4, ... :data:`SCALES` windows with that of every question before them since the
-key (re)started, by Hotelling's T² with the covariance of all of them (a change inflates it a
-little, which only makes the check slower to trip): a large change shows in one window, a small
-one once enough windows after it are pooled. The k-th look is held to a
-false-alarm chance of ``alpha * 6 / (pi² k²)``, split evenly among its comparisons; these sum to
-``alpha``, so however long the key lives, the chance that the check ever trips on answers that
-did not change is at most ``alpha`` (union bound). When it trips, the planner learns afresh
+Every :data:`WINDOW` questions, :class:`DriftCheck` compares the mean shown answer (the centred
+log probabilities, floored at :data:`FLOOR`) of the last 1, 2, 4, ... :data:`SCALES` windows with
+that of every question before them since the key (re)started, at least :data:`MIN_BEFORE`
+windows of them, by Hotelling's T² in its large-sample (chi-square) form, with the covariance of
+all of them: a large change shows in one window, a small one once enough windows after it are
+pooled. The k-th look that can compare is held to a false-alarm chance of
+``alpha * 6 / (pi² k²)``, split evenly among its comparisons; these sum to ``alpha``, so the
+chance that the check ever trips on answers that did not change is at most ``alpha`` between
+two relearnings, however long the key lives (union bound), as far as a window's mean is near
+normal: shown answers that arrive in a non-random order (sorted by subject or difficulty) are
+a change for this check, and answers that are nearly fixed (a one-hot answer whose rare
+positions come up once in hundreds of questions) are far from normal, and trip it more often
+than ``alpha`` says. When it trips, the planner learns afresh
 (:meth:`calibrators.planner.PermutationPlanner.relearn`). The state is a few sums per window.
 """
 
@@ -111,10 +115,13 @@ class DriftCheck:
         return changed
 
     def _look(self) -> bool:
-        """Whether the last 1, 2, 4, ... windows differ from every question before them."""
+        """Whether the last 1, 2, 4, ... windows differ from every question before them. A look
+        counts (and spends its share of ``alpha``) only once a comparison can be made."""
+        count = self.before[0] + sum(c for c, _ in self.recent)
+        if count - self.recent[-1][0] < MIN_BEFORE * self.window:
+            return False
         self.looks += 1
         level = self.alpha * 6.0 / (math.pi**2 * self.looks**2) / SCALES
-        count = self.before[0] + sum(c for c, _ in self.recent)
         total = self.before[1] + sum((t for _, t in self.recent), np.zeros(self.n - 1))
         mean = total / count
         cov = (self.outer - count * np.outer(mean, mean)) / (count - 1)

@@ -169,7 +169,9 @@ class AdaptiveVerdict:
         (cyclic averaging does not depend on arrival order), taken as independent."""
         x0, x1 = self.pride.calls.mean, self.cyclic.calls.mean
         w = 0.0 if x1 == x0 else (x1 - self.adaptive.calls.mean) / (x1 - x0)
-        return _se(self.adaptive.accuracy.se, w * self.pride.accuracy.se, self.cyclic.accuracy.se)
+        return _se(
+            self.adaptive.accuracy.se, w * self.pride.accuracy.se, (1 - w) * self.cyclic.accuracy.se
+        )
 
     @property
     def se_best(self) -> float:

@@ -41,7 +41,7 @@ def test_answers_that_do_not_change_do_not_trip_it() -> None:
         check = DriftCheck(4)
         order = np.random.default_rng(seed).permutation(len(shown))
         assert not any(check.add(s) for s in shown[order]), seed
-    assert check.looks == 20
+    assert check.looks == 16  # the first four windows only build the earlier questions up
 
 
 def test_a_model_swapped_behind_the_key_trips_it_soon_after() -> None:
