@@ -78,14 +78,14 @@ def test_a_key_whose_model_changes_behind_it_learns_afresh(
     proxy: tuple[FakeUpstreamState, openai.OpenAI, Path],
 ) -> None:
     state, client, db = proxy
-    for i in range(500):
+    for i in range(400):
         _ask(client, "watched", i)
     (before,) = _planners(db)
-    assert before.relearned == 0  # 500 questions of one model: nothing changed
+    assert before.relearned == 0  # 400 questions of one model: nothing changed
     assert before.current_prior()[0] > 0.4  # it learned to divide A's excess out
 
     state.responder = _model(SECOND)
-    for i in range(500, 800):
+    for i in range(400, 650):
         _ask(client, "watched", i)
     (after,) = _planners(db)
     assert after.relearned == 1
