@@ -80,7 +80,7 @@ def _p_value(
 class DriftCheck:
     """Running sums of a key's shown answers since it (re)started: the count and sum of the
     questions before the recent windows, of each recent window and of the window filling now,
-    and the sum of outer products of every full window (the covariance)."""
+    and the sum of every question's outer products (the covariance)."""
 
     def __init__(self, n: int, window: int = WINDOW, alpha: float = ALPHA) -> None:
         self.n = n
@@ -91,8 +91,7 @@ class DriftCheck:
         self.before = (0, np.zeros(k))  # every question older than the recent windows
         self.recent: list[tuple[int, FloatArray]] = []  # the last 2**(SCALES-1) full windows
         self.current = (0, np.zeros(k))  # the window filling now
-        self.current_outer = np.zeros((k, k))
-        self.outer = np.zeros((k, k))  # every full window's questions
+        self.outer = np.zeros((k, k))  # every question's (at a look: every full window's)
 
     def add(self, shown: FloatArray) -> bool:
         """Fold in one question's answer in the order shown; True when the window it completes
@@ -102,12 +101,11 @@ class DriftCheck:
         if not np.all(np.isfinite(x)):
             return False
         self.current = (self.current[0] + 1, self.current[1] + x)
-        self.current_outer = self.current_outer + np.outer(x, x)
+        self.outer = self.outer + np.outer(x, x)
         if self.current[0] < self.window:
             return False
         self.recent.append(self.current)
-        self.outer = self.outer + self.current_outer
-        self.current, self.current_outer = (0, np.zeros(self.n - 1)), np.zeros_like(self.outer)
+        self.current = (0, np.zeros(self.n - 1))
         changed = self._look()
         if len(self.recent) > 2 ** (SCALES - 1):
             count, total = self.recent.pop(0)
@@ -143,7 +141,6 @@ class DriftCheck:
             "before": [self.before[0], self.before[1].tolist()],
             "recent": [[c, t.tolist()] for c, t in self.recent],
             "current": [self.current[0], self.current[1].tolist()],
-            "current_outer": self.current_outer.tolist(),
             "outer": self.outer.tolist(),
         }
 
@@ -158,6 +155,5 @@ class DriftCheck:
         c.before = sums(d["before"])
         c.recent = [sums(w) for w in d["recent"]]
         c.current = sums(d["current"])
-        c.current_outer = np.asarray(d["current_outer"], dtype=np.float64).reshape(n - 1, n - 1)
         c.outer = np.asarray(d["outer"], dtype=np.float64).reshape(n - 1, n - 1)
         return c

@@ -356,13 +356,8 @@ class PermutationPlanner(EstimationSchedule):
                 self.contrast.update(obs)
             if run.handling == "permuted" and run.all_cyclic_seen():
                 self.gauss.add_full(run.cyclic_logs(), run.cyclic_orders())
-            shown = dict(obs).get(tuple(range(self.n)))
-            if (
-                self.shown_prior
-                and not self.pair_prior
-                and run.handling == "permuted"
-                and shown is not None
-            ):
+            shown = run.shown() if run.handling == "permuted" else None
+            if self.shown_prior and not self.pair_prior and shown is not None:
                 self.contrast.add_shown(shown)
             # The prior the question was debiased with; a warm-up or refresh question, the
             # key's prior with this question folded in. With the value floor on, an adaptive
@@ -375,7 +370,7 @@ class PermutationPlanner(EstimationSchedule):
             # A question the guard cut short says nothing about what the threshold would spend.
             self._adapt_threshold(run.calls - 1)
         if self.method == "adaptive" and self.drift_check and run.handling == "permuted":
-            shown = dict(run.observations()).get(tuple(range(self.n)))
+            shown = run.shown()
             if shown is not None and self.drift.add(shown):
                 self.relearn()
 

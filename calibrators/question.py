@@ -204,6 +204,10 @@ class QuestionRun:
     def observations(self) -> list[tuple[Perm, FloatArray]]:
         return [(perm, self._obs[perm]) for perm in self.answered]
 
+    def shown(self) -> FloatArray | None:
+        """The answer in the order the question was written (None: that order was not answered)."""
+        return self._obs.get(tuple(range(self.n)))
+
     def debiased_logs(self) -> FloatArray:
         """(k, n): log of each answered order, debiased and mapped to original order."""
         prior = self.prior if self.prior is not None else self._answer_prior

@@ -209,15 +209,24 @@ class AdaptiveVerdict:
         its bar (``errors``: :meth:`gap_errors` unless given): another set of arrival orders
         could decide them the other way."""
         errors = errors or self.gap_errors()
-        applies = {
-            "0.5 over the line": self.cyclic_gain >= 1.0,
-            "within a point of cyclic": self.cyclic_gain >= 1.0 and self.cyclic_in_reach,
-        }
+        applies = self._applies()
         return [
             f"{name} ({gap:+.2f} against s.e. {errors[name]:.2f})"
             for name, gap in self.goal_gaps().items()
-            if applies.get(name, True) and abs(gap) < errors[name]
+            if applies[name] and abs(gap) < errors[name]
         ]
+
+    def _applies(self) -> dict[str, bool]:
+        """Which of :meth:`goal_gaps` are goals here: the two about cyclic averaging only where
+        it gains a point over PriDe (and the last only where that is in reach)."""
+        gains = self.cyclic_gain >= 1.0
+        return {
+            "the line": True,
+            "0.5 over the line": gains,
+            "RStd against PriDe's": True,
+            "the better of raw/PriDe": True,
+            "within a point of cyclic": gains and self.cyclic_in_reach,
+        }
 
     def misses(self) -> list[str]:
         """The goals missed (empty: every goal met). Accuracy and RStd are means over the
@@ -225,19 +234,19 @@ class AdaptiveVerdict:
         out = []
         if self.adaptive.calls.hi > self.budget + 1e-9:
             out.append(f"calls {self.adaptive.calls.hi:.2f} > budget {self.budget:g}")
-        if self.vs_line < -0.5:
-            out.append(f"{self.vs_line:+.2f} pt under the line")
-        if self.cyclic_gain >= 1.0 and self.vs_line < 0.5:
-            out.append(f"cyclic gains {self.cyclic_gain:.1f} pt but only {self.vs_line:+.2f} over")
-        if self.adaptive.balance.mean > self.pride.balance.mean:
-            out.append(
+        said = {
+            "the line": f"{self.vs_line:+.2f} pt under the line",
+            "0.5 over the line": (
+                f"cyclic gains {self.cyclic_gain:.1f} pt but only {self.vs_line:+.2f} over"
+            ),
+            "RStd against PriDe's": (
                 f"RStd {self.adaptive.balance.mean:.2f} > PriDe's {self.pride.balance.mean:.2f}"
-            )
-        if self.vs_best < -0.5:
-            out.append(f"{self.vs_best:+.2f} pt under {self.best_cheap.method}")
-        if self.cyclic_gain >= 1.0 and self.cyclic_in_reach and self.vs_cyclic < -1.0:
-            out.append(f"{self.vs_cyclic:+.2f} pt under cyclic, which is in reach")
-        return out
+            ),
+            "the better of raw/PriDe": f"{self.vs_best:+.2f} pt under {self.best_cheap.method}",
+            "within a point of cyclic": f"{self.vs_cyclic:+.2f} pt under cyclic, which is in reach",
+        }
+        applies = self._applies()
+        return out + [said[k] for k, gap in self.goal_gaps().items() if applies[k] and gap < 0]
 
     def summary(self) -> str:
         best = "raw" if self.best_cheap is self.raw else "PriDe"
